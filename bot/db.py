@@ -1,0 +1,91 @@
+"""Open the SQLite database: WAL mode, versioned migrations applied at start.
+
+Migrations are the files ``bot/migrations/NNNN_name.sql``, applied in order, each in one
+transaction together with the bump of ``PRAGMA user_version``. A fresh file and an older file
+both end at the newest schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with the bot, in order."""
+    found: list[tuple[int, str, str]] = []
+    for entry in resources.files("bot").joinpath("migrations").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    return found
+
+
+async def migrate(conn: aiosqlite.Connection) -> int:
+    """Apply pending migrations; returns the schema version reached."""
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    current = int(row[0]) if row else 0
+    for version, name, sql in migrations():
+        if version <= current:
+            continue
+        log.info("applying database migration %s", name)
+        # executescript would COMMIT first; run statements inside an explicit transaction instead.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(sql):
+                await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {int(version)}")
+            await conn.commit()
+        except BaseException:
+            await conn.rollback()
+            raise
+        current = version
+    return current
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration file into statements (no semicolons inside strings in our migrations)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+@asynccontextmanager
+async def open_database(path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    """Open (creating if needed) the database at ``path``, migrated to the newest schema."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(path, isolation_level=None)  # autocommit; we BEGIN explicitly
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await migrate(conn)
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def kv_get(conn: aiosqlite.Connection, key: str) -> str | None:
+    async with conn.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def kv_set(conn: aiosqlite.Connection, key: str, value: str) -> None:
+    await conn.execute(
+        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
