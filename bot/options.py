@@ -1,0 +1,92 @@
+"""Validate the options of ``/imagine`` and ``/edit`` against the configured model, before any API call.
+
+``parse_options`` turns raw option values into ``ImageOptions`` or raises ``OptionError`` whose message
+is shown to the user (ephemeral). Pure logic, no Discord.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.images.models import ModelInfo
+from bot.jobs import ImageOptions
+
+FORMATS = ("png", "jpeg", "webp")
+BACKGROUNDS = ("auto", "opaque", "transparent")
+MAX_COUNT = 10
+
+
+class OptionError(ValueError):
+    """An option value or combination the model cannot do; the message is for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    name: str  # what Discord shows
+    value: str  # what the bot receives
+
+
+def size_choices(model: ModelInfo) -> list[Choice]:
+    return [Choice(label, value) for label, value in model.sizes_for_choices()][:25]
+
+
+def quality_choices(model: ModelInfo) -> list[Choice]:
+    return [Choice(q, q) for q in model.qualities][:25]
+
+
+def background_choices(model: ModelInfo) -> list[Choice]:
+    return [Choice(b, b) for b in BACKGROUNDS if b != "transparent" or model.supports_transparent]
+
+
+def format_choices() -> list[Choice]:
+    return [Choice(f.upper() if f != "jpeg" else "JPEG", f) for f in FORMATS]
+
+
+def parse_options(
+    model: ModelInfo,
+    *,
+    size: str | None = None,
+    quality: str | None = None,
+    background: str | None = None,
+    output_format: str | None = None,
+    count: int | None = None,
+) -> ImageOptions:
+    resolved_size: str | None = None
+    if size:
+        try:
+            resolved_size = model.resolve_size(size.strip())
+        except ValueError as exc:
+            raise OptionError(f"Size `{_clip(size)}` won't work with {model.name}: {exc}") from None
+    if quality:
+        quality = quality.strip().lower()
+        if quality not in model.qualities:
+            raise OptionError(
+                f"Quality `{_clip(quality)}` isn't available on {model.name}; choose one of "
+                + ", ".join(f"`{q}`" for q in model.qualities)
+                + "."
+            )
+    if background:
+        background = background.strip().lower()
+        if background not in BACKGROUNDS:
+            raise OptionError("Background must be `auto`, `opaque` or `transparent`.")
+        if background == "transparent" and not model.supports_transparent:
+            raise OptionError(f"{model.name} can't make transparent backgrounds.")
+    if output_format:
+        output_format = output_format.strip().lower()
+        if output_format == "jpg":
+            output_format = "jpeg"
+        if output_format not in FORMATS:
+            raise OptionError("Format must be `png`, `jpeg` or `webp`.")
+    if background == "transparent" and output_format == "jpeg":
+        raise OptionError("JPEG can't be transparent: choose `png` or `webp` for a transparent background.")
+    if background == "transparent" and output_format is None:
+        output_format = "png"
+    n = 1 if count is None else count
+    if not 1 <= n <= MAX_COUNT:
+        raise OptionError(f"Count must be between 1 and {MAX_COUNT}.")
+    return ImageOptions(resolved_size, quality, background, output_format, n)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    text = text.replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

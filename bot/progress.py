@@ -1,0 +1,192 @@
+"""Paced progress updates for one job's message: the newest frame wins.
+
+A ``ProgressPublisher`` holds the latest state of a job (status line and, per image slot, the newest
+partial frame as raw bytes). One background task turns that state into message edits:
+
+* frames are rendered (decoded and shrunk into a small JPEG) only when an edit is about to go out, so a
+  frame superseded before then costs nothing: a burst of frames never queues behind itself;
+* edits are at least ``min_interval`` apart, so the bot stays inside Discord's limits and never waits
+  behind a 429;
+* a status-only change (queued → generating) waits ``status_grace`` first: if the first frame arrives in
+  that window the two go out as one edit;
+* ``close()`` drops whatever has not been sent: the final result never waits behind preview work.
+
+No Discord imports: ``send`` is any coroutine that applies a ``ProgressView`` to a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPreview:
+    slot: int
+    frame: int  # 1-based frame number shown to users
+    total: int  # partial frames expected for this slot
+    jpeg: bytes | None  # the rendered preview; None when the slot has no frame yet
+    done: bool = False
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressView:
+    status: str  # "queued" | "generating"
+    queue_position: int | None
+    started_at: float  # wall-clock epoch seconds when the job was submitted
+    slots: tuple[SlotPreview, ...]
+    new_frame: bool  # does this edit carry a frame not shown before?
+
+
+@dataclass(slots=True)
+class _Slot:
+    raw: bytes | None = None
+    frame: int = 0
+    rendered_frame: int = 0
+    jpeg: bytes | None = None
+    done: bool = False
+    failed: bool = False
+
+
+Renderer = Callable[[bytes], Awaitable[bytes]]
+Sender = Callable[[ProgressView], Awaitable[None]]
+
+
+@dataclass
+class ProgressPublisher:
+    send: Sender
+    render: Renderer
+    slots: int = 1
+    frames_per_slot: int = 2
+    min_interval: float = 1.0
+    status_grace: float = 0.7
+    clock: Callable[[], float] = time.monotonic
+    started_at: float = field(default_factory=time.time)
+
+    _state: list[_Slot] = field(init=False)
+    _status: str = field(init=False, default="generating")
+    _position: int | None = field(init=False, default=None)
+    _dirty: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _frame_dirty: bool = field(init=False, default=False)
+    _created: float = field(init=False)
+    _last_sent: float | None = field(init=False, default=None)
+    _closed: bool = field(init=False, default=False)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
+    sent_edits: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._state = [_Slot() for _ in range(self.slots)]
+        self._created = self.clock()
+
+    # --- inputs (cheap, synchronous: callable from any coroutine) ----------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="progress-publisher")
+
+    def set_queued(self, position: int) -> None:
+        if self._status != "queued" or self._position != position:
+            self._status, self._position = "queued", position
+            self._dirty.set()
+
+    def set_generating(self) -> None:
+        if self._status != "generating":
+            self._status, self._position = "generating", None
+            self._dirty.set()
+
+    def frame(self, slot: int, index: int, data: bytes) -> None:
+        """A partial frame arrived (``index`` is the API's 0-based partial index)."""
+        s = self._state[slot]
+        if s.done or index + 1 <= s.frame:
+            return  # late or duplicate: never go backwards
+        s.raw, s.frame = data, index + 1
+        self._frame_dirty = True
+        self._dirty.set()
+
+    def slot_finished(self, slot: int, *, failed: bool = False) -> None:
+        s = self._state[slot]
+        s.done, s.failed, s.raw = True, failed, None
+        if self.slots > 1:
+            self._dirty.set()
+
+    async def close(self) -> None:
+        """Stop publishing; an edit already on the wire is awaited, anything pending is dropped."""
+        self._closed = True
+        self._dirty.set()
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception:  # already logged in _run
+                pass
+
+    # --- the publishing loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._dirty.wait()
+                if self._closed:
+                    return
+                delay = self._delay()
+                if delay > 0:
+                    await self._sleep_unless_closed(delay)
+                    if self._closed:
+                        return
+                    if self._delay() > 0:
+                        continue  # woken early by new state: wait out the rest of the interval
+                self._dirty.clear()
+                view = await self._snapshot()
+                if self._closed:
+                    return
+                if self._stale():
+                    continue  # a newer frame arrived while rendering: render that one instead
+                await self.send(view)
+                self.sent_edits += 1
+                self._last_sent = self.clock()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("progress update failed; further previews for this job are skipped")
+
+    def _delay(self) -> float:
+        now = self.clock()
+        if self._last_sent is not None:
+            return self._last_sent + self.min_interval - now
+        if self._frame_dirty:
+            return 0.0
+        return self._created + self.status_grace - now
+
+    async def _sleep_unless_closed(self, delay: float) -> None:
+        self._dirty.clear()
+        try:
+            await asyncio.wait_for(self._dirty.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+        self._dirty.set()
+
+    async def _snapshot(self) -> ProgressView:
+        new_frame = self._frame_dirty
+        self._frame_dirty = False
+        pending = [(i, s, s.raw, s.frame) for i, s in enumerate(self._state) if s.raw and s.frame != s.rendered_frame]
+        if pending:
+            rendered = await asyncio.gather(*(self.render(raw) for _, _, raw, _ in pending), return_exceptions=True)
+            for (_, s, _, frame), jpeg in zip(pending, rendered, strict=True):
+                if isinstance(jpeg, BaseException):
+                    log.warning("could not render a preview frame: %s", jpeg)
+                    continue
+                if not s.done:
+                    s.jpeg, s.rendered_frame = jpeg, frame
+        slots = tuple(
+            SlotPreview(i, s.rendered_frame, self.frames_per_slot, s.jpeg, s.done, s.failed)
+            for i, s in enumerate(self._state)
+        )
+        return ProgressView(self._status, self._position, self.started_at, slots, new_frame)
+
+    def _stale(self) -> bool:
+        return any(s.raw is not None and not s.done and s.frame > s.rendered_frame for s in self._state)
