@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import aiosqlite
 import discord
 import yarl
-from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
@@ -97,6 +96,3 @@ class ImageBot(commands.Bot):
         await self.services.jobs.shutdown()
         await super().close()
 
-
-def app_command_tree(bot: commands.Bot) -> app_commands.CommandTree[commands.Bot]:
-    return bot.tree

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bot.images.client import ImagesClient
-from bot.images.errors import ContentBlocked, ImagesAPIError
+from bot.images.errors import ContentBlocked, ImagesAPIError, StreamError
 from bot.images.models import ModelInfo
 from bot.images.types import (
     CompletedImage,
@@ -26,7 +26,6 @@ from bot.images.types import (
     ImageEvent,
     InputImage,
     PartialImage,
-    Usage,
 )
 from bot.quota import QuotaStore, Reservation
 
@@ -249,17 +248,11 @@ class JobService:
                 self._tasks.discard(task)
 
     async def _run_slot(self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome) -> None:
-        started = False
-
-        def waiting(position: int) -> None:
-            observer.queued(position)
-
-        await self.scheduler.acquire(spec.user_id, waiting)
+        await self.scheduler.acquire(spec.user_id, observer.queued)
         try:
-            if not started:
-                observer.generating()
-                if slot == 0:
-                    await self.quota.mark_running(outcome.job_id)
+            observer.generating()
+            if slot == 0:
+                await self.quota.mark_running(outcome.job_id)
             async for event in self._events(spec):
                 if isinstance(event, PartialImage):
                     observer.partial(slot, event)
@@ -267,7 +260,7 @@ class JobService:
                     outcome.images[slot] = event
                     break
             else:
-                raise ImagesAPIError(None, message="the image service returned no image")
+                raise StreamError("the image service returned no image")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one image's failure never breaks the others
@@ -343,11 +336,3 @@ def _short(err: BaseException | None) -> str | None:
     text = str(err) or type(err).__name__
     return text[:500]
 
-
-def total_usage(images: list[CompletedImage]) -> Usage:
-    u = [im.usage for im in images if im.usage is not None]
-    return Usage(
-        input_tokens=sum(x.input_tokens for x in u),
-        output_tokens=sum(x.output_tokens for x in u),
-        total_tokens=sum(x.total_tokens for x in u),
-    )
