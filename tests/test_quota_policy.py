@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.quota.periods import day_period, get_zone, month_period, validate_timezone
-from bot.quota.policy import Limits, check_budget, check_images, resolve_limits
+from bot.quota.policy import Limits, Overrides, check_budget, check_images, resolve_limits
 
 LA = get_zone("America/Los_Angeles")
 TOKYO = get_zone("Asia/Tokyo")
@@ -20,7 +21,12 @@ def utc(*args: int) -> datetime:
 # --------------------------------------------------------------------------- resolution order
 
 
-def resolve(user=None, roles=None, server=None, bot=(10, 100)) -> Limits:  # type: ignore[no-untyped-def]
+def resolve(
+    user: Overrides | None = None,
+    roles: Mapping[int, Overrides] | None = None,
+    server: Overrides | None = None,
+    bot: tuple[int | None, int | None] = (10, 100),
+) -> Limits:
     return resolve_limits(user=user or {}, roles=roles or {}, server=server or {}, bot_daily=bot[0], bot_monthly=bot[1])
 
 
