@@ -1,0 +1,622 @@
+"""A fake OpenAI Images API on aiohttp: for the tests, and as a demo backend without an OpenAI key.
+
+It speaks the real wire format (JSON / multipart requests, ``ImagesResponse`` JSON, SSE streams),
+validates requests against the OpenAPI schema subset in ``openai_schema.json`` plus the documented rules,
+records everything, and can be told to misbehave on the next request (``fail_next`` and friends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from bot.images.models import get_model, input_image_tokens
+
+from . import draw
+
+__all__ = ["FakeImagesAPI", "Fault", "RecordedFile", "RecordedRequest", "SentEvent"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).with_name("openai_schema.json")
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+INT_FIELDS = frozenset({"n", "partial_images", "output_compression"})
+BOOL_FIELDS = frozenset({"stream"})
+# Accepted although not in the (older) spec subset.
+EXTRA_FIELDS = frozenset({"safety_identifier"})
+MAX_BODY = 16 * 50 * 1024 * 1024 + 10 * 1024 * 1024
+
+VERIFY_STREAM_MESSAGE = (
+    "Your organization must be verified to stream this model. Please go to: "
+    "https://platform.openai.com/settings/organization/general and click on Verify Organization."
+)
+MODERATION_MESSAGE = (
+    "Your request was rejected by the safety system. If you believe this is an error, contact us at "
+    "help.openai.com and include the request ID."
+)
+
+
+@dataclass(slots=True)
+class RecordedFile:
+    field: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: dict[str, Any] | None = None
+    form: dict[str, str] = field(default_factory=dict)
+    files: list[RecordedFile] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SentEvent:
+    request: int  # 1-based request number
+    prompt: str
+    type: str  # e.g. image_generation.partial_image, "response" for non-streaming, "error"
+    partial_index: int | None
+    time: float  # time.monotonic() when written
+
+
+@dataclass(slots=True)
+class Fault:
+    """What to do to the next request(s).
+
+    kind: ``error`` (answer ``status`` + ``body``), ``mid_stream_error`` (send ``event: error`` after
+    ``after_partials`` partial frames), ``drop`` (close the socket abruptly there), ``hang`` (stall there).
+    """
+
+    kind: str
+    status: int = 500
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    after_partials: int = 0
+    times: int = 1
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, param: str | None = None, code: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.param, self.code, self.status = message, param, code, status
+
+
+def _load_validators() -> dict[str, Any] | None:
+    try:
+        import jsonschema  # optional: the demo install may not have it
+    except ImportError:
+        return None
+    doc = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    validators = {}
+    for name in ("CreateImageRequest", "CreateImageEditRequest"):
+        schema = {**doc, "$ref": f"#/components/schemas/{name}"}
+        validators[name] = jsonschema.Draft202012Validator(schema)
+    validators["_properties"] = {
+        name: set(doc["components"]["schemas"][name]["properties"])
+        for name in ("CreateImageRequest", "CreateImageEditRequest")
+    }
+    return validators
+
+
+def _error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+class FakeImagesAPI:
+    """``await fake.start()`` -> ``http://127.0.0.1:PORT/v1``; ``await fake.stop()``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        realistic: bool = False,
+        done_marker: bool = False,
+        validate: bool = True,
+    ) -> None:
+        self.api_key = api_key
+        self.realistic = realistic
+        self.done_marker = done_marker
+        self.delay_first_event = 0.0
+        self.delay_between_events = 0.0
+        self.refuse_streaming = False
+        self.hang_seconds = 3600.0
+        self.requests: list[RecordedRequest] = []
+        self.results: list[bytes] = []
+        self.events: list[SentEvent] = []
+        self.validation_errors: list[str] = []
+        self._faults: deque[Fault] = deque()
+        self._counter = 0
+        self._validators = _load_validators() if validate else None
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+        self._stopping = asyncio.Event()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("FakeImagesAPI is not started")
+        return self._base_url
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post("/v1/images/generations", self._handle)
+        app.router.add_post("/v1/images/edits", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, shutdown_timeout=1.0)
+        await site.start()
+        sockets = self._runner.addresses
+        real_port = sockets[0][1] if sockets else port
+        self._base_url = f"http://{host}:{real_port}/v1"
+        return self._base_url
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeImagesAPI:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- controls ----------------------------------------------------------------------------
+    def fail_next(
+        self,
+        status: int,
+        *,
+        type: str,
+        code: str | None = None,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests with an OpenAI-style error."""
+        body = _error_body(message, type, code, param)
+        body["error"].update(extra or {})
+        self._faults.append(Fault("error", status, body, dict(headers or {}), times=times))
+
+    def moderation_block_next(self) -> None:
+        self.fail_next(
+            400,
+            type="image_generation_user_error",
+            code="moderation_blocked",
+            message=MODERATION_MESSAGE,
+            extra={"moderation_details": {"moderation_stage": "input", "categories": ["violence"]}},
+        )
+
+    def rate_limit_next(self, retry_after: float, *, times: int = 1) -> None:
+        self.fail_next(
+            429,
+            type="requests",
+            code="rate_limit_exceeded",
+            message="Rate limit reached for images per min (IPM): Limit 5, Used 5, Requested 1.",
+            headers={"retry-after": f"{retry_after:g}", "retry-after-ms": str(int(retry_after * 1000))},
+            times=times,
+        )
+
+    def insufficient_quota_next(self) -> None:
+        self.fail_next(
+            429,
+            type="insufficient_quota",
+            code="insufficient_quota",
+            message="You exceeded your current quota, please check your plan and billing details.",
+        )
+
+    def error_mid_stream_next(self, after_partials: int = 0) -> None:
+        body = _error_body("The server had an error while processing your request.", "server_error", "server_error")
+        self._faults.append(Fault("mid_stream_error", body=body, after_partials=after_partials))
+
+    def drop_connection_next(self, after_partials: int = 0) -> None:
+        self._faults.append(Fault("drop", after_partials=after_partials))
+
+    def hang_next(self, after_partials: int = 0) -> None:
+        self._faults.append(Fault("hang", after_partials=after_partials))
+
+    def _take_fault(self) -> Fault | None:
+        if not self._faults:
+            return None
+        fault = self._faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            self._faults.popleft()
+        return fault
+
+    # ---- request handling --------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._handle_inner(request)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:
+            log.exception("fake images API crashed")
+            self.validation_errors.append(f"{request.path}: the fake crashed (see the log)")
+            body = _error_body("The server had an error while processing your request.", "server_error")
+            return self._error(500, body, {"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+    async def _handle_inner(self, request: web.Request) -> web.StreamResponse:
+        self._counter += 1
+        number = self._counter
+        request_id = f"req_{uuid.uuid4().hex}"
+        headers = {"x-request-id": request_id}
+        edit = request.path.endswith("/edits")
+        try:
+            rec = await self._record(request, edit)
+        except _BadRequest as bad:
+            return self._error(
+                bad.status, _error_body(bad.message, "invalid_request_error", bad.code, bad.param), headers
+            )
+
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            body = _error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            return self._error(401, body, headers)
+
+        try:
+            params, images, mask = self._validate(rec, edit)
+        except _BadRequest as bad:
+            problem = f"{request.path}: {bad.message} (param={bad.param})"
+            self.validation_errors.append(problem)
+            log.warning("fake images API rejected a request: %s", problem)
+            body = _error_body(bad.message, "invalid_request_error", bad.code, bad.param)
+            return self._error(bad.status, body, headers)
+
+        stream = bool(params.get("stream"))
+        fault = self._take_fault()
+        if fault is not None and fault.kind == "error":
+            return self._error(fault.status, fault.body, {**headers, **fault.headers})
+        if stream and self.refuse_streaming:
+            body = _error_body(VERIFY_STREAM_MESSAGE, "invalid_request_error", "unsupported_value", "stream")
+            return self._error(403, body, headers)
+
+        job = _Job(self, number, params, images, mask, edit, fault)
+        if stream:
+            return await job.stream(request, headers)
+        return await job.respond(request, headers)
+
+    def _error(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> web.Response:
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _record(self, request: web.Request, edit: bool) -> RecordedRequest:
+        rec = RecordedRequest(request.method, request.path, dict(request.headers))
+        self.requests.append(rec)
+        if not edit:
+            raw = await request.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise _BadRequest("We could not parse the JSON body of your request.") from None
+            if not isinstance(body, dict):
+                raise _BadRequest("The request body must be a JSON object.")
+            rec.json = body
+            return rec
+        if not request.content_type.startswith("multipart/"):
+            raise _BadRequest("Invalid Content-Type header, expected multipart/form-data.")
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):  # nested multipart: not used by OpenAI
+                continue
+            if part.filename is not None:
+                data = await part.read(decode=False)
+                ctype = part.headers.get("Content-Type")
+                rec.files.append(RecordedFile(part.name or "", part.filename, ctype, bytes(data)))
+            else:
+                rec.form[part.name or ""] = await part.text()
+        return rec
+
+    # ---- validation --------------------------------------------------------------------------
+    def _validate(self, rec: RecordedRequest, edit: bool) -> tuple[dict[str, Any], list[RecordedFile], Any]:
+        schema_name = "CreateImageEditRequest" if edit else "CreateImageRequest"
+        images: list[RecordedFile] = []
+        mask: RecordedFile | None = None
+        if edit:
+            params: dict[str, Any] = {}
+            for key, value in rec.form.items():
+                params[key] = _convert_form_value(key, value)
+            for f in rec.files:
+                if f.field in ("image", "image[]") or (f.field.startswith("image[") and f.field.endswith("]")):
+                    images.append(f)
+                elif f.field == "mask":
+                    mask = f
+                else:
+                    raise _BadRequest(f"Unknown parameter: '{f.field}'.", f.field, "unknown_parameter")
+            if images:
+                single = len(images) == 1 and images[0].field == "image"
+                params["image"] = "<binary>" if single else ["<binary>"] * len(images)
+            if mask is not None:
+                params["mask"] = "<binary>"
+        else:
+            params = dict(rec.json or {})
+
+        if self._validators is not None:
+            known = self._validators["_properties"][schema_name] | EXTRA_FIELDS
+            for key in params:
+                if key not in known:
+                    raise _BadRequest(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
+            errors = sorted(self._validators[schema_name].iter_errors(params), key=lambda e: list(e.path))
+            if errors:
+                err = errors[0]
+                param = ".".join(str(p) for p in err.path) or None
+                if param is None and err.validator == "required":
+                    param = str(err.message).split("'")[1] if "'" in err.message else None
+                raise _BadRequest(f"Invalid value: {err.message}", param, "invalid_value")
+        elif "prompt" not in params:
+            raise _BadRequest("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+
+        self._check_rules(params, images, mask, edit)
+        return params, images, mask
+
+    def _check_rules(
+        self, params: dict[str, Any], images: list[RecordedFile], mask: RecordedFile | None, edit: bool
+    ) -> None:
+        model_name = params.get("model")
+        if not model_name:
+            raise _BadRequest("Missing 'model': the default would be dall-e-2.", "model", "missing_required_parameter")
+        model = get_model(str(model_name))
+        n = params.get("n") or 1
+        if not isinstance(n, int) or not 1 <= n <= 10:
+            raise _BadRequest("n must be between 1 and 10.", "n", "integer_out_of_range")
+        partials = params.get("partial_images") or 0
+        if not isinstance(partials, int) or not 0 <= partials <= 3:
+            raise _BadRequest("partial_images must be between 0 and 3.", "partial_images", "integer_out_of_range")
+        prompt = params.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 32000:
+            raise _BadRequest("prompt must be 1 to 32000 characters.", "prompt", "invalid_value")
+        fmt = params.get("output_format") or "png"
+        if params.get("background") == "transparent":
+            if fmt not in ("png", "webp"):
+                raise _BadRequest("Transparent background requires png or webp output.", "background", "invalid_value")
+            if not model.supports_transparent and model.known:
+                raise _BadRequest(f"{model.name} does not support transparency.", "background", "invalid_value")
+        quality = params.get("quality")
+        if quality is not None and quality not in model.qualities:
+            raise _BadRequest(f"Invalid quality {quality!r} for {model_name}.", "quality", "invalid_value")
+        size = params.get("size")
+        if size is not None:
+            try:
+                model.resolve_size(str(size), allow_experimental=True)
+            except ValueError as exc:
+                raise _BadRequest(f"Invalid size: {exc}", "size", "invalid_value") from None
+        if not edit:
+            return
+        if params.get("input_fidelity") is not None and not model.input_fidelity and model.known:
+            raise _BadRequest(f"input_fidelity is not supported for {model.name}.", "input_fidelity", "invalid_value")
+        if not images:
+            raise _BadRequest("Missing required parameter: 'image'.", "image", "missing_required_parameter")
+        if len(images) > 16:
+            raise _BadRequest("At most 16 images are allowed.", "image", "invalid_value")
+        first_size: tuple[int, int] | None = None
+        for i, img in enumerate(images):
+            ctype = (img.content_type or "").split(";")[0].strip().lower()
+            if ctype not in IMAGE_TYPES:
+                raise _BadRequest(
+                    f"Invalid file 'image[{i}]': unsupported mimetype ('{ctype}'). Supported file formats are "
+                    "'image/jpeg', 'image/png', and 'image/webp'.",
+                    f"image[{i}]",
+                    "unsupported_file_mimetype",
+                )
+            try:
+                dims = draw.image_size(img.data)
+            except Exception:
+                raise _BadRequest(f"Invalid image file 'image[{i}]'.", f"image[{i}]", "invalid_image_file") from None
+            if first_size is None:
+                first_size = dims
+        if mask is not None:
+            ctype = (mask.content_type or "").split(";")[0].strip().lower()
+            if ctype != "image/png" or not mask.data.startswith(b"\x89PNG"):
+                raise _BadRequest("The mask must be a PNG file.", "mask", "invalid_image_format")
+            if draw.image_size(mask.data) != first_size:
+                raise _BadRequest("The mask must have the same dimensions as the image.", "mask", "invalid_value")
+
+
+def _convert_form_value(key: str, value: str) -> Any:
+    if key in INT_FIELDS:
+        try:
+            return int(value)
+        except ValueError:
+            return value  # the schema check reports it
+    if key in BOOL_FIELDS:
+        low = value.strip().lower()
+        if low in ("true", "1"):
+            return True
+        if low in ("false", "0"):
+            return False
+    return value
+
+
+class _Job:
+    """One accepted request: renders the images and writes the answer."""
+
+    def __init__(
+        self,
+        api: FakeImagesAPI,
+        number: int,
+        params: dict[str, Any],
+        images: list[RecordedFile],
+        mask: RecordedFile | None,
+        edit: bool,
+        fault: Fault | None,
+    ) -> None:
+        self.api = api
+        self.number = number
+        self.params = params
+        self.edit = edit
+        self.fault = fault
+        self.prompt = str(params["prompt"])
+        self.model = get_model(str(params["model"]))
+        self.n = int(params.get("n") or 1)
+        self.partials = int(params.get("partial_images") or 0)
+        self.output_format = str(params.get("output_format") or "png")
+        self.transparent = params.get("background") == "transparent"
+        self.base = images[0].data if images else None
+        self.input_images = images
+        self.quality = str(params.get("quality") or "auto")
+        if self.quality == "auto":
+            self.quality = "medium"
+        size = str(params.get("size") or "auto")
+        if size == "auto" and self.base is not None:
+            w, h = draw.image_size(self.base)
+        elif size == "auto":
+            w, h = 1024, 1024
+        else:
+            w, h = (int(x) for x in self.model.resolve_size(size, allow_experimental=True).split("x"))
+        self.width, self.height = w, h
+        self.prefix = "image_edit" if edit else "image_generation"
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    def usage(self, images: int) -> dict[str, Any]:
+        text = max(1, math.ceil(len(self.prompt) / 4))
+        image_in = 0
+        for f in self.input_images:
+            w, h = draw.image_size(f.data)
+            image_in += input_image_tokens(w, h, high_fidelity=self.params.get("input_fidelity") == "high")
+        out = images * self.model.estimate_output_tokens(self.size, self.quality)
+        return {
+            "input_tokens": text + image_in,
+            "output_tokens": out,
+            "total_tokens": text + image_in + out,
+            "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},
+        }
+
+    async def render(self, index: int, stage: float) -> tuple[bytes, str]:
+        """(image bytes, base64) of image ``index`` at ``stage`` (1 = final), off the event loop."""
+
+        def work() -> tuple[bytes, str]:
+            data = draw.render(
+                self.prompt,
+                draw.seed_for(self.prompt, self.number * 100 + index),
+                self.width,
+                self.height,
+                self.output_format,
+                transparent=self.transparent,
+                stage=stage,
+                realistic=self.api.realistic,
+                base=self.base,
+                compression=self.params.get("output_compression"),
+            )
+            return data, base64.b64encode(data).decode("ascii")
+
+        return await asyncio.to_thread(work)
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "created_at": int(time.time()),
+            "size": self.size,
+            "quality": self.quality,
+            "background": "transparent" if self.transparent else "opaque",
+            "output_format": self.output_format,
+        }
+
+    def _log(self, type_: str, partial_index: int | None) -> None:
+        self.api.events.append(SentEvent(self.number, self.prompt, type_, partial_index, time.monotonic()))
+
+    async def respond(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        fault = self.fault
+        if fault is not None and fault.kind == "hang":
+            await self._hang()
+        if fault is not None and fault.kind == "drop":
+            _abort(request)
+            return web.Response(status=500)
+        if fault is not None and fault.kind == "mid_stream_error":
+            return web.json_response(fault.body, status=500, headers=headers)
+        if self.api.delay_first_event:
+            await asyncio.sleep(self.api.delay_first_event)
+        data = []
+        for i in range(self.n):
+            raw, b64 = await self.render(i, 1.0)
+            self.api.results.append(raw)
+            data.append({"b64_json": b64})
+        common = self._common()
+        body = {
+            "created": common.pop("created_at"),
+            "data": data,
+            **common,
+            "usage": self.usage(self.n),
+        }
+        text = await asyncio.to_thread(json.dumps, body)
+        self._log("response", None)
+        return web.Response(text=text, content_type="application/json", headers=headers)
+
+    async def stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            status=200, headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        first = True
+        sent_partials = 0
+        fault = self.fault
+        for i in range(self.n):
+            for p in range(self.partials + 1):
+                final = p == self.partials
+                if fault is not None and sent_partials == fault.after_partials:
+                    if fault.kind == "mid_stream_error":
+                        await resp.write(
+                            f"event: error\ndata: {json.dumps({'type': 'error', **fault.body})}\n\n".encode()
+                        )
+                        self._log("error", None)
+                        await resp.write_eof()
+                        return resp
+                    if fault.kind == "drop":
+                        _abort(request)
+                        return resp
+                    if fault.kind == "hang":
+                        await self._hang()
+                        return resp
+                delay = self.api.delay_first_event if first else self.api.delay_between_events
+                if delay:
+                    await asyncio.sleep(delay)
+                first = False
+                raw, b64 = await self.render(i, 1.0 if final else (p + 1) / (self.partials + 1))
+                event: dict[str, Any] = {"type": f"{self.prefix}.{'completed' if final else 'partial_image'}"}
+                event["b64_json"] = b64
+                event.update(self._common())
+                if final:
+                    event["usage"] = self.usage(1)
+                    self.api.results.append(raw)
+                else:
+                    event["partial_image_index"] = p
+                    sent_partials += 1
+                line = await asyncio.to_thread(json.dumps, event)
+                await resp.write(f"event: {event['type']}\ndata: {line}\n\n".encode())
+                self._log(event["type"], None if final else p)
+        if self.api.done_marker:
+            await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def _hang(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.api._stopping.wait(), self.api.hang_seconds)
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
