@@ -393,6 +393,15 @@ def _consume_exception(task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved: no "exception was never retrieved" noise after a cancel
 
 
+_SettingsColumn = Literal["timezone", "budget_usd", "manager_role_id"]
+# One fixed statement per column (identifiers cannot be SQL parameters, so nothing is built from input).
+_UPSERT_SETTINGS: Final[dict[str, str]] = {
+    column: f"INSERT INTO guild_settings (guild_id, {column}, updated_at) VALUES (?, ?, ?) "
+    f"ON CONFLICT(guild_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at"
+    for column in ("timezone", "budget_usd", "manager_role_id")
+}
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -778,15 +787,12 @@ class QuotaStore:
     async def get_settings(self, guild_id: int) -> GuildSettings:
         return await self._settings(self._conn, guild_id)
 
-    async def _upsert_settings(self, conn: aiosqlite.Connection, guild_id: int, column: str, value: Any) -> Any:
-        """Set one guild_settings column; returns its old value. ``column`` is one of ours."""
-        assert column in ("timezone", "budget_usd", "manager_role_id")
+    async def _upsert_settings(
+        self, conn: aiosqlite.Connection, guild_id: int, column: _SettingsColumn, value: Any
+    ) -> Any:
+        """Set one guild_settings column; returns its old value."""
         old = await self._settings(conn, guild_id)
-        await conn.execute(
-            f"INSERT INTO guild_settings (guild_id, {column}, updated_at) VALUES (?, ?, ?) "
-            f"ON CONFLICT(guild_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at",
-            (guild_id, value, _ts(self.now())),
-        )
+        await conn.execute(_UPSERT_SETTINGS[column], (guild_id, value, _ts(self.now())))
         return getattr(old, column)
 
     @_runs_to_completion
