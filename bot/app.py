@@ -17,7 +17,7 @@ from bot.db import kv_get, kv_set
 from bot.images.client import ImagesClient
 from bot.images.models import ModelInfo
 from bot.jobs import JobService
-from bot.quota import QuotaStore
+from bot.quota import QuotaStore, connection_lock
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ class ImageBot(commands.Bot):
         except discord.HTTPException as exc:
             log.error("command sync failed (%s); slash commands may be out of date", exc.status)
             return
-        await kv_set(self.services.db, key, digest)
+        async with connection_lock(self.services.db):  # never join a quota transaction in flight
+            await kv_set(self.services.db, key, digest)
         log.info("synced %d commands %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
 
     async def on_ready(self) -> None:

@@ -39,8 +39,13 @@ def quota_exceeded(exc: QuotaExceeded) -> str:
         )
     period = "today" if exc.scope == "daily" else "this month"
     noun = "image" if exc.limit == 1 else "images"
+    left = max(0, int(exc.limit) - int(exc.used))
+    asked = int(exc.requested or 0)
+    detail = f"{exc.used} used"
+    if asked > 1 and left > 0:
+        detail += f"; you asked for {asked} but only {left} left"
     return (
-        f"You've reached your limit of {exc.limit} {noun} {period} ({exc.used} used). "
+        f"You've reached your limit of {exc.limit} {noun} {period} ({detail}). "
         f"It resets {relative_time(exc.resets_at)}. Use `/quota me` to see your usage."
     )
 
