@@ -130,8 +130,9 @@ async def test_login_identify_and_sync(mini: Rig) -> None:
     assert isinstance(fd.intents, int) and fd.intents & 1  # GUILDS
     paths = [r.path for r in fd.requests if r.status == 200]
     assert "/users/@me" in paths and "/oauth2/applications/@me" in paths
-    assert {c["name"] for c in fd.global_commands} == {"ping", "echo", "ask"}
-    assert {c["name"] for c in fd.guild_commands} == {"ping", "echo", "ask"}
+    names = {"ping", "echo", "ask", "Count attachments"}
+    assert {c["name"] for c in fd.global_commands} == names
+    assert {c["name"] for c in fd.guild_commands} == names
     assert fd.validation_errors == []
 
 
@@ -148,8 +149,12 @@ async def test_slash_defer_edit_with_file_and_button(mini: Rig) -> None:
     assert msg["content"] == "pong" and not msg["flags"] & 128
     att = msg["attachments"][0]
     assert att["url"].startswith(fd.base_url) and att["size"] == len(PNG) and att["width"] == 2
-    async with aiohttp.ClientSession() as s, s.get(att["url"]) as r:
-        assert await r.read() == PNG
+    assert att["content_type"] == "image/png"  # sniffed, discord.py uploads as octet-stream
+    async with aiohttp.ClientSession() as s:
+        for url in (att["url"], att["proxy_url"]):
+            async with s.get(url) as r:
+                assert r.status == 200 and await r.read() == PNG
+    assert msg["interaction_metadata"]["user"]["id"] == str(fd.users["alice"].id)
     # the persistent button on that message
     click = await fd.inject_interaction(fd.button("minimal:again", msg, user="bob"))
     await click.wait_for(lambda c: c.callbacks)
@@ -213,3 +218,21 @@ async def test_restart_reidentifies(mini: Rig) -> None:
     await mini.restart_bot()
     assert len(fd.identifies) == 2
     assert mini.returncodes and mini.returncodes[0] in (0, -15)
+
+
+async def test_message_command(mini: Rig) -> None:
+    fd = mini.discord
+    target = fd.create_user_message("bob", "two files", attachments=[
+        fd.add_attachment(PNG, "a.png"), fd.add_attachment(b"x", "b.txt", "text/plain"),
+    ])  # fmt: skip
+    h = await fd.inject_interaction(fd.message_command("Count attachments", target))
+    await h.wait_for(lambda h: h.original is not None)
+    assert h.original["content"] == "2 attachment(s)" and h.original["flags"] & 64
+
+
+def test_message_content_intent_blanking(fd: FakeDiscord) -> None:
+    plain = fd.create_user_message("alice", "secret", attachments=[fd.add_attachment(PNG, "p.png")])
+    assert fd.visible_to_bot(plain, intents=0)["content"] == ""
+    assert fd.visible_to_bot(plain, intents=1 << 15)["content"] == "secret"
+    pinged = fd.reply("alice", "hey", plain, mention_bot=True)
+    assert fd.visible_to_bot(pinged, intents=0)["content"] == "hey"

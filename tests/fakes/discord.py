@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import json
+import mimetypes
 import re
 import secrets
 import time
@@ -187,6 +188,15 @@ class GatewaySession:
     identified: bool = False
     intents: int = 0
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class _Fail(Exception):
+    """Raised by REST helpers to answer with an error."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -401,8 +411,9 @@ class FakeDiscord:
 
     # -------------------------------------------------------------------------------- attachments
     def cdn_url(self, channel_id: int, att_id: int | str, filename: str, *, proxy: bool = False) -> str:
-        host = "media" if proxy else "cdn"
-        return f"{self.base_url}/cdn/{host}/attachments/{channel_id}/{att_id}/{quote(filename)}"
+        """``/cdn/attachments/...`` (like cdn.discordapp.com); ``proxy`` gives the media-proxy twin."""
+        prefix = "/cdn/media" if proxy else "/cdn"
+        return f"{self.base_url}{prefix}/attachments/{channel_id}/{att_id}/{quote(filename)}"
 
     def _make_attachment(
         self,
@@ -415,6 +426,8 @@ class FakeDiscord:
     ) -> dict[str, Any]:
         att_id = att_id or self.snowflakes.next()
         ctype = content_type or "application/octet-stream"
+        if ctype == "application/octet-stream":  # Discord sniffs the type, as discord.py sends octet-stream
+            ctype = _guess_image_type(data) or mimetypes.guess_type(filename)[0] or ctype
         self.cdn_files[(str(att_id), filename)] = (data, ctype)
         att: dict[str, Any] = {
             "id": str(att_id),
@@ -429,8 +442,6 @@ class FakeDiscord:
         size = _image_size(data)
         if size is not None:
             att["width"], att["height"] = size
-            if not content_type:
-                att["content_type"] = _guess_image_type(data) or ctype
         return att
 
     def add_attachment(
@@ -496,7 +507,7 @@ class FakeDiscord:
             channel_id=int(current["channel_id"]),
         )  # fmt: skip
 
-    def _visible(self, msg: dict[str, Any], intents: int) -> dict[str, Any]:
+    def visible_to_bot(self, msg: dict[str, Any], intents: int) -> dict[str, Any]:
         """Apply the MESSAGE_CONTENT rule: blank content unless intent, bot-authored or bot mentioned."""
         if not self.enforce_message_content_intent or intents & MESSAGE_CONTENT_INTENT:
             return msg
@@ -513,7 +524,7 @@ class FakeDiscord:
         if int(message_payload["id"]) not in self.messages:
             self._store(message_payload)
         for s in self._live_sessions():
-            await self._dispatch(s, "MESSAGE_CREATE", self._visible(message_payload, s.intents))
+            await self._dispatch(s, "MESSAGE_CREATE", self.visible_to_bot(message_payload, s.intents))
         return message_payload
 
     # ---------------------------------------------------------------------------- interactions
@@ -877,7 +888,10 @@ class FakeDiscord:
                 continue
             m = rx.match(rec.path)
             if m:
-                return await handler(rec, m)
+                try:
+                    return await handler(rec, m)
+                except _Fail as fail:
+                    return fail.status, fail.body
         self.unknown_routes.append(rec)
         return _error(404, 0, "404: Not Found")
 
@@ -1046,6 +1060,7 @@ class FakeDiscord:
         webhook: bool = False,
         reference: dict[str, Any] | None = None,
         extra_flags: int = 0,
+        interaction: InteractionHandle | None = None,
     ) -> dict[str, Any]:
         atts = self._attachments_from(rec, body, channel_id, None) or []
         msg = self.world.message_payload(
@@ -1061,7 +1076,31 @@ class FakeDiscord:
             reference=reference,
             webhook=webhook,
         )
+        if interaction is not None:
+            msg.update(self._interaction_metadata(interaction))
         return self._store(msg)
+
+    def _interaction_metadata(self, h: InteractionHandle) -> dict[str, Any]:
+        """``interaction_metadata`` (and the legacy ``interaction``) Discord puts on response messages."""
+        p = h.payload
+        user = p["member"]["user"]
+        meta: dict[str, Any] = {
+            "id": p["id"],
+            "type": p["type"],
+            "user": user,
+            "authorizing_integration_owners": p.get("authorizing_integration_owners", {}),
+        }
+        data = p.get("data") or {}
+        if p["type"] == 2:
+            meta["name"] = data.get("name", "")
+            meta["command_type"] = data.get("type", 1)
+        if p.get("message") is not None:
+            meta["interacted_message_id"] = p["message"]["id"]
+        if h.original_id is not None:
+            meta["original_response_message_id"] = str(h.original_id)
+        legacy = {"id": p["id"], "type": p["type"], "name": data.get("name") or data.get("custom_id", ""),
+                  "user": user}  # fmt: skip
+        return {"interaction_metadata": meta, "interaction": legacy}
 
     # --------------------------------------------------------------------------------- handlers
     async def _no_content(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
@@ -1180,7 +1219,7 @@ class FakeDiscord:
                 mtype = MESSAGE_CONTEXT_MENU_COMMAND
             msg = self._new_bot_message(
                 rec, data, channel_id, message_type=mtype, webhook=True,
-                extra_flags=FLAG_LOADING if ctype == 5 else 0,
+                extra_flags=FLAG_LOADING if ctype == 5 else 0, interaction=handle,
             )  # fmt: skip
             handle.original_id = int(msg["id"])
             resource["message"] = msg
@@ -1200,56 +1239,46 @@ class FakeDiscord:
         handle.callbacks.append(body)
         return 200, {"interaction": info, "resource": resource}
 
-    def _webhook_target(self, m: re.Match[str]) -> tuple[InteractionHandle, int | None] | tuple[int, Any]:
+    def _webhook_target(self, m: re.Match[str]) -> tuple[InteractionHandle, int | None]:
+        """The interaction behind a webhook URL and the message id it names (raises _Fail)."""
         if int(m.group("app")) != self.application_id:
-            return _error(404, 10015, "Unknown Webhook")
+            raise _Fail(*_error(404, 10015, "Unknown Webhook"))
         h = self._ok_interaction(m.group("token"))
         if isinstance(h, tuple):
-            return h
+            raise _Fail(*h)
         mid_s = m.groupdict().get("mid")
         if mid_s is None:
             return h, None
         mid = h.original_id if mid_s == "@original" else int(mid_s)
-        if mid is None or mid not in self.messages:
-            return _error(404, 10008, "Unknown Message")
-        if mid != h.original_id and mid not in h.followup_ids:
-            return _error(404, 10008, "Unknown Message")
+        if mid is None or mid not in self.messages or (mid != h.original_id and mid not in h.followup_ids):
+            raise _Fail(*_error(404, 10008, "Unknown Message"))
         return h, mid
 
     async def _wh_get(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
-        t = self._webhook_target(m)
-        if isinstance(t[0], int):
-            return t  # type: ignore[return-value]
-        _, mid = t
-        return 200, self.messages[mid]  # type: ignore[index]
+        _, mid = self._webhook_target(m)
+        assert mid is not None
+        return 200, self.messages[mid]
 
     async def _wh_patch(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
-        t = self._webhook_target(m)
-        if isinstance(t[0], int):
-            return t  # type: ignore[return-value]
-        _, mid = t
+        _, mid = self._webhook_target(m)
+        assert mid is not None
         key = "webhook_message_edit" if m.group("mid") == "@original" else "webhook_message_edit_by_id"
         if not self._validate(rec, key, rec.json) and self.reject_invalid:
             return self._invalid_body(rec)
         if (bad := self._check_uploads(rec)) is not None:
             return bad
         self._check_mentions(rec, rec.json)
-        return 200, self._apply_edit(self.messages[mid], rec, rec.json or {})  # type: ignore[index]
+        return 200, self._apply_edit(self.messages[mid], rec, rec.json or {})
 
     async def _wh_delete(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
-        t = self._webhook_target(m)
-        if isinstance(t[0], int):
-            return t  # type: ignore[return-value]
-        _, mid = t
-        self.deleted_messages[mid] = self.messages.pop(mid)  # type: ignore[arg-type]
+        _, mid = self._webhook_target(m)
+        assert mid is not None
+        self.deleted_messages[mid] = self.messages.pop(mid)
         return 204, None
 
     async def _wh_execute(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
-        t = self._webhook_target(m)
-        if isinstance(t[0], int):
-            return t  # type: ignore[return-value]
-        h, _ = t
-        if not h.acknowledged:  # type: ignore[union-attr]
+        h, _ = self._webhook_target(m)
+        if not h.acknowledged:
             return _error(404, 10015, "Unknown Webhook")
         if not self._validate(rec, "webhook_execute", rec.json) and self.reject_invalid:
             return self._invalid_body(rec)
@@ -1257,19 +1286,14 @@ class FakeDiscord:
             return bad
         body = rec.json or {}
         self._check_mentions(rec, body)
-        ch = int(h.payload["channel_id"])  # type: ignore[union-attr]
-        h_ = h  # type: ignore[assignment]
-        if (
-            h_.callback_types
-            and h_.callback_types[0] == 5
-            and h_.original is not None
-            and (h_.original["flags"] & FLAG_LOADING)
-        ):
+        ch = int(h.payload["channel_id"])
+        original = h.original
+        if h.callback_types[0] == 5 and original is not None and original["flags"] & FLAG_LOADING:
             # Discord: the first follow-up after a deferred "thinking" response edits the original.
-            msg = self._apply_edit(h_.original, rec, body)
+            msg = self._apply_edit(original, rec, body)
         else:
-            msg = self._new_bot_message(rec, body, ch, webhook=True)
-            h_.followup_ids.append(int(msg["id"]))
+            msg = self._new_bot_message(rec, body, ch, webhook=True, interaction=h)
+            h.followup_ids.append(int(msg["id"]))
         if rec.query.get("wait", "").lower() in ("1", "true"):
             return 200, msg
         return 204, None
@@ -1398,7 +1422,7 @@ class FakeDiscord:
             headers=dict(request.headers),
         )
         self.requests.append(rec)
-        m = re.match(r"^/cdn/(?:cdn|media)/attachments/\d+/(\d+)/(.+)$", request.path)
+        m = re.match(r"^/cdn/(?:media/)?attachments/\d+/(\d+)/(.+)$", request.path)
         found = self.cdn_files.get((m.group(1), m.group(2))) if m else None
         if found is None or request.method not in ("GET", "HEAD"):
             rec.status = 404

@@ -7,6 +7,7 @@ DISCORD_API_BASE, DISCORD_GATEWAY_URL, optional MINIMAL_GUILD_ID (sync to that g
 - ``/ping``: defers, then edits the original with content, a PNG file and a persistent button.
 - ``/echo file:<attachment>``: downloads the attachment and answers with its size and a SHA-256 prefix.
 - ``/ask``: opens a modal; submitting it answers with the text.
+- message command ``Count attachments``: ephemeral answer with the target's attachment count.
 - button ``minimal:again``: updates the message (callback type 7).
 - a message that mentions the bot: replies (with ``message_reference``) echoing it, plus the size of the
   first attachment of the message or of the message it replies to.
@@ -105,6 +106,11 @@ async def echo(interaction: discord.Interaction, file: discord.Attachment) -> No
 @bot.tree.command(description="Open a modal")
 async def ask(interaction: discord.Interaction) -> None:
     await interaction.response.send_modal(AskModal())
+
+
+@bot.tree.context_menu(name="Count attachments")
+async def count_attachments(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.response.send_message(f"{len(message.attachments)} attachment(s)", ephemeral=True)
 
 
 def main() -> None:
