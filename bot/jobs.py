@@ -10,9 +10,10 @@ The Discord side implements ``JobObserver``; nothing here imports Discord.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -228,11 +229,20 @@ class JobService:
             self._release_user(spec.user_id)
             raise
 
-    async def run(self, reservation: Reservation, spec: JobSpec, observer: JobObserver) -> JobOutcome:
-        """Stream every image of a reserved job, then settle or refund. Never raises for API errors."""
+    @contextlib.contextmanager
+    def tracked(self) -> Iterator[None]:
+        """Own the current task until the block ends: ``shutdown`` cancels it (and waits for it)."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def run(self, reservation: Reservation, spec: JobSpec, observer: JobObserver) -> JobOutcome:
+        """Stream every image of a reserved job, then settle or refund. Never raises for API errors."""
         n = spec.options.count
         outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
         try:
@@ -244,8 +254,6 @@ class JobService:
             raise
         finally:
             self._release_user(spec.user_id)
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _run_slot(self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome) -> None:
         await self.scheduler.acquire(spec.user_id, observer.queued)
@@ -335,4 +343,3 @@ def _short(err: BaseException | None) -> str | None:
         return None
     text = str(err) or type(err).__name__
     return text[:500]
-

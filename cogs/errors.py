@@ -23,7 +23,7 @@ async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
             await interaction.response.send_message(
                 text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
-    except discord.HTTPException as exc:
+    except (discord.HTTPException, RuntimeError) as exc:  # RuntimeError: shutting down, session closed
         log.warning("could not send an error message to the user: %s", exc)
 
 

@@ -256,26 +256,27 @@ def _bytes_io(data: bytes) -> Any:
 
 async def run_job(bot: ImageBot, target: Target, spec: JobSpec, user: discord.abc.User) -> JobOutcome | None:
     """Reserve, stream, deliver. Quota and per-user limits are answered privately via ``target``."""
-    try:
-        reservation = await bot.services.jobs.reserve(spec)
-    except QuotaExceeded as exc:
-        await target.withdraw(quota_exceeded(exc))
-        return None
-    except TooManyJobs as exc:
-        await target.withdraw(f"You already have {exc.limit} images in progress. Please wait for one to finish.")
-        return None
-    message = JobMessage(bot, target, spec, reservation.job_id, user)
-    message.publisher.start()
-    try:
-        outcome = await bot.services.jobs.run(reservation, spec, message)
-    except BaseException:
-        await message.publisher.close()
-        raise
-    try:
-        await message.deliver(outcome)
-    except discord.HTTPException:
-        log.exception("could not deliver the result of job %s", outcome.job_id)
-    return outcome
+    jobs = bot.services.jobs
+    with jobs.tracked():  # a shutdown cancels the job (refunding it) instead of cutting it off mid-write
+        try:
+            reservation = await jobs.reserve(spec)
+        except QuotaExceeded as exc:
+            await target.withdraw(quota_exceeded(exc))
+            return None
+        except TooManyJobs as exc:
+            await target.withdraw(f"You already have {exc.limit} images in progress. Please wait for one to finish.")
+            return None
+        message = JobMessage(bot, target, spec, reservation.job_id, user)
+        message.publisher.start()
+        try:
+            outcome = await jobs.run(reservation, spec, message)
+        finally:
+            await message.publisher.close()
+        try:
+            await message.deliver(outcome)
+        except discord.HTTPException:
+            log.exception("could not deliver the result of job %s", outcome.job_id)
+        return outcome
 
 
 def role_ids(user: discord.abc.User) -> tuple[int, ...]:
