@@ -31,6 +31,11 @@ UPLOAD_MARGIN = 64 * 1024  # room for the JSON part of a multipart upload
 EMBED_COLOUR = discord.Colour(0x10A37F)
 
 
+def upload_budget(limit: int) -> int:
+    """Bytes of files one message may carry: the server's limit less room for the JSON part."""
+    return max(limit // 2, limit - UPLOAD_MARGIN)
+
+
 # --- where a job's message lives ----------------------------------------------------------------
 
 
@@ -56,7 +61,7 @@ class Target:
 class InteractionTarget(Target):
     def __init__(self, interaction: discord.Interaction) -> None:
         self.interaction = interaction
-        self.upload_limit = max(1024 * 1024, interaction.filesize_limit - UPLOAD_MARGIN)
+        self.upload_limit = upload_budget(interaction.filesize_limit)
         self.channel = interaction.channel  # type: ignore[assignment]
         self._fallback: discord.Message | None = None
 
@@ -70,8 +75,7 @@ class InteractionTarget(Target):
                 raise
             # The 15-minute interaction token expired: post the result as a channel message instead.
             log.info("interaction token expired; answering in the channel instead")
-            fields.pop("attachments", None)
-            files = fields.pop("files", None) or []
+            files = fields.pop("attachments", None) or []  # discord.File objects: upload them anew
             user = self.interaction.user
             content = fields.pop("content", None) or ""
             self._fallback = await self.channel.send(
@@ -96,7 +100,7 @@ class MessageTarget(Target):
     def __init__(self, message: discord.Message, upload_limit: int) -> None:
         self.message = message
         self.channel = message.channel
-        self.upload_limit = max(1024 * 1024, upload_limit - UPLOAD_MARGIN)
+        self.upload_limit = upload_budget(upload_limit)
 
     async def edit(self, **fields: Any) -> discord.Message | None:
         self.message = await self.message.edit(allowed_mentions=NO_MENTIONS, **fields)

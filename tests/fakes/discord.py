@@ -538,7 +538,7 @@ class FakeDiscord:
         message: dict[str, Any] | None = None,
         locale: str = "en-US",
     ) -> dict[str, Any]:
-        return self.world.interaction_base(
+        payload = self.world.interaction_base(
             interaction_id=self.snowflakes.next(),
             token="aW50ZXJhY3Rpb24" + secrets.token_urlsafe(60),
             interaction_type=interaction_type,
@@ -548,6 +548,8 @@ class FakeDiscord:
             message=message,
             locale=locale,
         )
+        payload["attachment_size_limit"] = self.upload_limit  # what this server allows (boosts raise it)
+        return payload
 
     def _command_id(self, name: str, ctype: int = 1) -> int:
         for scope in (self.guild_id, None):
