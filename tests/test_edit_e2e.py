@@ -205,11 +205,24 @@ async def test_reply_edits_the_image_and_a_reply_to_the_result_edits_the_result(
     assert len(sent) == 3 and not parts(req3, "image")
     assert all(same_pixels(s.data, p) for s, p in zip(sent, pics, strict=True))
 
+    # A posted link: Discord's link preview (served by its media proxy) is the image.
+    linked_png = encode(pattern(48, 48, seed=21))
+    cdn = fd.add_attachment(linked_png, "linked.png", "image/png")  # stands in for the media proxy's copy
+    preview = {"url": "https://example.com/linked.png", "proxy_url": cdn["proxy_url"], "width": 48, "height": 48}
+    link = fd.create_user_message(
+        "bob", "https://example.com/linked.png", embeds=[{"type": "image", "url": preview["url"], "thumbnail": preview}]
+    )
+    ask4 = fd.reply("alice", f"<@{fd.bot_id}> make it a watercolour", link, mention_bot=True)
+    await fd.inject_message(ask4)
+    await wait_answer(fd, ask4, finished)
+    assert same_pixels(parts(edit_requests(rig)[-1], "image")[0].data, linked_png)
+
 
 async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(rig: Rig) -> None:
-    await rig.start_bot(MAX_INPUT_MB="1")
+    await rig.start_bot(MAX_INPUT_MB="1", DEFAULT_DAILY_LIMIT="0")
     fd = rig.discord
     mention = f"<@{fd.bot_id}>"
+    outside = {"url": "https://example.com/a.png", "proxy_url": "https://example.com/a.png", "width": 9, "height": 9}
 
     def photo_msg(data: bytes, name: str, ctype: str | None = "image/png") -> dict[str, Any]:
         return fd.create_user_message("bob", "", [fd.add_attachment(data, name, ctype)])
@@ -226,6 +239,14 @@ async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(r
         (photo_msg(b"", "empty.png"), f"{mention} make it blue", "empty"),
         (photo_msg(bomb_png(30_000, 30_000), "bomb.png"), f"{mention} make it blue", "too large"),
         (photo_msg(encode(noise), "huge.png"), f"{mention} make it blue", "the limit is 1 MB"),
+        # a link preview not served by Discord is never fetched
+        (
+            fd.create_user_message("bob", "", embeds=[{"type": "image", "thumbnail": outside}]),
+            f"{mention} x",
+            "no image",
+        ),
+        # a good request from someone with no quota left: the answer explains instead of editing
+        (good, f"{mention} make it blue", "turned off for you"),
     ]
     asks = []
     for target, text, _ in cases:
@@ -367,6 +388,20 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
     reroll2 = await fd.inject_interaction(fd.button(buttons(result2_msg)["Reroll"], result2_msg))
     await reroll2.wait_for(has_result, timeout=15)
     assert same_pixels(parts(edit_requests(rig)[-1], "image")[0].data, fd.cdn_bytes(result))
+
+    # The first edit's source was a member's photo: after a restart it is fetched from its recorded URL...
+    rerolls_before = len(edit_requests(rig))
+    reroll3 = await fd.inject_interaction(fd.button(buttons(result_msg)["Reroll"], result_msg))
+    await reroll3.wait_for(has_result, timeout=15)
+    assert len(edit_requests(rig)) == rerolls_before + 1
+    assert same_pixels(parts(edit_requests(rig)[-1], "image")[0].data, photo_png)
+    # ...and once that file is gone from Discord, Reroll says so privately, with no API call.
+    await rig.restart_bot()
+    fd.cdn_files.clear()
+    reroll4 = await fd.inject_interaction(fd.button(buttons(result_msg)["Reroll"], result_msg))
+    await reroll4.wait_for(lambda x: x.followups and x.original is None, timeout=5)
+    assert reroll4.followups[-1]["flags"] & EPHEMERAL and "deleted" in reroll4.followups[-1]["content"]
+    assert len(edit_requests(rig)) == rerolls_before + 1
 
     # Menu on a message without an image: a private note, no modal.
     words = fd.create_user_message("bob", "no pictures here")
