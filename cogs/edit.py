@@ -122,7 +122,7 @@ def instruction_from(message: discord.Message, bot_id: int) -> str:
     for user in message.mentions:
         if user.id != bot_id:
             text = re.sub(rf"<@!?{user.id}>", "@" + user.display_name, text)
-    return " ".join(text.split())
+    return " ".join(text.split()).lstrip(",:;-–— ")  # "@imagebot, make it night" -> "make it night"
 
 
 # --- inputs kept for rerolls --------------------------------------------------------------------------
@@ -588,6 +588,10 @@ class EditCog(commands.Cog):
             inputs = await self.load_inputs(files)
         except InputRejected as exc:
             await status.edit(content=f"❌ {exc.message}", allowed_mentions=NO_MENTIONS)
+            return
+        except Exception:
+            log.exception("preparing the inputs of message %s failed", message.id)
+            await status.edit(content=f"❌ {GENERIC}", allowed_mentions=NO_MENTIONS)
             return
         spec = self.make_spec(
             message.author,

@@ -409,3 +409,27 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
     await none.wait_for(lambda x: x.callbacks, timeout=5)
     assert none.callback_types == [4] and none.callbacks[0]["data"]["flags"] & EPHEMERAL
     assert "no image" in none.callbacks[0]["data"]["content"]
+
+
+# --- small pure parts of the cog --------------------------------------------------------------------------
+
+
+def test_media_hosts_and_input_cache() -> None:
+    from bot.images.types import InputImage
+    from cogs.edit import EditInputs, InputCache, allowed_media_host
+
+    assert allowed_media_host("https://cdn.discordapp.com/attachments/1/2/a.png?ex=1")
+    assert allowed_media_host("https://images-ext-1.discordapp.net/external/x/https/example.com/a.png")
+    assert allowed_media_host("https://media.discordapp.net/attachments/1/2/a.png")
+    assert not allowed_media_host("https://example.com/a.png")
+    assert not allowed_media_host("https://discordapp.net.evil.example/a.png")
+    assert not allowed_media_host("file:///etc/passwd")
+    assert allowed_media_host("http://127.0.0.1:5000/cdn/a.png", ("127.0.0.1",))
+
+    cache = InputCache(max_bytes=250, max_items=3)
+    item = EditInputs((InputImage("a.png", b"x" * 100, "image/png"),))
+    for job in (1, 2, 3):
+        cache.put(job, item)
+    assert cache.get(1) is None and cache.get(2) is item and cache.get(3) is item  # bytes bound: 2 fit
+    cache.put(4, EditInputs((InputImage("b.png", b"x" * 300, "image/png"),)))  # too big to keep at all
+    assert cache.get(4) is None and cache.get(3) is item
