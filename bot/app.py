@@ -90,6 +90,10 @@ class ImageBot(commands.Bot):
             await kv_set(self.services.db, key, digest)
         log.info("synced %d commands %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
 
+    async def process_commands(self, message: discord.Message) -> None:
+        """No prefix commands: messages that mention the bot are edit requests (``cogs.edit``)."""
+        return
+
     async def on_ready(self) -> None:
         log.info("ready as %s (%s) in %d server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 

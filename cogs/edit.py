@@ -521,13 +521,6 @@ class EditCog(commands.Cog):
         except discord.HTTPException as exc:  # e.g. no permission to answer in that channel
             log.warning("could not answer message %s: %s", message.id, exc)
 
-    @commands.Cog.listener("on_command_error")
-    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:
-        # The bot's prefix is its mention and it has no prefix commands: "@bot make it night" is not an error.
-        if isinstance(error, commands.CommandNotFound):
-            return
-        log.error("prefix command failed", exc_info=error)
-
     async def answer(self, message: discord.Message, text: str) -> discord.Message:
         return await message.channel.send(
             text,
