@@ -35,14 +35,11 @@ from bot.inputs import (
 from bot.jobs import ImageOptions, JobSpec
 from bot.options import (
     OptionError,
-    background_choices,
-    format_choices,
     parse_options,
-    quality_choices,
-    size_choices,
 )
 from bot.quota import JobRecord
 from cogs.errors import GENERIC, reply_ephemeral
+from cogs.imagine import image_options
 from cogs.jobview import InteractionTarget, MessageTarget, Target, role_ids, run_job
 
 if TYPE_CHECKING:
@@ -171,10 +168,6 @@ class InputCache:
 # --- the command ---------------------------------------------------------------------------------------
 
 
-def _choices(items: list[Any]) -> list[app_commands.Choice[str]]:
-    return [app_commands.Choice(name=c.name, value=c.value) for c in items]
-
-
 def build_edit_command(model: ModelInfo, cog: EditCog) -> app_commands.Command[Any, Any, Any]:
     @app_commands.command(name="edit", description="Change an image with a text instruction")
     @app_commands.guild_only()
@@ -182,18 +175,8 @@ def build_edit_command(model: ModelInfo, cog: EditCog) -> app_commands.Command[A
         image="The image to edit (PNG, JPEG, WebP, GIF…)",
         prompt="What to change, e.g. make it night time",
         mask="Optional: where to edit. Transparent (or white on black) = edit there",
-        size="Image size or aspect ratio",
-        quality="Higher quality takes longer and costs more",
-        background="Transparent needs PNG or WebP",
-        format="File format of the result",
-        count="How many images (1-10)",
     )
-    @app_commands.choices(
-        size=_choices(size_choices(model)),
-        quality=_choices(quality_choices(model)),
-        background=_choices(background_choices(model)),
-        format=_choices(format_choices()),
-    )
+    @image_options(model)
     async def edit(
         interaction: discord.Interaction,
         image: discord.Attachment,

@@ -6,7 +6,8 @@ supports (sizes, qualities, transparency).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -15,6 +16,7 @@ from discord.ext import commands
 from bot.images.models import ModelInfo
 from bot.jobs import JobSpec
 from bot.options import (
+    Choice,
     OptionError,
     background_choices,
     format_choices,
@@ -28,28 +30,39 @@ from cogs.jobview import DYNAMIC_ITEMS, InteractionTarget, role_ids, run_job
 if TYPE_CHECKING:
     from bot.app import ImageBot
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _choices(items: list) -> list[app_commands.Choice[str]]:  # type: ignore[type-arg]
+
+def _choices(items: list[Choice]) -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=c.name, value=c.value) for c in items]
+
+
+def image_options(model: ModelInfo) -> Callable[[F], F]:
+    """Descriptions and model-specific choices of the options ``/imagine`` and ``/edit`` share."""
+
+    def apply(func: F) -> F:
+        func = app_commands.describe(
+            size="Image size or aspect ratio",
+            quality="Higher quality takes longer and costs more",
+            background="Transparent needs PNG or WebP",
+            format="File format of the result",
+            count="How many images (1-10)",
+        )(func)
+        return app_commands.choices(
+            size=_choices(size_choices(model)),
+            quality=_choices(quality_choices(model)),
+            background=_choices(background_choices(model)),
+            format=_choices(format_choices()),
+        )(func)
+
+    return apply
 
 
 def build_imagine_command(model: ModelInfo, cog: ImagineCog) -> app_commands.Command:  # type: ignore[type-arg]
     @app_commands.command(name="imagine", description="Create an image from a text prompt")
     @app_commands.guild_only()
-    @app_commands.describe(
-        prompt="What to draw",
-        size="Image size or aspect ratio",
-        quality="Higher quality takes longer and costs more",
-        background="Transparent needs PNG or WebP",
-        format="File format of the result",
-        count="How many images (1-10)",
-    )
-    @app_commands.choices(
-        size=_choices(size_choices(model)),
-        quality=_choices(quality_choices(model)),
-        background=_choices(background_choices(model)),
-        format=_choices(format_choices()),
-    )
+    @app_commands.describe(prompt="What to draw")
+    @image_options(model)
     async def imagine(
         interaction: discord.Interaction,
         prompt: str,
