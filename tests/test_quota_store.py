@@ -302,15 +302,19 @@ async def test_reset_user_clears_current_periods_only(store: QuotaStore, clock: 
 
 async def test_audit_log_records_every_moderator_change(store: QuotaStore, clock: Clock) -> None:
     await reserve(store, images=1)
-    await store.set_user_limit(GUILD, USER, daily=3, actor_id=MOD)
+    assert await store.set_user_limit(GUILD, USER, daily=3, actor_id=MOD) == {"daily": {"old": "inherit", "new": 3}}
     await store.set_user_limit(GUILD, USER, daily=None, monthly=0, actor_id=MOD + 1)
     await store.set_role_limit(GUILD, 77, daily=INHERIT, actor_id=MOD)
-    await store.set_default_limit(GUILD, monthly=100, actor_id=MOD)
+    assert await store.set_default_limit(GUILD, monthly=100, actor_id=MOD) == {
+        "monthly": {"old": "inherit", "new": 100}
+    }
     await store.set_budget(GUILD, 12.5, actor_id=MOD)
     assert await store.set_timezone(GUILD, "Asia/Tokyo", actor_id=MOD) == "Asia/Tokyo"
     await store.set_manager_role(GUILD, 555, actor_id=MOD)
-    await store.reset_user(GUILD, USER, actor_id=MOD)
-    await store.set_user_limit(GUILD, USER, actor_id=MOD)  # nothing given: no change, no audit row
+    before = await store.reset_user(GUILD, USER, actor_id=MOD)  # returns the usage it cleared
+    assert (before.daily_used, before.monthly_used) == (1, 1)
+    # nothing given: no change, no audit row
+    assert await store.set_user_limit(GUILD, USER, actor_id=MOD) == {}
 
     entries = await store.audit_log(GUILD)
     assert [e.action for e in reversed(entries)] == [

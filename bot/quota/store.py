@@ -831,13 +831,13 @@ class QuotaStore:
         target_id: int,
         values: dict[str, LimitArg],
         actor_id: int,
-    ) -> None:
+    ) -> dict[str, dict[str, Any]]:
         changes = {p: v for p, v in values.items() if v is not UNCHANGED}
         for period, value in changes.items():
             if value is not INHERIT:
                 validate_limit(value, what=f"{period} limit")
         if not changes:
-            return
+            return {}
         async with self._write() as conn:
             now = self.now()
             details: dict[str, Any] = {}
@@ -865,6 +865,7 @@ class QuotaStore:
                     )
             action = {"user": "set_user_limit", "role": "set_role_limit", "server": "set_default_limit"}[scope]
             await self._audit(conn, guild_id, actor_id, action, target_id or None, details, now)
+        return details
 
     async def set_user_limit(
         self,
@@ -874,9 +875,9 @@ class QuotaStore:
         daily: LimitArg = UNCHANGED,
         monthly: LimitArg = UNCHANGED,
         actor_id: int,
-    ) -> None:
+    ) -> dict[str, dict[str, Any]]:
         """Per-user override. int >= 0 (0 blocks), None = unlimited, INHERIT = remove, UNCHANGED = keep."""
-        await self._set_limits(guild_id, "user", user_id, {"daily": daily, "monthly": monthly}, actor_id)
+        return await self._set_limits(guild_id, "user", user_id, {"daily": daily, "monthly": monthly}, actor_id)
 
     async def set_role_limit(
         self,
@@ -886,8 +887,8 @@ class QuotaStore:
         daily: LimitArg = UNCHANGED,
         monthly: LimitArg = UNCHANGED,
         actor_id: int,
-    ) -> None:
-        await self._set_limits(guild_id, "role", role_id, {"daily": daily, "monthly": monthly}, actor_id)
+    ) -> dict[str, dict[str, Any]]:
+        return await self._set_limits(guild_id, "role", role_id, {"daily": daily, "monthly": monthly}, actor_id)
 
     async def set_default_limit(
         self,
@@ -896,9 +897,9 @@ class QuotaStore:
         daily: LimitArg = UNCHANGED,
         monthly: LimitArg = UNCHANGED,
         actor_id: int,
-    ) -> None:
+    ) -> dict[str, dict[str, Any]]:
         """The server default (below user and role limits, above the bot default)."""
-        await self._set_limits(guild_id, "server", 0, {"daily": daily, "monthly": monthly}, actor_id)
+        return await self._set_limits(guild_id, "server", 0, {"daily": daily, "monthly": monthly}, actor_id)
 
     async def list_limits(self, guild_id: int) -> list[LimitOverride]:
         """Every override set in the server: server default first, then roles, then users."""
@@ -924,10 +925,11 @@ class QuotaStore:
         ]
 
     @_runs_to_completion
-    async def reset_user(self, guild_id: int, user_id: int, *, actor_id: int) -> None:
+    async def reset_user(self, guild_id: int, user_id: int, *, actor_id: int) -> UsageSummary:
         """Clear the user's usage for the current day and month (jobs so far stop counting).
 
-        Jobs still in flight stop counting too; the ledger and the budget are untouched.
+        Jobs still in flight stop counting too; the ledger and the budget are untouched. Returns the
+        usage just before the reset (its limits ignore the user's roles: read only the counts).
         """
         async with self._write() as conn:
             now = self.now()
@@ -947,6 +949,7 @@ class QuotaStore:
                 {"daily_used": before.daily_used, "monthly_used": before.monthly_used, "last_job_id": last_job_id},
                 now,
             )
+        return before
 
     async def audit_log(self, guild_id: int, *, limit: int = 25) -> list[AuditEntry]:
         """The server's most recent moderator actions, newest first."""
