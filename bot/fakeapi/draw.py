@@ -2,8 +2,9 @@
 
 Deterministic per (prompt, seed): a colour gradient, a few shapes and the prompt text. Partial frames
 are the final picture pixelated and blurred, sharper at each stage. ``realistic=True`` adds a cached
-noise texture so PNGs weigh what real ones do (1.5-3 MB at 1536x1024). Everything here is blocking:
-call it through ``asyncio.to_thread``.
+noise texture so PNGs weigh what real ones do (about 2.8 MB at 1536x1024, partial frames included: the
+API's partial frames are full-size PNGs too, as costly to decode as the final). Everything here is
+blocking: call it through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def _colour(rng: random.Random, alpha: int | None = None) -> tuple[int, ...]:
 
 @lru_cache(maxsize=8)
 def _noise(width: int, height: int) -> Image.Image:
-    """A colour noise texture (cached per size: rendering it is the slow part)."""
+    """A colour noise texture, RGBA (cached per size: rendering it is the slow part)."""
     bands = [Image.effect_noise((width, height), 40 + 8 * i) for i in range(3)]
-    return Image.merge("RGB", bands)
+    return Image.merge("RGB", bands).convert("RGBA")
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -69,8 +70,7 @@ def _scene(
         grad = grad.resize((width, height))
         img = ImageOps.colorize(grad, _colour(rng), _colour(rng)).convert("RGBA")
     if realistic and not transparent:
-        noise = _noise(width, height).convert("RGBA")
-        img = Image.blend(img, noise, 0.11)
+        img = Image.blend(img, _noise(width, height), 0.08)
 
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
@@ -131,6 +131,9 @@ def render(
     """Encode the picture for (prompt, seed) at ``stage`` (partial frames < 1) in ``output_format``."""
     fmt = PIL_FORMATS.get(output_format.lower(), "PNG")
     img = _degrade(_scene(prompt, seed, width, height, transparent, realistic, base), stage)
+    if realistic and stage < 1 and not transparent:
+        # Blurring removed the texture: put grain back so a partial frame weighs what a real one does.
+        img = Image.blend(img.convert("RGBA"), _noise(width, height), 0.06)
     keep_alpha = transparent and fmt in ("PNG", "WEBP")
     if not keep_alpha:
         img = img.convert("RGB")

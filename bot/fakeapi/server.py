@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import random
 import time
 import uuid
 from collections import deque
@@ -73,6 +74,7 @@ class SentEvent:
     type: str  # e.g. image_generation.partial_image, "response" for non-streaming, "error"
     partial_index: int | None
     time: float  # time.monotonic() when written
+    started: float = 0.0  # time.monotonic() when the write began (before the client could read it)
 
 
 @dataclass(slots=True)
@@ -134,6 +136,12 @@ class FakeImagesAPI:
         self.done_marker = done_marker
         self.delay_first_event = 0.0
         self.delay_between_events = 0.0
+        # Each delay is drawn uniformly from delay * [1 - jitter, 1 + jitter] (0: exact, as the tests want).
+        self.jitter = 0.0
+        # > 0: generated images come from a pool of this many pictures per (size, format, background,
+        # stage), drawn once and cycled, so serving a request costs no Pillow work (the benchmark's load).
+        self.image_pool = 0
+        self._pool: dict[tuple[Any, ...], asyncio.Future[tuple[bytes, str]]] = {}
         self.refuse_streaming = False
         self.hang_seconds = 3600.0
         self.requests: list[RecordedRequest] = []
@@ -234,6 +242,58 @@ class FakeImagesAPI:
 
     def hang_next(self, after_partials: int = 0) -> None:
         self._faults.append(Fault("hang", after_partials=after_partials))
+
+    def event_delay(self, first: bool) -> float:
+        delay = self.delay_first_event if first else self.delay_between_events
+        if delay and self.jitter:
+            delay *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        return max(0.0, delay)
+
+    async def prewarm(self, size: str = "1024x1024", output_format: str = "png", partials: int = 2) -> None:
+        """Draw the whole image pool for one kind of request now, so the first requests don't pay for it."""
+        if self.image_pool <= 0:
+            return
+        width, height = (int(x) for x in size.split("x"))
+        stages = [(p + 1) / (partials + 1) for p in range(partials)] + [1.0]
+        await asyncio.gather(
+            *(
+                self._pooled(variant, width, height, output_format, False, stage, None)
+                for variant in range(self.image_pool)
+                for stage in stages
+            )
+        )
+
+    def _pooled(
+        self,
+        variant: int,
+        width: int,
+        height: int,
+        output_format: str,
+        transparent: bool,
+        stage: float,
+        compression: int | None,
+    ) -> asyncio.Future[tuple[bytes, str]]:
+        key = (variant, width, height, output_format, transparent, round(stage, 6), compression)
+        fut = self._pool.get(key)
+        if fut is None:
+            prompt = f"imagebot fake image {variant + 1} of {self.image_pool}"
+            fut = asyncio.ensure_future(
+                asyncio.to_thread(
+                    _encoded,
+                    prompt,
+                    draw.seed_for(prompt, variant),
+                    width,
+                    height,
+                    output_format,
+                    transparent,
+                    stage,
+                    self.realistic,
+                    None,
+                    compression,
+                )
+            )
+            self._pool[key] = fut
+        return fut
 
     def _take_fault(self) -> Fault | None:
         if not self._faults:
@@ -507,23 +567,27 @@ class _Job:
 
     async def render(self, index: int, stage: float) -> tuple[bytes, str]:
         """(image bytes, base64) of image ``index`` at ``stage`` (1 = final), off the event loop."""
-
-        def work() -> tuple[bytes, str]:
-            data = draw.render(
-                self.prompt,
-                draw.seed_for(self.prompt, self.number * 100 + index),
-                self.width,
-                self.height,
-                self.output_format,
-                transparent=self.transparent,
-                stage=stage,
-                realistic=self.api.realistic,
-                base=self.base,
-                compression=self.params.get("output_compression"),
+        compression = self.params.get("output_compression")
+        if self.api.image_pool > 0 and self.base is None:
+            variant = (self.number * 7 + index) % self.api.image_pool
+            return await asyncio.shield(
+                self.api._pooled(
+                    variant, self.width, self.height, self.output_format, self.transparent, stage, compression
+                )
             )
-            return data, base64.b64encode(data).decode("ascii")
-
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(
+            _encoded,
+            self.prompt,
+            draw.seed_for(self.prompt, self.number * 100 + index),
+            self.width,
+            self.height,
+            self.output_format,
+            self.transparent,
+            stage,
+            self.api.realistic,
+            self.base,
+            compression,
+        )
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -534,8 +598,11 @@ class _Job:
             "output_format": self.output_format,
         }
 
-    def _log(self, type_: str, partial_index: int | None) -> None:
-        self.api.events.append(SentEvent(self.number, self.prompt, type_, partial_index, time.monotonic()))
+    def _log(self, type_: str, partial_index: int | None, started: float | None = None) -> None:
+        now = time.monotonic()
+        self.api.events.append(
+            SentEvent(self.number, self.prompt, type_, partial_index, now, now if started is None else started)
+        )
 
     async def respond(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         fault = self.fault
@@ -589,7 +656,7 @@ class _Job:
                     if fault.kind == "hang":
                         await self._hang()
                         return resp
-                delay = self.api.delay_first_event if first else self.api.delay_between_events
+                delay = self.api.event_delay(first)
                 if delay:
                     await asyncio.sleep(delay)
                 first = False
@@ -604,8 +671,9 @@ class _Job:
                     event["partial_image_index"] = p
                     sent_partials += 1
                 line = await asyncio.to_thread(json.dumps, event)
+                started = time.monotonic()
                 await resp.write(f"event: {event['type']}\ndata: {line}\n\n".encode())
-                self._log(event["type"], None if final else p)
+                self._log(event["type"], None if final else p, started)
         if self.api.done_marker:
             await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
@@ -614,6 +682,34 @@ class _Job:
     async def _hang(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.api._stopping.wait(), self.api.hang_seconds)
+
+
+def _encoded(
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    output_format: str,
+    transparent: bool,
+    stage: float,
+    realistic: bool,
+    base: bytes | None,
+    compression: int | None,
+) -> tuple[bytes, str]:
+    """(image bytes, their base64): blocking, run it in a thread."""
+    data = draw.render(
+        prompt,
+        seed,
+        width,
+        height,
+        output_format,
+        transparent=transparent,
+        stage=stage,
+        realistic=realistic,
+        base=base,
+        compression=compression,
+    )
+    return data, base64.b64encode(data).decode("ascii")
 
 
 def _abort(request: web.Request) -> None:
