@@ -1,0 +1,135 @@
+"""``python -m bench`` (or ``./imagebot bench``): load-test the real bot against the fakes.
+
+    ./imagebot bench                       # 32 simultaneous /imagine jobs, 1536x1024, 2 partial frames
+    ./imagebot bench --jobs 8
+    ./imagebot bench --sweep               # N = 1, 8, 32, 64 (or --sweep 1,4,16)
+    ./imagebot bench --smoke               # N=4, short: exits non-zero only if the run itself is broken
+
+Prints a table per run (and one for the sweep) and writes everything to ``--json``. The exit status is 1
+when a run is broken (the bot did not start or crashed, a job got no result, a fake saw an invalid request,
+a Traceback in the bot log), never because a figure missed its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import metrics, report
+from bench.run import BenchError, ImagesAPIProcess, LoadOptions, run_load
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "last.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--jobs", type=int, default=32, help="simultaneous /imagine jobs (default 32)")
+    p.add_argument(
+        "--sweep",
+        nargs="?",
+        const="1,8,32,64",
+        default=None,
+        metavar="N,N,...",
+        help="run several N one after the other (default list 1,8,32,64)",
+    )
+    p.add_argument("--smoke", action="store_true", help="N=4 with short delays: a quick check that nothing is broken")
+    p.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results (default {DEFAULT_JSON})"
+    )
+    p.add_argument("--size", default="1536x1024")
+    p.add_argument("--partials", type=int, default=2, help="partial frames per image (default 2)")
+    p.add_argument("--pool", type=int, default=4, help="distinct pictures the fake API cycles through (default 4)")
+    p.add_argument("--delay-first", type=float, default=3.0, help="mean seconds to the first frame (default 3)")
+    p.add_argument("--delay-between", type=float, default=1.5, help="mean seconds between events (default 1.5)")
+    p.add_argument("--jitter", type=float, default=0.5, help="delays vary uniformly by ± this fraction (default 0.5)")
+    p.add_argument("--probe-interval", type=float, default=0.15, help="mean seconds between probe interactions")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra setting for the bot")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (bot logs, databases)")
+    args = p.parse_args(argv)  # fmt: skip
+    if args.smoke:
+        args.jobs, args.sweep, args.pool = 4, None, 2
+        args.delay_first, args.delay_between = 1.0, 0.6
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    sizes = [int(x) for x in args.sweep.split(",")] if args.sweep else [args.jobs]
+    bot_env = dict(item.split("=", 1) for item in args.env)
+    workdir = Path(tempfile.mkdtemp(prefix="imagebot-bench-"))
+    info = report.machine()
+    print(f"machine: {report.machine_line(info)}", flush=True)
+    api = ImagesAPIProcess(
+        size=args.size, partials=args.partials, pool=args.pool, delay_first=args.delay_first,
+        delay_between=args.delay_between, jitter=args.jitter, log_path=workdir / "fakeapi.log",
+    )  # fmt: skip
+    results: list[dict[str, Any]] = []
+    broken = False
+    started = time.monotonic()
+    try:
+        await api.start()
+        print(f"fake Images API ready ({args.pool} pictures per stage drawn in {api.prewarm_seconds:g} s)", flush=True)
+        for run_id, n in enumerate(sizes, start=1):
+            opts = LoadOptions(
+                jobs=n, size=args.size, partials=args.partials, probe_interval=args.probe_interval,
+                bot_env=bot_env, workdir=workdir,
+            )  # fmt: skip
+            print(f"\n== N={n}: {n} simultaneous /imagine {args.size}, {args.partials} partial frames ==", flush=True)
+            try:
+                raw = await run_load(run_id, api, opts)
+            except BenchError as exc:
+                print(f"run broken: {exc}", file=sys.stderr, flush=True)
+                broken = True
+                continue
+            fig = metrics.compute(raw)
+            results.append({"figures": fig, "raw": raw})
+            print(report.table(fig))
+            print(report.details(fig))
+            if fig["problems"]:
+                broken = True
+                print("PROBLEMS: " + "; ".join(fig["problems"]) + f"\n(bot log: {raw['log_path']})", flush=True)
+            misses = report.missed(fig)
+            print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
+    finally:
+        await api.stop()
+    figs = [r["figures"] for r in results]
+    if len(figs) > 1:
+        print("\n== sweep ==")
+        print(report.sweep_table(figs))
+    out = {
+        "machine": info,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "seconds": round(time.monotonic() - started, 1),
+        "runs": results,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    print(f"\nresults: {args.json}")
+    if broken or len(results) != len(sizes):
+        print(f"work directory kept for inspection: {workdir}", file=sys.stderr)
+        return 1
+    if args.keep:
+        print(f"work directory: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(main_async(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

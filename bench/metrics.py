@@ -1,0 +1,207 @@
+"""From what the fakes recorded to the figures of issue 5 (pure functions: no I/O, no clocks).
+
+Times are ``time.monotonic()`` from both fakes (one clock on Linux, whatever the process).
+
+* preview latency: the fake API *starts writing* a job's first partial frame → the fake Discord receives
+  the first edit of that job's message carrying a preview (normally "frame 1/2"; if frame 1 was skipped,
+  the first frame that was shown). Counting from the start of the write charges the bot for reading the
+  multi-megabyte event too.
+* final latency: the fake API starts writing ``completed`` → the edit carrying ``imagebot-*`` arrives.
+* acknowledgement latency: the fake gateway sends a probe interaction while the jobs stream → its
+  callback arrives.
+* stale frame: an edit showing frame k that arrives after the fake API had finished writing a newer frame
+  (k+1, or the completed image) of the same job.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from typing import Any
+
+FRAME = re.compile(r"frame (\d+)/(\d+)")
+
+TARGETS: dict[str, tuple[str, float]] = {  # name: (comparison, target); "calls_per_job" depends on frames
+    "preview_p50_ms": ("<=", 80),
+    "preview_p99_ms": ("<=", 250),
+    "final_p50_ms": ("<=", 150),
+    "ack_p99_ms": ("<=", 150),
+    "cpu_per_image_s": ("<=", 0.3),
+    "peak_rss_mb": ("<=", 250),
+    "idle_rss_mb": ("<=", 100),
+    "rate_limited": ("<=", 0),
+    "stale_frames": ("<=", 0),
+}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary_ms(seconds: list[float]) -> dict[str, float | int | None]:
+    def ms(v: float | None) -> float | None:
+        return None if v is None else round(v * 1000, 1)
+
+    return {
+        "n": len(seconds),
+        "p50": ms(percentile(seconds, 50)),
+        "p90": ms(percentile(seconds, 90)),
+        "p99": ms(percentile(seconds, 99)),
+        "max": ms(max(seconds) if seconds else None),
+    }
+
+
+def _files(r: dict[str, Any], prefix: str) -> bool:
+    return any(name.startswith(prefix) for name in r["files"])
+
+
+def _frame_shown(r: dict[str, Any]) -> int | None:
+    """The frame number a successful preview edit shows, else None."""
+    if r["method"] != "PATCH" or r["status"] != 200 or not _files(r, "preview-"):
+        return None
+    m = FRAME.search(r["content"] or "")
+    return int(m.group(1)) if m else None
+
+
+def _is_final(r: dict[str, Any]) -> bool:
+    return r["method"] == "PATCH" and r["status"] == 200 and _files(r, "imagebot-")
+
+
+def compute(raw: dict[str, Any]) -> dict[str, Any]:
+    n = int(raw["jobs"])
+    partials = int(raw["partials"])
+    token_job = {tok: int(j) for j, tok in raw["job_tokens"].items()}
+    by_token: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(raw["requests"], key=lambda r: r["time"]):
+        if r["token"] is not None:
+            by_token[r["token"]].append(r)
+    events: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for e in raw["events"]:
+        events[int(e["job"])].append(e)
+
+    first_preview: list[float] = []
+    every_preview: list[float] = []
+    finals: list[float] = []
+    calls: list[int] = []
+    extra_edits = 0
+    stale = 0
+    frames_sent = 0
+    frames_shown = 0
+    no_preview = 0
+    delivered = 0
+    for token, job in token_job.items():
+        reqs = by_token.get(token, [])
+        evs = events.get(job, [])
+        partial_ev = {int(e["partial_index"]) + 1: e for e in evs if e["type"].endswith(".partial_image")}
+        completed = next((e for e in evs if e["type"].endswith(".completed")), None)
+        frames_sent += len(partial_ev)
+        calls.append(len(reqs))
+        shown: dict[int, float] = {}
+        final_at: float | None = None
+        for r in reqs:
+            frame = _frame_shown(r)
+            if frame is not None:
+                shown.setdefault(frame, r["time"])
+                newer = [e["time"] for k, e in partial_ev.items() if k > frame]
+                if completed is not None:
+                    newer.append(completed["time"])
+                if newer and r["time"] > min(newer):
+                    stale += 1
+            elif _is_final(r):
+                final_at = final_at or r["time"]
+            elif r["method"] == "PATCH":
+                extra_edits += 1  # neither a new frame nor the result: a status-only edit
+        frames_shown += len(shown)
+        if shown and 1 in partial_ev:
+            first_preview.append(min(shown.values()) - partial_ev[1]["started"])
+        elif partial_ev:
+            no_preview += 1
+        for k, t in shown.items():
+            if k in partial_ev:
+                every_preview.append(t - partial_ev[k]["started"])
+        if final_at is not None:
+            delivered += 1
+            if completed is not None:
+                finals.append(final_at - completed["started"])
+
+    def ack(handles: list[tuple[str, float]]) -> tuple[list[float], int]:
+        lat: list[float] = []
+        failed = 0
+        for token, sent in handles:
+            cb = next((r for r in by_token.get(token, []) if r["path"].endswith("/callback")), None)
+            if cb is None or cb["status"] != 200:
+                failed += 1
+            if cb is not None:
+                lat.append(cb["time"] - sent)
+        return lat, failed
+
+    probe_lat, probe_failed = ack([(p["token"], p["sent"]) for p in raw["probes"]])
+    burst_lat, burst_failed = ack([(tok, raw["job_sent"][j]) for j, tok in raw["job_tokens"].items()])
+    bot = raw["bot"]
+    images = max(1, delivered)
+    budget = 2 + partials
+    fig: dict[str, Any] = {
+        "jobs": n,
+        "delivered": delivered,
+        "wall_s": round(raw["t_done"] - raw["t0"], 2),
+        "preview_latency_ms": summary_ms(first_preview),
+        "preview_latency_all_frames_ms": summary_ms(every_preview),
+        "final_latency_ms": summary_ms(finals),
+        "ack_latency_ms": {**summary_ms(probe_lat), "failed": probe_failed},
+        "burst_ack_latency_ms": {**summary_ms(burst_lat), "failed": burst_failed},
+        "cpu_per_image_s": round(bot["cpu_seconds"] / images, 3),
+        "bot_cpu_s": round(bot["cpu_seconds"], 2),
+        "idle_rss_mb": round(bot["idle_rss_mb"], 1),
+        "peak_rss_mb": round(bot["peak_rss_mb"], 1),
+        "threads": {"idle": bot["threads_idle"], "busy": bot["threads_busy"]},
+        "calls_per_job": {
+            "mean": round(sum(calls) / len(calls), 2) if calls else None,
+            "max": max(calls) if calls else None,
+            "budget": budget,
+        },
+        "status_only_edits": extra_edits,
+        "rate_limited": int(raw["rate_limited"]),
+        "stale_frames": stale,
+        "frames": {"sent": frames_sent, "shown": frames_shown, "skipped": frames_sent - frames_shown},
+        "jobs_without_preview": no_preview,
+        "bench_loop_lag_ms": summary_ms(raw["bench"]["loop_lag"]),
+        "bench_cpu_s": round(raw["bench"]["cpu_seconds"], 2),
+        "fake_api_loop_lag_ms": summary_ms(raw["fake_api"]["loop_lag"]),
+        "fake_api_cpu_s": round(raw["fake_api"]["cpu_seconds"], 2),
+        "problems": list(raw["problems"]),
+    }
+    if probe_failed:
+        fig["problems"].append(f"{probe_failed} of {len(raw['probes'])} probe interactions were not acknowledged")
+    if burst_failed:
+        fig["problems"].append(f"{burst_failed} of {n} jobs' interactions were not acknowledged")
+    if delivered < n:
+        fig["problems"].append(f"{n - delivered} of {n} jobs got no result")
+    values: dict[str, float | None] = {
+        "preview_p50_ms": fig["preview_latency_ms"]["p50"],
+        "preview_p99_ms": fig["preview_latency_ms"]["p99"],
+        "final_p50_ms": fig["final_latency_ms"]["p50"],
+        "ack_p99_ms": fig["ack_latency_ms"]["p99"],
+        "cpu_per_image_s": fig["cpu_per_image_s"],
+        "peak_rss_mb": fig["peak_rss_mb"],
+        "idle_rss_mb": fig["idle_rss_mb"],
+        "rate_limited": fig["rate_limited"],
+        "stale_frames": fig["stale_frames"],
+    }
+    targets: dict[str, dict[str, Any]] = {}
+    for name, (op, target) in TARGETS.items():
+        value = values[name]
+        targets[name] = {"value": value, "target": f"{op} {target:g}", "met": value is not None and value <= target}
+    max_calls = fig["calls_per_job"]["max"]
+    targets["calls_per_job_max"] = {
+        "value": max_calls,
+        "target": f"<= {budget}",
+        "met": max_calls is not None and max_calls <= budget,
+    }
+    fig["targets"] = targets
+    return fig

@@ -1,0 +1,163 @@
+"""Tables for people, JSON for machines, and a description of the machine the figures come from."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": ram_gb,
+        "python": sys.version.split()[0],
+        "kernel": platform.release(),
+        "pillow": version("Pillow"),
+        "discord.py": version("discord.py"),
+        "aiohttp": version("aiohttp"),
+    }
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    return (
+        f"{m['nproc']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
+        f"Pillow {m['pillow']}, discord.py {m['discord.py']}, aiohttp {m['aiohttp']}, Linux {m['kernel']}"
+    )
+
+
+def _ms(d: dict[str, Any], key: str) -> str:
+    v = d.get(key)
+    return "-" if v is None else f"{v:g}"
+
+
+def _mark(fig: dict[str, Any], *names: str) -> str:
+    states = [fig["targets"][n]["met"] for n in names]
+    return "yes" if all(states) else "NO"
+
+
+def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, target, met) for the issue's table."""
+    pv, fl, ack = fig["preview_latency_ms"], fig["final_latency_ms"], fig["ack_latency_ms"]
+    calls = fig["calls_per_job"]
+    return [
+        (
+            "preview latency (first frame)",
+            f"p50 {_ms(pv, 'p50')} ms, p99 {_ms(pv, 'p99')} ms",
+            "p50 <= 80 ms, p99 <= 250 ms",
+            _mark(fig, "preview_p50_ms", "preview_p99_ms"),
+        ),
+        (
+            "final latency",
+            f"p50 {_ms(fl, 'p50')} ms, p99 {_ms(fl, 'p99')} ms",
+            "p50 <= 150 ms",
+            _mark(fig, "final_p50_ms"),
+        ),
+        (
+            "acknowledgement latency",
+            f"p50 {_ms(ack, 'p50')} ms, p99 {_ms(ack, 'p99')} ms ({ack['n']} probes, {ack['failed']} failed)",
+            "p99 <= 150 ms",
+            _mark(fig, "ack_p99_ms"),
+        ),
+        ("CPU per image", f"{fig['cpu_per_image_s']:g} s ({fig['bot_cpu_s']:g} s total)", "<= 0.3 s",
+         _mark(fig, "cpu_per_image_s")),
+        (
+            "memory (bot RSS)",
+            f"peak {fig['peak_rss_mb']:g} MB, idle {fig['idle_rss_mb']:g} MB",
+            "peak <= 250 MB, idle <= 100 MB",
+            _mark(fig, "peak_rss_mb", "idle_rss_mb"),
+        ),
+        (
+            "Discord calls",
+            f"{calls['mean']:g} per job (max {calls['max']}); {fig['rate_limited']} x 429; "
+            f"{fig['stale_frames']} stale",
+            f"<= {calls['budget']} per job; 0; 0",
+            _mark(fig, "calls_per_job_max", "rate_limited", "stale_frames"),
+        ),
+    ]  # fmt: skip
+
+
+def table(fig: dict[str, Any]) -> str:
+    head = ("figure", "measured", f"target (N={fig['jobs']})", "met")
+    body = rows(fig)
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(4)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(head, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def details(fig: dict[str, Any]) -> str:
+    fr = fig["frames"]
+    lag, alag = fig["bench_loop_lag_ms"], fig["fake_api_loop_lag_ms"]
+    allf = fig["preview_latency_all_frames_ms"]
+    burst = fig["burst_ack_latency_ms"]
+    return "\n".join(
+        [
+            f"delivered {fig['delivered']}/{fig['jobs']} in {fig['wall_s']:g} s; frames sent {fr['sent']}, "
+            f"shown {fr['shown']}, skipped {fr['skipped']}; status-only edits {fig['status_only_edits']}",
+            f"preview latency, every frame shown: p50 {_ms(allf, 'p50')} ms, p99 {_ms(allf, 'p99')} ms; "
+            f"the jobs' own acknowledgements (burst of {fig['jobs']}): p50 {_ms(burst, 'p50')} ms, "
+            f"max {_ms(burst, 'max')} ms",
+            f"bot threads {fig['threads']['idle']} idle / {fig['threads']['busy']} busy; "
+            f"bench loop lag p99 {_ms(lag, 'p99')} ms (max {_ms(lag, 'max')}), bench CPU {fig['bench_cpu_s']:g} s; "
+            f"fake API loop lag p99 {_ms(alag, 'p99')} ms (max {_ms(alag, 'max')}), CPU {fig['fake_api_cpu_s']:g} s",
+        ]
+    )
+
+
+def _p50_p99(d: dict[str, Any]) -> str:
+    return f"{_ms(d, 'p50')} / {_ms(d, 'p99')}"
+
+
+SWEEP_ROWS: list[tuple[str, Any]] = [
+    ("preview p50 / p99 ms", lambda f: _p50_p99(f["preview_latency_ms"])),
+    ("final p50 / p99 ms", lambda f: _p50_p99(f["final_latency_ms"])),
+    ("ack p50 / p99 ms", lambda f: _p50_p99(f["ack_latency_ms"])),
+    ("CPU s per image", lambda f: f"{f['cpu_per_image_s']:g}"),
+    ("peak / idle RSS MB", lambda f: f"{f['peak_rss_mb']:g} / {f['idle_rss_mb']:g}"),
+    ("calls per job (max)", lambda f: f"{f['calls_per_job']['mean']:g} ({f['calls_per_job']['max']})"),
+    ("429s / stale frames", lambda f: f"{f['rate_limited']} / {f['stale_frames']}"),
+    ("frames shown / sent", lambda f: f"{f['frames']['shown']} / {f['frames']['sent']}"),
+    ("bench loop lag p99 ms", lambda f: _ms(f["bench_loop_lag_ms"], "p99")),
+]  # fmt: skip
+
+
+def sweep_table(figs: list[dict[str, Any]]) -> str:
+    head = ["N", *[str(f["jobs"]) for f in figs]]
+    body = [[name, *[fn(f) for f in figs]] for name, fn in SWEEP_ROWS]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(head, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def missed(fig: dict[str, Any]) -> list[str]:
+    return [f"{name} = {t['value']} (target {t['target']})" for name, t in fig["targets"].items() if not t["met"]]

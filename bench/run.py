@@ -1,0 +1,439 @@
+"""One benchmark run: fake Discord (here), fake Images API (its own process), the real bot (its own process).
+
+``run_load`` starts a fresh fake Discord and a fresh bot (fresh database), injects ``jobs`` simultaneous
+``/imagine`` interactions from as many synthetic users, keeps injecting small "probe" interactions while the
+jobs stream, waits for every result, and returns what the fakes recorded plus the bot's CPU and memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.lag import LagMonitor
+from tests.fakes.discord import FakeDiscord, InteractionHandle
+from tests.fakes.payloads import FakeUser
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+SUBJECTS = (
+    "a lighthouse on a cliff in a winter storm, oil painting",
+    "a red fox asleep in autumn leaves, macro photograph",
+    "a busy night market in the rain, neon reflections",
+    "an isometric cutaway of a cosy library with a cat",
+    "a hot air balloon over terraced rice fields at dawn",
+    "a brass steam locomotive crossing a stone viaduct",
+    "a watercolour map of an imaginary archipelago",
+    "a robot gardener watering tomatoes on a balcony",
+)
+PROMPT_TAG = re.compile(r"^bench run (\d+) job (\d+):")
+SYNTHETIC_USER_BASE = 1_600_000_000_000_000_000
+PROBE_BUTTON = "imagebot:reroll:999999999"  # a job id the bot does not know
+
+
+class BenchError(RuntimeError):
+    """The run itself broke (the bot did not start, crashed, or jobs never finished)."""
+
+
+@dataclass
+class LoadOptions:
+    jobs: int
+    size: str = "1536x1024"
+    partials: int = 2
+    probe_interval: float = 0.15  # mean seconds between probe interactions while jobs stream
+    webhook_limit: tuple[int, float] = (5, 2.0)  # per interaction token: 5 edits per 2 s, as Discord reports
+    settle: float = 1.0  # seconds to keep recording after the last result
+    timeout: float = 120.0
+    bot_env: dict[str, str] = field(default_factory=dict)
+    workdir: Path = Path("/tmp")
+
+
+# --- the fake Images API process ----------------------------------------------------------------
+
+
+class ImagesAPIProcess:
+    """``python -m bench.imagesapi`` as a child process, spoken to over its stdin/stdout."""
+
+    def __init__(self, *, size: str, partials: int, pool: int, delay_first: float, delay_between: float,
+                 jitter: float, log_path: Path) -> None:  # fmt: skip
+        self.args = [
+            "--size", size, "--partials", str(partials), "--pool", str(pool), "--delay-first", str(delay_first),
+            "--delay-between", str(delay_between), "--jitter", str(jitter),
+        ]  # fmt: skip
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.base_url = ""
+        self.pid = 0
+        self.prewarm_seconds = 0.0
+        self._lock = asyncio.Lock()
+
+    async def start(self, timeout: float = 120.0) -> None:  # noqa: ASYNC109
+        env = _child_env()
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.imagesapi", *self.args,
+                cwd=REPO_ROOT, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=log, limit=64 * 1024 * 1024,
+            )  # fmt: skip
+        try:
+            hello = await asyncio.wait_for(self._read(), timeout)
+        except (TimeoutError, BenchError) as exc:
+            await self.stop()
+            raise BenchError(f"the fake Images API did not start: {exc}\n{_tail(self.log_path)}") from None
+        self.base_url = hello["base_url"]
+        self.pid = int(hello["pid"])
+        self.prewarm_seconds = float(hello["prewarm_seconds"])
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise BenchError("the fake Images API process exited")
+        return json.loads(line)
+
+    async def dump(self) -> dict[str, Any]:
+        """Events, loop-lag samples and CPU seconds since the previous dump."""
+        assert self.proc is not None and self.proc.stdin is not None
+        async with self._lock:
+            self.proc.stdin.write(b"dump\n")
+            await self.proc.stdin.drain()
+            return await asyncio.wait_for(self._read(), 30)
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(Exception):
+            assert proc.stdin is not None
+            proc.stdin.write(b"quit\n")
+            await proc.stdin.drain()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+# --- the bot process ------------------------------------------------------------------------------
+
+
+class BotProcess:
+    """The real bot (``python -m bot``), as the e2e rig starts it, plus /proc readings."""
+
+    def __init__(self, fd: FakeDiscord, images_base: str, workdir: Path, extra_env: dict[str, str]) -> None:
+        self.fd = fd
+        self.images_base = images_base
+        self.workdir = workdir
+        self.extra_env = extra_env
+        self.log_path = workdir / "bot.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    def env(self) -> dict[str, str]:
+        env = _child_env()
+        env.update(
+            {
+                "DISCORD_TOKEN": self.fd.token,
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": self.images_base,
+                "DISCORD_API_BASE": self.fd.api_base,
+                "DISCORD_GATEWAY_URL": self.fd.gateway_url,
+                "DATABASE_URL": f"sqlite:///{self.workdir / 'bot.db'}",
+                "SYNC_COMMANDS": "always",
+                "LOG_LEVEL": "WARNING",
+                "DEFAULT_DAILY_LIMIT": "unlimited",
+                "DEFAULT_MONTHLY_LIMIT": "unlimited",
+                "IMAGEBOT_ENV_FILE": str(self.workdir / "no.env"),  # never read the developer's .env
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        cwd = self.workdir / "cwd"
+        cwd.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=cwd, env=self.env(), stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+        fd = self.fd
+        deadline = time.monotonic() + timeout
+
+        def ready() -> bool:
+            return bool(fd.identifies) and any(
+                r.method == "PUT" and r.path.endswith("/commands") and r.status == 200 for r in fd.requests
+            )
+
+        while not ready():
+            if self.proc.returncode is not None:
+                raise BenchError(f"the bot exited with code {self.proc.returncode} at start\n{_tail(self.log_path)}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"the bot was not ready after {timeout:g}s\n{_tail(self.log_path)}")
+            await asyncio.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the bot process (all its threads), from /proc/<pid>/stat."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def memory_mb(self) -> dict[str, float]:
+        """VmRSS (now) and VmHWM (peak so far) in MB, from /proc/<pid>/status."""
+        out: dict[str, float] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+        return out
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    async def stop(self, timeout: float = 15.0) -> int | None:  # noqa: ASYNC109
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        return proc.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _child_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DISCORD_", "OPENAI_", "IMAGEBOT_")) and k != "DATABASE_URL"
+    }
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return ""
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return f"----- {path.name} (tail) -----\n" + "\n".join(text)
+
+
+# --- driving the load -----------------------------------------------------------------------------
+
+
+def _request_record(r: Any) -> dict[str, Any]:
+    content = r.json.get("content") if isinstance(r.json, dict) else None
+    return {
+        "time": r.time,
+        "method": r.method,
+        "path": r.path,
+        "token": r.token,
+        "status": r.status,
+        "files": [f.filename for f in r.files],
+        "content": content,
+    }
+
+
+class _Tracker:
+    """Which job tokens have their final image, scanning ``fd.requests`` incrementally (cheap to poll)."""
+
+    def __init__(self, fd: FakeDiscord, tokens: set[str]) -> None:
+        self.fd = fd
+        self.pending = set(tokens)
+        self._seen = 0
+
+    def update(self) -> None:
+        requests = self.fd.requests
+        end = len(requests)
+        i = self._seen
+        while i < end:
+            r = requests[i]
+            if r.status is None:
+                break  # not answered yet: look again next time
+            if (
+                r.token in self.pending
+                and r.method == "PATCH"
+                and r.status == 200
+                and any(f.filename.startswith("imagebot-") for f in r.files)
+            ):
+                self.pending.discard(r.token)
+            i += 1
+        self._seen = i
+
+
+async def _probe(fd: FakeDiscord, kind: str, user: FakeUser, target: dict[str, Any]) -> InteractionHandle:
+    if kind == "imagine-invalid":  # refused before any API call: the command path's acknowledgement
+        payload = fd.slash("imagine", {"prompt": " "}, user=user)
+    else:  # a button on a job the bot does not know: one database read, then the acknowledgement
+        payload = fd.button(PROBE_BUTTON, target, user=user)
+    return await fd.inject_interaction(payload)
+
+
+async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dict[str, Any]:
+    """One run at ``opts.jobs`` simultaneous jobs. Returns raw records (see ``bench.metrics.compute``)."""
+    n = opts.jobs
+    workdir = opts.workdir / f"n{n}-run{run_id}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd = FakeDiscord()
+    await fd.start()
+    fd.enforce_webhook_limits(*opts.webhook_limit)
+    env = {
+        "PARTIAL_IMAGES": str(opts.partials),
+        "MAX_CONCURRENT_IMAGES": str(max(8, n)),
+        **opts.bot_env,
+    }
+    bot = BotProcess(fd, api.base_url, workdir, env)
+    lag = LagMonitor()
+    lag.start()
+    problems: list[str] = []
+    try:
+        await api.dump()  # forget events of earlier runs
+        await bot.start()
+        await asyncio.sleep(1.5)  # let start-up settle: this is the idle figure
+        idle = bot.memory_mb()
+        threads_idle = bot.threads()
+
+        users = [FakeUser(SYNTHETIC_USER_BASE + i, f"bench{i}", f"Bench {i}") for i in range(n + 1)]
+        probe_user = users[n]
+        probe_target = fd.create_user_message("bot", "probe target")
+        probe_target["components"] = [  # discord.py dispatches a button only if the message carries it
+            {"type": 1, "components": [{"type": 2, "style": 1, "label": "Reroll", "custom_id": PROBE_BUTTON}]}
+        ]
+        cpu_before = bot.cpu_seconds()
+        api_before = await api.dump()
+        bench_cpu_before = _own_cpu()
+        t0 = time.monotonic()
+        handles: dict[int, InteractionHandle] = {}
+        for i in range(n):
+            prompt = f"bench run {run_id} job {i}: {SUBJECTS[i % len(SUBJECTS)]}"
+            payload = fd.slash("imagine", {"prompt": prompt, "size": opts.size}, user=users[i])
+            handles[i] = await fd.inject_interaction(payload)
+        tracker = _Tracker(fd, {h.token for h in handles.values()})
+
+        probes: list[tuple[str, InteractionHandle]] = []
+        rng = random.Random(run_id)
+        kinds = ("imagine-invalid", "button-unknown-job")
+        next_probe = time.monotonic() + 0.5  # the jobs' own acknowledgements come first
+        deadline = t0 + opts.timeout
+        while True:
+            tracker.update()
+            if not tracker.pending:
+                break
+            now = time.monotonic()
+            if now > deadline:
+                problems.append(f"{len(tracker.pending)} of {n} jobs had no result after {opts.timeout:g}s")
+                break
+            if bot.proc is not None and bot.proc.returncode is not None:
+                problems.append(f"the bot exited with code {bot.proc.returncode} during the run")
+                break
+            if now >= next_probe:
+                kind = kinds[len(probes) % 2]
+                probes.append((kind, await _probe(fd, kind, probe_user, probe_target)))
+                next_probe = now + opts.probe_interval * rng.uniform(0.5, 1.5)
+            await asyncio.sleep(0.01)
+        t_done = time.monotonic()
+        await asyncio.sleep(opts.settle)
+        t_end = time.monotonic()
+        cpu_after = bot.cpu_seconds()
+        bench_cpu_after = _own_cpu()
+        busy = bot.memory_mb()
+        threads_busy = bot.threads()
+        api_after = await api.dump()
+    finally:
+        await lag.stop()
+        code = await bot.stop()
+        await fd.stop()
+    log = bot.log_text()
+    if code not in (0, None):
+        problems.append(f"the bot exited with code {code}")
+    if "Traceback" in log:
+        problems.append("Traceback in the bot log")
+    problems.extend(f"fake Discord: {e}" for e in fd.validation_errors[:5])
+    problems.extend(f"fake Images API: {e}" for e in api_after["validation_errors"][:5])
+
+    events = [e for e in api_before["events"] + api_after["events"] if _run_of(e["prompt"]) == run_id]
+    api_lag = [lag for t, lag in api_after["lag"] if t0 <= t <= t_done]
+    return {
+        "jobs": n,
+        "partials": opts.partials,
+        "size": opts.size,
+        "t0": t0,
+        "t_done": t_done,
+        "t_end": t_end,
+        "job_tokens": {str(i): h.token for i, h in handles.items()},
+        "job_sent": {str(i): h.created for i, h in handles.items()},
+        "probes": [{"kind": k, "token": h.token, "sent": h.created} for k, h in probes],
+        "events": [
+            {
+                "job": _job_of(e["prompt"]),
+                "type": e["type"],
+                "partial_index": e["partial_index"],
+                "time": e["time"],
+                "started": e["started"],
+            }
+            for e in events
+        ],
+        "requests": [_request_record(r) for r in fd.requests if r.time >= t0 - 0.001],
+        "rate_limited": fd.rate_limited_count,
+        "bot": {
+            "cpu_seconds": cpu_after - cpu_before,
+            "idle_rss_mb": idle.get("VmRSS", 0.0),
+            "peak_rss_mb": busy.get("VmHWM", 0.0),
+            "end_rss_mb": busy.get("VmRSS", 0.0),
+            "threads_idle": threads_idle,
+            "threads_busy": threads_busy,
+            "exit_code": code,
+        },
+        "bench": {
+            "cpu_seconds": bench_cpu_after - bench_cpu_before,
+            "loop_lag": lag.between(t0, t_done),
+        },
+        "fake_api": {
+            "cpu_seconds": api_after["cpu"] - api_before["cpu"],
+            "loop_lag": api_lag,
+        },
+        "problems": problems,
+        "log_path": str(bot.log_path),
+    }
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _run_of(prompt: str) -> int | None:
+    m = PROMPT_TAG.match(prompt)
+    return int(m.group(1)) if m else None
+
+
+def _job_of(prompt: str) -> int:
+    m = PROMPT_TAG.match(prompt)
+    assert m is not None
+    return int(m.group(2))
