@@ -14,6 +14,7 @@ cannot be set on subcommands, and ``/quota me`` must stay open to everyone.)
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import logging
@@ -44,6 +45,7 @@ UNLIMITED = -1  # the option value that means "no limit"
 MAX_LIMIT = 1_000_000
 MAX_BUDGET = 1_000_000.0
 UPLOAD_MARGIN = 64 * 1024  # room for the JSON part of the report's multipart upload
+REPORT_DEFER_AFTER = 2.0  # seconds: Discord wants an answer within 3
 REPORT_USERS = 40  # per-user lines in the report embed (the CSV has everyone)
 
 LIMIT_HELP = "Images; 0 blocks, -1 is unlimited; leave out to keep"
@@ -164,10 +166,10 @@ def period_line(label: str, used: int, limit: int | None, source: str, resets_at
     if limit is None:
         allowance = f"no limit ({where})"
     elif limit == 0:
-        allowance = f"blocked ({where})"
+        allowance = f"blocked (limit 0, {where})"
     else:
-        allowance = f"**{max(0, limit - used)}** left of {limit} ({where})"
-    return f"**{label}**: {used} used · {allowance} · resets {relative_time(resets_at)}"
+        allowance = f"**{max(0, limit - used)}** remaining (limit {limit}, {where})"
+    return f"**{label}**: {used} used, {allowance} · resets {relative_time(resets_at)}"
 
 
 def budget_line(usage: UsageSummary) -> str | None:
@@ -176,7 +178,7 @@ def budget_line(usage: UsageSummary) -> str | None:
     left = usage.budget_remaining or 0.0
     return (
         f"**Server budget**: ${usage.budget_spent:.2f} of ${usage.budget_usd:.2f} spent this month "
-        f"(${left:.2f} left) · resets {relative_time(usage.budget_resets_at)}"
+        f"(${left:.2f} remaining) · resets {relative_time(usage.budget_resets_at)}"
     )
 
 
@@ -358,7 +360,7 @@ class QuotaCog(commands.Cog):
 
     # --- everyone ------------------------------------------------------------------------------------
 
-    @quota.command(name="me", description="Your images used and left today and this month")
+    @quota.command(name="me", description="Your images used and remaining today and this month")
     async def me(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         usage = await self.store.usage(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
@@ -503,19 +505,32 @@ class QuotaCog(commands.Cog):
     async def report(self, interaction: discord.Interaction) -> None:
         guild_id = interaction.guild_id
         assert guild_id is not None
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        limit = max(1024, interaction.filesize_limit - UPLOAD_MARGIN)
+        build = asyncio.ensure_future(self._build_report(guild_id, limit))
+        try:
+            # Answer at once when the report is quick (the usual case); defer when a big ledger takes longer.
+            fields = await asyncio.wait_for(asyncio.shield(build), REPORT_DEFER_AFTER)
+        except TimeoutError:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            fields = await build
+            await interaction.followup.send(ephemeral=True, allowed_mentions=NO_MENTIONS, **fields)
+            return
+        except asyncio.CancelledError:
+            build.cancel()
+            raise
+        await interaction.response.send_message(ephemeral=True, allowed_mentions=NO_MENTIONS, **fields)
+
+    async def _build_report(self, guild_id: int, upload_limit: int) -> dict[str, Any]:
+        """The report's embed and, when it fits the upload limit, its CSV ledger."""
         report = await self.store.report(guild_id)
         ledger = await self.store.ledger_csv(guild_id, since=report.period_start)
         local = report.period_start.astimezone(zoneinfo.ZoneInfo(report.timezone))
-        name = f"imagebot-ledger-{local:%Y-%m}"
-        limit = max(1024, interaction.filesize_limit - UPLOAD_MARGIN)
-        file = _csv_file(ledger, name, limit)
+        file = await asyncio.to_thread(_csv_file, ledger, f"imagebot-ledger-{local:%Y-%m}", upload_limit)
         embed = report_embed(report)
         if file is None:
             embed.add_field(name="CSV", value="The ledger is too large to attach, even compressed.", inline=False)
-            await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
-            return
-        await interaction.followup.send(embed=embed, file=file, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return {"embed": embed}
+        return {"embed": embed, "file": file}
 
     @quota.command(name="audit", description="Moderators: the latest quota changes (who, what, when)")
     @managers_only()

@@ -115,9 +115,9 @@ async def test_daily_limit_of_two_refuses_the_third_imagine_without_an_api_call(
 
     # Before anything: the bot default, and where it comes from.
     me = text_of(await quota(fd, "me", user="alice"))
-    assert "0 used" in line(me, "Today") and "25** left of 25" in line(me, "Today")
+    assert "0 used" in line(me, "Today") and "**25** remaining (limit 25" in line(me, "Today")
     assert "bot default" in line(me, "Today") and re.search(r"resets <t:\d+:R>", line(me, "Today"))
-    assert "300** left of 300" in line(me, "This month")
+    assert "**300** remaining (limit 300" in line(me, "This month")
 
     # A moderator sets alice's daily limit to 2.
     done = text_of(await quota(fd, "set", {"user": alice, "daily": 2}))
@@ -131,8 +131,8 @@ async def test_daily_limit_of_two_refuses_the_third_imagine_without_an_api_call(
         assert has_result(h)
     assert generations(rig) == 2
     me = text_of(await quota(fd, "me", user="alice"))
-    assert "2 used" in line(me, "Today") and "**0** left of 2 (set for you)" in line(me, "Today")
-    assert "2 used" in line(me, "This month") and "298** left of 300" in line(me, "This month")
+    assert "2 used" in line(me, "Today") and "**0** remaining (limit 2, set for you)" in line(me, "Today")
+    assert "2 used" in line(me, "This month") and "**298** remaining (limit 300" in line(me, "This month")
 
     # The third is refused privately, says the limit and when it resets, and never reaches the API.
     third = await imagine(fd, "a green frog")
@@ -147,14 +147,14 @@ async def test_daily_limit_of_two_refuses_the_third_imagine_without_an_api_call(
 
     # /quota show: limits with their sources, usage and the recent jobs.
     shown = text_of(await quota(fd, "show", {"user": alice}))
-    assert "**0** left of 2 (set for this user)" in shown and "a blue heron" in shown and "done" in shown
+    assert "**0** remaining (limit 2, set for this user)" in shown and "a blue heron" in shown and "done" in shown
 
     # /quota reset clears today's usage (audited); alice can make images again.
     reset = text_of(await quota(fd, "reset", {"user": alice}))
     assert "2 images of today" in reset
     assert db(rig, "SELECT action FROM audit_log ORDER BY id DESC LIMIT 1")[0]["action"] == "reset_user"
     me = text_of(await quota(fd, "me", user="alice"))
-    assert "0 used" in line(me, "Today") and "**2** left of 2" in line(me, "Today")
+    assert "0 used" in line(me, "Today") and "**2** remaining (limit 2" in line(me, "Today")
     assert has_result(await imagine(fd, "a green frog"))
     assert generations(rig) == 3
 
@@ -188,13 +188,13 @@ async def test_non_moderators_are_refused_and_nothing_changes(rig: Rig) -> None:
     for table in ("quota_limits", "guild_settings", "quota_resets", "audit_log"):
         assert db(rig, f"SELECT * FROM {table}") == [], table
     me = text_of(await quota(fd, "me", user="bob"))
-    assert "25** left of 25 (bot default)" in line(me, "Today")
+    assert "**25** remaining (limit 25, bot default)" in line(me, "Today")
 
     # A server can name a manager role: its members (alice is an Artist) may then manage quotas...
     text_of(await quota(fd, "managerrole", {"role": artist}))
     done = text_of(await quota(fd, "set", {"user": bob, "daily": 5}, user="alice"))
     assert "daily not set → **5**" in done
-    assert "5** left of 5 (set for you)" in line(text_of(await quota(fd, "me", user="bob")), "Today")
+    assert "**5** remaining (limit 5, set for you)" in line(text_of(await quota(fd, "me", user="bob")), "Today")
     # ...but not decide who is a manager, and members without the role are still refused, naming it.
     refused = text_of(await quota(fd, "managerrole", {"clear": True}, user="alice"))
     assert "Manage Server" in refused
@@ -222,7 +222,7 @@ async def test_report_attaches_a_csv_that_matches_the_ledger(rig: Rig) -> None:
     await poll(lambda: all(r["status"] != "running" for r in db(rig, "SELECT status FROM jobs")))
 
     h = await quota(fd, "report")
-    assert h.callbacks[0]["type"] == 5 and h.callbacks[0]["data"]["flags"] & EPHEMERAL  # deferred privately
+    assert h.callbacks[0]["data"]["flags"] & EPHEMERAL  # answered (or deferred) privately
     await h.wait_for(lambda x: x.original and x.original["attachments"], timeout=10)
     message = h.original
     assert message["flags"] & EPHEMERAL
@@ -272,7 +272,7 @@ async def test_crash_mid_job_refunds_the_reservation_after_a_restart(rig: Rig) -
     assert job["error"] == "interrupted: bot restarted"
     assert f"refunded 1 reservation(s) left by an earlier crash: jobs [{job['id']}]" in rig.log_text()
     me = text_of(await quota(fd, "me", user="alice"))
-    assert "0 used" in line(me, "Today") and "25** left of 25" in line(me, "Today")
+    assert "0 used" in line(me, "Today") and "**25** remaining (limit 25" in line(me, "Today")
     assert "0 used" in line(me, "This month")
     shown = text_of(await quota(fd, "show", {"user": fd.users["alice"]}))
     assert "crashed" in shown and "refunded" in shown
@@ -288,7 +288,7 @@ async def test_role_and_server_defaults_budget_timezone_and_audit(rig: Rig) -> N
     alice_today = line(text_of(await quota(fd, "me", user="alice")), "Today")  # alice is an Artist
     assert "no limit (from role " + artist.mention in alice_today
     bob_today = line(text_of(await quota(fd, "me", user="bob")), "Today")
-    assert "**10** left of 10 (server default)" in bob_today
+    assert "**10** remaining (limit 10, server default)" in bob_today
 
     # Nothing given: explained, nothing changed. Out of range: refused.
     assert "Nothing to change" in text_of(await quota(fd, "default"))
