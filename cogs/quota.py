@@ -119,8 +119,8 @@ def limit_change(value: int | None, *, clear: bool) -> LimitArg:
         return INHERIT if clear else UNCHANGED
     if value == UNLIMITED:
         return None
-    if value < 0:
-        raise ValueError("a limit is -1 (unlimited), 0 (blocked) or a positive number of images")
+    if value < 0 or value > MAX_LIMIT:
+        raise ValueError(f"a limit is -1 (unlimited), 0 (blocked) or a number of images up to {MAX_LIMIT:,}")
     return value
 
 

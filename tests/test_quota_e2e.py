@@ -293,7 +293,7 @@ async def test_role_and_server_defaults_budget_timezone_and_audit(rig: Rig) -> N
     # Nothing given: explained, nothing changed. Out of range: refused.
     assert "Nothing to change" in text_of(await quota(fd, "default"))
     bad = await quota(fd, "set", {"user": fd.users["bob"], "daily": -5})
-    assert "A limit is -1 (unlimited), 0 (blocked) or a positive number" in text_of(bad)
+    assert "A limit is -1 (unlimited), 0 (blocked) or a number of images up to 1,000,000" in text_of(bad)
     assert len(db(rig, "SELECT * FROM audit_log")) == 2
 
     # Time zone: unknown names refused, autocomplete offers IANA names, days then follow it.
