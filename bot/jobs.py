@@ -229,6 +229,13 @@ class JobService:
             self._release_user(spec.user_id)
             raise
 
+    async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
+        """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
+        try:
+            await self.quota.refund(reservation.job_id, status="cancelled", error=error)
+        finally:
+            self._release_user(spec.user_id)
+
     @contextlib.contextmanager
     def tracked(self) -> Iterator[None]:
         """Own the current task until the block ends: ``shutdown`` cancels it (and waits for it)."""

@@ -25,7 +25,7 @@ from bot.options import (
     size_choices,
 )
 from cogs.errors import reply_ephemeral
-from cogs.jobview import DYNAMIC_ITEMS, InteractionTarget, role_ids, run_job
+from cogs.jobview import DYNAMIC_ITEMS, role_ids, start_interaction_job
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -114,7 +114,6 @@ class ImagineCog(commands.Cog):
         except OptionError as exc:
             await reply_ephemeral(interaction, str(exc))
             return
-        await interaction.response.defer(thinking=True)
         spec = JobSpec(
             kind="generate",
             user_id=interaction.user.id,
@@ -124,7 +123,7 @@ class ImagineCog(commands.Cog):
             prompt=prompt.strip(),
             options=options,
         )
-        await run_job(self.bot, InteractionTarget(interaction), spec, interaction.user)
+        await start_interaction_job(self.bot, interaction, spec)
 
 
 async def setup(bot: ImageBot) -> None:

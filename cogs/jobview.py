@@ -8,6 +8,7 @@ carries the job id, so they keep working after a restart (the job itself is in t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,10 @@ import discord
 from bot.images.types import CompletedImage, PartialImage
 from bot.imaging import fit_upload, make_preview, pack_uploads
 from bot.jobs import ImageOptions, JobOutcome, JobSpec, TooManyJobs
-from bot.messages import api_error, clip, quota_exceeded
+from bot.messages import api_error, clip, user_error
 from bot.progress import ProgressPublisher, ProgressView
-from bot.quota import QuotaExceeded
+from bot.quota import QuotaExceeded, Reservation
+from cogs.errors import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 UPLOAD_MARGIN = 64 * 1024  # room for the JSON part of a multipart upload
 EMBED_COLOUR = discord.Colour(0x10A37F)
+RESERVE_BEFORE_ACK = 1.5  # seconds; Discord drops interactions not acknowledged within 3
 
 
 def upload_budget(limit: int) -> int:
@@ -258,18 +261,18 @@ def _bytes_io(data: bytes) -> Any:
     return io.BytesIO(data)
 
 
-async def run_job(bot: ImageBot, target: Target, spec: JobSpec, user: discord.abc.User) -> JobOutcome | None:
-    """Reserve, stream, deliver. Quota and per-user limits are answered privately via ``target``."""
+async def run_job(
+    bot: ImageBot, target: Target, spec: JobSpec, user: discord.abc.User, reservation: Reservation | None = None
+) -> JobOutcome | None:
+    """Reserve (unless done already), stream, deliver. Quota refusals are answered via ``target``."""
     jobs = bot.services.jobs
     with jobs.tracked():  # a shutdown cancels the job (refunding it) instead of cutting it off mid-write
-        try:
-            reservation = await jobs.reserve(spec)
-        except QuotaExceeded as exc:
-            await target.withdraw(quota_exceeded(exc))
-            return None
-        except TooManyJobs as exc:
-            await target.withdraw(f"You already have {exc.limit} images in progress. Please wait for one to finish.")
-            return None
+        if reservation is None:
+            try:
+                reservation = await jobs.reserve(spec)
+            except (QuotaExceeded, TooManyJobs) as exc:
+                await target.withdraw(user_error(exc) or str(exc))
+                return None
         message = JobMessage(bot, target, spec, reservation.job_id, user)
         message.publisher.start()
         try:
@@ -281,6 +284,29 @@ async def run_job(bot: ImageBot, target: Target, spec: JobSpec, user: discord.ab
         except discord.HTTPException:
             log.exception("could not deliver the result of job %s", outcome.job_id)
         return outcome
+
+
+async def start_interaction_job(bot: ImageBot, interaction: discord.Interaction, spec: JobSpec) -> None:
+    """Reserve before acknowledging, so a refusal is one private reply and nothing public appears; then
+    defer (public "thinking") and run. Reserving is one small SQLite transaction; should it ever be slow,
+    the bot defers first so the 3-second acknowledgement is never missed."""
+    jobs = bot.services.jobs
+    with jobs.tracked():
+        reservation: Reservation | None = None
+        try:
+            reservation = await asyncio.wait_for(jobs.reserve(spec), RESERVE_BEFORE_ACK)
+        except (QuotaExceeded, TooManyJobs) as exc:
+            await reply_ephemeral(interaction, user_error(exc) or str(exc))
+            return
+        except TimeoutError:
+            log.warning("quota reservation took over %.1fs; acknowledging first", RESERVE_BEFORE_ACK)
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException:
+            if reservation is not None:
+                await jobs.abandon(reservation, spec, error="interaction could not be acknowledged")
+            raise
+        await run_job(bot, InteractionTarget(interaction), spec, interaction.user, reservation)
 
 
 def role_ids(user: discord.abc.User) -> tuple[int, ...]:
@@ -324,7 +350,6 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
         if job is None:
             await interaction.response.send_message("That job is no longer known to the bot.", ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
         spec = JobSpec(
             kind=job.kind,  # type: ignore[arg-type]
             user_id=interaction.user.id,
@@ -338,9 +363,10 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
         if spec.kind == "edit":
             from cogs.edit import reroll_edit
 
+            await interaction.response.defer(thinking=True)
             await reroll_edit(bot, interaction, job, spec)
             return
-        await run_job(bot, InteractionTarget(interaction), spec, interaction.user)
+        await start_interaction_job(bot, interaction, spec)
 
 
 class EditButton(_JobButton, template=r"imagebot:edit:(?P<job>\d+)"):
