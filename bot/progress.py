@@ -4,12 +4,17 @@ A ``ProgressPublisher`` holds the latest state of a job (status line and, per im
 partial frame as raw bytes). One background task turns that state into message edits:
 
 * frames are rendered (decoded and shrunk into a small JPEG) only when an edit is about to go out, so a
-  frame superseded before then costs nothing: a burst of frames never queues behind itself;
+  frame superseded before then costs nothing: a burst of frames never queues behind itself; a render
+  still under way (or queued) when a newer frame of its slot arrives is cancelled, and the newer one
+  rendered instead;
 * edits are at least ``min_interval`` apart, so the bot stays inside Discord's limits and never waits
   behind a 429;
 * a status-only change (queued → generating) waits ``status_grace`` first: if the first frame arrives in
   that window the two go out as one edit;
-* ``close()`` drops whatever has not been sent: the final result never waits behind preview work.
+* ``close()`` drops whatever has not been sent, a preview being rendered included: the final result
+  never waits behind preview work (only behind an edit already on the wire, so it lands last);
+* nothing is sent once every slot is finished: the result is about to replace the message anyway;
+* a frame's raw bytes are released as soon as it is rendered (megabytes per job under load).
 
 No Discord imports: ``send`` is any coroutine that applies a ``ProgressView`` to a message.
 """
@@ -17,6 +22,7 @@ No Discord imports: ``send`` is any coroutine that applies a ``ProgressView`` to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -52,6 +58,7 @@ class _Slot:
     jpeg: bytes | None = None
     done: bool = False
     failed: bool = False
+    rendering: asyncio.Future[bytes] | None = None
 
 
 Renderer = Callable[[bytes], Awaitable[bytes]]
@@ -77,6 +84,7 @@ class ProgressPublisher:
     _created: float = field(init=False)
     _last_sent: float | None = field(init=False, default=None)
     _closed: bool = field(init=False, default=False)
+    _sending: bool = field(init=False, default=False)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     sent_edits: int = field(init=False, default=0)
 
@@ -106,6 +114,8 @@ class ProgressPublisher:
         if s.done or index + 1 <= s.frame:
             return  # late or duplicate: never go backwards
         s.raw, s.frame = data, index + 1
+        if s.rendering is not None:
+            s.rendering.cancel()  # an older frame being rendered is stale already: render this one
         self._frame_dirty = True
         self._dirty.set()
 
@@ -115,15 +125,23 @@ class ProgressPublisher:
         if self.slots > 1:
             self._dirty.set()
 
+    @property
+    def shown_frame(self) -> bool:
+        """Has any frame been rendered for an edit yet? (Renderers favour jobs that show nothing.)"""
+        return any(s.rendered_frame for s in self._state)
+
     async def close(self) -> None:
-        """Stop publishing; an edit already on the wire is awaited, anything pending is dropped."""
+        """Stop publishing; an edit already on the wire is awaited, anything else (waiting for the
+        interval, or a preview being rendered) is dropped at once."""
         self._closed = True
         self._dirty.set()
-        if self._task is not None:
-            try:
-                await self._task
-            except Exception:  # already logged in _run
-                pass
+        task = self._task
+        if task is None or task.done():
+            return
+        if not self._sending:
+            task.cancel()  # a render in a queue or a thread is abandoned, not waited for
+        with contextlib.suppress(Exception):  # its own failures are logged in _run
+            await asyncio.wait([task])
 
     # --- the publishing loop ---------------------------------------------------------------------
 
@@ -141,12 +159,20 @@ class ProgressPublisher:
                     if self._delay() > 0:
                         continue  # woken early by new state: wait out the rest of the interval
                 self._dirty.clear()
+                if self._all_done():
+                    continue  # the result replaces the message: nothing left worth an edit
                 view = await self._snapshot()
                 if self._closed:
                     return
                 if self._stale():
                     continue  # a newer frame arrived while rendering: render that one instead
-                await self.send(view)
+                if self._all_done():
+                    continue
+                self._sending = True
+                try:
+                    await self.send(view)
+                finally:
+                    self._sending = False
                 self.sent_edits += 1
                 self._last_sent = self.clock()
         except asyncio.CancelledError:
@@ -175,18 +201,33 @@ class ProgressPublisher:
         self._frame_dirty = False
         pending = [(i, s, s.raw, s.frame) for i, s in enumerate(self._state) if s.raw and s.frame != s.rendered_frame]
         if pending:
-            rendered = await asyncio.gather(*(self.render(raw) for _, _, raw, _ in pending), return_exceptions=True)
+            tasks = []
+            for _, s, raw, _ in pending:
+                s.rendering = asyncio.ensure_future(self.render(raw))
+                tasks.append(s.rendering)
+            try:
+                rendered = await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                for _, s, _, _ in pending:
+                    s.rendering = None
             for (_, s, _, frame), jpeg in zip(pending, rendered, strict=True):
+                if isinstance(jpeg, asyncio.CancelledError):
+                    continue  # superseded by a newer frame while rendering
                 if isinstance(jpeg, BaseException):
                     log.warning("could not render a preview frame: %s", jpeg)
                     continue
                 if not s.done:
                     s.jpeg, s.rendered_frame = jpeg, frame
+                    if s.frame == frame:
+                        s.raw = None  # rendered: the megabytes are no longer needed
         slots = tuple(
             SlotPreview(i, s.rendered_frame, self.frames_per_slot, s.jpeg, s.done, s.failed)
             for i, s in enumerate(self._state)
         )
         return ProgressView(self._status, self._position, self.started_at, slots, new_frame)
+
+    def _all_done(self) -> bool:
+        return all(s.done for s in self._state)
 
     def _stale(self) -> bool:
         return any(s.raw is not None and not s.done and s.frame > s.rendered_frame for s in self._state)

@@ -183,7 +183,8 @@ class JobMessage:
         self.started = time.time()
         self.publisher = ProgressPublisher(
             send=self._send_progress,
-            render=lambda raw: make_preview(raw, s.preview_max_side),
+            # A job that shows nothing yet goes first in the preview queue.
+            render=lambda raw: make_preview(raw, s.preview_max_side, urgent=not self.publisher.shown_frame),
             slots=spec.options.count,
             frames_per_slot=max(1, s.partial_images),
             min_interval=s.preview_min_interval,
