@@ -81,13 +81,63 @@ def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
     return f"{stem or fallback_stem}.{ext}", ctype
 
 
-def _decode_event(data: str) -> tuple[dict[str, Any], bytes | None]:
+B64_SLICE = 256 * 1024  # base64 characters decoded per call: ~1 ms each, so the GIL changes hands between
+
+
+def _b64decode(text: bytes | memoryview) -> bytes:
+    """base64 decode in slices: ``a2b_base64`` holds the GIL throughout (10-17 ms for an image), which
+    stalls the event loop and every thread coming back from Pillow; slices let them in every ~1 ms."""
+    if len(text) <= B64_SLICE:
+        return binascii.a2b_base64(text)
+    try:  # strict: a slice boundary inside garbage must not silently shift the bytes
+        return b"".join(
+            binascii.a2b_base64(text[i : i + B64_SLICE], strict_mode=True) for i in range(0, len(text), B64_SLICE)
+        )
+    except binascii.Error:
+        return binascii.a2b_base64(text)  # unusual (whitespace, odd padding): the lenient way, in one go
+
+
+_B64_KEY = b'"b64_json"'
+
+
+def _split_b64(data: bytes) -> tuple[bytes, memoryview] | None:
+    """(the JSON with an empty ``b64_json`` string, the base64 text), without scanning the megabytes as
+    JSON; None when the payload is not laid out plainly (then it is parsed the ordinary way)."""
+    key = data.find(_B64_KEY)
+    if key < 0:
+        return None
+    i = key + len(_B64_KEY)
+    while data[i : i + 1] in (b" ", b"\t", b"\r", b"\n"):
+        i += 1
+    if data[i : i + 1] != b":":
+        return None
+    i += 1
+    while data[i : i + 1] in (b" ", b"\t", b"\r", b"\n"):
+        i += 1
+    if data[i : i + 1] != b'"':
+        return None
+    end = data.find(b'"', i + 1)
+    if end < 0 or data.find(b"\\", i + 1, end) >= 0:
+        return None  # escapes inside: let json handle it
+    return data[: i + 1] + data[end:], memoryview(data)[i + 1 : end]
+
+
+def _decode_event(data: str | bytes) -> tuple[dict[str, Any], bytes | None]:
     """json.loads + base64 decode of one event (called in a thread for big payloads)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    split = _split_b64(data) if len(data) > OFFLOAD_BYTES else None
+    if split is not None:
+        rest, b64_text = split
+        obj = json.loads(rest)
+        if isinstance(obj, dict) and obj.get("b64_json") == "":
+            obj.pop("b64_json")
+            return obj, _b64decode(b64_text) if len(b64_text) else None
     obj = json.loads(data)
     if not isinstance(obj, dict):
         raise ValueError("event data is not a JSON object")
     b64 = obj.pop("b64_json", None)
-    raw = base64.b64decode(b64) if isinstance(b64, str) and b64 else None
+    raw = _b64decode(b64.encode("ascii")) if isinstance(b64, str) and b64 else None
     return obj, raw
 
 
@@ -337,10 +387,10 @@ class ImagesClient:
             if msg.is_done:
                 break
             try:
-                if len(msg.data) > OFFLOAD_BYTES:
-                    obj, raw = await asyncio.to_thread(_decode_event, msg.data)
+                if len(msg.raw) > OFFLOAD_BYTES:
+                    obj, raw = await asyncio.to_thread(_decode_event, msg.raw)
                 else:
-                    obj, raw = _decode_event(msg.data)
+                    obj, raw = _decode_event(msg.raw)
             except (ValueError, binascii.Error) as exc:
                 raise StreamError(f"undecodable stream event: {exc}", request_id=request_id) from None
             if msg.event == "error" or "error" in obj:

