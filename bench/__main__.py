@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--probe-interval", type=float, default=0.15, help="mean seconds between probe interactions")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra setting for the bot")
     p.add_argument("--keep", action="store_true", help="keep the work directory (bot logs, databases)")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run the bot under py-spy (pip install py-spy); raw samples per run into DIR",
+    )
     args = p.parse_args(argv)  # fmt: skip
     if args.smoke:
         args.jobs, args.sweep, args.pool = 4, None, 2
@@ -73,6 +80,8 @@ async def main_async(args: argparse.Namespace) -> int:
     )  # fmt: skip
     results: list[dict[str, Any]] = []
     broken = False
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
         await api.start()
@@ -81,6 +90,7 @@ async def main_async(args: argparse.Namespace) -> int:
             opts = LoadOptions(
                 jobs=n, size=args.size, partials=args.partials, probe_interval=args.probe_interval,
                 bot_env=bot_env, workdir=workdir,
+                profile=args.profile / f"bot-n{n}.txt" if args.profile else None,
             )  # fmt: skip
             print(f"\n== N={n}: {n} simultaneous /imagine {args.size}, {args.partials} partial frames ==", flush=True)
             try:

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import time
@@ -58,6 +59,7 @@ class LoadOptions:
     timeout: float = 120.0
     bot_env: dict[str, str] = field(default_factory=dict)
     workdir: Path = Path("/tmp")
+    profile: Path | None = None  # run the bot under py-spy, raw samples to this file
 
 
 # --- the fake Images API process ----------------------------------------------------------------
@@ -133,13 +135,17 @@ class ImagesAPIProcess:
 class BotProcess:
     """The real bot (``python -m bot``), as the e2e rig starts it, plus /proc readings."""
 
-    def __init__(self, fd: FakeDiscord, images_base: str, workdir: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, fd: FakeDiscord, images_base: str, workdir: Path, extra_env: dict[str, str], profile: Path | None = None
+    ) -> None:
         self.fd = fd
         self.images_base = images_base
         self.workdir = workdir
         self.extra_env = extra_env
+        self.profile = profile
         self.log_path = workdir / "bot.log"
         self.proc: asyncio.subprocess.Process | None = None
+        self._pid: int | None = None
 
     def env(self) -> dict[str, str]:
         env = _child_env()
@@ -164,9 +170,14 @@ class BotProcess:
     async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         cwd = self.workdir / "cwd"
         cwd.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "bot"]
+        if self.profile is not None:  # py-spy runs the bot as its child (attaching needs privileges)
+            spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            command = [spy, "record", "--threads", "--idle", "-r", "250", "-f", "raw", "-o", str(self.profile),
+                       "--", *command]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=cwd, env=self.env(), stdin=asyncio.subprocess.DEVNULL,
+                *command, cwd=cwd, env=self.env(), stdin=asyncio.subprocess.DEVNULL,
                 stdout=log, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
         fd = self.fd
@@ -186,8 +197,14 @@ class BotProcess:
 
     @property
     def pid(self) -> int:
+        """The bot's own pid (under --profile, the child of py-spy)."""
         assert self.proc is not None
-        return self.proc.pid
+        if self.profile is None:
+            return self.proc.pid
+        if self._pid is None:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            self._pid = int(children[0])
+        return self._pid
 
     def cpu_seconds(self) -> float:
         """utime + stime of the bot process (all its threads), from /proc/<pid>/stat."""
@@ -212,8 +229,8 @@ class BotProcess:
         if proc is None:
             return None
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError, OSError, IndexError):
+                os.kill(self.pid, signal.SIGTERM)  # py-spy, if profiling, ends with its child
             try:
                 await asyncio.wait_for(proc.wait(), timeout)
             except TimeoutError:
@@ -308,7 +325,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         "MAX_CONCURRENT_IMAGES": str(max(8, n)),
         **opts.bot_env,
     }
-    bot = BotProcess(fd, api.base_url, workdir, env)
+    bot = BotProcess(fd, api.base_url, workdir, env, opts.profile)
     lag = LagMonitor()
     lag.start()
     problems: list[str] = []
