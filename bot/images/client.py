@@ -202,7 +202,8 @@ class ImagesClient:
             return body
 
         async for event in self._run("/images/generations", req, payload):
-            yield event
+            handed, event = [event], None
+            yield handed.pop()  # (see _read_stream: no local keeps the image alive while suspended)
 
     async def edit(self, req: EditRequest) -> AsyncIterator[ImageEvent]:
         """Like ``generate`` for ``/images/edits`` (multipart/form-data)."""
@@ -235,7 +236,8 @@ class ImagesClient:
             return form
 
         async for event in self._run("/images/edits", req, payload):
-            yield event
+            handed, event = [event], None
+            yield handed.pop()
 
     # ---- request building --------------------------------------------------------------------
     @staticmethod
@@ -302,10 +304,12 @@ class ImagesClient:
             ctype = resp.headers.get("Content-Type", "")
             if "text/event-stream" in ctype:
                 async for event in self._read_stream(resp, request_id, req.n):
-                    yield event
+                    handed, event = [event], None
+                    yield handed.pop()
             else:
                 async for event in self._read_json(resp, request_id):
-                    yield event
+                    handed, event = [event], None
+                    yield handed.pop()
         finally:
             resp.release()
 
@@ -382,43 +386,58 @@ class ImagesClient:
     async def _read_stream(
         self, resp: aiohttp.ClientResponse, request_id: str | None, n: int
     ) -> AsyncIterator[ImageEvent]:
+        # A generator suspended at ``yield`` keeps its locals alive until it is resumed, which for a stream
+        # is when the *next* event arrives, seconds later: each event's megabytes (the SSE text, the decoded
+        # image) are handed over in ``out`` and no local keeps a reference across the yield.
         completed = 0
+        out: list[ImageEvent] = []
         async for msg in iter_sse(self._chunks(resp, request_id)):
             if msg.is_done:
                 break
+            name, text = msg.event, msg.raw
+            msg = None
             try:
-                if len(msg.raw) > OFFLOAD_BYTES:
-                    obj, raw = await asyncio.to_thread(_decode_event, msg.raw)
+                if len(text) > OFFLOAD_BYTES:
+                    obj, raw = await asyncio.to_thread(_decode_event, text)
                 else:
-                    obj, raw = _decode_event(msg.raw)
+                    obj, raw = _decode_event(text)
             except (ValueError, binascii.Error) as exc:
                 raise StreamError(f"undecodable stream event: {exc}", request_id=request_id) from None
-            if msg.event == "error" or "error" in obj:
+            text = b""
+            if name == "error" or "error" in obj:
                 raise error_from_stream_payload(obj, request_id=request_id, secrets=[self._api_key])
-            kind = str(obj.get("type") or msg.event or "")
+            kind = str(obj.get("type") or name or "")
             if kind.endswith(".partial_image"):
                 if raw is None:
                     continue
-                yield PartialImage(
-                    index=int(obj.get("partial_image_index") or 0),
-                    data=raw,
-                    output_format=str(obj.get("output_format") or "png"),
-                    size=obj.get("size"),
+                out.append(
+                    PartialImage(
+                        index=int(obj.get("partial_image_index") or 0),
+                        data=raw,
+                        output_format=str(obj.get("output_format") or "png"),
+                        size=obj.get("size"),
+                    )
                 )
+                raw = None
+                yield out.pop()
             elif kind.endswith(".completed"):
                 if raw is None:
                     raise StreamError("completed event without an image", request_id=request_id)
                 completed += 1
-                yield CompletedImage(
-                    data=raw,
-                    output_format=str(obj.get("output_format") or "png"),
-                    size=obj.get("size"),
-                    quality=obj.get("quality"),
-                    background=obj.get("background"),
-                    usage=Usage.from_dict(obj.get("usage")),
-                    request_id=request_id,
-                    revised_prompt=obj.get("revised_prompt"),
+                out.append(
+                    CompletedImage(
+                        data=raw,
+                        output_format=str(obj.get("output_format") or "png"),
+                        size=obj.get("size"),
+                        quality=obj.get("quality"),
+                        background=obj.get("background"),
+                        usage=Usage.from_dict(obj.get("usage")),
+                        request_id=request_id,
+                        revised_prompt=obj.get("revised_prompt"),
+                    )
                 )
+                raw = None
+                yield out.pop()
             else:
                 log.debug("ignoring stream event %r (x-request-id=%s)", kind, request_id)
         if completed == 0:

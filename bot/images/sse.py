@@ -101,6 +101,7 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
     """
     parser = _Parser()
     pending: list[bytes] = []  # the start of a line that has not ended yet, in pieces
+    ready: list[SSEMessage] = []  # handed out through this list: no local holds a message while suspended
     async for chunk in chunks:
         if not chunk:
             continue
@@ -117,11 +118,15 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
             else:
                 line = chunk[start:nl]
             msg = parser.line(line)
-            if msg is not None:
-                yield msg
+            line = b""
             start = nl + 1
+            if msg is not None:
+                ready.append(msg)
+                msg = None
+                yield ready.pop()
         if start < len(chunk):
             pending.append(chunk[start:] if start else chunk)
+        chunk = b""
     if pending:
         msg = parser.line(b"".join(pending))
         if msg is not None:
