@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delay-between", type=float, default=1.5, help="mean seconds between events (default 1.5)")
     p.add_argument("--jitter", type=float, default=0.5, help="delays vary uniformly by ± this fraction (default 0.5)")
     p.add_argument("--probe-interval", type=float, default=0.15, help="mean seconds between probe interactions")
+    p.add_argument("--repeat", type=int, default=1, help="runs per N; latency samples are pooled (default 1)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the fake API's delays (default 1)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra setting for the bot")
     p.add_argument("--keep", action="store_true", help="keep the work directory (bot logs, databases)")
     p.add_argument(
@@ -78,7 +80,8 @@ async def main_async(args: argparse.Namespace) -> int:
         size=args.size, partials=args.partials, pool=args.pool, delay_first=args.delay_first,
         delay_between=args.delay_between, jitter=args.jitter, log_path=workdir / "fakeapi.log",
     )  # fmt: skip
-    results: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
     broken = False
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -86,31 +89,42 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         await api.start()
         print(f"fake Images API ready ({args.pool} pictures per stage drawn in {api.prewarm_seconds:g} s)", flush=True)
-        for run_id, n in enumerate(sizes, start=1):
-            opts = LoadOptions(
-                jobs=n, size=args.size, partials=args.partials, probe_interval=args.probe_interval,
-                bot_env=bot_env, workdir=workdir,
-                profile=args.profile / f"bot-n{n}.txt" if args.profile else None,
-            )  # fmt: skip
+        run_id = 0
+        for n in sizes:
             print(f"\n== N={n}: {n} simultaneous /imagine {args.size}, {args.partials} partial frames ==", flush=True)
-            try:
-                raw = await run_load(run_id, api, opts)
-            except BenchError as exc:
-                print(f"run broken: {exc}", file=sys.stderr, flush=True)
-                broken = True
+            figs_n = []
+            for rep in range(args.repeat):
+                run_id += 1
+                opts = LoadOptions(
+                    jobs=n, size=args.size, partials=args.partials, probe_interval=args.probe_interval,
+                    bot_env=bot_env, workdir=workdir, seed=args.seed + rep,
+                    profile=args.profile / f"bot-n{n}-{rep + 1}.txt" if args.profile else None,
+                )  # fmt: skip
+                try:
+                    raw = await run_load(run_id, api, opts)
+                except BenchError as exc:
+                    print(f"run broken: {exc}", file=sys.stderr, flush=True)
+                    broken = True
+                    continue
+                fig = metrics.compute(raw)
+                runs.append({"jobs": n, "figures": fig, "raw": raw})
+                figs_n.append(fig)
+                if args.repeat > 1:
+                    print(f"run {rep + 1}/{args.repeat}: {report.one_line(fig)}", flush=True)
+                if fig["problems"]:
+                    broken = True
+                    print("PROBLEMS: " + "; ".join(fig["problems"]) + f"\n(bot log: {raw['log_path']})", flush=True)
+            if not figs_n:
                 continue
-            fig = metrics.compute(raw)
-            results.append({"figures": fig, "raw": raw})
+            fig = metrics.summarise([p for f in figs_n for p in f["parts"]])
+            summaries.append(fig)
             print(report.table(fig))
             print(report.details(fig))
-            if fig["problems"]:
-                broken = True
-                print("PROBLEMS: " + "; ".join(fig["problems"]) + f"\n(bot log: {raw['log_path']})", flush=True)
             misses = report.missed(fig)
             print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
     finally:
         await api.stop()
-    figs = [r["figures"] for r in results]
+    figs = summaries
     if len(figs) > 1:
         print("\n== sweep ==")
         print(report.sweep_table(figs))
@@ -118,12 +132,13 @@ async def main_async(args: argparse.Namespace) -> int:
         "machine": info,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "seconds": round(time.monotonic() - started, 1),
-        "runs": results,
+        "summaries": summaries,
+        "runs": runs,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"\nresults: {args.json}")
-    if broken or len(results) != len(sizes):
+    if broken or len(runs) != len(sizes) * args.repeat:
         print(f"work directory kept for inspection: {workdir}", file=sys.stderr)
         return 1
     if args.keep:

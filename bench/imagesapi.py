@@ -6,6 +6,7 @@ drawn, then answers commands on stdin, one per line, with one JSON line each:
 * ``dump``: the events written since the last dump (``SentEvent`` fields; times are ``time.monotonic()``,
   which is system-wide on Linux, so they compare with the fake Discord's), this process's loop lag
   samples and CPU seconds, and any request the fake rejected;
+* ``seed N``: reseed the random delays (each run starts from the same pattern);
 * ``quit``: stop.
 """
 
@@ -17,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import sys
 import time
 from typing import Any
@@ -31,6 +33,7 @@ def cpu_seconds() -> float:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    random.seed(args.seed)  # the fake's delays: the same arrival pattern run after run
     fake = FakeImagesAPI(realistic=True)
     fake.delay_first_event = args.delay_first
     fake.delay_between_events = args.delay_between
@@ -56,7 +59,10 @@ async def serve(args: argparse.Namespace) -> None:
             command = line.decode().strip()
             if not line or command == "quit":
                 return
-            if command == "dump":
+            if command.startswith("seed "):
+                random.seed(int(command.split()[1]))
+                _write({"ok": True})
+            elif command == "dump":
                 events = [dataclasses.asdict(e) for e in fake.events[sent_events:]]
                 samples = lag.samples[sent_lag:]
                 errors = fake.validation_errors[sent_errors:]
@@ -82,6 +88,7 @@ def main() -> None:
     parser.add_argument("--delay-first", type=float, default=3.0, help="mean seconds before the first event")
     parser.add_argument("--delay-between", type=float, default=1.5, help="mean seconds between events")
     parser.add_argument("--jitter", type=float, default=0.5, help="delays vary by ± this fraction")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the delays")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(serve(args))

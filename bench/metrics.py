@@ -144,44 +144,91 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
     probe_lat, probe_failed = ack([(p["token"], p["sent"]) for p in raw["probes"]])
     burst_lat, burst_failed = ack([(tok, raw["job_sent"][j]) for j, tok in raw["job_tokens"].items()])
     bot = raw["bot"]
-    images = max(1, delivered)
+    problems = list(raw["problems"])
+    if probe_failed:
+        problems.append(f"{probe_failed} of {len(raw['probes'])} probe interactions were not acknowledged")
+    if burst_failed:
+        problems.append(f"{burst_failed} of {n} jobs' interactions were not acknowledged")
+    if delivered < n:
+        problems.append(f"{n - delivered} of {n} jobs got no result")
+    part = {
+        "runs": 1,
+        "jobs": n,
+        "partials": partials,
+        "delivered": delivered,
+        "wall_s": raw["t_done"] - raw["t0"],
+        "samples": {
+            "preview": first_preview,
+            "preview_all": every_preview,
+            "final": finals,
+            "ack": probe_lat,
+            "burst_ack": burst_lat,
+            "bench_lag": raw["bench"]["loop_lag"],
+            "fake_api_lag": raw["fake_api"]["loop_lag"],
+        },
+        "ack_failed": probe_failed,
+        "burst_failed": burst_failed,
+        "bot_cpu_s": bot["cpu_seconds"],
+        "idle_rss_mb": bot["idle_rss_mb"],
+        "peak_rss_mb": bot["peak_rss_mb"],
+        "threads": {"idle": bot["threads_idle"], "busy": bot["threads_busy"]},
+        "calls": calls,
+        "status_only_edits": extra_edits,
+        "rate_limited": int(raw["rate_limited"]),
+        "stale_frames": stale,
+        "frames_sent": frames_sent,
+        "frames_shown": frames_shown,
+        "jobs_without_preview": no_preview,
+        "bench_cpu_s": raw["bench"]["cpu_seconds"],
+        "fake_api_cpu_s": raw["fake_api"]["cpu_seconds"],
+        "problems": problems,
+    }
+    return summarise([part])
+
+
+def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of one or more runs at the same N: latency samples pooled, CPU summed over images,
+    memory and calls the worst run's, 429s and stale frames summed."""
+    n, partials = parts[0]["jobs"], parts[0]["partials"]
+    pool: dict[str, list[float]] = {k: [v for p in parts for v in p["samples"][k]] for k in parts[0]["samples"]}
+    delivered = sum(p["delivered"] for p in parts)
+    cpu = sum(p["bot_cpu_s"] for p in parts)
+    calls = [c for p in parts for c in p["calls"]]
     budget = 2 + partials
+    frames_sent = sum(p["frames_sent"] for p in parts)
+    frames_shown = sum(p["frames_shown"] for p in parts)
     fig: dict[str, Any] = {
         "jobs": n,
+        "runs": len(parts),
         "delivered": delivered,
-        "wall_s": round(raw["t_done"] - raw["t0"], 2),
-        "preview_latency_ms": summary_ms(first_preview),
-        "preview_latency_all_frames_ms": summary_ms(every_preview),
-        "final_latency_ms": summary_ms(finals),
-        "ack_latency_ms": {**summary_ms(probe_lat), "failed": probe_failed},
-        "burst_ack_latency_ms": {**summary_ms(burst_lat), "failed": burst_failed},
-        "cpu_per_image_s": round(bot["cpu_seconds"] / images, 3),
-        "bot_cpu_s": round(bot["cpu_seconds"], 2),
-        "idle_rss_mb": round(bot["idle_rss_mb"], 1),
-        "peak_rss_mb": round(bot["peak_rss_mb"], 1),
-        "threads": {"idle": bot["threads_idle"], "busy": bot["threads_busy"]},
+        "wall_s": round(max(p["wall_s"] for p in parts), 2),
+        "preview_latency_ms": summary_ms(pool["preview"]),
+        "preview_latency_all_frames_ms": summary_ms(pool["preview_all"]),
+        "final_latency_ms": summary_ms(pool["final"]),
+        "ack_latency_ms": {**summary_ms(pool["ack"]), "failed": sum(p["ack_failed"] for p in parts)},
+        "burst_ack_latency_ms": {**summary_ms(pool["burst_ack"]), "failed": sum(p["burst_failed"] for p in parts)},
+        "cpu_per_image_s": round(cpu / max(1, delivered), 3),
+        "bot_cpu_s": round(cpu / len(parts), 2),
+        "idle_rss_mb": round(max(p["idle_rss_mb"] for p in parts), 1),
+        "peak_rss_mb": round(max(p["peak_rss_mb"] for p in parts), 1),
+        "threads": parts[-1]["threads"],
         "calls_per_job": {
             "mean": round(sum(calls) / len(calls), 2) if calls else None,
             "max": max(calls) if calls else None,
             "budget": budget,
         },
-        "status_only_edits": extra_edits,
-        "rate_limited": int(raw["rate_limited"]),
-        "stale_frames": stale,
+        "status_only_edits": sum(p["status_only_edits"] for p in parts),
+        "rate_limited": sum(p["rate_limited"] for p in parts),
+        "stale_frames": sum(p["stale_frames"] for p in parts),
         "frames": {"sent": frames_sent, "shown": frames_shown, "skipped": frames_sent - frames_shown},
-        "jobs_without_preview": no_preview,
-        "bench_loop_lag_ms": summary_ms(raw["bench"]["loop_lag"]),
-        "bench_cpu_s": round(raw["bench"]["cpu_seconds"], 2),
-        "fake_api_loop_lag_ms": summary_ms(raw["fake_api"]["loop_lag"]),
-        "fake_api_cpu_s": round(raw["fake_api"]["cpu_seconds"], 2),
-        "problems": list(raw["problems"]),
+        "jobs_without_preview": sum(p["jobs_without_preview"] for p in parts),
+        "bench_loop_lag_ms": summary_ms(pool["bench_lag"]),
+        "bench_cpu_s": round(sum(p["bench_cpu_s"] for p in parts) / len(parts), 2),
+        "fake_api_loop_lag_ms": summary_ms(pool["fake_api_lag"]),
+        "fake_api_cpu_s": round(sum(p["fake_api_cpu_s"] for p in parts) / len(parts), 2),
+        "problems": [x for p in parts for x in p["problems"]],
+        "parts": parts,
     }
-    if probe_failed:
-        fig["problems"].append(f"{probe_failed} of {len(raw['probes'])} probe interactions were not acknowledged")
-    if burst_failed:
-        fig["problems"].append(f"{burst_failed} of {n} jobs' interactions were not acknowledged")
-    if delivered < n:
-        fig["problems"].append(f"{n - delivered} of {n} jobs got no result")
     values: dict[str, float | None] = {
         "preview_p50_ms": fig["preview_latency_ms"]["p50"],
         "preview_p99_ms": fig["preview_latency_ms"]["p99"],

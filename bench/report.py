@@ -120,7 +120,9 @@ def details(fig: dict[str, Any]) -> str:
     burst = fig["burst_ack_latency_ms"]
     return "\n".join(
         [
-            f"delivered {fig['delivered']}/{fig['jobs']} in {fig['wall_s']:g} s; frames sent {fr['sent']}, "
+            f"delivered {fig['delivered']}/{fig['jobs'] * fig['runs']} in {fig['wall_s']:g} s"
+            + (f" ({fig['runs']} runs pooled)" if fig["runs"] > 1 else "")
+            + f"; frames sent {fr['sent']}, "
             f"shown {fr['shown']}, skipped {fr['skipped']}; status-only edits {fig['status_only_edits']}",
             f"preview latency, every frame shown: p50 {_ms(allf, 'p50')} ms, p99 {_ms(allf, 'p99')} ms; "
             f"the jobs' own acknowledgements (burst of {fig['jobs']}): p50 {_ms(burst, 'p50')} ms, "
@@ -157,6 +159,14 @@ def sweep_table(figs: list[dict[str, Any]]) -> str:
     lines.append("-+-".join("-" * w for w in widths))
     lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
     return "\n".join(lines)
+
+
+def one_line(fig: dict[str, Any]) -> str:
+    pv, fl, ack = fig["preview_latency_ms"], fig["final_latency_ms"], fig["ack_latency_ms"]
+    return (
+        f"preview p50/p99 {_ms(pv, 'p50')}/{_ms(pv, 'p99')} ms, final p50 {_ms(fl, 'p50')} ms, "
+        f"ack p99 {_ms(ack, 'p99')} ms, CPU {fig['cpu_per_image_s']:g} s/image, peak RSS {fig['peak_rss_mb']:g} MB"
+    )
 
 
 def missed(fig: dict[str, Any]) -> list[str]:

@@ -60,6 +60,7 @@ class LoadOptions:
     bot_env: dict[str, str] = field(default_factory=dict)
     workdir: Path = Path("/tmp")
     profile: Path | None = None  # run the bot under py-spy, raw samples to this file
+    seed: int = 1  # of the fake API's delays and of the probes' timing
 
 
 # --- the fake Images API process ----------------------------------------------------------------
@@ -104,6 +105,13 @@ class ImagesAPIProcess:
         if not line:
             raise BenchError("the fake Images API process exited")
         return json.loads(line)
+
+    async def seed(self, seed: int) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        async with self._lock:
+            self.proc.stdin.write(f"seed {seed}\n".encode())
+            await self.proc.stdin.drain()
+            await asyncio.wait_for(self._read(), 30)
 
     async def dump(self) -> dict[str, Any]:
         """Events, loop-lag samples and CPU seconds since the previous dump."""
@@ -342,6 +350,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         probe_target["components"] = [  # discord.py dispatches a button only if the message carries it
             {"type": 1, "components": [{"type": 2, "style": 1, "label": "Reroll", "custom_id": PROBE_BUTTON}]}
         ]
+        await api.seed(opts.seed * 1000 + n)
         cpu_before = bot.cpu_seconds()
         api_before = await api.dump()
         bench_cpu_before = _own_cpu()
@@ -354,7 +363,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         tracker = _Tracker(fd, {h.token for h in handles.values()})
 
         probes: list[tuple[str, InteractionHandle]] = []
-        rng = random.Random(run_id)
+        rng = random.Random(opts.seed)
         kinds = ("imagine-invalid", "button-unknown-job")
         next_probe = time.monotonic() + 0.5  # the jobs' own acknowledgements come first
         deadline = t0 + opts.timeout
