@@ -181,6 +181,8 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
         "jobs_without_preview": no_preview,
         "bench_cpu_s": raw["bench"]["cpu_seconds"],
         "fake_api_cpu_s": raw["fake_api"]["cpu_seconds"],
+        "machine_busy": raw["machine"]["busy"],
+        "machine_steal": raw["machine"]["steal"],
         "problems": problems,
     }
     return summarise([part])
@@ -226,6 +228,8 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "bench_cpu_s": round(sum(p["bench_cpu_s"] for p in parts) / len(parts), 2),
         "fake_api_loop_lag_ms": summary_ms(pool["fake_api_lag"]),
         "fake_api_cpu_s": round(sum(p["fake_api_cpu_s"] for p in parts) / len(parts), 2),
+        "machine_busy_pct": round(100 * sum(p["machine_busy"] for p in parts) / len(parts), 1),
+        "machine_steal_pct": round(100 * sum(p["machine_steal"] for p in parts) / len(parts), 1),
         "problems": [x for p in parts for x in p["problems"]],
         "parts": parts,
     }

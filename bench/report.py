@@ -130,6 +130,8 @@ def details(fig: dict[str, Any]) -> str:
             f"bot threads {fig['threads']['idle']} idle / {fig['threads']['busy']} busy; "
             f"bench loop lag p99 {_ms(lag, 'p99')} ms (max {_ms(lag, 'max')}), bench CPU {fig['bench_cpu_s']:g} s; "
             f"fake API loop lag p99 {_ms(alag, 'p99')} ms (max {_ms(alag, 'max')}), CPU {fig['fake_api_cpu_s']:g} s",
+            f"machine while the jobs ran: {fig['machine_busy_pct']:g}% of all cores busy (every process), "
+            f"{fig['machine_steal_pct']:g}% stolen by the hypervisor",
         ]
     )
 
@@ -148,6 +150,7 @@ SWEEP_ROWS: list[tuple[str, Any]] = [
     ("429s / stale frames", lambda f: f"{f['rate_limited']} / {f['stale_frames']}"),
     ("frames shown / sent", lambda f: f"{f['frames']['shown']} / {f['frames']['sent']}"),
     ("bench loop lag p99 ms", lambda f: _ms(f["bench_loop_lag_ms"], "p99")),
+    ("machine busy / steal %", lambda f: f"{f['machine_busy_pct']:g} / {f['machine_steal_pct']:g}"),
 ]  # fmt: skip
 
 

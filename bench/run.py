@@ -181,8 +181,8 @@ class BotProcess:
         command = [sys.executable, "-m", "bot"]
         if self.profile is not None:  # py-spy runs the bot as its child (attaching needs privileges)
             spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-            command = [spy, "record", "--threads", "--idle", "-r", "250", "-f", "raw", "-o", str(self.profile),
-                       "--", *command]  # fmt: skip
+            command = [spy, "record", "--threads", "--idle", "--nonblocking", "-r", "100", "-f", "raw",
+                       "-o", str(self.profile), "--", *command]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 *command, cwd=cwd, env=self.env(), stdin=asyncio.subprocess.DEVNULL,
@@ -354,6 +354,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         cpu_before = bot.cpu_seconds()
         api_before = await api.dump()
         bench_cpu_before = _own_cpu()
+        machine_before = _machine_cpu()
         t0 = time.monotonic()
         handles: dict[int, InteractionHandle] = {}
         for i in range(n):
@@ -384,6 +385,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
                 next_probe = now + opts.probe_interval * rng.uniform(0.5, 1.5)
             await asyncio.sleep(0.01)
         t_done = time.monotonic()
+        machine_after = _machine_cpu()
         await asyncio.sleep(opts.settle)
         t_end = time.monotonic()
         cpu_after = bot.cpu_seconds()
@@ -440,6 +442,11 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
             "cpu_seconds": bench_cpu_after - bench_cpu_before,
             "loop_lag": lag.between(t0, t_done),
         },
+        "machine": {
+            # share of all cores' time, while the jobs ran: busy (every process), and stolen by the host
+            "busy": (machine_after[0] - machine_before[0]) / max(1, machine_after[2] - machine_before[2]),
+            "steal": (machine_after[1] - machine_before[1]) / max(1, machine_after[2] - machine_before[2]),
+        },
         "fake_api": {
             "cpu_seconds": api_after["cpu"] - api_before["cpu"],
             "loop_lag": api_lag,
@@ -447,6 +454,14 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         "problems": problems,
         "log_path": str(bot.log_path),
     }
+
+
+def _machine_cpu() -> tuple[int, int, int]:
+    """(busy, steal, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + idle + iowait + steal
 
 
 def _own_cpu() -> float:
