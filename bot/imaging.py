@@ -52,15 +52,18 @@ class PreviewPool:
     def __init__(self, workers: int = 2, name: str = "preview") -> None:
         self.workers = workers
         self.name = name
-        self._queue: list[tuple[int, int, Future[Any], Callable[..., Any], tuple[Any, ...]]] = []
+        self._queue: list[tuple[int, int, Future[Any], list[Any]]] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._threads: list[threading.Thread] = []
 
     def submit(self, priority: int, func: Callable[..., T], *args: Any) -> Future[T]:
         fut: Future[T] = Future()
+        work: list[Any] = [func, args]
+        # Cancelled while queued: drop the frame's megabytes now, not when a thread gets to the entry.
+        fut.add_done_callback(lambda f: work.clear() if f.cancelled() else None)
         with self._cv:
-            heapq.heappush(self._queue, (priority, next(self._seq), fut, func, args))
+            heapq.heappush(self._queue, (priority, next(self._seq), fut, work))
             if len(self._threads) < self.workers:
                 t = threading.Thread(target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True)
                 self._threads.append(t)
@@ -77,14 +80,16 @@ class PreviewPool:
             with self._cv:
                 while not self._queue:
                     self._cv.wait()
-                _, _, fut, func, args = heapq.heappop(self._queue)
+                _, _, fut, work = heapq.heappop(self._queue)
             if not fut.set_running_or_notify_cancel():
                 continue  # cancelled while queued: superseded, never decoded
+            func, args = work
+            work.clear()
             try:
                 fut.set_result(func(*args))
             except BaseException as exc:
                 fut.set_exception(exc)
-            del fut, func, args  # drop the frame's bytes before waiting for the next one
+            del fut, func, args, work  # drop the frame's bytes before waiting for the next one
 
 
 _PREVIEW_POOL = PreviewPool()
