@@ -271,6 +271,7 @@ class JobService:
             async for event in self._events(spec):
                 if isinstance(event, PartialImage):
                     observer.partial(slot, event)
+                    del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
                     outcome.images[slot] = event
                     break
