@@ -157,11 +157,16 @@ def open_image(data: bytes) -> Image.Image:
 # --- previews -------------------------------------------------------------------------------------
 
 
+_PREVIEW_MODES = {"RGB", "RGBA", "L", "LA", "P", "CMYK"}
+
+
 def make_preview_sync(data: bytes, max_side: int = 512, quality: int = 70) -> bytes:
     """A small JPEG of an image: what the progress message shows for a partial frame."""
     with open_image(data) as im:
         if im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))  # decode at reduced scale: much cheaper
+        if im.mode not in _PREVIEW_MODES:  # e.g. 16-bit grey: reduce() can't work on it
+            im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
         # reducing_gap=1: a box reduce by the integer factor first (1536 -> 512 is one cheap reduce(3)),
         # then a small resample; indistinguishable at preview size and ~6 ms cheaper than the default.
         im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=1.0)

@@ -746,7 +746,6 @@ def test_sliced_b64decode_raises_on_bad_padding() -> None:
         _b64decode(text)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: padding that ends a slice lets decoding go on past it")
 def test_sliced_b64decode_stops_at_padding_like_base64() -> None:
     """Two base64 texts run together, with the first one's padding exactly at the end of a slice:
     ``base64.b64decode`` (and ``_b64decode`` of a short text) stop at the padding; the sliced decode goes on
@@ -755,7 +754,6 @@ def test_sliced_b64decode_stops_at_padding_like_base64() -> None:
     assert _b64decode(text) == base64.b64decode(text)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the fast path accepts non-ASCII inside b64_json; json path raises")
 def test_fast_path_rejects_non_ascii_base64_like_the_json_path() -> None:
     """A non-ASCII character inside b64_json: the json path raises (``str.encode("ascii")``), the fast path
     silently drops it (lenient ``a2b_base64``): the two paths disagree on what is a bad event."""
@@ -764,3 +762,24 @@ def test_fast_path_rejects_non_ascii_base64_like_the_json_path() -> None:
         _reference(data)
     with pytest.raises(ValueError):
         _decode_event(data)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        '{"b64_json": "%s", "b64_json": ""}',  # duplicated: JSON keeps the last one
+        '{"item": {"b64_json": "%s"}, "b64_json": ""}',  # nested before the real (empty) one
+    ],
+)
+def test_fast_path_never_picks_a_b64_json_that_json_would_not(layout: str) -> None:
+    data = (layout % _B64).encode()
+    assert len(data) > OFFLOAD_BYTES
+    assert _decode_event(data) == _reference(data)
+
+
+def test_preview_of_a_16_bit_grey_png() -> None:
+    im = Image.new("I;16", (900, 300), 30000)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    with Image.open(io.BytesIO(make_preview_sync(buf.getvalue(), 256))) as preview:
+        assert preview.format == "JPEG" and preview.size == (256, 85)

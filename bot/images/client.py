@@ -86,15 +86,29 @@ B64_SLICE = 256 * 1024  # base64 characters decoded per call: ~1 ms each, so the
 
 def _b64decode(text: bytes | memoryview) -> bytes:
     """base64 decode in slices: ``a2b_base64`` holds the GIL throughout (10-17 ms for an image), which
-    stalls the event loop and every thread coming back from Pillow; slices let them in every ~1 ms."""
+    stalls the event loop and every thread coming back from Pillow; slices let them in every ~1 ms.
+
+    Gives what ``base64.b64decode`` gives; raises ``ValueError`` for non-ASCII text, as ``str.encode("ascii")``
+    does on the plain JSON path."""
     if len(text) <= B64_SLICE:
-        return binascii.a2b_base64(text)
+        return _b64decode_lenient(text)
     try:  # strict: a slice boundary inside garbage must not silently shift the bytes
-        return b"".join(
-            binascii.a2b_base64(text[i : i + B64_SLICE], strict_mode=True) for i in range(0, len(text), B64_SLICE)
-        )
+        parts = []
+        for i in range(0, len(text), B64_SLICE):
+            chunk = text[i : i + B64_SLICE]
+            if i + B64_SLICE < len(text) and chunk[-1:] == b"=":
+                raise binascii.Error("padding before the end")  # malformed: decode it the standard way
+            parts.append(binascii.a2b_base64(chunk, strict_mode=True))
+        return b"".join(parts)
     except binascii.Error:
-        return binascii.a2b_base64(text)  # unusual (whitespace, odd padding): the lenient way, in one go
+        return _b64decode_lenient(text)  # unusual (whitespace, odd padding): the lenient way, in one go
+
+
+def _b64decode_lenient(text: bytes | memoryview) -> bytes:
+    raw = bytes(text)
+    if not raw.isascii():
+        raise ValueError("b64_json is not ASCII")
+    return binascii.a2b_base64(raw)
 
 
 _B64_KEY = b'"b64_json"'
@@ -119,6 +133,8 @@ def _split_b64(data: bytes) -> tuple[bytes, memoryview] | None:
     end = data.find(b'"', i + 1)
     if end < 0 or data.find(b"\\", i + 1, end) >= 0:
         return None  # escapes inside: let json handle it
+    if data.find(_B64_KEY, end) >= 0:
+        return None  # the key again (nested or duplicated): only json can tell which one counts
     return data[: i + 1] + data[end:], memoryview(data)[i + 1 : end]
 
 
