@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from tests.conftest import REPO_ROOT, Rig
-from tests.test_imagine_e2e import files_of, final_files, has_result, job_rows, poll
+from tests.e2e import files_of, final_files, has_result, job_rows, poll
 
 
 async def run_bot_briefly(env: dict[str, str], cwd: Path) -> tuple[int, str]:

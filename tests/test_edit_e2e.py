@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import random
-import sqlite3
 import struct
 import zlib
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 from PIL import Image
 
 from tests.conftest import Rig
+from tests.e2e import EPHEMERAL, buttons, files_of, has_result, job_rows, poll, results_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 
-EPHEMERAL = 64
 MESSAGE_CONTENT_INTENT = 1 << 15
 
 
@@ -66,27 +65,6 @@ def bomb_png(w: int, h: int) -> bytes:
 # --- helpers over the fakes ----------------------------------------------------------------------------
 
 
-def files_of(message: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return list((message or {}).get("attachments") or [])
-
-
-def results_of(message: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return [a for a in files_of(message) if a["filename"].startswith("imagebot-")]
-
-
-def buttons(message: dict[str, Any]) -> dict[str, str]:
-    return {
-        c.get("label"): c.get("custom_id")
-        for row in message.get("components") or []
-        for c in row.get("components") or []
-        if c.get("type") == 2
-    }
-
-
-def has_result(h: InteractionHandle) -> bool:
-    return bool(results_of(h.original)) and bool((h.original or {}).get("components"))
-
-
 def answer_to(fd: FakeDiscord, message: dict[str, Any]) -> dict[str, Any] | None:
     """The bot's (latest state of its) reply to ``message``."""
     for m in fd.bot_messages():
@@ -113,23 +91,6 @@ def edit_requests(rig: Rig) -> list[Any]:
 
 def parts(req: Any, field: str) -> list[Any]:
     return [f for f in req.files if f.field == field]
-
-
-def job_rows(rig: Rig) -> list[sqlite3.Row]:
-    con = sqlite3.connect(rig.db_path)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-    finally:
-        con.close()
-
-
-async def poll(predicate: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def modal_fields(h: InteractionHandle) -> tuple[str, str]:

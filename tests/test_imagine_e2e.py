@@ -5,57 +5,12 @@ Each test drives ``/imagine`` (and its buttons) the way Discord would and checks
 
 from __future__ import annotations
 
-import asyncio
 import io
-import sqlite3
-from typing import Any
 
 from PIL import Image
 
 from tests.conftest import Rig
-from tests.fakes.discord import InteractionHandle
-
-EPHEMERAL = 64
-
-
-def files_of(message: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return list((message or {}).get("attachments") or [])
-
-
-def final_files(h: InteractionHandle) -> list[dict[str, Any]]:
-    return [a for a in files_of(h.original) if a["filename"].startswith("imagebot-")]
-
-
-def has_result(h: InteractionHandle) -> bool:
-    return bool(final_files(h)) and bool((h.original or {}).get("components"))
-
-
-def buttons(message: dict[str, Any]) -> dict[str, str]:
-    """label -> custom_id of every button on a message."""
-    out = {}
-    for row in message.get("components") or []:
-        for c in row.get("components") or []:
-            if c.get("type") == 2:
-                out[c.get("label")] = c.get("custom_id")
-    return out
-
-
-async def poll(predicate: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    """Wait for something outside the fakes (e.g. the bot's database) to become true."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def job_rows(rig: Rig) -> list[sqlite3.Row]:
-    con = sqlite3.connect(rig.db_path)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-    finally:
-        con.close()
+from tests.e2e import EPHEMERAL, buttons, files_of, final_files, has_result, job_rows, poll
 
 
 async def test_imagine_streams_previews_then_posts_the_exact_image(rig: Rig) -> None:

@@ -12,13 +12,12 @@ import csv
 import io
 import json
 import re
-import sqlite3
 from typing import Any
 
 from tests.conftest import Rig
+from tests.e2e import EPHEMERAL, db, has_result, poll
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 
-EPHEMERAL = 64
 MODERATOR_SUBCOMMANDS = ("show", "set", "role", "default", "reset", "budget", "report")
 
 
@@ -59,13 +58,6 @@ def line(text: str, label: str) -> str:
     return found
 
 
-def has_result(h: InteractionHandle) -> bool:
-    original = h.original or {}
-    return any(a["filename"].startswith("imagebot-") for a in original.get("attachments") or []) and bool(
-        original.get("components")
-    )
-
-
 def refusal(h: InteractionHandle) -> dict[str, Any] | None:
     """The private answer of a refused /imagine: the interaction's only response, nothing public."""
     if h.callbacks and h.callbacks[0]["type"] == 4:
@@ -77,23 +69,6 @@ async def imagine(fd: FakeDiscord, prompt: str, user: str = "alice", **options: 
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": prompt, **options}, user=user))
     await h.wait_for(lambda x: has_result(x) or refusal(x), timeout=20)
     return h
-
-
-def db(rig: Rig, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    con = sqlite3.connect(rig.db_path)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
-
-
-async def poll(predicate: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def generations(rig: Rig) -> int:
