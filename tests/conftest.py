@@ -215,6 +215,20 @@ class Rig:
             self._log_file = None
 
 
+FAKE_API_KEY = "sk-test-0123456789abcdef"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[Any]:
+    """The fake Images API alone (no bot), requiring ``FAKE_API_KEY``; fails the test on invalid requests."""
+    assert FakeImagesAPI is not None
+    api = FakeImagesAPI(api_key=FAKE_API_KEY)
+    await api.start()
+    yield api
+    await api.stop()
+    assert api.validation_errors == []
+
+
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     fd = FakeDiscord()

@@ -12,17 +12,9 @@ from openai import AsyncOpenAI
 from PIL import Image
 
 from bot.fakeapi import FakeImagesAPI
+from tests.conftest import FAKE_API_KEY
 
-KEY = "sk-sdk-test"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeImagesAPI]:
-    api = FakeImagesAPI(api_key=KEY)
-    await api.start()
-    yield api
-    await api.stop()
-    assert api.validation_errors == []
+KEY = FAKE_API_KEY
 
 
 @pytest.fixture

@@ -29,17 +29,9 @@ from bot.images import (
     StreamError,
     StreamStalled,
 )
+from tests.conftest import FAKE_API_KEY
 
-KEY = "sk-test-0123456789abcdef"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeImagesAPI]:
-    api = FakeImagesAPI(api_key=KEY)
-    await api.start()
-    yield api
-    await api.stop()
-    assert api.validation_errors == []
+KEY = FAKE_API_KEY
 
 
 @pytest.fixture
