@@ -100,4 +100,3 @@ class ImageBot(commands.Bot):
     async def close(self) -> None:
         await self.services.jobs.shutdown()
         await super().close()
-
