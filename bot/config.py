@@ -57,6 +57,16 @@ class Settings:
     max_input_bytes: int = 25 * 1024 * 1024
     max_input_side: int = 2048
     max_input_pixels: int = 40_000_000
+    # Operations.
+    shutdown_grace: float = 20.0  # seconds running jobs may finish after SIGTERM before they are cancelled
+    health_address: str | None = None  # host:port of the /healthz and /metrics endpoint; None = off
+    log_format: str = "text"  # text | json
+    log_prompts: bool = False  # prompt text in info-level job logs
+    demo_gateway: str = "openai"  # demo mode: which gateway the built-in fake imitates
+    # Scaling out (several processes share one PostgreSQL database).
+    database_url: str = "sqlite:///data/imagebot.db"
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:  # never print secrets
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in _SECRETS)
@@ -139,6 +149,31 @@ def parse_database_url(raw: str, base_dir: Path) -> Path:
     rest = text[len(prefix) :]
     path = Path(rest)
     return path if path.is_absolute() else (base_dir / path)
+
+
+def _address(raw: str) -> str:
+    text = raw.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must look like host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
+    return f"{host or '0.0.0.0'}:{port}"
+
+
+def _shard_ids(raw: str) -> tuple[int, ...]:
+    """``0-3`` or ``0,2,5`` (ranges and single ids, comma-separated)."""
+    ids: set[int] = set()
+    try:
+        for part in raw.replace(" ", "").split(","):
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            first, last = int(lo), int(hi) if sep else int(lo)
+            if first < 0 or last < first:
+                raise ValueError
+            ids.update(range(first, last + 1))
+    except ValueError:
+        raise ValueError("must be shard ids like 0-3 or 0,2,5") from None
+    return tuple(sorted(ids))
 
 
 def _prices(raw: str) -> dict[str, dict[str, float]]:
@@ -227,6 +262,14 @@ def load_settings(
         max_input_bytes=get("MAX_INPUT_MB", lambda r: _int(1, 50)(r) * 1024 * 1024, 25 * 1024 * 1024),
         max_input_side=get("MAX_INPUT_SIDE", _int(256, 8192), 2048),
         max_input_pixels=get("MAX_INPUT_PIXELS", _int(1_000_000, 200_000_000), 40_000_000),
+        shutdown_grace=get("SHUTDOWN_GRACE", _float(0.0), 20.0),
+        health_address=get("HEALTH_ADDRESS", _address, None),
+        log_format=get("LOG_FORMAT", _choice("text", "json"), "text"),
+        log_prompts=get("LOG_PROMPTS", _bool, False),
+        demo_gateway=get("DEMO_GATEWAY", _choice("openai", "new-api", "one-api", "litellm"), "openai"),
+        database_url=get("DATABASE_URL", str.strip, "sqlite:///data/imagebot.db"),
+        shard_count=get("SHARD_COUNT", _optional_int, None),
+        shard_ids=get("SHARD_IDS", _shard_ids, None),
     )
 
 
