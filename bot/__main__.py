@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 import discord
 
-from bot.app import ImageBot, Services, apply_endpoint_overrides
+from bot.app import ImageBot, apply_endpoint_overrides
 from bot.config import ConfigError, Settings, describe, load_settings
 from bot.db import open_database
 from bot.images.client import ImagesClient
 from bot.images.models import get_model
 from bot.jobs import JobService
 from bot.quota import QuotaStore
+from bot.services import Services
 
 log = logging.getLogger("bot")
 

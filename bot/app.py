@@ -1,39 +1,32 @@
-"""The Discord bot object: services handed in, cogs loaded, commands synced deliberately."""
+"""The composition root of the Discord side: the bot object, its cogs, its buttons, its error path.
+
+The one place in ``bot/`` (with ``bot/__main__.py``) that imports ``discord`` and ``cogs/``: services are
+created in ``bot/__main__.py`` and handed in; cogs are added here, and the result buttons registered
+here, so no cog depends on another being loaded.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 
-import aiosqlite
 import discord
 import yarl
 from discord.ext import commands
 
 from bot.config import Settings
 from bot.db import kv_get, kv_set
-from bot.images.client import ImagesClient
-from bot.images.models import ModelInfo
-from bot.jobs import JobService
-from bot.quota import QuotaStore, connection_lock
+from bot.quota import connection_lock
+from bot.services import Services
+from cogs._common import ImageBotBase, ResultActions
+from cogs._errors import ErrorTree
+from cogs.edit import EditCog
+from cogs.imagine import ImagineCog
+from cogs.quota import QuotaCog
+from cogs.results import RESULT_BUTTONS
 
 log = logging.getLogger(__name__)
-
-COGS = ("cogs.imagine", "cogs.edit", "cogs.quota")
-
-
-@dataclass
-class Services:
-    """Everything the cogs need, created once in ``bot.__main__`` and passed in."""
-
-    settings: Settings
-    db: aiosqlite.Connection
-    images: ImagesClient
-    quota: QuotaStore
-    jobs: JobService
-    model: ModelInfo
 
 
 def apply_endpoint_overrides(settings: Settings) -> None:
@@ -44,24 +37,24 @@ def apply_endpoint_overrides(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
-class ImageBot(commands.Bot):
+class ImageBot(ImageBotBase):
     def __init__(self, services: Services) -> None:
         intents = discord.Intents.default()  # no privileged intents: no message content, no members
         super().__init__(
-            command_prefix=commands.when_mentioned,
+            command_prefix=commands.when_mentioned,  # unused: no prefix commands (see process_commands)
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             max_messages=200,
+            tree_cls=ErrorTree,
         )
         self.services = services
+        self.result_actions = ResultActions()
 
     async def setup_hook(self) -> None:
-        from cogs import errors as error_handling
-
-        error_handling.install(self.tree)
-        for name in COGS:
-            await self.load_extension(name)
+        self.add_dynamic_items(*RESULT_BUTTONS)
+        for cog in (ImagineCog(self), EditCog(self), QuotaCog(self)):
+            await self.add_cog(cog)
         recovered = await self.services.quota.recover_reservations()
         if recovered:
             log.warning("refunded %d reservation(s) left by an earlier crash: jobs %s", len(recovered), recovered)
@@ -91,7 +84,7 @@ class ImageBot(commands.Bot):
         log.info("synced %d commands %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
 
     async def process_commands(self, message: discord.Message) -> None:
-        """No prefix commands: messages that mention the bot are edit requests (``cogs.edit``)."""
+        """No prefix commands: messages that mention the bot are edit requests (``cogs/edit/``)."""
         return
 
     async def on_ready(self) -> None:

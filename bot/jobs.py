@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -28,6 +28,7 @@ from bot.images.types import (
     InputImage,
     PartialImage,
 )
+from bot.options import ImageOptions
 from bot.quota import QuotaStore, Reservation
 
 log = logging.getLogger(__name__)
@@ -39,30 +40,6 @@ class TooManyJobs(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"at most {limit} jobs at a time")
         self.limit = limit
-
-
-@dataclass(frozen=True, slots=True)
-class ImageOptions:
-    """Validated options, as sent to the API (None = let the API decide)."""
-
-    size: str | None = None
-    quality: str | None = None
-    background: str | None = None
-    output_format: str | None = None
-    count: int = 1
-
-    def as_settings(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "quality": self.quality,
-            "background": self.background,
-            "format": self.output_format,
-            "count": self.count,
-        }
-
-    @classmethod
-    def from_settings(cls, d: dict[str, Any]) -> ImageOptions:
-        return cls(d.get("size"), d.get("quality"), d.get("background"), d.get("format"), int(d.get("count") or 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,12 +226,21 @@ class JobService:
                 self._tasks.discard(task)
 
     async def run(self, reservation: Reservation, spec: JobSpec, observer: JobObserver) -> JobOutcome:
-        """Stream every image of a reserved job, then settle or refund. Never raises for API errors."""
+        """Stream every image of a reserved job. Never raises for API errors.
+
+        When no image came back the job is refunded here. Otherwise it stays ``running`` until the caller
+        has delivered the images and calls ``settle`` (what reached the user is charged) or ``undelivered``;
+        a crash in between leaves it to the crash recovery, which refunds it.
+        """
         n = spec.options.count
         outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
+        started = _Once(lambda: self.quota.mark_running(reservation.job_id))
         try:
-            await asyncio.gather(*(self._run_slot(spec, slot, observer, outcome) for slot in range(n)))
-            await self._settle(outcome)
+            await asyncio.gather(*(self._run_slot(spec, slot, observer, outcome, started) for slot in range(n)))
+            if not outcome.delivered:
+                err = outcome.first_error
+                outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
+                await self.quota.refund(outcome.job_id, status=outcome.status, error=_short(err))
             return outcome
         except BaseException:
             await asyncio.shield(self.quota.refund(reservation.job_id, status="cancelled", error="cancelled"))
@@ -262,12 +248,14 @@ class JobService:
         finally:
             self._release_user(spec.user_id)
 
-    async def _run_slot(self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome) -> None:
+    async def _run_slot(
+        self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome, started: _Once
+    ) -> None:
         await self.scheduler.acquire(spec.user_id, observer.queued)
         try:
+            # Every slot waits for the job to be marked running; if that fails, no slot calls the API.
+            await started.wait()
             observer.generating()
-            if slot == 0:
-                await self.quota.mark_running(outcome.job_id)
             async for event in self._events(spec):
                 if isinstance(event, PartialImage):
                     observer.partial(slot, event)
@@ -308,27 +296,38 @@ class JobService:
             return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
         return self.client.generate(GenerateRequest(moderation=self.moderation, **common))
 
-    async def _settle(self, outcome: JobOutcome) -> None:
-        delivered = outcome.delivered
-        if not delivered:
-            err = outcome.first_error
-            outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
-            await self.quota.refund(outcome.job_id, status=outcome.status, error=_short(err))
-            return
-        usage = [im.usage for im in delivered]
-        outcome.cost = sum(self.model.cost_from_usage(u) for u in usage if u is not None)
-        missing = sum(1 for u in usage if u is None)
-        if missing:  # a gateway that sends no usage: charge the estimate for those images
-            est = self.model.estimate_cost(1, delivered[0].size or "auto", delivered[0].quality or "auto")
-            outcome.cost += est * missing
-        outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
+    async def settle(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
+        """Charge what reached the user: the images ``delivered`` (and the cost of every image made).
+
+        With nothing delivered the job is refunded (status ``failed``), but its cost still counts
+        against the server's budget: the image service was paid.
+        """
+        made = outcome.delivered
+        outcome.cost = self._cost(made)
+        usage = [im.usage for im in made if im.usage is not None]
+        if delivered:
+            outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
+        else:
+            outcome.status = "failed"
         await self.quota.settle(
             outcome.job_id,
             images=len(delivered),
             cost=outcome.cost,
-            input_tokens=sum(u.input_tokens for u in usage if u is not None),
-            output_tokens=sum(u.output_tokens for u in usage if u is not None),
+            input_tokens=sum(u.input_tokens for u in usage),
+            output_tokens=sum(u.output_tokens for u in usage),
         )
+
+    async def cancelled(self, outcome: JobOutcome, *, error: str) -> None:
+        """Refund a job stopped between streaming and delivery (shutdown, cancel)."""
+        await asyncio.shield(self.quota.refund(outcome.job_id, status="cancelled", error=error))
+
+    def _cost(self, images: list[CompletedImage]) -> float:
+        usage = [im.usage for im in images]
+        cost = sum(self.model.cost_from_usage(u) for u in usage if u is not None)
+        missing = sum(1 for u in usage if u is None)
+        if missing:  # a gateway that sends no usage: charge the estimate for those images
+            cost += self.model.estimate_cost(1, images[0].size or "auto", images[0].quality or "auto") * missing
+        return cost
 
     def _release_user(self, user_id: int) -> None:
         left = self._active.get(user_id, 0) - 1
@@ -344,6 +343,19 @@ class JobService:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Once:
+    """An awaitable step shared by a job's slots: started by the first slot, awaited by all."""
+
+    def __init__(self, factory: Callable[[], Awaitable[None]]) -> None:
+        self._factory = factory
+        self._task: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._factory())
+        await asyncio.shield(self._task)
 
 
 def _short(err: BaseException | None) -> str | None:

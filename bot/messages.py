@@ -19,6 +19,7 @@ from bot.images.errors import (
     StreamError,
     VerificationRequired,
 )
+from bot.inputs import InputRejected
 from bot.jobs import TooManyJobs
 from bot.options import OptionError
 from bot.quota import QuotaExceeded
@@ -85,6 +86,8 @@ def user_error(exc: BaseException) -> str | None:
         return quota_exceeded(exc)
     if isinstance(exc, OptionError):
         return str(exc)
+    if isinstance(exc, InputRejected):
+        return exc.message
     if isinstance(exc, TooManyJobs):
         return f"You already have {exc.limit} images in progress. Please wait for one to finish."
     if isinstance(exc, ImagesAPIError):
@@ -92,9 +95,88 @@ def user_error(exc: BaseException) -> str | None:
     return None
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def clip(text: str, limit: int) -> str:
-    return _clip(text, limit)
+_clip = clip
+
+
+# --- the error path's own words (cogs/_errors.py) -----------------------------------------------------
+
+GENERIC = "Something went wrong on the bot's side. It has been logged; please try again."
+NOT_HERE = "You can't use this command here."
+SERVERS_ONLY = "This command works in servers only."
+FEATURE_UNAVAILABLE = "That isn't available right now. Please try again in a moment."
+
+
+def invalid_value(value: str) -> str:
+    shown = clip(value.replace("`", "'"), 40)
+    return f"That value for `{shown}` isn't valid."
+
+
+def not_moderator(manager_role_id: int | None, *, admins_only: bool = False) -> str:
+    if admins_only:
+        return "Only members with the Manage Server permission can change this. Nothing was changed."
+    extra = f" or the <@&{manager_role_id}> role" if manager_role_id else ""
+    return f"Only moderators can use this command: it needs the Manage Server permission{extra}. Nothing was changed."
+
+
+# --- jobs and their results (cogs/_delivery.py, cogs/results.py) -----------------------------------
+
+EMPTY_PROMPT = "Please describe the image you want in `prompt`."
+NO_IMAGE = "No image came back. Please try again."
+JOB_UNKNOWN = "That job is no longer known to the bot."
+JOB_NOT_HERE = "That button doesn't belong to a job of this channel, so it does nothing here."
+DELETE_NOT_YOURS = "Only the person who asked for this image, or a moderator with Manage Messages, can delete it."
+
+
+def undelivered(status: int | None, code: int | None) -> str:
+    """The result was made but could not be posted; the user is not charged for it."""
+    if status == 403 and code == 50013:
+        reason = "the bot isn't allowed to post it here (it needs the Attach Files and Send Messages permissions)"
+    elif status == 413 or code == 40005:
+        reason = "Discord refused the file as too large"
+    elif status is not None and status >= 500:
+        reason = "Discord had a problem accepting it"
+    else:
+        reason = "Discord refused it"
+    return f"The image was made, but couldn't be delivered: {reason}. This didn't count against your quota."
+
+
+# --- editing (cogs/edit/) -------------------------------------------------------------------------------
+
+EDIT_EMPTY_PROMPT = "Please say what to change in `prompt`."
+EDIT_NO_INSTRUCTION = "Please say what to change."
+MESSAGE_GONE = "I can't see that message any more."
+NO_IMAGE_TO_EDIT = "That message has no image to edit."
+SERVERS_ONLY_EDIT = "I edit images in servers only."
+REPLIED_MESSAGE_GONE = "I can't find the message you replied to; it may have been deleted."
+NO_IMAGE_SEEN = (
+    "That message has no image I can see. Reply to a message with an image, or use "
+    "right-click → **Apps** → **Edit image** on it."
+)
+REPLY_NO_INSTRUCTION = "What should I change? Reply again with an instruction, e.g. *make it night time*."
+PREPARING = "🎨 Getting the image ready…"
+HOW_TO_EDIT = (
+    "To edit an image, reply to the message that has it, mention me and say what to change "
+    "(for example *make it night time*), or right-click the message → **Apps** → **Edit image**. "
+    "`/edit` takes an uploaded image; `/imagine` makes a new one."
+)
+REROLL_SOURCE_GONE = "The image this edit started from is gone, so it can't be rerolled."
+
+
+def input_dimensions_too_large(what: str, width: int, height: int) -> str:
+    return f"{what} is too large ({width}×{height})."
+
+
+def input_not_on_discord(what: str) -> str:
+    return f"{what} isn't hosted on Discord, so the bot won't fetch it."
+
+
+def input_download_failed(what: str) -> str:
+    return f"{what} couldn't be downloaded from Discord (was it deleted?)."
+
+
+def input_file_too_large(what: str, max_bytes: int) -> str:
+    return f"{what} is larger than the {max_bytes // 2**20} MB limit."

@@ -7,13 +7,37 @@ is shown to the user (ephemeral). Pure logic, no Discord.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bot.images.models import ModelInfo
-from bot.jobs import ImageOptions
 
 FORMATS = ("png", "jpeg", "webp")
 BACKGROUNDS = ("auto", "opaque", "transparent")
 MAX_COUNT = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ImageOptions:
+    """Validated options, as sent to the API (None = let the API decide)."""
+
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    count: int = 1
+
+    def as_settings(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "quality": self.quality,
+            "background": self.background,
+            "format": self.output_format,
+            "count": self.count,
+        }
+
+    @classmethod
+    def from_settings(cls, d: dict[str, Any]) -> ImageOptions:
+        return cls(d.get("size"), d.get("quality"), d.get("background"), d.get("format"), int(d.get("count") or 1))
 
 
 class OptionError(ValueError):

@@ -377,7 +377,8 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
 
 def test_media_hosts_and_input_cache() -> None:
     from bot.images.types import InputImage
-    from cogs.edit import EditInputs, InputCache, allowed_media_host
+    from bot.input_cache import EditInputs, InputCache
+    from cogs.edit.sources import allowed_media_host
 
     assert allowed_media_host("https://cdn.discordapp.com/attachments/1/2/a.png?ex=1")
     assert allowed_media_host("https://images-ext-1.discordapp.net/external/x/https/example.com/a.png")

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-import cogs.quota as q
+import cogs.quota.cog as qc
+import cogs.quota.render as q
 from bot.quota import INHERIT, UNCHANGED, Report
 
 
@@ -53,12 +54,12 @@ def test_timezone_autocomplete_prefers_prefixes() -> None:
 
 def test_ledger_is_gzipped_when_too_big_and_dropped_when_even_that_is() -> None:
     text = "id,prompt\n" + "".join(f"{i},a cat\n" for i in range(5000))
-    plain = q._csv_file(text, "ledger", 1_000_000)
+    plain = q.csv_file(text, "ledger", 1_000_000)
     assert plain is not None and plain.filename == "ledger.csv"
-    packed = q._csv_file(text, "ledger", 20_000)
+    packed = q.csv_file(text, "ledger", 20_000)
     assert packed is not None and packed.filename == "ledger.csv.gz"
     assert gzip.decompress(packed.fp.read()).decode() == text
-    assert q._csv_file(text, "ledger", 10) is None
+    assert q.csv_file(text, "ledger", 10) is None
 
 
 class _Recorder:
@@ -84,11 +85,11 @@ async def test_a_slow_report_is_deferred_then_sent_as_a_follow_up(monkeypatch: p
             assert since == start
             return "id\n"
 
-    monkeypatch.setattr(q, "REPORT_DEFER_AFTER", 0.01)
+    monkeypatch.setattr(qc, "REPORT_DEFER_AFTER", 0.01)
     bot: Any = SimpleNamespace(services=SimpleNamespace(quota=SlowStore()))
     response, followup = _Recorder(), _Recorder()
     interaction: Any = SimpleNamespace(guild_id=1, filesize_limit=10_000_000, response=response, followup=followup)
-    await q.QuotaCog.report.callback(q.QuotaCog(bot), interaction)  # type: ignore[arg-type]
+    await qc.QuotaCog.report.callback(qc.QuotaCog(bot), interaction)  # type: ignore[arg-type]
     assert [c[0] for c in response.calls] == ["defer"] and response.calls[0][1]["ephemeral"] is True
     [(name, kwargs)] = followup.calls
     assert name == "send" and kwargs["ephemeral"] is True and kwargs["file"].filename == "imagebot-ledger-2024-06.csv"

@@ -1,0 +1,115 @@
+"""Discord helpers every feature cog shares: the bot's type, replying, constants, the shared options.
+
+Imports run one way: feature cogs (``cogs/imagine.py``, ``cogs/edit/``, ``cogs/quota/``) → shared helpers
+(``cogs/_common.py``, ``cogs/_errors.py``, ``cogs/_render.py``, ``cogs/_delivery.py``, ``cogs/results.py``)
+→ ``bot/`` services. Nothing here imports a feature cog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.images.models import ModelInfo
+from bot.options import Choice, background_choices, format_choices, quality_choices, size_choices
+from bot.services import Services
+
+if TYPE_CHECKING:
+    from bot.jobs import JobSpec
+    from bot.quota import JobRecord
+
+log = logging.getLogger(__name__)
+
+EMBED_COLOUR = discord.Colour(0x10A37F)
+# Room for the JSON part of a multipart upload: a message may carry this much less than the server's limit.
+UPLOAD_MARGIN = 64 * 1024
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# What the result buttons do, by job kind. Feature cogs fill this registry; ``cogs/results.py`` reads it.
+RerollHandler = Callable[[discord.Interaction, "JobRecord", "JobSpec"], Awaitable[None]]
+EditHandler = Callable[[discord.Interaction, "discord.Message | None"], Awaitable[None]]
+
+
+@dataclass
+class ResultActions:
+    reroll: dict[str, RerollHandler] = field(default_factory=dict)
+    edit: EditHandler | None = None
+
+
+class ImageBotBase(commands.Bot):
+    """What the cogs know of the bot: its services and the result-button registry (``bot/app.py``)."""
+
+    services: Services
+    result_actions: ResultActions
+
+
+def bot_of(interaction: discord.Interaction) -> ImageBotBase:
+    client = interaction.client
+    if not isinstance(client, ImageBotBase):  # pragma: no cover - the bot is always an ImageBotBase
+        raise TypeError("interaction of an unexpected client")
+    return client
+
+
+def upload_budget(limit: int) -> int:
+    """Bytes of files one message may carry: the server's limit less room for the JSON part."""
+    return max(limit // 2, limit - UPLOAD_MARGIN)
+
+
+def role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    roles = getattr(user, "roles", None) or []
+    return tuple(r.id for r in roles)
+
+
+async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    """Answer privately, whatever state the interaction is in (fresh, deferred or expired).
+
+    A public "thinking…" left by ``defer(thinking=True)`` is deleted first, so it never spins on; an
+    interaction whose 15-minute token expired cannot be answered any more, which is logged.
+    """
+    if interaction.is_expired():
+        log.info("interaction %s expired before it could be answered", interaction.id)
+        return
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                pass
+        await interaction.followup.send(text, ephemeral=True)
+    except (discord.HTTPException, RuntimeError) as exc:  # RuntimeError: shutting down, session closed
+        log.warning("could not send a message to the user: %s", type(exc).__name__)
+
+
+def _choices(items: list[Choice]) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=c.name, value=c.value) for c in items]
+
+
+def image_options(model: ModelInfo) -> Callable[[F], F]:
+    """Descriptions and model-specific choices of the options ``/imagine`` and ``/edit`` share."""
+
+    def apply(func: F) -> F:
+        func = app_commands.describe(
+            size="Image size or aspect ratio",
+            quality="Higher quality takes longer and costs more",
+            background="Transparent needs PNG or WebP",
+            format="File format of the result",
+            count="How many images (1-10)",
+        )(func)
+        return app_commands.choices(
+            size=_choices(size_choices(model)),
+            quality=_choices(quality_choices(model)),
+            background=_choices(background_choices(model)),
+            format=_choices(format_choices()),
+        )(func)
+
+    return apply

@@ -1,0 +1,110 @@
+"""Getting an edit's input images from Discord: check what Discord declares, download, normalise.
+
+Downloads go through discord.py only (``Attachment.read()``, or its CDN fetch for a link preview on
+Discord's media proxy); normalising (``bot/inputs.py``) runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import discord
+
+from bot import messages
+from bot.input_cache import EditInputs
+from bot.inputs import MAX_INPUT_IMAGES, InputRejected, check_declared, prepare_image, prepare_mask
+from bot.quota import JobRecord
+from cogs._common import ImageBotBase
+from cogs.edit.sources import SourceFile, allowed_media_host, from_attachment, images_in
+
+log = logging.getLogger(__name__)
+
+
+def what_name(index: int, count: int) -> str:
+    return "The image" if count == 1 else f"Image {index + 1}"
+
+
+class InputLoader:
+    def __init__(self, bot: ImageBotBase) -> None:
+        self.bot = bot
+        self.settings = bot.services.settings
+        base = self.settings.discord_api_base
+        self.extra_hosts: tuple[str, ...] = (urlsplit(base).hostname or "",) if base else ()
+
+    def images_in(self, message: discord.Message) -> list[SourceFile]:
+        return images_in(message, self.extra_hosts)
+
+    def check_files(self, files: list[SourceFile]) -> list[SourceFile]:
+        """Cap at 16 and refuse, from what Discord declares, anything too big, empty or not an image."""
+        files = files[:MAX_INPUT_IMAGES]
+        for i, f in enumerate(files):
+            what = what_name(i, len(files))
+            if f.attachment is not None:
+                check_declared(
+                    f.filename, f.content_type, f.size or 0, max_bytes=self.settings.max_input_bytes, what=what
+                )
+            elif f.dims is not None and f.dims[0] * f.dims[1] > self.settings.max_input_pixels:
+                raise InputRejected(messages.input_dimensions_too_large(what, *f.dims))
+        return files
+
+    def check_mask(self, mask: discord.Attachment) -> SourceFile:
+        check_declared(
+            mask.filename, mask.content_type, mask.size, max_bytes=self.settings.max_input_bytes, what="The mask"
+        )
+        return from_attachment(mask)
+
+    async def download(self, f: SourceFile, what: str) -> bytes:
+        try:
+            if f.attachment is not None:
+                data = await f.attachment.read()
+            elif allowed_media_host(f.url, self.extra_hosts):
+                data = await self.bot.http.get_from_cdn(f.url)
+            else:
+                raise InputRejected(messages.input_not_on_discord(what))
+        except discord.HTTPException as exc:
+            log.info("could not download an input image (%s)", exc.status)
+            raise InputRejected(messages.input_download_failed(what)) from None
+        if len(data) > self.settings.max_input_bytes:
+            raise InputRejected(messages.input_file_too_large(what, self.settings.max_input_bytes))
+        return data
+
+    async def load(self, files: list[SourceFile], mask: SourceFile | None = None) -> EditInputs:
+        """Download and normalise each image (one at a time: bounded memory), then the mask."""
+        s = self.settings
+        prepared = []
+        for i, f in enumerate(files):
+            what = what_name(i, len(files))
+            data = await self.download(f, what)
+            prepared.append(
+                await prepare_image(
+                    data, f.filename, max_side=s.max_input_side, max_pixels=s.max_input_pixels, what=what
+                )
+            )
+        mask_input = None
+        if mask is not None:
+            data = await self.download(mask, "The mask")
+            mask_input = await prepare_mask(
+                data, prepared[0].size, max_pixels=s.max_input_pixels, filename=mask.filename
+            )
+        return EditInputs(tuple(p.input for p in prepared), mask_input)
+
+    async def refetch(self, job: JobRecord) -> EditInputs:
+        """After a restart: the parent result's images, else the recorded source image (no mask then)."""
+        if job.parent_job_id is not None:
+            parent = await self.bot.services.quota.get_job(job.parent_job_id)
+            if parent is not None and parent.message_id and parent.channel_id:
+                channel = self.bot.get_partial_messageable(parent.channel_id, guild_id=parent.guild_id)
+                try:
+                    message: discord.Message | None = await channel.fetch_message(parent.message_id)
+                except discord.HTTPException:
+                    message = None
+                if message is not None:
+                    files = self.images_in(message)
+                    if files:
+                        return await self.load(self.check_files(files))
+        url = job.source_image_url
+        if url and allowed_media_host(url, self.extra_hosts):
+            name = urlsplit(url).path.rsplit("/", 1)[-1] or "image.png"
+            return await self.load([SourceFile(name, None, None, url)])
+        raise InputRejected(messages.REROLL_SOURCE_GONE)

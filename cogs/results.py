@@ -1,0 +1,165 @@
+"""The buttons under a result: Reroll, Edit, Delete.
+
+They are ``DynamicItem``s whose custom id carries the job id, so they keep working after a restart (the
+job is in the database); ``bot/app.py`` registers them in ``setup_hook``, independent of any cog. What
+Reroll and Edit do depends on the job's kind, so they dispatch through ``ResultActions``, the registry
+the feature cogs fill (``cogs/imagine.py``, ``cogs/edit/``); nothing here imports a feature cog.
+
+The bot checks every click itself, whatever discord.py already matched: the job in the custom id must
+belong to this server (and, for Reroll and Edit, this channel); Delete is for the requester and for
+members with Manage Messages. Reroll charges the clicker only after these checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import discord
+
+from bot import messages
+from bot.jobs import JobSpec
+from bot.options import ImageOptions
+from bot.quota import JobRecord
+from cogs._common import bot_of, reply_ephemeral, role_ids
+from cogs._errors import answering_errors
+
+log = logging.getLogger(__name__)
+
+PREFIX = "imagebot"
+
+
+def custom_id(action: str, job_id: int) -> str:
+    return f"{PREFIX}:{action}:{job_id}"
+
+
+def job_id_of(custom_id_text: str, action: str) -> int | None:
+    """The job id in a button's custom id, if it is this action's button."""
+    m = re.fullmatch(rf"{PREFIX}:{action}:(\d+)", custom_id_text)
+    return int(m[1]) if m else None
+
+
+class ResultView(discord.ui.View):
+    def __init__(self, job_id: int, *, include_edit: bool = True) -> None:
+        super().__init__(timeout=None)
+        self.add_item(RerollButton(job_id))
+        if include_edit:
+            self.add_item(EditButton(job_id))
+        self.add_item(DeleteButton(job_id))
+
+
+async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_channel: bool) -> JobRecord | None:
+    """The job a button names, if it belongs where the button was clicked; answers the user if not."""
+    job = await bot_of(interaction).services.quota.get_job(job_id)
+    if job is None:
+        await reply_ephemeral(interaction, messages.JOB_UNKNOWN)
+        return None
+    foreign = job.guild_id != interaction.guild_id or (same_channel and job.channel_id != interaction.channel_id)
+    if foreign:
+        log.warning(
+            "button for job %s (guild %s, channel %s) clicked in guild %s channel %s: refused",
+            job.id,
+            job.guild_id,
+            job.channel_id,
+            interaction.guild_id,
+            interaction.channel_id,
+        )
+        await reply_ephemeral(interaction, messages.JOB_NOT_HERE)
+        return None
+    return job
+
+
+class _JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"$^"):  # abstract
+    action = ""
+
+    def __init__(self, job_id: int, *, label: str, emoji: str, style: discord.ButtonStyle) -> None:
+        super().__init__(
+            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id(self.action, job_id))
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> _JobButton:
+        return cls(int(match["job"]))  # type: ignore[call-arg]
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        async with answering_errors(interaction):
+            await self.clicked(interaction)
+
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        raise NotImplementedError
+
+
+class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
+    action = "reroll"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(job_id, label="Reroll", emoji="🎲", style=discord.ButtonStyle.primary)
+
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for_click(interaction, self.job_id, same_channel=True)
+        if job is None:
+            return
+        handler = bot_of(interaction).result_actions.reroll.get(job.kind)
+        if handler is None:
+            await reply_ephemeral(interaction, messages.FEATURE_UNAVAILABLE)
+            return
+        spec = JobSpec(
+            kind="edit" if job.kind == "edit" else "generate",
+            user_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            role_ids=role_ids(interaction.user),
+            prompt=job.prompt,
+            options=ImageOptions.from_settings(job.settings),
+            parent_job_id=job.id if job.kind == "edit" else None,
+        )
+        await handler(interaction, job, spec)
+
+
+class EditButton(_JobButton, template=r"imagebot:edit:(?P<job>\d+)"):
+    action = "edit"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(job_id, label="Edit", emoji="✏️", style=discord.ButtonStyle.secondary)
+
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        if await job_for_click(interaction, self.job_id, same_channel=True) is None:
+            return
+        handler = bot_of(interaction).result_actions.edit
+        if handler is None:
+            await reply_ephemeral(interaction, messages.FEATURE_UNAVAILABLE)
+            return
+        await handler(interaction, interaction.message)
+
+
+class DeleteButton(_JobButton, template=r"imagebot:delete:(?P<job>\d+)"):
+    action = "delete"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(job_id, label="Delete", emoji="🗑️", style=discord.ButtonStyle.danger)
+
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for_click(interaction, self.job_id, same_channel=False)
+        if job is None:
+            return
+        if not (job.user_id == interaction.user.id or interaction.permissions.manage_messages):
+            await reply_ephemeral(interaction, messages.DELETE_NOT_YOURS)
+            return
+        message = interaction.message
+        if message is not None and job.message_id is not None and message.id != job.message_id:
+            # The button must sit on the job's own result; anything else is a forged or stale payload.
+            await reply_ephemeral(interaction, messages.JOB_NOT_HERE)
+            return
+        await interaction.response.defer()
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            if message is not None:
+                await message.delete()
+
+
+RESULT_BUTTONS = (RerollButton, EditButton, DeleteButton)
