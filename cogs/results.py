@@ -81,7 +81,7 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"$^")
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> _JobButton:
         return cls(int(match["job"]))  # type: ignore[call-arg]
 

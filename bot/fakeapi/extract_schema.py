@@ -1,6 +1,6 @@
 """Regenerate ``openai_schema.json``: the Images API subset of OpenAI's OpenAPI spec (MIT).
 
-Usage: ``python -m bot.fakeapi.extract_schema [path/to/openai-openapi.json]`` (default: ../shared/specs).
+Usage: ``python -m bot.fakeapi.extract_schema path/to/openai-openapi.json`` (OpenAI's official OpenAPI spec).
 Copies the named schemas and everything they ``$ref``, converts OpenAPI 3.0 ``nullable`` to JSON Schema
 and drops examples/metadata, so that ``jsonschema`` can validate requests with it.
 """
@@ -22,7 +22,6 @@ ROOTS = (
 )
 DROP_KEYS = {"example", "examples", "x-oaiMeta", "x-oaiTypeLabel", "x-stainless-const", "discriminator"}
 HERE = Path(__file__).resolve().parent
-DEFAULT_SPEC = HERE.parents[2] / "shared" / "specs" / "openai-openapi.json"
 OUT = HERE / "openai_schema.json"
 COMMENT = (
     "Subset of openai/openai-openapi (MIT License, Copyright OpenAI), openapi.json commit f85dbe2 "
@@ -90,7 +89,10 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    spec_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_SPEC
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} PATH_TO_THE_OFFICIAL_OPENAPI_SPEC.json")
+        return 2
+    spec_path = Path(argv[1])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     OUT.write_text(json.dumps(extract(spec), indent=1, sort_keys=False) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -129,11 +130,11 @@ class EditCog(commands.Cog):
         """The job whose result ``message`` is, if it is one of the bot's results."""
         quota = self.bot.services.quota
         # The Edit button names its job; this also works before the result's message id is recorded.
-        custom = str((interaction.data or {}).get("custom_id", "")) if interaction is not None else ""
-        job_id = job_id_of(custom, "edit")
-        if job_id is not None:
+        data: dict[str, Any] = dict(interaction.data or {}) if interaction is not None else {}
+        job_id = job_id_of(str(data.get("custom_id", "")), "edit")
+        if job_id is not None and interaction is not None:
             job = await quota.get_job(job_id)
-            if job is not None and job.guild_id == interaction.guild_id:  # type: ignore[union-attr]
+            if job is not None and job.guild_id == interaction.guild_id:
                 return job
         me = self.bot.user
         if message is None or me is None or message.author.id != me.id:

@@ -61,7 +61,7 @@ def images_in(message: discord.Message, extra_hosts: tuple[str, ...] = ()) -> li
             url, proxy = getattr(media, "url", None), getattr(media, "proxy_url", None)
             if not proxy or url in seen or proxy in seen or not allowed_media_host(proxy, extra_hosts):
                 continue
-            seen.update({url, proxy})
+            seen.update({u for u in (url, proxy) if u})
             name = urlsplit(url or proxy).path.rsplit("/", 1)[-1] or "image.png"
             w, h = getattr(media, "width", None), getattr(media, "height", None)
             found.append(SourceFile(name, None, None, proxy, None, (w, h) if w and h else None))

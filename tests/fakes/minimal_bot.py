@@ -114,7 +114,7 @@ async def count_attachments(interaction: discord.Interaction, message: discord.M
 
 
 def main() -> None:
-    # The two endpoint overrides (see /work/shared/docs/discord-offline.md), set before login.
+    # The two endpoint overrides (``tests/fakes/discord.py`` explains them), set before login.
     discord.http.Route.BASE = os.environ["DISCORD_API_BASE"]
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["DISCORD_GATEWAY_URL"])
     bot.run(os.environ["DISCORD_TOKEN"], log_level=logging.DEBUG, root_logger=True)

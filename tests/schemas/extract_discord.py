@@ -2,7 +2,7 @@
 
 Usage (from the repo root)::
 
-    python tests/schemas/extract_discord.py [../shared/specs/discord-openapi.json]
+    python tests/schemas/extract_discord.py path/to/discord-openapi.json
 
 Writes ``tests/schemas/discord_subset.json`` so that the repository stands alone: every ``$ref`` into
 ``#/components/schemas`` is inlined; the few schemas that refer to themselves (directly or through a cycle)
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SPEC = HERE.parents[2] / "shared" / "specs" / "discord-openapi.json"
 OUT = HERE / "discord_subset.json"
 
 LICENSE = (
@@ -159,7 +158,10 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    spec_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_SPEC
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} PATH_TO_THE_OFFICIAL_OPENAPI_SPEC.json")
+        return 2
+    spec_path = Path(argv[1])
     spec = json.loads(spec_path.read_text())
     out = extract(spec)
     OUT.write_text(json.dumps(out, separators=(",", ":")) + "\n")
