@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -110,14 +111,21 @@ async def run(settings: Settings) -> None:
         async with ImageBot(services) as bot:
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
+
+            def on_signal() -> None:
+                if stop.is_set():  # a second signal: exit at once (the crash recovery refunds at next start)
+                    log.warning("second stop signal: exiting now")
+                    os._exit(1)
+                stop.set()
+
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, stop.set)
+                    loop.add_signal_handler(sig, on_signal)
             runner = asyncio.create_task(bot.start(settings.discord_token))
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if stopper in done:
-                log.info("stopping")
+                log.info("stopping: running jobs get %ss to finish", settings.shutdown_grace)
                 await bot.close()
             stopper.cancel()
             await runner  # re-raises a failure to start (bad token, unreachable Discord)

@@ -91,5 +91,7 @@ class ImageBot(ImageBotBase):
         log.info("ready as %s (%s) in %d server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
     async def close(self) -> None:
-        await self.services.jobs.shutdown()
+        """Running jobs get ``SHUTDOWN_GRACE`` seconds to finish while Discord is still connected; the rest
+        are stopped (refunded, their messages saying so) before the connection closes."""
+        await self.services.jobs.shutdown(self.services.settings.shutdown_grace)
         await super().close()

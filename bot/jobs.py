@@ -34,6 +34,10 @@ from bot.quota import QuotaStore, Reservation
 log = logging.getLogger(__name__)
 
 
+class ShuttingDown(Exception):
+    """The bot is stopping: it takes no new jobs."""
+
+
 class TooManyJobs(Exception):
     """The user already has the maximum number of jobs queued or running."""
 
@@ -64,6 +68,8 @@ class JobOutcome:
     errors: list[BaseException | None]
     cost: float = 0.0
     status: str = "done"
+    stopped: str | None = None  # why the job was stopped early: "cancelled", "message deleted", "shutdown"
+    stopped_by: str | None = None  # who cancelled it (a display name), for "cancelled"
 
     @property
     def delivered(self) -> list[CompletedImage]:
@@ -172,6 +178,8 @@ class JobService:
     scheduler: FairScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
+    _running: dict[int, _RunningJob] = field(init=False, default_factory=dict)
+    accepting: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
         self.scheduler = FairScheduler(self.max_concurrent_images)
@@ -183,7 +191,10 @@ class JobService:
         )
 
     async def reserve(self, spec: JobSpec) -> Reservation:
-        """Check the per-user job limit and reserve quota. Raises ``TooManyJobs`` or ``QuotaExceeded``."""
+        """Check the per-user job limit and reserve quota. Raises ``TooManyJobs`` or ``QuotaExceeded``
+        (or ``ShuttingDown`` once a shutdown has begun)."""
+        if not self.accepting:
+            raise ShuttingDown()
         if self._active.get(spec.user_id, 0) >= self.max_jobs_per_user:
             raise TooManyJobs(self.max_jobs_per_user)
         self._active[spec.user_id] = self._active.get(spec.user_id, 0) + 1
@@ -235,18 +246,53 @@ class JobService:
         n = spec.options.count
         outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
         started = _Once(lambda: self.quota.mark_running(reservation.job_id))
+        tasks = [
+            asyncio.create_task(
+                self._run_slot(spec, slot, observer, outcome, started), name=f"job-{outcome.job_id}-{slot}"
+            )
+            for slot in range(n)
+        ]
+        running = self._running[outcome.job_id] = _RunningJob(tasks)
         try:
-            await asyncio.gather(*(self._run_slot(spec, slot, observer, outcome, started) for slot in range(n)))
+            await asyncio.wait(tasks)
+            outcome.stopped, outcome.stopped_by = running.reason, running.by
             if not outcome.delivered:
                 err = outcome.first_error
-                outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
-                await self.quota.refund(outcome.job_id, status=outcome.status, error=_short(err))
+                if outcome.stopped:
+                    outcome.status = "cancelled"
+                else:
+                    outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
+                error = outcome.stopped if outcome.stopped else _short(err)
+                await self.quota.refund(outcome.job_id, status=outcome.status, error=error)
             return outcome
         except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.shield(self.quota.refund(reservation.job_id, status="cancelled", error="cancelled"))
             raise
         finally:
+            self._running.pop(outcome.job_id, None)
             self._release_user(spec.user_id)
+
+    def cancel(self, job_id: int, *, reason: str = "cancelled", by: str | None = None) -> bool:
+        """Stop a job that is queued or streaming here: its waiting slots leave the queue at once, its
+        streams are closed. Images already made are kept (and charged once delivered). False when the
+        job is not running in this process, or has nothing left to stop (its result is on its way)."""
+        running = self._running.get(job_id)
+        if running is None:
+            return False
+        pending = [t for t in running.tasks if not t.done()]
+        if not pending:
+            return False
+        if running.reason is None:
+            running.reason, running.by = reason, by
+        for t in pending:
+            t.cancel()
+        return True
+
+    def is_running(self, job_id: int) -> bool:
+        return job_id in self._running
 
     async def _run_slot(
         self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome, started: _Once
@@ -336,13 +382,31 @@ class JobService:
         else:
             self._active.pop(user_id, None)
 
-    async def shutdown(self) -> None:
-        """Cancel running jobs (their reservations are refunded as cancelled)."""
+    async def shutdown(self, grace: float = 0.0) -> None:
+        """Stop taking jobs, give running ones ``grace`` seconds to finish, then stop the rest.
+
+        Stopped jobs end through their normal path (refunded, their message says why) while Discord is
+        still connected; whatever has not ended a few seconds later is cancelled outright (and refunded).
+        """
+        self.accepting = False
+        if self._tasks and grace > 0:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        for job_id in list(self._running):
+            self.cancel(job_id, reason="shutdown")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(slots=True)
+class _RunningJob:
+    tasks: list[asyncio.Task[None]]
+    reason: str | None = None
+    by: str | None = None
 
 
 class _Once:

@@ -20,7 +20,7 @@ from bot.images.errors import (
     VerificationRequired,
 )
 from bot.inputs import InputRejected
-from bot.jobs import TooManyJobs
+from bot.jobs import ShuttingDown, TooManyJobs
 from bot.options import OptionError
 from bot.quota import QuotaExceeded
 
@@ -88,6 +88,8 @@ def user_error(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, InputRejected):
         return exc.message
+    if isinstance(exc, ShuttingDown):
+        return RESTARTING
     if isinstance(exc, TooManyJobs):
         return f"You already have {exc.limit} images in progress. Please wait for one to finish."
     if isinstance(exc, ImagesAPIError):
@@ -128,7 +130,20 @@ EMPTY_PROMPT = "Please describe the image you want in `prompt`."
 NO_IMAGE = "No image came back. Please try again."
 JOB_UNKNOWN = "That job is no longer known to the bot."
 JOB_NOT_HERE = "That button doesn't belong to a job of this channel, so it does nothing here."
+CANCEL_NOT_YOURS = "Only the person who asked for this image, or a moderator, can cancel it."
+JOB_ALREADY_ENDED = "That job has already ended (or its result is being posted), so there is nothing to cancel."
+RESTARTING = "The bot is restarting right now. Please try again in a minute; nothing was charged."
 DELETE_NOT_YOURS = "Only the person who asked for this image, or a moderator with Manage Messages, can delete it."
+
+
+def stopped(reason: str, by: str | None, *, kept: int = 0, total: int = 1) -> str:
+    """Why a job ended early. ``by`` is a display name (shown as text: nobody is pinged)."""
+    if reason == "shutdown":
+        return "The bot restarted before this image was finished. This didn't count against your quota."
+    who = f" by {by}" if by else ""
+    if kept:
+        return f"🛑 Cancelled{who} · {kept} of {total} images finished and kept"
+    return f"🛑 Cancelled{who}. Nothing was charged."
 
 
 def undelivered(status: int | None, code: int | None) -> str:

@@ -21,13 +21,13 @@ import discord
 from bot import messages
 from bot.images.types import CompletedImage, PartialImage
 from bot.imaging import fit_upload, make_preview, pack_uploads
-from bot.jobs import JobOutcome, JobSpec, TooManyJobs
+from bot.jobs import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
 from bot.progress import ProgressPublisher, ProgressView
 from bot.quota import QuotaExceeded, Reservation
 from cogs._common import ImageBotBase, reply_ephemeral, upload_budget
 from cogs._errors import error_text
 from cogs._render import failure_content, file_name, preview_name, progress_content, result_embed
-from cogs.results import ResultView
+from cogs.results import ProgressButtons, ResultView
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,17 @@ class Upload:
 
     filename: str
     data: bytes
+
+
+class MessageGone(Exception):
+    """The job's message was deleted (404 Unknown Message): someone removed it on purpose."""
+
+
+UNKNOWN_MESSAGE = 10008
+
+
+def gone(exc: discord.HTTPException) -> bool:
+    return exc.status == 404 and exc.code == UNKNOWN_MESSAGE
 
 
 def files(uploads: Sequence[Upload]) -> list[discord.File]:
@@ -92,6 +103,8 @@ class InteractionTarget(Target):
         try:
             return await self.interaction.edit_original_response(**_attachments(uploads, dict(fields)))
         except discord.HTTPException as exc:
+            if gone(exc):
+                raise MessageGone() from exc
             if exc.status not in (401, 404) or self.channel is None:
                 raise
             # The 15-minute interaction token expired: post the result as a channel message instead,
@@ -125,7 +138,12 @@ class MessageTarget(Target):
         self.upload_limit = upload_budget(upload_limit)
 
     async def edit(self, *, uploads: Sequence[Upload] | None = None, **fields: Any) -> discord.Message | None:
-        self.message = await self.message.edit(**_attachments(uploads, dict(fields)))
+        try:
+            self.message = await self.message.edit(**_attachments(uploads, dict(fields)))
+        except discord.HTTPException as exc:
+            if gone(exc):
+                raise MessageGone() from exc
+            raise
         return self.message
 
 
@@ -139,6 +157,7 @@ class JobMessage:
         s = bot.services.settings
         self.bot, self.target, self.spec, self.job_id, self.user = bot, target, spec, job_id, user
         self.started = time.time()
+        self.previews_off = False
         self.publisher = ProgressPublisher(
             send=self._send_progress,
             # A job that shows nothing yet goes first in the preview queue.
@@ -164,9 +183,23 @@ class JobMessage:
         self.publisher.slot_finished(slot, failed=image is None)
 
     async def _send_progress(self, view: ProgressView) -> None:
+        if self.previews_off:
+            return
         previews = [Upload(preview_name(s.slot), s.jpeg) for s in view.slots if s.jpeg is not None and not s.done]
         fields: dict[str, Any] = {"content": progress_content(view, self.spec.prompt)}
-        await self.target.edit(uploads=previews if previews or view.new_frame else None, **fields)
+        try:
+            await self.target.edit(
+                uploads=previews if previews or view.new_frame else None, view=ProgressButtons(self.job_id), **fields
+            )
+        except MessageGone:
+            # Deleting the progress message cancels the job: the streams close and nothing is charged.
+            log.info("job %s: its message was deleted; cancelling the job", self.job_id)
+            self.previews_off = True
+            self.bot.services.jobs.cancel(self.job_id, reason="message deleted")
+        except discord.HTTPException as exc:
+            # e.g. 403 Missing Permissions on files: no more previews; the result still gets its chance.
+            log.warning("job %s: progress update refused (%s %s); no more previews", self.job_id, exc.status, exc.code)
+            self.previews_off = True
 
     async def show_failure(self, text: str) -> None:
         await self.target.edit(
@@ -185,7 +218,9 @@ class JobMessage:
         uploads = [Upload(file_name(outcome.job_id, i, u.extension), u.data) for i, u in enumerate(fitted)]
         content = f"✅ Done in {int(time.time() - self.started)}s"
         failed = len(outcome.images) - len(images)
-        if failed:
+        if outcome.stopped:
+            content = messages.stopped(outcome.stopped, outcome.stopped_by, kept=len(images), total=len(outcome.images))
+        elif failed:
             reason = messages.api_error(outcome.first_error or Exception())
             content += f" · {failed} of {len(outcome.images)} images failed ({reason})"
         if any(u.reencoded for u in fitted):
@@ -215,8 +250,8 @@ class JobMessage:
         try:
             await self.target.edit(content=failure_content(text, self.spec.prompt), uploads=[], embeds=[], view=None)
             return
-        except discord.HTTPException as again:
-            log.warning("job %s: could not show the delivery failure (%s)", self.job_id, again.status)
+        except (discord.HTTPException, MessageGone) as again:
+            log.warning("job %s: could not show the delivery failure (%s)", self.job_id, type(again).__name__)
         if self.target.channel is not None:
             try:
                 await self.target.channel.send(failure_content(text, self.spec.prompt))
@@ -237,7 +272,7 @@ async def run_job(
         if reservation is None:
             try:
                 reservation = await jobs.reserve(spec)
-            except (QuotaExceeded, TooManyJobs) as exc:
+            except (QuotaExceeded, TooManyJobs, ShuttingDown) as exc:
                 await target.withdraw(error_text(exc))
                 return None
         message = JobMessage(bot, target, spec, reservation.job_id, user)
@@ -246,18 +281,30 @@ async def run_job(
             outcome = await jobs.run(reservation, spec, message)
         finally:
             await message.publisher.close()  # pending previews are dropped: the result wins
+        if outcome.stopped == "message deleted":  # nobody is there to deliver to: not charged
+            if outcome.delivered:
+                await jobs.settle(outcome, [])
+            return outcome
         if not outcome.delivered:  # refunded by the job service
             err = outcome.first_error
+            if outcome.stopped:
+                text = messages.stopped(outcome.stopped, outcome.stopped_by)
+            else:
+                text = messages.api_error(err) if err is not None else messages.NO_IMAGE
             try:
-                await message.show_failure(messages.api_error(err) if err is not None else messages.NO_IMAGE)
-            except discord.HTTPException as exc:
-                log.warning("job %s: could not show its failure (%s)", outcome.job_id, exc.status)
+                await message.show_failure(text)
+            except (discord.HTTPException, MessageGone) as exc:
+                log.warning("job %s: could not show how it ended (%s)", outcome.job_id, type(exc).__name__)
             return outcome
         try:
             delivered = await message.deliver(outcome)
         except asyncio.CancelledError:
             await jobs.cancelled(outcome, error="stopped before the result was delivered")
             raise
+        except MessageGone:
+            log.info("job %s: its message was deleted before the result; not charged", outcome.job_id)
+            await jobs.settle(outcome, [])
+            return outcome
         except Exception as exc:
             if isinstance(exc, discord.HTTPException):
                 log.warning("job %s: the result could not be delivered (%s %s)", outcome.job_id, exc.status, exc.code)
@@ -279,7 +326,7 @@ async def start_interaction_job(bot: ImageBotBase, interaction: discord.Interact
         reservation: Reservation | None = None
         try:
             reservation = await asyncio.wait_for(jobs.reserve(spec), RESERVE_BEFORE_ACK)
-        except (QuotaExceeded, TooManyJobs) as exc:
+        except (QuotaExceeded, TooManyJobs, ShuttingDown) as exc:
             await reply_ephemeral(interaction, error_text(exc))
             return
         except TimeoutError:

@@ -1,4 +1,4 @@
-"""The buttons under a result: Reroll, Edit, Delete.
+"""The buttons of a job: Cancel while it runs, then Reroll, Edit and Delete under its result.
 
 They are ``DynamicItem``s whose custom id carries the job id, so they keep working after a restart (the
 job is in the database); ``bot/app.py`` registers them in ``setup_hook``, independent of any cog. What
@@ -22,6 +22,7 @@ from bot import messages
 from bot.jobs import JobSpec
 from bot.options import ImageOptions
 from bot.quota import JobRecord
+from cogs._checks import is_job_moderator
 from cogs._common import bot_of, reply_ephemeral, role_ids
 from cogs._errors import answering_errors
 
@@ -162,4 +163,34 @@ class DeleteButton(_JobButton, template=r"imagebot:delete:(?P<job>\d+)"):
                 await message.delete()
 
 
-RESULT_BUTTONS = (RerollButton, EditButton, DeleteButton)
+class CancelButton(_JobButton, template=r"imagebot:cancel:(?P<job>\d+)"):
+    """On the progress message while the job is queued or streaming: for the requester and moderators."""
+
+    action = "cancel"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(job_id, label="Cancel", emoji="✖️", style=discord.ButtonStyle.secondary)
+
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for_click(interaction, self.job_id, same_channel=True)
+        if job is None:
+            return
+        if not (job.user_id == interaction.user.id or await is_job_moderator(interaction)):
+            await reply_ephemeral(interaction, messages.CANCEL_NOT_YOURS)
+            return
+        jobs = bot_of(interaction).services.jobs
+        name = discord.utils.escape_mentions(discord.utils.escape_markdown(interaction.user.display_name))
+        if not jobs.cancel(job.id, by=name):
+            await reply_ephemeral(interaction, messages.JOB_ALREADY_ENDED)
+            return
+        # The job's own message flow shows "Cancelled by …" (and keeps any finished images).
+        await interaction.response.defer()
+
+
+class ProgressButtons(discord.ui.View):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(timeout=None)
+        self.add_item(CancelButton(job_id))
+
+
+RESULT_BUTTONS = (RerollButton, EditButton, DeleteButton, CancelButton)

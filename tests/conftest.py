@@ -83,6 +83,7 @@ class Rig:
                 "PARTIAL_IMAGES": "2",
                 "LOG_LEVEL": "DEBUG",
                 "PREVIEW_MIN_INTERVAL": "0.05",
+                "SHUTDOWN_GRACE": "1",
             }
         )
         return env
