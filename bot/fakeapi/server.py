@@ -145,6 +145,10 @@ class FakeImagesAPI:
         self.refuse_streaming = False
         self.hang_seconds = 3600.0
         self.requests: list[RecordedRequest] = []
+        # Streams open now, the most open at once, and how many the client closed before their end.
+        self.open_streams = 0
+        self.max_open_streams = 0
+        self.closed_by_client = 0
         self.results: list[bytes] = []
         self.events: list[SentEvent] = []
         self.validation_errors: list[str] = []
@@ -632,6 +636,18 @@ class _Job:
         return web.Response(text=text, content_type="application/json", headers=headers)
 
     async def stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        api = self.api
+        api.open_streams += 1
+        api.max_open_streams = max(api.max_open_streams, api.open_streams)
+        try:
+            return await self._stream(request, headers)
+        except (ConnectionError, asyncio.CancelledError):
+            api.closed_by_client += 1  # the client hung up mid-stream (e.g. a cancelled job)
+            raise
+        finally:
+            api.open_streams -= 1
+
+    async def _stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         resp = web.StreamResponse(
             status=200, headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
