@@ -172,6 +172,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
     - La / RGBa (premultiplied alpha): un-premultiplied. P, PA, LA, and L/RGB with a transparent colour
       (tRNS): RGBA. CMYK: RGB (Pillow already undoes the inverted CMYK of Adobe JPEGs while decoding).
     - 1 (bilevel): 0 and 255.
+
+    Not kept: the transparent grey value (tRNS) of a 16-bit grey PNG; such an image comes out opaque.
     """
     mode = im.mode
     if mode in ("RGB", "RGBA"):
@@ -281,11 +283,12 @@ def verify_image_sync(data: bytes) -> str:
 
     Raises ``DamagedImage``. Measured cost per image (median of 25 runs, one thread, on the shared 2-core
     machine under load; the fake API's realistic pictures): PNG 1024x1024 (1.6 MB) 0.4-0.5 ms and 1536x1024
-    (2.8 MB) 0.7-1.1 ms. The alternatives: Pillow's ``verify()`` 0.8-1.3 ms (the same CRC walk); inflating
-    the IDAT stream 14-28 ms; a full ``load()`` 22-29 ms, and it still accepts a PNG missing its IEND.
-    JPEG 1024x1024 (89 KB) 1.5 ms and 1536x1024 (176 KB) 2.0-2.7 ms at 1/8 scale (full decode 2.3-6 ms);
-    it has no checksum, so only truncation and broken structure can be found. WebP has neither a
-    checksum nor a cheap partial decode: a full decode, 16-21 ms and 31-54 ms.
+    (2.8 MB) 0.7-1.1 ms, 1.1 ms also with another thread busy in base64. The alternatives: Pillow's
+    ``verify()`` 0.8-1.3 ms (the same CRC walk); inflating the IDAT stream 14-28 ms; a full ``load()``
+    22-29 ms, and it still accepts a PNG missing its IEND. JPEG 1024x1024 (89 KB) 1.5 ms and 1536x1024
+    (176 KB) 2.0-2.7 ms at 1/8 scale (full decode 2.3-6 ms); it has no checksum, so only truncation and
+    broken structure can be found. WebP has neither a checksum nor a cheap partial decode: a full decode,
+    16-21 ms and 31-54 ms.
     """
     if data.startswith(_PNG_SIGNATURE):
         _verify_png(data)
