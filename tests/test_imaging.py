@@ -1,4 +1,5 @@
-"""Pillow helpers: previews are small JPEGs, uploads fit the limit, packing respects Discord's rules."""
+"""Pillow helpers: previews are small JPEGs, uploads fit the limit, packing respects Discord's rules, and a final
+image is delivered only when its bytes are a whole image."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import zlib
 import pytest
 from PIL import Image
 
+from bot.images.errors import BrokenImage
+from bot.images.types import CompletedImage
 from bot.imaging import DamagedImage, fit_upload_sync, make_preview_sync, pack_uploads, verify_image_sync
+from bot.jobs import _whole
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -142,3 +146,14 @@ def test_not_an_image_at_all() -> None:
     for data in (b"", b"<html>502 Bad Gateway</html>", _photo(64, 48, fmt="GIF", mode="L")):
         with pytest.raises(DamagedImage):
             verify_image_sync(data)
+
+
+async def test_a_job_slot_takes_a_completed_image_only_whole_and_labelled_by_its_real_format() -> None:
+    png = _photo(32, 32)
+    same = CompletedImage(png, output_format="png", request_id="req_1")
+    assert await _whole(same) is same
+    relabelled = await _whole(CompletedImage(png, output_format="webp", request_id="req_2"))
+    assert relabelled.output_format == "png" and relabelled.data == png  # the file gets a .png name
+    with pytest.raises(BrokenImage) as caught:
+        await _whole(CompletedImage(png[: len(png) // 2], output_format="png", request_id="req_3"))
+    assert caught.value.request_id == "req_3" and "req_3" in str(caught.value)
