@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from PIL import Image, ImageOps
 
@@ -154,6 +154,164 @@ def open_image(data: bytes) -> Image.Image:
     return im
 
 
+# --- any mode to 8-bit RGB(A) ----------------------------------------------------------------------
+
+_WIDE_GREY = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """The image as 8-bit RGB, or RGBA when it has transparency, every mode's values scaled to 0..255.
+
+    Plain ``convert("RGB")`` clips wide values: a 16-bit grey PNG comes out almost white. Here:
+
+    - I;16 (16-bit grey, any byte order): value / 257, so 65535 -> 255 (within 1 of ``>> 8``).
+    - I (32-bit int): as is when every value is within 0..255; as 16-bit when within 0..65535 (how
+      16-bit grey reaches Pillow from some files); anything wider is stretched from its own min..max.
+    - F (float): within 0..1 it is read as 0..1 (x 255); within 0..255 as is; only values above 255 (or
+      below 0) make it stretched from its own min..max, since nothing else says what they mean.
+    - La / RGBa (premultiplied alpha): un-premultiplied. P, PA, LA, and L/RGB with a transparent colour
+      (tRNS): RGBA. CMYK: RGB (Pillow already undoes the inverted CMYK of Adobe JPEGs while decoding).
+    - 1 (bilevel): 0 and 255.
+
+    Not kept: the transparent grey value (tRNS) of a 16-bit grey PNG; such an image comes out opaque.
+    """
+    mode = im.mode
+    if mode in ("RGB", "RGBA"):
+        return im
+    if mode in _WIDE_GREY or mode in ("I", "F"):
+        return _grey_to_l(im).convert("RGB")
+    if mode == "La":
+        grey, alpha = im.split()
+        return Image.merge("RGBa", (grey, grey, grey, alpha)).convert("RGBA")
+    if mode in ("LA", "PA", "RGBa") or "transparency" in im.info:
+        return im.convert("RGBA")
+    return im.convert("RGB")
+
+
+def _grey_to_l(im: Image.Image) -> Image.Image:
+    if im.mode in _WIDE_GREY:
+        return _linear(im.convert("I"), 0, 65535)
+    lo, hi = cast(tuple[float, float], im.getextrema())  # one band
+    if im.mode == "F" and lo >= 0 and hi <= 1:
+        return _linear(im, 0, 1)
+    if lo >= 0 and hi <= 255:
+        return _linear(im, 0, 255)
+    if im.mode == "I" and lo >= 0 and hi <= 65535:
+        return _linear(im, 0, 65535)
+    return _linear(im, lo, hi)
+
+
+def _linear(im: Image.Image, lo: float, hi: float) -> Image.Image:
+    """L from an I or F image: ``lo`` -> 0, ``hi`` -> 255, rounded to nearest (F -> L truncates)."""
+    if hi <= lo:
+        return Image.new("L", im.size, 0 if lo <= 0 else 255)
+    scale = 255.0 / (hi - lo)
+    offset = 0.5 - lo * scale
+    f = im if im.mode == "F" else im.convert("F")
+    return f.point(lambda v: v * scale + offset).convert("L")
+
+
+# --- is it an image? -----------------------------------------------------------------------------
+
+
+class DamagedImage(ValueError):
+    """The bytes are not a complete PNG, JPEG or WebP image; ``str()`` says what is wrong (for the log)."""
+
+
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}  # by colour type
+
+
+def _verify_png(data: bytes) -> None:
+    """Every chunk whole and its CRC-32 right, a valid IHDR first, consecutive IDAT chunks, IEND last.
+
+    The CRCs cover every byte the encoder wrote, so any truncation or corruption on the way is caught
+    without inflating the image data (inflating it is what makes a full decode cost 20x more). What it
+    cannot see is an encoder that itself wrote a short zlib stream inside well-formed chunks.
+    """
+    view = memoryview(data)
+    pos, end = 8, len(data)
+    idat = 0  # 0: none yet, 1: in the IDAT run, 2: after it
+    while True:
+        if pos + 12 > end:
+            raise DamagedImage(f"PNG cut off at byte {end} (no IEND chunk)")
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        kind = bytes(view[pos + 4 : pos + 8])
+        body_end = pos + 8 + length
+        if length > 0x7FFFFFFF or body_end + 4 > end:
+            raise DamagedImage(f"PNG cut off inside its {kind!r} chunk (byte {pos} of {end})")
+        if zlib.crc32(view[pos + 8 : body_end], zlib.crc32(kind)) != int.from_bytes(
+            view[body_end : body_end + 4], "big"
+        ):
+            raise DamagedImage(f"PNG {kind!r} chunk at byte {pos} fails its CRC")
+        if pos == 8:
+            if kind != b"IHDR" or length != 13:
+                raise DamagedImage("PNG does not start with an IHDR chunk")
+            width, height = int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big")
+            depth, colour, interlace = view[24], view[25], view[28]
+            if not width or not height or depth not in _PNG_DEPTHS.get(colour, ()) or interlace > 1:
+                raise DamagedImage(f"PNG header is invalid ({width}x{height}, depth {depth}, colour {colour})")
+        elif kind == b"IDAT":
+            if idat == 2:
+                raise DamagedImage("PNG IDAT chunks are not consecutive")
+            idat = 1
+        elif kind == b"IEND":
+            break
+        elif idat:
+            idat = 2
+        pos = body_end + 4
+    if not idat:
+        raise DamagedImage("PNG has no image data (IDAT)")
+
+
+def _verify_with_pillow(data: bytes, fmt: str) -> None:
+    """Decode with Pillow (JPEG at 1/8 scale: every bit of entropy data is read, the IDCT mostly skipped)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != fmt:
+                raise DamagedImage(f"{fmt} signature but Pillow reads {im.format}")
+            if fmt == "JPEG":
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+    except DamagedImage:
+        raise
+    except Exception as exc:  # truncation is OSError; other decoder failures vary
+        raise DamagedImage(f"{fmt} does not decode ({type(exc).__name__}: {exc})") from None
+
+
+def verify_image_sync(data: bytes) -> str:
+    """Check that ``data`` is a whole PNG, JPEG or WebP image; return its format key (png | jpeg | webp).
+
+    Raises ``DamagedImage``. Measured cost per image (median of 25 runs, one thread, on the shared 2-core
+    machine under load; the fake API's realistic pictures): PNG 1024x1024 (1.6 MB) 0.4-0.5 ms and 1536x1024
+    (2.8 MB) 0.7-1.1 ms, 1.1 ms also with another thread busy in base64. The alternatives: Pillow's
+    ``verify()`` 0.8-1.3 ms (the same CRC walk); inflating the IDAT stream 14-28 ms; a full ``load()``
+    22-29 ms, and it still accepts a PNG missing its IEND. JPEG 1024x1024 (89 KB) 1.5 ms and 1536x1024
+    (176 KB) 2.0-2.7 ms at 1/8 scale (full decode 2.3-6 ms); it has no checksum, so only truncation and
+    broken structure can be found. WebP has neither a checksum nor a cheap partial decode: a full decode,
+    16-21 ms and 31-54 ms.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        _verify_png(data)
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        _verify_with_pillow(data, "JPEG")
+        return "jpeg"
+    if len(data) >= 12 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        riff = int.from_bytes(data[4:8], "little") + 8
+        if riff > len(data):
+            raise DamagedImage(f"WebP cut off ({len(data)} of {riff} bytes)")
+        _verify_with_pillow(data, "WEBP")
+        return "webp"
+    if not data:
+        raise DamagedImage("no image data (0 bytes)")
+    raise DamagedImage(f"not a PNG, JPEG or WebP image (starts {data[:8].hex()})")
+
+
+async def verify_image(data: bytes) -> str:
+    """``verify_image_sync`` in the default pool (the final image's pool, never the previews')."""
+    return await run_blocking(verify_image_sync, data)
+
+
 # --- previews -------------------------------------------------------------------------------------
 
 
@@ -165,8 +323,8 @@ def make_preview_sync(data: bytes, max_side: int = 512, quality: int = 70) -> by
     with open_image(data) as im:
         if im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))  # decode at reduced scale: much cheaper
-        if im.mode not in _PREVIEW_MODES:  # e.g. 16-bit grey: reduce() can't work on it
-            im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+        if im.mode not in _PREVIEW_MODES:  # e.g. 16-bit grey: reduce() can't work on it, and clips it
+            im = to_rgb(im)
         # reducing_gap=1: a box reduce by the integer factor first (1536 -> 512 is one cheap reduce(3)),
         # then a small resample; indistinguishable at preview size and ~6 ms cheaper than the default.
         im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=1.0)

@@ -5,10 +5,12 @@ downloading anything, then hands the bytes to ``prepare_image`` / ``prepare_mask
 raises ``InputRejected`` whose message is shown to the user as is; nothing is sent to the Images API and
 nothing is charged.
 
-What comes out is what the Images API accepts: PNG, JPEG or WebP with the matching content type and file
-extension, EXIF orientation applied, the first frame of an animation, and at most ``max_side`` pixels on
-the longest side (so uploads and input tokens stay reasonable). A mask is an RGBA PNG of exactly the size of
-the (possibly downscaled) first image; alpha 0 marks where to edit.
+What comes out is what the Images API accepts: 8-bit RGB or RGBA as PNG, JPEG or WebP with the matching
+content type and file extension (16-bit, float, palette, premultiplied and CMYK images are scaled to 8 bits
+by ``bot/imaging.py``'s ``to_rgb``, never clipped), EXIF orientation applied, the first frame of an
+animation, and at most ``max_side`` pixels on the longest side (so uploads and input tokens stay
+reasonable). A mask is an RGBA PNG of exactly the size of the (possibly downscaled) first image; alpha 0
+marks where to edit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import PurePath
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.images.types import CONTENT_TYPES, InputImage
-from bot.imaging import EXTENSIONS, run_blocking
+from bot.imaging import EXTENSIONS, run_blocking, to_rgb
 
 # Pillow warns (and only errors at twice its limit) for decompression bombs; a warning is useless in a
 # server, so make it an exception process-wide. Set once at import, never toggled per call: the warnings
@@ -35,10 +37,11 @@ MAX_MASK_BYTES = 4 * 1024 * 1024  # the Images API refuses larger masks
 IMAGE_EXTENSIONS = frozenset(
     {"png", "jpg", "jpeg", "jfif", "pjpeg", "webp", "gif", "bmp", "tif", "tiff", "tga", "ico", "avif", "heic"}
 )
-# Formats kept byte for byte when nothing else needs to change, and the modes each may have as is.
+# Formats kept byte for byte when nothing else needs to change, and the modes each may have as is:
+# what is sent is always 8-bit RGB or RGBA (a PNG also needs bit depth 8: Pillow reads 16-bit RGB as RGB).
 _KEEP_MODES = {
-    "PNG": {"RGB", "RGBA", "L", "LA", "P"},
-    "JPEG": {"RGB", "L"},
+    "PNG": {"RGB", "RGBA"},
+    "JPEG": {"RGB"},
     "WEBP": {"RGB", "RGBA"},
 }
 _FORMAT_KEYS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
@@ -142,8 +145,11 @@ def _load(im: Image.Image, data: bytes, name: str, what: str) -> None:
         raise InputRejected(f"{what} `{name}` is damaged or incomplete and can't be read.") from None
 
 
-def _has_alpha(im: Image.Image) -> bool:
-    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
+def _to_rgb(im: Image.Image, name: str, what: str) -> Image.Image:
+    try:
+        return to_rgb(im)
+    except Exception:  # an exotic mode Pillow can read but not convert
+        raise InputRejected(f"{what} `{name}` uses a colour format the bot can't convert.") from None
 
 
 def _stem(filename: str, fallback: str) -> str:
@@ -174,6 +180,7 @@ def prepare_image_sync(
             and not animated
             and exif_orientation in (None, 1)
             and max(im.size) <= max_side
+            and (src_format != "PNG" or data[24:25] == b"\x08")  # IHDR bit depth
         )
         if keep:
             fmt = _FORMAT_KEYS[src_format]
@@ -185,8 +192,8 @@ def prepare_image_sync(
             out = ImageOps.exif_transpose(im) or im
         except Exception:
             out = im
-        alpha = _has_alpha(out)
-        out = out.convert("RGBA" if alpha else "RGB")
+        out = _to_rgb(out, name, what)  # 16-bit, float, palette, premultiplied, CMYK...: scaled to 8 bits
+        alpha = out.mode == "RGBA"
         if max(out.size) > max_side:
             out.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
         buf = io.BytesIO()
@@ -226,9 +233,10 @@ def prepare_mask_sync(
             src = ImageOps.exif_transpose(im) or im
         except Exception:
             src = im
+        src = _to_rgb(src, name, what)
         alpha = None
-        if _has_alpha(src):
-            a = src.convert("RGBA").getchannel("A")
+        if src.mode == "RGBA":
+            a = src.getchannel("A")
             if a.getextrema() != (255, 255):  # some transparency: that is the mask
                 alpha = a
         if alpha is None:

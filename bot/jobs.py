@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bot.images.client import ImagesClient
-from bot.images.errors import ContentBlocked, ImagesAPIError, StreamError
+from bot.images.errors import BrokenImage, ContentBlocked, ImagesAPIError, StreamError
 from bot.images.models import ModelInfo
 from bot.images.types import (
     CompletedImage,
@@ -28,6 +29,7 @@ from bot.images.types import (
     InputImage,
     PartialImage,
 )
+from bot.imaging import DamagedImage, verify_image
 from bot.options import ImageOptions
 from bot.quota import QuotaStore, Reservation
 
@@ -307,7 +309,7 @@ class JobService:
                     observer.partial(slot, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
-                    outcome.images[slot] = event
+                    outcome.images[slot] = await _whole(event)
                     break
             else:
                 raise StreamError("the image service returned no image")
@@ -420,6 +422,17 @@ class _Once:
         if self._task is None:
             self._task = asyncio.ensure_future(self._factory())
         await asyncio.shield(self._task)
+
+
+async def _whole(image: CompletedImage) -> CompletedImage:
+    """The completed image if its bytes are a whole image (checked in a thread), labelled with the format
+    they really are; else ``BrokenImage``, which makes the slot fail and, if no slot succeeds, the job
+    refunded. The check is cheap (under 1.1 ms for a 1536x1024 PNG, measured: see ``verify_image_sync``)."""
+    try:
+        fmt = await verify_image(image.data)
+    except DamagedImage as exc:
+        raise BrokenImage(f"the completed image is broken: {exc}", request_id=image.request_id) from None
+    return image if fmt == image.output_format else dataclasses.replace(image, output_format=fmt)
 
 
 def _short(err: BaseException | None) -> str | None:

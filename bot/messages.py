@@ -9,6 +9,7 @@ from datetime import datetime
 
 from bot.images.errors import (
     AuthenticationFailed,
+    BrokenImage,
     ContentBlocked,
     ImagesAPIError,
     InsufficientQuota,
@@ -73,6 +74,8 @@ def api_error(exc: BaseException) -> str:
     if isinstance(exc, InvalidRequest):
         param = f" (`{exc.param}`)" if exc.param else ""
         return f"The image service refused these settings{param}: {_clip(exc.message or 'invalid request', 300)}"
+    if isinstance(exc, BrokenImage):
+        return "The image service sent back a broken image file. Please try again; this one isn't charged."
     if isinstance(exc, StreamError):
         return "The connection to the image service broke off. Please try again."
     if isinstance(exc, ImagesAPIError):

@@ -82,7 +82,8 @@ class Fault:
     """What to do to the next request(s).
 
     kind: ``error`` (answer ``status`` + ``body``), ``mid_stream_error`` (send ``event: error`` after
-    ``after_partials`` partial frames), ``drop`` (close the socket abruptly there), ``hang`` (stall there).
+    ``after_partials`` partial frames), ``drop`` (close the socket abruptly there), ``hang`` (stall there),
+    ``truncate`` (send the final image(s) cut to their first ``keep_bytes`` bytes, the answer otherwise normal).
     """
 
     kind: str
@@ -91,6 +92,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     after_partials: int = 0
     times: int = 1
+    keep_bytes: int = 0
 
 
 class _BadRequest(Exception):
@@ -246,6 +248,10 @@ class FakeImagesAPI:
 
     def hang_next(self, after_partials: int = 0) -> None:
         self._faults.append(Fault("hang", after_partials=after_partials))
+
+    def truncate_final_next(self, keep_bytes: int = 3900) -> None:
+        """The next request's final image is cut to ``keep_bytes`` bytes (its partial frames are whole)."""
+        self._faults.append(Fault("truncate", keep_bytes=keep_bytes))
 
     def event_delay(self, first: bool) -> float:
         delay = self.delay_first_event if first else self.delay_between_events
@@ -571,6 +577,13 @@ class _Job:
 
     async def render(self, index: int, stage: float) -> tuple[bytes, str]:
         """(image bytes, base64) of image ``index`` at ``stage`` (1 = final), off the event loop."""
+        raw, b64 = await self._render(index, stage)
+        if stage >= 1.0 and self.fault is not None and self.fault.kind == "truncate":
+            raw = raw[: self.fault.keep_bytes]
+            b64 = base64.b64encode(raw).decode("ascii")
+        return raw, b64
+
+    async def _render(self, index: int, stage: float) -> tuple[bytes, str]:
         compression = self.params.get("output_compression")
         if self.api.image_pool > 0 and self.base is None:
             variant = (self.number * 7 + index) % self.api.image_pool

@@ -291,3 +291,11 @@ def error_from_stream_payload(
         exc.message = redact(exc.message, secrets)
         exc.args = (exc.message,)
     return exc
+
+
+# --- a result that is not an image ----------------------------------------------------------------------
+
+
+class BrokenImage(ImagesAPIError):
+    """The service said an image was done but its bytes are not a whole image (``bot/jobs.py`` checks
+    every final image). The job is refunded; never retried, as the service may have billed it already."""
