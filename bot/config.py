@@ -1,196 +1,332 @@
 """Settings: one typed object read from the environment and an optional ``.env`` file.
 
-Every setting is documented in ``.env.example``. A missing or malformed value raises
-``ConfigError`` with one clear line; ``python -m bot`` prints it and exits with status 2.
-Secrets (the Discord token and the API key) are kept out of ``repr`` so they are never logged.
+Each setting is declared once, as a field of ``Settings``: its environment variable, parser, default
+and documentation. ``load_settings`` reads the fields' declarations, and ``.env.example`` is generated
+from them (``python -m bot.config > .env.example``; ``tests/test_config.py`` fails when it is stale).
+A missing or malformed value raises ``ConfigError`` with one clear line; ``python -m bot`` prints it
+and exits with status 2. Secrets (the Discord token and the API key) are kept out of ``repr`` and
+error messages so they are never logged.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import os
+import sys
+import textwrap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 
+from bot import config_parsers as parse
+from bot.config_parsers import parse_database_url
+
 T = TypeVar("T")
+D = TypeVar("D")
+
+# Read from the real environment only (it names the file the other settings come from).
+ENV_FILE_VARIABLE = "IMAGEBOT_ENV_FILE"
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message is one line for the operator."""
 
 
+# --- Declarations ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """How one field of ``Settings`` is read: kept in the field's metadata under ``"setting"``."""
+
+    env: str
+    parse: Callable[[str], Any]
+    doc: str
+    section: str | None = None  # starts a new section of .env.example
+    example: str | None = None  # the default as written in .env.example, when not derivable
+    secret: bool = False
+    required: str | None = None  # when set: the value is required, and this says how to provide it
+
+
+def setting(
+    env: str,
+    parse: Callable[[str], T],
+    default: D,
+    doc: str,
+    *,
+    section: str | None = None,
+    example: str | None = None,
+) -> T | D:
+    """A dataclass field read from the environment variable ``env``; empty or unset = ``default``."""
+    meta = {"setting": Spec(env, parse, doc, section, example)}
+    if isinstance(default, dict | list | set):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _required(env: str, doc: str, how: str, *, section: str | None = None) -> dict[str, Spec]:
+    """Metadata for a required secret (no default; never shown)."""
+    return {"setting": Spec(env, parse.text, doc, section, secret=True, required=how)}
+
+
+_DEFAULT_DATABASE_URL = "sqlite:///data/imagebot.db"
+_DEFAULT_DATABASE_PATH = parse_database_url(_DEFAULT_DATABASE_URL, Path())  # relative to the working directory
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    discord_token: str = field(repr=False)
-    openai_api_key: str = field(repr=False)
-    openai_base_url: str = "https://api.openai.com/v1"
-    image_model: str = "gpt-image-2"
-    partial_images: int = 2
-    database_path: Path = Path("data/imagebot.db")
-    discord_api_base: str | None = None
-    discord_gateway_url: str | None = None
-    sync_commands: str = "auto"  # auto | always | never
-    dev_guild_id: int | None = None
-    demo_mode: bool = False
-    log_level: str = "INFO"
-    # Quotas: the bot-wide defaults when a server sets nothing (None = unlimited).
-    default_daily_limit: int | None = 25
-    default_monthly_limit: int | None = 300
-    # Work scheduling and Discord pacing.
-    max_concurrent_images: int = 8
-    max_queue_per_user: int = 3
-    preview_min_interval: float = 1.0
-    status_grace: float = 0.7
-    preview_max_side: int = 512
+    discord_token: str = field(
+        repr=False,
+        metadata=_required(
+            "DISCORD_TOKEN",
+            "The bot token from https://discord.com/developers/applications → your app → Bot → Reset Token.",
+            "put your bot token in .env (see .env.example)",
+            section="Required",
+        ),
+    )
+    openai_api_key: str = field(
+        repr=False,
+        metadata=_required(
+            "OPENAI_API_KEY",
+            "Your OpenAI API key (or the key of an OpenAI-compatible gateway). Not needed when DEMO_MODE=true.",
+            "put your key in .env, or set DEMO_MODE=true to try the bot with the built-in fake image service",
+        ),
+    )
     # Images API behaviour.
-    moderation: str | None = None  # auto | low; None = the API default
-    output_compression: int | None = None
-    api_max_retries: int = 3
-    api_stall_timeout: float = 180.0
-    api_timeout: float = 600.0
-    price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    openai_base_url: str = setting(
+        "OPENAI_BASE_URL",
+        parse.url(("https", "http")),
+        "https://api.openai.com/v1",
+        "Base URL of the Images API. Point it at any OpenAI-compatible gateway (e.g. new-api) to use that instead.",
+        section="Images API",
+    )
+    image_model: str = setting(
+        "IMAGE_MODEL",
+        parse.text,
+        "gpt-image-2",
+        "The image model. gpt-image-2 and later accept free sizes; unknown names (gateway aliases) work with "
+        "conservative defaults (the three classic sizes, no transparency).",
+    )
+    partial_images: int = setting(
+        "PARTIAL_IMAGES",
+        parse.integer(0, 3),
+        2,
+        "Partial frames streamed per image as live previews, 0-3. 0 turns streaming off.",
+    )
+    moderation: str | None = setting(
+        "MODERATION",
+        parse.choice("auto", "low"),
+        None,
+        "Content moderation strictness for generations: auto (OpenAI's default) or low. Empty = API default.",
+    )
+    output_compression: int | None = setting(
+        "OUTPUT_COMPRESSION",
+        parse.integer(0, 100),
+        None,
+        "JPEG/WebP compression level 0-100 sent with those formats. Empty = API default (100).",
+    )
+    api_max_retries: int = setting(
+        "API_MAX_RETRIES",
+        parse.integer(0, 10),
+        3,
+        "Retries of transient API failures (429 rate limits, 5xx, connection errors). Never for refusals.",
+    )
+    api_stall_timeout: float = setting(
+        "API_STALL_TIMEOUT",
+        parse.number(1.0),
+        180.0,
+        "Seconds without a byte from a streaming response before it is treated as stalled.",
+    )
+    api_timeout: float = setting(
+        "API_TIMEOUT",
+        parse.number(1.0),
+        600.0,
+        "Seconds a whole image request may take (high quality can take minutes).",
+    )
+    price_overrides: dict[str, dict[str, float]] = setting(  # noqa: RUF009 (setting() copies a dict per instance)
+        "PRICE_OVERRIDES",
+        parse.prices,
+        {},
+        "Prices in USD per 1M tokens, to override the built-in table, as JSON keyed by model name, e.g. "
+        '{"gpt-image-2": {"text_in": 5, "image_in": 8, "image_out": 30}}',
+    )
+    demo_mode: bool = setting(
+        "DEMO_MODE",
+        parse.boolean,
+        False,
+        "true = use the built-in fake image service (Pillow-drawn pictures) instead of OpenAI: try the bot for free.",
+    )
+    demo_gateway: str = setting(
+        "DEMO_GATEWAY",
+        parse.choice("openai", "new-api", "one-api", "litellm"),
+        "openai",
+        "In demo mode, the gateway the built-in fake imitates: openai, new-api, one-api or litellm.",
+    )
+    # Storage. ``database_path`` is not read itself: ``load_settings`` derives it from DATABASE_URL.
+    database_url: str = setting(
+        "DATABASE_URL",
+        parse.database_url,
+        _DEFAULT_DATABASE_URL,
+        "SQLite database: sqlite:///relative/path.db (relative to the working directory) or "
+        "sqlite:////absolute/path.db. The Docker image sets sqlite:////data/imagebot.db (the /data volume).",
+        section="Storage",
+    )
+    database_path: Path = _DEFAULT_DATABASE_PATH
+    # Quotas: the bot-wide defaults when a server sets nothing (None = unlimited).
+    default_daily_limit: int | None = setting(
+        "DEFAULT_DAILY_LIMIT",
+        parse.limit,
+        25,
+        'Images per user per day when a server sets nothing: a number (0 blocks) or "unlimited".',
+        section="Quotas (bot-wide defaults; moderators override them per server, role and user)",
+    )
+    default_monthly_limit: int | None = setting(
+        "DEFAULT_MONTHLY_LIMIT",
+        parse.limit,
+        300,
+        'Images per user per month when a server sets nothing: a number (0 blocks) or "unlimited".',
+    )
+    # Work scheduling and Discord pacing.
+    max_concurrent_images: int = setting(
+        "MAX_CONCURRENT_IMAGES",
+        parse.integer(1, 256),
+        8,
+        "Image streams running at once (others wait in a fair queue, round-robin between users).",
+        section="Load and pacing",
+    )
+    max_queue_per_user: int = setting(
+        "MAX_QUEUE_PER_USER", parse.integer(1, 100), 3, "Jobs one user may have queued or running at once."
+    )
+    preview_min_interval: float = setting(
+        "PREVIEW_MIN_INTERVAL",
+        parse.number(0.0),
+        1.0,
+        "Minimum seconds between two preview edits of one message (keeps the bot inside Discord's limits).",
+    )
+    status_grace: float = setting(
+        "STATUS_GRACE",
+        parse.number(0.0),
+        0.7,
+        'Seconds a "generating" status waits so that it can go out together with the first frame.',
+    )
+    preview_max_side: int = setting(
+        "PREVIEW_MAX_SIDE",
+        parse.integer(64, 2048),
+        512,
+        "Longest side in pixels of the preview JPEGs shown while an image streams.",
+    )
     # Inputs for edits.
-    max_input_bytes: int = 25 * 1024 * 1024
-    max_input_side: int = 2048
-    max_input_pixels: int = 40_000_000
+    max_input_bytes: int = setting(
+        "MAX_INPUT_MB",
+        parse.megabytes(1, 50),
+        25 * 1024 * 1024,
+        "Largest attachment accepted for edits, in MB (checked before downloading).",
+        section="Editing",
+        example="25",
+    )
+    max_input_side: int = setting(
+        "MAX_INPUT_SIDE",
+        parse.integer(256, 8192),
+        2048,
+        "Input images are downscaled to this longest side before upload.",
+    )
+    max_input_pixels: int = setting(
+        "MAX_INPUT_PIXELS",
+        parse.integer(1_000_000, 200_000_000),
+        40_000_000,
+        "Images with more pixels than this are refused (decompression-bomb guard).",
+    )
+    # Discord.
+    sync_commands: str = setting(
+        "SYNC_COMMANDS",
+        parse.choice("auto", "always", "never"),
+        "auto",
+        "Slash command sync at start: auto (only when the definitions changed since the last sync), always, never.",
+        section="Discord",
+    )
+    dev_guild_id: int | None = setting(
+        "DEV_GUILD_ID",
+        parse.optional_int,
+        None,
+        "Sync to this one server instead of globally, for instant updates while developing.",
+    )
+    discord_api_base: str | None = setting(
+        "DISCORD_API_BASE",
+        parse.url(("https", "http")),
+        None,
+        "Override of Discord's REST API base for a REST proxy (and the test suite's fake Discord). "
+        "Leave empty normally.",
+    )
+    discord_gateway_url: str | None = setting(
+        "DISCORD_GATEWAY_URL",
+        parse.url(("wss", "ws")),
+        None,
+        "Override of Discord's gateway URL for a gateway proxy (and the test suite's fake Discord). "
+        "Leave empty normally.",
+    )
+    # Logging.
+    log_level: str = setting(
+        "LOG_LEVEL",
+        parse.log_level,
+        "INFO",
+        "debug, info, warning or error. Secrets are never logged.",
+        section="Logging",
+        example="info",
+    )
+    log_format: str = setting(
+        "LOG_FORMAT",
+        parse.choice("text", "json"),
+        "text",
+        "Log format: text (one readable line per event) or json (one JSON object per line).",
+    )
+    log_prompts: bool = setting(
+        "LOG_PROMPTS",
+        parse.boolean,
+        False,
+        "true = include prompt text in info-level job logs (off by default: prompts can be private).",
+    )
     # Operations.
-    shutdown_grace: float = 20.0  # seconds running jobs may finish after SIGTERM before they are cancelled
-    health_address: str | None = None  # host:port of the /healthz and /metrics endpoint; None = off
-    log_format: str = "text"  # text | json
-    log_prompts: bool = False  # prompt text in info-level job logs
-    demo_gateway: str = "openai"  # demo mode: which gateway the built-in fake imitates
-    # Scaling out (several processes share one PostgreSQL database).
-    database_url: str = "sqlite:///data/imagebot.db"
-    shard_count: int | None = None
-    shard_ids: tuple[int, ...] | None = None
+    shutdown_grace: float = setting(
+        "SHUTDOWN_GRACE",
+        parse.number(0.0),
+        20.0,
+        "Seconds running jobs may finish after SIGTERM/SIGINT before they are cancelled and refunded.",
+        section="Operations",
+    )
+    health_address: str | None = setting(
+        "HEALTH_ADDRESS",
+        parse.address,
+        None,
+        "host:port for the /healthz and /metrics HTTP endpoint (e.g. 127.0.0.1:8080). Empty = off. "
+        "The Docker health check uses it when set, else it checks the database.",
+    )
+    # Scaling out (several processes share one database).
+    shard_count: int | None = setting(
+        "SHARD_COUNT",
+        parse.optional_int,
+        None,
+        "Total shards across all processes. Empty = one process with Discord's recommended shard count.",
+        section="Scaling out",
+    )
+    shard_ids: tuple[int, ...] | None = setting(
+        "SHARD_IDS", parse.shard_ids, None, "The shards this process serves (e.g. 0-3). Empty = all of SHARD_COUNT."
+    )
 
     def __repr__(self) -> str:  # never print secrets
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in _SECRETS)
         return f"Settings({shown})"
 
 
-_SECRETS = {"discord_token", "openai_api_key"}
+def declared() -> list[tuple[Field[Any], Spec]]:
+    """Every field of ``Settings`` read from the environment, with its declaration, in order."""
+    return [(f, f.metadata["setting"]) for f in fields(Settings) if "setting" in f.metadata]
 
 
-def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError("must be a whole number") from None
-        if lo is not None and value < lo:
-            raise ValueError(f"must be at least {lo}")
-        if hi is not None and value > hi:
-            raise ValueError(f"must be at most {hi}")
-        return value
-
-    return parse
-
-
-def _float(lo: float = 0.0) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError("must be a number") from None
-        if value < lo:
-            raise ValueError(f"must be at least {lo}")
-        return value
-
-    return parse
-
-
-def _limit(raw: str) -> int | None:
-    text = raw.strip().lower()
-    if text in {"", "none", "unlimited", "-1"}:
-        return None
-    return _int(lo=0)(text)
-
-
-def _bool(raw: str) -> bool:
-    text = raw.strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        text = raw.strip().lower()
-        if text not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return text
-
-    return parse
-
-
-def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        text = raw.strip().rstrip("/")
-        if not any(text.startswith(s + "://") for s in schemes) or len(text) <= len(schemes[0]) + 3:
-            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
-        return text
-
-    return parse
-
-
-def parse_database_url(raw: str, base_dir: Path) -> Path:
-    """``sqlite:///relative/path`` (relative to ``base_dir``) or ``sqlite:////absolute/path``."""
-    text = raw.strip()
-    prefix = "sqlite:///"
-    if not text.startswith(prefix) or len(text) == len(prefix):
-        raise ValueError("must look like sqlite:///relative/path.db or sqlite:////absolute/path.db")
-    rest = text[len(prefix) :]
-    path = Path(rest)
-    return path if path.is_absolute() else (base_dir / path)
-
-
-def _address(raw: str) -> str:
-    text = raw.strip()
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("must look like host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
-    return f"{host or '0.0.0.0'}:{port}"
-
-
-def _shard_ids(raw: str) -> tuple[int, ...]:
-    """``0-3`` or ``0,2,5`` (ranges and single ids, comma-separated)."""
-    ids: set[int] = set()
-    try:
-        for part in raw.replace(" ", "").split(","):
-            if not part:
-                continue
-            lo, sep, hi = part.partition("-")
-            first, last = int(lo), int(hi) if sep else int(lo)
-            if first < 0 or last < first:
-                raise ValueError
-            ids.update(range(first, last + 1))
-    except ValueError:
-        raise ValueError("must be shard ids like 0-3 or 0,2,5") from None
-    return tuple(sorted(ids))
-
-
-def _prices(raw: str) -> dict[str, dict[str, float]]:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        raise ValueError('must be JSON like {"gpt-image-2": {"text_in": 5, "image_in": 8, "image_out": 30}}') from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError("must map model names to {text_in, image_in, image_out}")
-    try:
-        return {str(k): {str(p): float(x) for p, x in v.items()} for k, v in data.items()}
-    except (TypeError, ValueError):
-        raise ValueError("prices must be numbers") from None
-
-
-def _optional_int(raw: str) -> int | None:
-    return None if not raw.strip() else _int(lo=1)(raw)
+_SECRETS = {f.name for f, spec in declared() if spec.secret}
+_DEFAULTS = {f.name: f.default for f in fields(Settings)}
 
 
 def load_settings(
@@ -202,80 +338,35 @@ def load_settings(
     """
     cwd = cwd or Path.cwd()
     env: dict[str, str] = {}
-    dotenv_path = env_file or Path(os.environ.get("IMAGEBOT_ENV_FILE", cwd / ".env"))
+    dotenv_path = env_file or Path(os.environ.get(ENV_FILE_VARIABLE, cwd / ".env"))
     if dotenv_path.is_file():
         env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
     env.update(os.environ if environ is None else environ)
 
-    def get(name: str, parse: Callable[[str], T], default: T) -> T:
-        raw = env.get(name)
+    values: dict[str, Any] = {}
+    missing: list[Spec] = []
+    for f, spec in declared():
+        raw = env.get(spec.env)
         if raw is None or raw.strip() == "":
-            return default
+            if spec.required:
+                missing.append(spec)
+            continue  # the declared default
         try:
-            return parse(raw)
+            values[f.name] = spec.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{name} {exc} (got {_shown(name, raw)})") from None
-
-    demo = get("DEMO_MODE", _bool, False)
-    token = env.get("DISCORD_TOKEN", "").strip()
-    if not token:
-        raise ConfigError("DISCORD_TOKEN is not set: put your bot token in .env (see .env.example)")
-    api_key = env.get("OPENAI_API_KEY", "").strip()
-    if not api_key and not demo:
-        raise ConfigError(
-            "OPENAI_API_KEY is not set: put your key in .env, or set DEMO_MODE=true to try the bot "
-            "with the built-in fake image service"
-        )
-
-    def db_path(raw: str) -> Path:
-        return parse_database_url(raw, cwd)
-
-    model = get("IMAGE_MODEL", str.strip, "gpt-image-2")
-    if not model:
-        raise ConfigError("IMAGE_MODEL must not be empty")
-    return Settings(
-        discord_token=token,
-        openai_api_key=api_key or "demo",
-        openai_base_url=get("OPENAI_BASE_URL", _url(("https", "http")), "https://api.openai.com/v1"),
-        image_model=model,
-        partial_images=get("PARTIAL_IMAGES", _int(0, 3), 2),
-        database_path=get("DATABASE_URL", db_path, cwd / "data" / "imagebot.db"),
-        discord_api_base=get("DISCORD_API_BASE", _url(("https", "http")), None),
-        discord_gateway_url=get("DISCORD_GATEWAY_URL", _url(("wss", "ws")), None),
-        sync_commands=get("SYNC_COMMANDS", _choice("auto", "always", "never"), "auto"),
-        dev_guild_id=get("DEV_GUILD_ID", _optional_int, None),
-        demo_mode=demo,
-        log_level=get("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info").upper(),
-        default_daily_limit=get("DEFAULT_DAILY_LIMIT", _limit, 25),
-        default_monthly_limit=get("DEFAULT_MONTHLY_LIMIT", _limit, 300),
-        max_concurrent_images=get("MAX_CONCURRENT_IMAGES", _int(1, 256), 8),
-        max_queue_per_user=get("MAX_QUEUE_PER_USER", _int(1, 100), 3),
-        preview_min_interval=get("PREVIEW_MIN_INTERVAL", _float(0.0), 1.0),
-        status_grace=get("STATUS_GRACE", _float(0.0), 0.7),
-        preview_max_side=get("PREVIEW_MAX_SIDE", _int(64, 2048), 512),
-        moderation=get("MODERATION", _choice("auto", "low"), None),
-        output_compression=get("OUTPUT_COMPRESSION", _int(0, 100), None),
-        api_max_retries=get("API_MAX_RETRIES", _int(0, 10), 3),
-        api_stall_timeout=get("API_STALL_TIMEOUT", _float(1.0), 180.0),
-        api_timeout=get("API_TIMEOUT", _float(1.0), 600.0),
-        price_overrides=get("PRICE_OVERRIDES", _prices, {}),
-        max_input_bytes=get("MAX_INPUT_MB", lambda r: _int(1, 50)(r) * 1024 * 1024, 25 * 1024 * 1024),
-        max_input_side=get("MAX_INPUT_SIDE", _int(256, 8192), 2048),
-        max_input_pixels=get("MAX_INPUT_PIXELS", _int(1_000_000, 200_000_000), 40_000_000),
-        shutdown_grace=get("SHUTDOWN_GRACE", _float(0.0), 20.0),
-        health_address=get("HEALTH_ADDRESS", _address, None),
-        log_format=get("LOG_FORMAT", _choice("text", "json"), "text"),
-        log_prompts=get("LOG_PROMPTS", _bool, False),
-        demo_gateway=get("DEMO_GATEWAY", _choice("openai", "new-api", "one-api", "litellm"), "openai"),
-        database_url=get("DATABASE_URL", str.strip, "sqlite:///data/imagebot.db"),
-        shard_count=get("SHARD_COUNT", _optional_int, None),
-        shard_ids=get("SHARD_IDS", _shard_ids, None),
-    )
+            shown = "a hidden value" if spec.secret else _shown(raw)
+            raise ConfigError(f"{spec.env} {exc} (got {shown})") from None
+    demo = values.get("demo_mode", _DEFAULTS["demo_mode"])
+    for spec in missing:
+        if spec.env == "OPENAI_API_KEY" and demo:
+            values["openai_api_key"] = "demo"
+            continue
+        raise ConfigError(f"{spec.env} is not set: {spec.required}")
+    values["database_path"] = parse_database_url(values.get("database_url", _DEFAULT_DATABASE_URL), cwd)
+    return Settings(**values)
 
 
-def _shown(name: str, raw: str) -> str:
-    if name in {"DISCORD_TOKEN", "OPENAI_API_KEY"}:
-        return "a hidden value"
+def _shown(raw: str) -> str:
     text = raw.strip()
     return repr(text if len(text) <= 60 else text[:57] + "...")
 
@@ -283,3 +374,41 @@ def _shown(name: str, raw: str) -> str:
 def describe(settings: Settings) -> dict[str, Any]:
     """The settings for a start-up log line, without secrets."""
     return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in _SECRETS}
+
+
+# --- .env.example ---------------------------------------------------------------------------------
+
+ENV_EXAMPLE_HEADER = (
+    "imagebot settings. Copy to .env and fill in the first two. Real environment variables win over this file. "
+    f"Each line shows the default. To read another file than ./.env, set {ENV_FILE_VARIABLE} in the environment. "
+    "This file is generated from bot/config.py: python -m bot.config > .env.example"
+)
+
+
+def example_value(f: Field[Any], spec: Spec) -> str:
+    """The default of one setting as .env.example writes it ("" for no default)."""
+    if spec.example is not None:
+        return spec.example
+    default = f.default_factory() if callable(f.default_factory) else f.default
+    if spec.required or default is None or default == {}:
+        return ""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def render_env_example() -> str:
+    """The text of ``.env.example``: every setting with its documentation and default."""
+    out = [*textwrap.wrap(ENV_EXAMPLE_HEADER, 110, initial_indent="# ", subsequent_indent="# ")]
+    for f, spec in declared():
+        if spec.section:
+            out += ["", f"# --- {spec.section} ".ljust(100, "-")]
+        out += textwrap.wrap(spec.doc, 110, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
+        out.append(f"{spec.env}={example_value(f, spec)}")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_env_example())

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
-from bot.config import ConfigError, load_settings, parse_database_url
+from bot.config import (
+    ENV_FILE_VARIABLE,
+    ConfigError,
+    Settings,
+    declared,
+    describe,
+    example_value,
+    load_settings,
+    parse_database_url,
+    render_env_example,
+)
 
 BASE = {"DISCORD_TOKEN": "tok-secret-123456", "OPENAI_API_KEY": "sk-secret-abcdef"}
 
@@ -57,3 +70,118 @@ def test_missing_secrets(tmp_path: Path) -> None:
 def test_database_urls(tmp_path: Path) -> None:
     assert parse_database_url("sqlite:////abs/x.db", tmp_path) == Path("/abs/x.db")
     assert parse_database_url("sqlite:///rel/x.db", tmp_path) == tmp_path / "rel" / "x.db"
+
+
+# --- Each setting declared once; .env.example generated from the declarations and checked -------
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_EXAMPLE = ROOT / ".env.example"
+REGENERATE = "regenerate it: .venv/bin/python -m bot.config > .env.example"
+
+
+def _example_entries() -> dict[str, str]:
+    return {k: v or "" for k, v in dotenv_values(ENV_EXAMPLE).items()}
+
+
+def test_env_example_names_every_setting_the_code_reads_and_no_other() -> None:
+    names = [spec.env for _, spec in declared()]
+    assert len(names) == len(set(names)), "an environment variable is declared twice"
+    in_file = list(_example_entries())
+    missing = [n for n in names if n not in in_file]
+    unknown = [n for n in in_file if n not in names]
+    assert not missing, f".env.example lacks {missing}; {REGENERATE}"
+    assert not unknown, f".env.example names {unknown}, which bot/config.py does not read; {REGENERATE}"
+
+
+def test_env_example_values_are_the_declared_defaults(tmp_path: Path) -> None:
+    """Loading .env.example itself (plus the two secrets) gives exactly the declared defaults."""
+    from_file = load_settings(BASE, cwd=tmp_path, env_file=ENV_EXAMPLE)
+    defaults = load_settings(BASE, cwd=tmp_path, env_file=tmp_path / "none")
+    differ = [f.name for f in fields(Settings) if getattr(from_file, f.name) != getattr(defaults, f.name)]
+    assert not differ, f".env.example gives other values than the defaults for {differ}; {REGENERATE}"
+    entries = _example_entries()
+    for f, spec in declared():
+        assert entries[spec.env] == example_value(f, spec), f"{spec.env}: {REGENERATE}"
+        if spec.required:
+            assert entries[spec.env] == "", f"{spec.env} is a secret: .env.example must leave it empty"
+
+
+def test_env_example_is_the_generated_text() -> None:
+    assert ENV_EXAMPLE.read_text(encoding="utf-8") == render_env_example(), f".env.example is stale; {REGENERATE}"
+
+
+def test_example_value_round_trips_through_each_parser() -> None:
+    """What .env.example writes for a default parses back to that default (or is empty for None)."""
+    for f, spec in declared():
+        if spec.required:
+            continue
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        text = example_value(f, spec)
+        if text == "":
+            assert default is None or default == {}, f"{spec.env}: default {default!r} written as empty"
+        else:
+            assert spec.parse(text) == default, f"{spec.env}: {text!r} does not parse to {default!r}"
+        assert spec.doc.strip(), f"{spec.env} has no documentation"
+
+
+def test_settings_defaults_equal_loaded_defaults() -> None:
+    """The dataclass defaults are the loader's defaults: no second copy anywhere."""
+    built = Settings(discord_token=BASE["DISCORD_TOKEN"], openai_api_key=BASE["OPENAI_API_KEY"])
+    loaded = load_settings(BASE, cwd=Path(), env_file=Path("/nonexistent/.env"))
+    assert built == loaded
+    assert built.database_path == Path("data/imagebot.db") and built.log_level == "INFO"
+
+
+_READS = ("environ.get", "getenv", "environ.setdefault", "environ.pop")
+
+
+def environment_reads(source: str) -> set[str]:
+    """Names of environment variables a Python source reads with a literal key."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        key: ast.expr | None = None
+        if isinstance(node, ast.Call) and node.args and ast.unparse(node.func).endswith(_READS):
+            key = node.args[0]
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("environ"):
+            key = node.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            found.add(key.value)
+    return found
+
+
+def test_environment_reads_finds_each_form() -> None:
+    source = 'import os\nos.environ.get("A")\nos.getenv("B", "x")\nos.environ["C"]\nenv = {}\nenv.get("D")\n'
+    assert environment_reads(source) == {"A", "B", "C"}
+
+
+def test_the_code_reads_no_environment_variable_outside_the_declarations() -> None:
+    allowed = {spec.env for _, spec in declared()} | {ENV_FILE_VARIABLE}
+    stray = {}
+    for path in sorted([*(ROOT / "bot").rglob("*.py"), *(ROOT / "cogs").rglob("*.py")]):
+        names = environment_reads(path.read_text(encoding="utf-8")) - allowed
+        if names:
+            stray[str(path.relative_to(ROOT))] = sorted(names)
+    assert not stray, f"declare these as settings in bot/config.py instead of reading os.environ: {stray}"
+    assert ENV_FILE_VARIABLE in ENV_EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_secrets_never_appear_in_errors_or_descriptions(tmp_path: Path) -> None:
+    s = load_settings(BASE, cwd=tmp_path, env_file=tmp_path / "none")
+    for secret in BASE.values():
+        assert secret not in str(describe(s)) and secret not in repr(s)
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "MAX_INPUT_MB": "12x"}, cwd=tmp_path, env_file=tmp_path / "none")
+    assert str(info.value) == "MAX_INPUT_MB must be a whole number (got '12x')"
+
+
+def test_derived_and_scaled_values(tmp_path: Path) -> None:
+    s = load_settings(
+        {**BASE, "DATABASE_URL": "sqlite:////srv/x.db", "MAX_INPUT_MB": "10", "LOG_LEVEL": "debug"},
+        cwd=tmp_path,
+        env_file=tmp_path / "none",
+    )
+    assert s.database_path == Path("/srv/x.db") and s.database_url == "sqlite:////srv/x.db"
+    assert s.max_input_bytes == 10 * 1024 * 1024 and s.log_level == "DEBUG"
+    assert load_settings(BASE, cwd=tmp_path, env_file=tmp_path / "none").openai_api_key == BASE["OPENAI_API_KEY"]
+    demo = load_settings({"DISCORD_TOKEN": "t", "DEMO_MODE": "yes"}, cwd=tmp_path, env_file=tmp_path / "none")
+    assert demo.openai_api_key == "demo"
