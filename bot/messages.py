@@ -120,6 +120,23 @@ def invalid_value(value: str) -> str:
     return f"That value for `{shown}` isn't valid."
 
 
+PERMISSION_NAMES = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "attach_files": "Attach Files",
+    "embed_links": "Embed Links",
+    "read_message_history": "Read Message History",
+}
+
+
+def bot_missing_permissions(names: list[str]) -> str:
+    shown = ", ".join(f"**{PERMISSION_NAMES.get(n, n)}**" for n in names)
+    return (
+        f"I can't post images in this channel: I'm missing the {shown} permission{'s' if len(names) > 1 else ''}. "
+        "Please ask a moderator to allow it for me here. Nothing was charged."
+    )
+
+
 def not_moderator(manager_role_id: int | None, *, admins_only: bool = False) -> str:
     if admins_only:
         return "Only members with the Manage Server permission can change this. Nothing was changed."

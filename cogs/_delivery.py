@@ -24,6 +24,7 @@ from bot.imaging import fit_upload, make_preview, pack_uploads
 from bot.jobs import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
 from bot.progress import ProgressPublisher, ProgressView
 from bot.quota import QuotaExceeded, Reservation
+from cogs._checks import require_bot_permissions
 from cogs._common import ImageBotBase, reply_ephemeral, upload_budget
 from cogs._errors import error_text
 from cogs._render import failure_content, file_name, preview_name, progress_content, result_embed
@@ -321,6 +322,7 @@ async def start_interaction_job(bot: ImageBotBase, interaction: discord.Interact
     """Reserve before acknowledging, so a refusal is one private reply and nothing public appears; then
     defer (public "thinking") and run. Reserving is one small SQLite transaction; should it ever be slow,
     the bot defers first so the 3-second acknowledgement is never missed."""
+    require_bot_permissions(interaction.app_permissions)  # refused privately by the error path, nothing reserved
     jobs = bot.services.jobs
     with jobs.tracked():
         reservation: Reservation | None = None

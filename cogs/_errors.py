@@ -33,11 +33,21 @@ class NotModerator(app_commands.CheckFailure):
         self.manager_role_id, self.admins_only, self.what = manager_role_id, admins_only, what
 
 
+class BotLacksPermissions(Exception):
+    """The bot may not do what a job needs in this channel; ``names`` are permission attribute names."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 def error_text(error: BaseException) -> str:
     """Words for any error; logs the ones that are the bot's fault."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, NotModerator):
         return messages.not_moderator(original.manager_role_id, admins_only=original.admins_only)
+    if isinstance(original, BotLacksPermissions):
+        return messages.bot_missing_permissions(original.names)
     if isinstance(original, app_commands.NoPrivateMessage):
         return messages.SERVERS_ONLY
     if isinstance(error, app_commands.TransformerError):

@@ -35,7 +35,7 @@ def build_imagine_command(model: ModelInfo, cog: ImagineCog) -> app_commands.Com
     ) -> None:
         await cog.imagine(interaction, prompt, size, quality, background, format, count)
 
-    return imagine  # type: ignore[return-value]
+    return imagine
 
 
 class ImagineCog(commands.Cog):

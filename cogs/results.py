@@ -86,7 +86,7 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"$^")
     ) -> _JobButton:
         return cls(int(match["job"]))  # type: ignore[call-arg]
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
         async with answering_errors(interaction):
             await self.clicked(interaction)
 

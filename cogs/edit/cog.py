@@ -25,6 +25,7 @@ from bot.inputs import InputRejected
 from bot.jobs import JobSpec
 from bot.options import ImageOptions, OptionError, parse_options
 from bot.quota import JobRecord
+from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
 from cogs._common import ImageBotBase, image_options, reply_ephemeral, role_ids
 from cogs._delivery import InteractionTarget, MessageTarget, Target, run_job
 from cogs._errors import answering_errors, answering_errors_with
@@ -59,7 +60,7 @@ def build_edit_command(model: ModelInfo, cog: EditCog) -> app_commands.Command[E
     ) -> None:
         await cog.edit_command(interaction, image, prompt, mask, size, quality, background, format, count)
 
-    return edit  # type: ignore[return-value]
+    return edit
 
 
 class EditModal(discord.ui.Modal):
@@ -76,7 +77,7 @@ class EditModal(discord.ui.Modal):
         super().__init__(title="Edit image", timeout=15 * 60)
         self.cog, self.files, self.parent = cog, files, parent
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def on_submit(self, interaction: discord.Interaction) -> None:
         async with answering_errors(interaction):
             prompt = self.instruction.value.strip()
             if not prompt:
@@ -213,6 +214,7 @@ class EditCog(commands.Cog):
         mask: SourceFile | None = None,
     ) -> None:
         """Defer, download and prepare, then run the job in the interaction's response."""
+        require_bot_permissions(interaction.app_permissions)
         files = self.loader.check_files(files)
         await interaction.response.defer(thinking=True)
         target = InteractionTarget(interaction)
@@ -252,6 +254,7 @@ class EditCog(commands.Cog):
 
     async def reroll(self, interaction: discord.Interaction, job: JobRecord, spec: JobSpec) -> None:
         """Run the same edit again, on the inputs still in memory or fetched again from Discord."""
+        require_bot_permissions(interaction.app_permissions)
         await interaction.response.defer(thinking=True)
         target = InteractionTarget(interaction)
         # A reroll is another take on the same input: it has the same parent as the job it repeats.
@@ -300,6 +303,11 @@ class EditCog(commands.Cog):
         if message.guild is None:
             await self.answer(message, messages.SERVERS_ONLY_EDIT)
             return
+        perms = message.channel.permissions_for(message.guild.me)
+        if missing_permissions(perms, ("view_channel", "send_messages")):
+            log.warning("mentioned in channel %s where it may not answer; ignoring", message.channel.id)
+            return
+        require_bot_permissions(perms, REPLY_PERMISSIONS)  # answered as a reply by the error path
         source = await self.replied_message(message)
         files = self.loader.images_in(source) if source is not None else []
         own = self.loader.images_in(message)  # images attached to the reply itself come after
