@@ -2,7 +2,11 @@
 
 Everything here is pure data: ids, users, roles, permission arithmetic, and functions that build the JSON
 objects Discord sends (users, members, messages, READY, GUILD_CREATE, interactions). ``FakeDiscord`` in
-``tests/fakes/discord.py`` uses them and exposes convenience wrappers.
+``tests/fakes/discord/`` uses them and exposes convenience wrappers.
+
+The world has one primary guild (``GUILD_ID``, channels #general and #art) and may gain more with
+``World.add_guild`` (each a copy of the primary's roles under fresh ids, every user a member), e.g. one per
+gateway shard for the multi-process tests (``shard_of``, ``add_guild(shard=(id, count))``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +46,7 @@ MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
+SEND_TTS_MESSAGES = 1 << 12
 MANAGE_MESSAGES = 1 << 13
 EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
@@ -69,6 +75,48 @@ EVERYONE_PERMISSIONS = (
 MODERATOR_PERMISSIONS = MANAGE_GUILD | MANAGE_MESSAGES | KICK_MEMBERS
 ARTIST_PERMISSIONS = 0
 BOT_ROLE_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES
+ALL_PERMISSIONS = (1 << 53) - 1
+
+PERMISSION_BITS: dict[str, int] = {
+    "CREATE_INSTANT_INVITE": CREATE_INSTANT_INVITE,
+    "KICK_MEMBERS": KICK_MEMBERS,
+    "ADMINISTRATOR": ADMINISTRATOR,
+    "MANAGE_CHANNELS": MANAGE_CHANNELS,
+    "MANAGE_GUILD": MANAGE_GUILD,
+    "ADD_REACTIONS": ADD_REACTIONS,
+    "VIEW_CHANNEL": VIEW_CHANNEL,
+    "SEND_MESSAGES": SEND_MESSAGES,
+    "SEND_TTS_MESSAGES": SEND_TTS_MESSAGES,
+    "MANAGE_MESSAGES": MANAGE_MESSAGES,
+    "EMBED_LINKS": EMBED_LINKS,
+    "ATTACH_FILES": ATTACH_FILES,
+    "READ_MESSAGE_HISTORY": READ_MESSAGE_HISTORY,
+    "MENTION_EVERYONE": MENTION_EVERYONE,
+    "USE_EXTERNAL_EMOJIS": USE_EXTERNAL_EMOJIS,
+    "CHANGE_NICKNAME": CHANGE_NICKNAME,
+    "USE_APPLICATION_COMMANDS": USE_APPLICATION_COMMANDS,
+    "SEND_MESSAGES_IN_THREADS": SEND_MESSAGES_IN_THREADS,
+    "USE_EXTERNAL_APPS": USE_EXTERNAL_APPS,
+}
+
+
+def permission_bits(perms: int | str | Iterable[str | int]) -> int:
+    """Bit flags from an int, one name (``"ATTACH_FILES"``, case and spaces free) or an iterable of either."""
+    if isinstance(perms, int):
+        return perms
+    if isinstance(perms, str):
+        perms = [perms]
+    out = 0
+    for p in perms:
+        if isinstance(p, int):
+            out |= p
+            continue
+        key = p.strip().upper().replace(" ", "_")
+        if key not in PERMISSION_BITS:
+            raise KeyError(f"unknown permission {p!r}; known: {sorted(PERMISSION_BITS)}")
+        out |= PERMISSION_BITS[key]
+    return out
+
 
 # Message flags / types
 FLAG_EPHEMERAL = 1 << 6
@@ -79,6 +127,11 @@ MESSAGE_CHAT_INPUT_COMMAND = 20
 MESSAGE_CONTEXT_MENU_COMMAND = 23
 
 DISCORD_EPOCH_MS = 1420070400000
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that serves a guild, as Discord routes it: ``(guild_id >> 22) % shard_count``."""
+    return (guild_id >> 22) % shard_count
 
 
 class Snowflakes:
@@ -95,6 +148,17 @@ class Snowflakes:
             value = (ms << 22) | (next(self._counter) & 0x3FFFFF)
             if value <= self._last:
                 value = self._last + 1
+            self._last = value
+            return value
+
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh snowflake that ``shard_of(..., shard_count)`` puts on ``shard_id`` (a guild id)."""
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} out of range for {shard_count} shards")
+        with self._lock:
+            ms = max(int(time.time() * 1000) - DISCORD_EPOCH_MS, (self._last >> 22) + 1)
+            ms += (shard_id - ms) % shard_count
+            value = ms << 22
             self._last = value
             return value
 
@@ -168,8 +232,18 @@ class FakeUser:
 
 
 @dataclass
+class FakeGuild:
+    """One guild of the world: its roles (keyed like ``World.roles``) and its channels' ids."""
+
+    id: int
+    name: str
+    roles: dict[str, FakeRole]
+    channel_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
 class World:
-    """The fixed guild every test uses."""
+    """The fixed guild every test uses (plus any added with ``add_guild``)."""
 
     application_id: int = APPLICATION_ID
     guild_id: int = GUILD_ID
@@ -179,7 +253,9 @@ class World:
     owner_id: int = OWNER_ID
     roles: dict[str, FakeRole] = field(default_factory=dict)
     users: dict[str, FakeUser] = field(default_factory=dict)
-    channels: dict[int, dict[str, Any]] = field(default_factory=dict)
+    channels: dict[int, dict[str, Any]] = field(default_factory=dict)  # of every guild
+    guilds: dict[int, FakeGuild] = field(default_factory=dict)
+    snowflakes: Snowflakes = field(default_factory=Snowflakes, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.roles:
@@ -201,12 +277,50 @@ class World:
                 self.channel_id: self._text_channel(self.channel_id, "general", 0),
                 self.other_channel_id: self._text_channel(self.other_channel_id, "art", 1),
             }
+        if self.guild_id not in self.guilds:
+            self.guilds[self.guild_id] = FakeGuild(
+                self.guild_id, self.guild_name, self.roles,
+                [c for c in self.channels if self.channels[c]["guild_id"] == str(self.guild_id)],
+            )  # fmt: skip
 
-    def _text_channel(self, channel_id: int, name: str, position: int) -> dict[str, Any]:
+    def add_guild(
+        self,
+        name: str | None = None,
+        *,
+        guild_id: int | None = None,
+        shard: tuple[int, int] | None = None,
+        channels: Iterable[str] = ("general",),
+    ) -> FakeGuild:
+        """Add a guild with the primary guild's roles (fresh ids) and text channels; ``shard=(id, count)``
+        picks a guild id that gateway shard ``id`` of ``count`` serves. Every user is a member."""
+        if guild_id is None:
+            guild_id = self.snowflakes.next_on_shard(*shard) if shard else self.snowflakes.next()
+        elif shard is not None and shard_of(guild_id, shard[1]) != shard[0]:
+            raise ValueError(f"guild {guild_id} is on shard {shard_of(guild_id, shard[1])}, not {shard[0]}")
+        if guild_id in self.guilds:
+            raise ValueError(f"guild {guild_id} exists")
+        roles = {}
+        for key, r in self.roles.items():
+            rid = guild_id if key == "everyone" else self.snowflakes.next()
+            roles[key] = FakeRole(rid, r.name, r.permissions, r.position, r.managed)
+        guild = FakeGuild(guild_id, name or f"Guild {len(self.guilds) + 1}", roles)
+        for pos, cname in enumerate(channels):
+            cid = self.snowflakes.next()
+            self.channels[cid] = self._text_channel(cid, cname, pos, guild_id=guild_id)
+            guild.channel_ids.append(cid)
+        self.guilds[guild_id] = guild
+        return guild
+
+    def guilds_on_shard(self, shard_id: int, shard_count: int) -> list[FakeGuild]:
+        return [g for g in self.guilds.values() if shard_of(g.id, shard_count) == shard_id]
+
+    def _text_channel(
+        self, channel_id: int, name: str, position: int, *, guild_id: int | None = None
+    ) -> dict[str, Any]:
         return {
             "id": str(channel_id),
             "type": 0,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id or self.guild_id),
             "name": name,
             "position": position,
             "parent_id": None,
@@ -243,21 +357,68 @@ class World:
                 return r
         raise KeyError(which)
 
-    def permissions_of(self, who: str | int | FakeUser) -> int:
-        """Guild-level permissions computed from @everyone and the member's roles (no overwrites)."""
+    def guild_of_channel(self, channel_id: int) -> int | None:
+        """The guild a channel belongs to (None for DMs and unknown channels)."""
+        ch = self.channels.get(channel_id)
+        return int(ch["guild_id"]) if ch is not None else None
+
+    def member_role_ids(self, who: str | int | FakeUser, guild_id: int | None = None) -> list[int]:
+        """The user's roles in a guild: ``FakeUser.roles`` name the primary guild's roles, mapped by key."""
         user = self.user(who)
-        perms = self.roles["everyone"].permissions
-        for role_id in user.roles:
-            perms |= self.role(role_id).permissions
+        if guild_id is None or guild_id == self.guild_id:
+            return list(user.roles)
+        guild_roles = self.guilds[guild_id].roles
+        keys = [k for rid in user.roles for k, r in self.roles.items() if r.id == rid]
+        return [guild_roles[k].id for k in keys if k in guild_roles]
+
+    def permissions_of(self, who: str | int | FakeUser, guild_id: int | None = None) -> int:
+        """Guild-level permissions computed from @everyone and the member's roles (no overwrites)."""
+        guild = self.guilds[guild_id or self.guild_id]
+        perms = guild.roles["everyone"].permissions
+        by_id = {r.id: r for r in guild.roles.values()}
+        for role_id in self.member_role_ids(who, guild.id):
+            if role_id in by_id:
+                perms |= by_id[role_id].permissions
         if perms & ADMINISTRATOR:
-            return (1 << 53) - 1
+            return ALL_PERMISSIONS
+        return perms
+
+    def permissions_in(self, who: str | int | FakeUser, channel_id: int) -> int:
+        """Permissions in a channel, as Discord (and discord.py's ``permissions_for``) compute them: the
+        guild permissions, then the channel's overwrites (@everyone, roles, member), then the implicit
+        rules (no Send Messages: no embeds/files/mention everyone; no View Channel: nothing)."""
+        gid = self.guild_of_channel(channel_id)
+        if gid is None:
+            return self.permissions_of(who)
+        perms = self.permissions_of(who, gid)
+        if perms & ADMINISTRATOR:
+            return perms
+        user = self.user(who)
+        overwrites = self.channels[channel_id].get("permission_overwrites") or []
+        by_id = {int(o["id"]): o for o in overwrites}
+        if (ow := by_id.get(gid)) is not None:
+            perms = (perms & ~int(ow["deny"])) | int(ow["allow"])
+        allow = deny = 0
+        for rid in self.member_role_ids(user, gid):
+            if (ow := by_id.get(rid)) is not None and int(ow["type"]) == 0:
+                allow |= int(ow["allow"])
+                deny |= int(ow["deny"])
+        perms = (perms & ~deny) | allow
+        if (ow := by_id.get(user.id)) is not None and int(ow["type"]) == 1:
+            perms = (perms & ~int(ow["deny"])) | int(ow["allow"])
+        if not perms & SEND_MESSAGES:
+            perms &= ~(SEND_TTS_MESSAGES | MENTION_EVERYONE | EMBED_LINKS | ATTACH_FILES)
+        if not perms & VIEW_CHANNEL:
+            return 0
         return perms
 
     # ---------------------------------------------------------------------------------- payloads
-    def member_payload(self, who: str | int | FakeUser, *, with_user: bool = True) -> dict[str, Any]:
+    def member_payload(
+        self, who: str | int | FakeUser, *, with_user: bool = True, guild_id: int | None = None
+    ) -> dict[str, Any]:
         user = self.user(who)
         data: dict[str, Any] = {
-            "roles": [str(r) for r in user.roles],
+            "roles": [str(r) for r in self.member_role_ids(user, guild_id)],
             "nick": None,
             "avatar": None,
             "banner": None,
@@ -273,16 +434,17 @@ class World:
             data["user"] = user.payload()
         return data
 
-    def interaction_member(self, who: str | int | FakeUser) -> dict[str, Any]:
-        data = self.member_payload(who)
-        data["permissions"] = str(self.permissions_of(who))
+    def interaction_member(self, who: str | int | FakeUser, guild_id: int | None = None) -> dict[str, Any]:
+        data = self.member_payload(who, guild_id=guild_id)
+        data["permissions"] = str(self.permissions_of(who, guild_id))
         return data
 
-    def guild_payload(self) -> dict[str, Any]:
-        members = [self.member_payload(u) for u in self.users.values()]
+    def guild_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+        guild = self.guilds[guild_id or self.guild_id]
+        members = [self.member_payload(u, guild_id=guild.id) for u in self.users.values()]
         return {
-            "id": str(self.guild_id),
-            "name": self.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -311,10 +473,10 @@ class World:
             "features": [],
             "application_id": None,
             "premium_progress_bar_enabled": False,
-            "roles": [r.payload() for r in self.roles.values()],
+            "roles": [r.payload() for r in guild.roles.values()],
             "emojis": [],
             "stickers": [],
-            "channels": list(self.channels.values()),
+            "channels": [self.channels[c] for c in guild.channel_ids if c in self.channels],
             "threads": [],
             "members": members,
             "member_count": len(members),
@@ -329,17 +491,21 @@ class World:
             "lazy": True,
         }
 
-    def ready_payload(self, session_id: str, resume_url: str) -> dict[str, Any]:
+    def ready_payload(
+        self, session_id: str, resume_url: str, *, guild_ids: Iterable[int] | None = None,
+        shard: tuple[int, int] = (0, 1),
+    ) -> dict[str, Any]:  # fmt: skip
         user = self.bot_user.payload()
         user.update({"verified": True, "mfa_enabled": False, "email": None})
+        ids = list(self.guilds) if guild_ids is None else list(guild_ids)
         return {
             "v": 10,
             "user": user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(g), "unavailable": True} for g in ids],
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": resume_url,
-            "shard": [0, 1],
+            "shard": list(shard),
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -367,7 +533,7 @@ class World:
             "team": None,
             "flags": 0,
             "tags": [],
-            "approximate_guild_count": 1,
+            "approximate_guild_count": len(self.guilds),
             "approximate_user_install_count": 0,
             "redirect_uris": [],
             "interactions_endpoint_url": None,
@@ -413,15 +579,16 @@ class World:
             "flags": flags,
             "nonce": None,
         }
-        if channel_id in self.channels:
-            data["guild_id"] = str(self.guild_id)
+        gid = self.guild_of_channel(channel_id)
+        if gid is not None:
+            data["guild_id"] = str(gid)
             if with_member and not webhook:
-                data["member"] = self.member_payload(user, with_user=False)
+                data["member"] = self.member_payload(user, with_user=False, guild_id=gid)
         for m in mentions or []:
             mu = self.user(m)
             entry = mu.payload()
-            if channel_id in self.channels:
-                entry["member"] = self.member_payload(mu, with_user=False)
+            if gid is not None:
+                entry["member"] = self.member_payload(mu, with_user=False, guild_id=gid)
             data["mentions"].append(entry)
         if webhook:
             data["webhook_id"] = str(self.application_id)
@@ -432,7 +599,7 @@ class World:
                 "type": 0,
                 "message_id": str(ref_id),
                 "channel_id": reference["channel_id"],
-                "guild_id": reference.get("guild_id", str(self.guild_id)),
+                "guild_id": reference.get("guild_id", str(gid or self.guild_id)),
             }
             ref = dict(reference)
             ref.pop("referenced_message", None)
@@ -453,23 +620,24 @@ class World:
     ) -> dict[str, Any]:
         channel_id = channel_id or self.channel_id
         channel = dict(self.channels[channel_id])
+        gid = int(channel["guild_id"])
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
             "type": interaction_type,
             "token": token,
             "version": 1,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(gid),
+            "guild": {"id": str(gid), "locale": "en-US", "features": []},
             "guild_locale": "en-US",
             "channel_id": str(channel_id),
             "channel": channel,
-            "member": self.interaction_member(user),
-            "app_permissions": str(self.permissions_of("bot")),
+            "member": self.interaction_member(user, gid),
+            "app_permissions": str(self.permissions_in("bot", channel_id)),
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": str(gid)},
             "context": 0,
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
