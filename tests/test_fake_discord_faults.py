@@ -26,6 +26,7 @@ async def fd() -> AsyncIterator[FakeDiscord]:
         yield fake
     finally:
         await fake.stop()
+    assert fake.validation_errors == [] and fake.mention_violations == []
 
 
 def multipart(body: dict[str, Any], filename: str = "a.png") -> aiohttp.FormData:

@@ -63,6 +63,7 @@ async def dpy_client(
     point_discordpy_at(fd)
     options.setdefault("intents", discord.Intents.default())
     options.setdefault("guild_ready_timeout", 0.05)
+    options.setdefault("allowed_mentions", discord.AllowedMentions.none())
     cls = RecordingShardedClient if sharded else RecordingClient
     client = cls(**options)
     task = asyncio.create_task(client.start(fd.token))
