@@ -36,6 +36,10 @@ async def fd() -> AsyncIterator[FakeDiscord]:
     assert fake.validation_errors == [] and fake.mention_violations == []
 
 
+MEMBERS = discord.Intents.default()
+MEMBERS.members = True
+
+
 def me_in(client: RecordingClient, channel_id: int) -> discord.Permissions:
     channel = client.get_channel(channel_id)
     assert isinstance(channel, discord.TextChannel)
@@ -155,3 +159,21 @@ async def test_interaction_responses_need_attach_files_only_for_files(fd: FakeDi
         async with s.post(url, data=form) as r:
             assert r.status == 403 and (await r.json())["code"] == 50013
     assert h.original is not None and not h.original["attachments"]
+
+
+async def test_member_permissions_follow_overwrites(fd: FakeDiscord) -> None:
+    await fd.set_permission_overwrite(fd.channel_id, fd.roles["artist"], allow={"MANAGE_MESSAGES"})
+    await fd.set_permission_overwrite(fd.channel_id, fd.users["bob"], deny={"ATTACH_FILES"})
+    async with dpy_client(fd, intents=MEMBERS) as client:
+        await fd.inject_interaction(fd.slash("ping", user="alice"))
+        await fd.inject_interaction(fd.slash("ping", user="alice", channel_id=fd.other_channel_id))
+        await fd.inject_interaction(fd.slash("ping", user="bob"))
+        here, there, bob = await until(lambda: len(seen(client, "interaction")) == 3 and seen(client, "interaction"))
+        assert here.permissions.manage_messages and not there.permissions.manage_messages
+        assert not bob.permissions.attach_files and bob.permissions.send_messages
+        # discord.py computes the same from the gateway's data
+        channel = client.get_channel(fd.channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        for who, interaction in (("alice", here), ("bob", bob)):
+            member = channel.guild.get_member(fd.users[who].id)
+            assert member is not None and channel.permissions_for(member) == interaction.permissions

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
 import discord
 import pytest
 
+from tests.conftest import Rig
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.dpy import dpy_client, seen, until
 from tests.fakes.payloads import World, shard_of
@@ -142,3 +145,40 @@ async def test_autosharded_client_uses_recommended_count(fd: FakeDiscord) -> Non
         [got] = await until(lambda: seen(client, "interaction"))
         assert got.guild_id == made[2].id
         assert len(interaction_frames(fd)) == 1  # one session got it, not three
+
+
+async def test_two_bot_processes_on_one_fake(rig: Rig) -> None:
+    """Two real bot processes (the minimal bot), one shard each, against one fake Discord."""
+    fd = rig.discord
+    guilds = {0: fd.add_guild("Zero", shard=(0, 2)), 1: fd.add_guild("One", shard=(1, 2))}
+    rig.bot_command = [sys.executable, "-m", "tests.fakes.minimal_bot"]
+    await rig.start_bot(MINIMAL_SHARD_ID="0", MINIMAL_SHARD_COUNT="2")
+    env = {**rig.base_env(), "MINIMAL_SHARD_ID": "1", "MINIMAL_SHARD_COUNT": "2"}
+    log_path = rig.tmp_path / "shard1.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.fakes.minimal_bot", cwd=rig.workdir, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await fd.wait_for(lambda: sorted(fd.shards_connected) == [(0, 2), (1, 2)], timeout=20)
+            for shard in (1, 0, 1):
+                h = await fd.inject_interaction(fd.slash("ping", channel_id=guilds[shard].channel_ids[0]))
+                await h.wait_for(lambda h: h.original is not None and h.original["attachments"])
+                assert h.original is not None and h.original["content"] == f"pong from shard {shard}"
+            # the primary guild is served by whichever shard Discord's formula names
+            h = await fd.inject_interaction(fd.slash("ping"))
+            await h.wait_for(lambda h: h.original is not None and h.original["attachments"])
+            assert h.original is not None
+            assert h.original["content"] == f"pong from shard {shard_of(fd.guild_id, 2)}"
+            # a button on shard 1's message is handled by the shard-1 process
+            msg = next(m for m in fd.bot_messages(guilds[1].channel_ids[0]) if m["components"])
+            click = await fd.inject_interaction(fd.button("minimal:again", msg, user="bob"))
+            await click.wait_for(lambda c: c.callbacks)
+            assert fd.messages[int(msg["id"])]["content"] == "clicked by bob"
+            assert len(interaction_frames(fd)) == 5  # each went to one session only
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            await asyncio.wait_for(proc.wait(), 10)
+    assert "Traceback" not in log_path.read_text(errors="replace")

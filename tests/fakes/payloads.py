@@ -434,9 +434,13 @@ class World:
             data["user"] = user.payload()
         return data
 
-    def interaction_member(self, who: str | int | FakeUser, guild_id: int | None = None) -> dict[str, Any]:
+    def interaction_member(
+        self, who: str | int | FakeUser, guild_id: int | None = None, channel_id: int | None = None
+    ) -> dict[str, Any]:
+        """The interaction's ``member``: its ``permissions`` are those in the channel, overwrites included."""
         data = self.member_payload(who, guild_id=guild_id)
-        data["permissions"] = str(self.permissions_of(who, guild_id))
+        perms = self.permissions_in(who, channel_id) if channel_id is not None else self.permissions_of(who, guild_id)
+        data["permissions"] = str(perms)
         return data
 
     def guild_payload(self, guild_id: int | None = None) -> dict[str, Any]:
@@ -632,7 +636,7 @@ class World:
             "guild_locale": "en-US",
             "channel_id": str(channel_id),
             "channel": channel,
-            "member": self.interaction_member(user, gid),
+            "member": self.interaction_member(user, gid, channel_id),
             "app_permissions": str(self.permissions_in("bot", channel_id)),
             "locale": locale,
             "entitlements": [],
