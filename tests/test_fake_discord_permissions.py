@@ -177,3 +177,25 @@ async def test_member_permissions_follow_overwrites(fd: FakeDiscord) -> None:
         for who, interaction in (("alice", here), ("bob", bob)):
             member = channel.guild.get_member(fd.users[who].id)
             assert member is not None and channel.permissions_for(member) == interaction.permissions
+
+
+async def test_embeds_without_embed_links(fd: FakeDiscord) -> None:
+    await fd.set_bot_permissions(fd.channel_id, deny={"EMBED_LINKS"})
+    async with dpy_client(fd) as client:
+        channel = client.get_channel(fd.channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        embed = discord.Embed(description="a result")
+        with pytest.raises(discord.Forbidden) as refused:
+            await channel.send(embed=embed)  # nothing left to send
+        assert refused.value.code == 50013
+        sent = await channel.send("text", embed=embed)
+        assert sent.embeds == [] and fd.messages[sent.id]["embeds"] == []
+        edited = await sent.edit(content="edited", embed=embed)
+        assert edited.embeds == []
+        other = client.get_channel(fd.other_channel_id)
+        assert isinstance(other, discord.TextChannel)
+        assert (await other.send("text", embed=embed)).embeds  # allowed elsewhere
+    async with aiohttp.ClientSession() as s:  # interaction responses keep their embeds
+        h = await deferred(fd, s)
+        async with s.patch(original_url(fd, h), json={**BODY, "embeds": [{"description": "d"}]}) as r:
+            assert r.status == 200 and (await r.json())["embeds"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.fakes.discord.records import RecordedRequest, error
+from tests.fakes.discord.records import Fail, RecordedRequest, error
 from tests.fakes.discord.rest_interactions import InteractionRoutes
 from tests.fakes.payloads import (
     ADD_REACTIONS,
     ATTACH_FILES,
+    EMBED_LINKS,
     MANAGE_MESSAGES,
     MESSAGE_DEFAULT,
     MESSAGE_REPLY,
@@ -40,6 +41,7 @@ class ChannelRoutes(InteractionRoutes):
         if (bad := self._check_uploads(rec)) is not None:
             return bad
         self._check_mentions(rec, body)
+        body = self._without_embeds_unless_allowed(rec, ch, body, creating=True)
         ref_msg = None
         if body.get("message_reference"):
             ref = body["message_reference"]
@@ -88,7 +90,21 @@ class ChannelRoutes(InteractionRoutes):
         if (bad := self._check_uploads(rec)) is not None:
             return bad
         self._check_mentions(rec, rec.json)
-        return 200, self._apply_edit(msg, rec, rec.json or {})
+        body = self._without_embeds_unless_allowed(rec, int(m.group("ch")), rec.json or {}, creating=False)
+        return 200, self._apply_edit(msg, rec, body)
+
+    def _without_embeds_unless_allowed(
+        self, rec: RecordedRequest, channel_id: int, body: dict[str, Any], *, creating: bool
+    ) -> dict[str, Any]:
+        """Without Embed Links Discord drops a bot's embeds from channel messages; a new message left
+        with nothing else is refused (403 50013). Interaction responses are not affected."""
+        if not body.get("embeds") or self.world.guild_of_channel(channel_id) is None:
+            return body
+        if self.bot_permissions(channel_id) & EMBED_LINKS:
+            return body
+        if creating and not (body.get("content") or rec.files or body.get("components") or body.get("sticker_ids")):
+            raise Fail(*error(403, 50013, "Missing Permissions"))
+        return {**body, "embeds": []}
 
     async def _ch_delete(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
         if not self._authorized(rec):
