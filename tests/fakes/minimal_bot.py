@@ -1,8 +1,9 @@
 """A tiny discord.py bot used only to test the fake Discord (not the product).
 
 Run as ``python -m tests.fakes.minimal_bot`` with the repo root on PYTHONPATH (never as a script path:
-``tests/fakes/discord.py`` would then shadow the real ``discord`` package). Environment: DISCORD_TOKEN,
-DISCORD_API_BASE, DISCORD_GATEWAY_URL, optional MINIMAL_GUILD_ID (sync to that guild too).
+``tests/fakes/discord/`` would then shadow the real ``discord`` package). Environment: DISCORD_TOKEN,
+DISCORD_API_BASE, DISCORD_GATEWAY_URL, optional MINIMAL_GUILD_ID (sync to that guild too), optional
+MINIMAL_SHARD_ID and MINIMAL_SHARD_COUNT (serve that one shard; ``/ping`` then says which).
 
 - ``/ping``: defers, then edits the original with content, a PNG file and a persistent button.
 - ``/echo file:<attachment>``: downloads the attachment and answers with its size and a SHA-256 prefix.
@@ -80,18 +81,23 @@ class MinimalBot(commands.Bot):
         await message.reply(f"echo: {message.content} ({size} bytes)", mention_author=False)
 
 
+SHARD = os.environ.get("MINIMAL_SHARD_ID"), os.environ.get("MINIMAL_SHARD_COUNT")
+
 bot = MinimalBot(
     command_prefix=commands.when_mentioned,
     intents=discord.Intents.default(),
     allowed_mentions=discord.AllowedMentions.none(),
+    shard_id=int(SHARD[0]) if SHARD[0] else None,
+    shard_count=int(SHARD[1]) if SHARD[1] else None,
 )
 
 
 @bot.tree.command(description="Defer, then answer with a file")
 async def ping(interaction: discord.Interaction) -> None:
     await interaction.response.defer()
+    content = "pong" if SHARD[0] is None else f"pong from shard {bot.shard_id}"
     await interaction.edit_original_response(
-        content="pong", attachments=[discord.File(io.BytesIO(PNG), "pong.png")], view=AgainView()
+        content=content, attachments=[discord.File(io.BytesIO(PNG), "pong.png")], view=AgainView()
     )
 
 

@@ -2,262 +2,38 @@
 
 Everything here is pure data: ids, users, roles, permission arithmetic, and functions that build the JSON
 objects Discord sends (users, members, messages, READY, GUILD_CREATE, interactions). ``FakeDiscord`` in
-``tests/fakes/discord.py`` uses them and exposes convenience wrappers.
+``tests/fakes/discord/`` uses them and exposes convenience wrappers.
+
+The world has one primary guild (``GUILD_ID``, channels #general and #art) and may gain more with
+``World.add_guild`` (each a copy of the primary's roles under fresh ids, every user a member), e.g. one per
+gateway shard for the multi-process tests (``shard_of``, ``add_guild(shard=(id, count))``).
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-# ---------------------------------------------------------------------------------------------- world ids
-APPLICATION_ID = 1100000000000000001  # == bot user id, as for every modern Discord app
-BOT_ID = APPLICATION_ID
-GUILD_ID = 1200000000000000001
-GUILD_NAME = "Pixel Pals"
-CHANNEL_ID = 1300000000000000001  # #general
-OTHER_CHANNEL_ID = 1300000000000000002  # #art
-MODERATOR_ROLE_ID = 1400000000000000001
-ARTIST_ROLE_ID = 1400000000000000002
-BOT_ROLE_ID = 1400000000000000003  # the bot's managed role
-ALICE_ID = 1500000000000000001
-BOB_ID = 1500000000000000002
-MOD_ID = 1500000000000000003
-OWNER_ID = 1500000000000000009  # application owner (not a guild member)
-
-DEFAULT_TOKEN = "fake-bot-token.NzY1.discord"
-ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # 10 MiB, an unboosted guild
-
-# ---------------------------------------------------------------------------------------- permissions
-CREATE_INSTANT_INVITE = 1 << 0
-KICK_MEMBERS = 1 << 1
-ADMINISTRATOR = 1 << 3
-MANAGE_CHANNELS = 1 << 4
-MANAGE_GUILD = 1 << 5
-ADD_REACTIONS = 1 << 6
-VIEW_CHANNEL = 1 << 10
-SEND_MESSAGES = 1 << 11
-MANAGE_MESSAGES = 1 << 13
-EMBED_LINKS = 1 << 14
-ATTACH_FILES = 1 << 15
-READ_MESSAGE_HISTORY = 1 << 16
-MENTION_EVERYONE = 1 << 17
-USE_EXTERNAL_EMOJIS = 1 << 18
-CHANGE_NICKNAME = 1 << 26
-USE_APPLICATION_COMMANDS = 1 << 31
-SEND_MESSAGES_IN_THREADS = 1 << 38
-USE_EXTERNAL_APPS = 1 << 50
-
-EVERYONE_PERMISSIONS = (
-    CREATE_INSTANT_INVITE
-    | ADD_REACTIONS
-    | VIEW_CHANNEL
-    | SEND_MESSAGES
-    | EMBED_LINKS
-    | ATTACH_FILES
-    | READ_MESSAGE_HISTORY
-    | USE_EXTERNAL_EMOJIS
-    | CHANGE_NICKNAME
-    | USE_APPLICATION_COMMANDS
-    | SEND_MESSAGES_IN_THREADS
-    | USE_EXTERNAL_APPS
-)
-MODERATOR_PERMISSIONS = MANAGE_GUILD | MANAGE_MESSAGES | KICK_MEMBERS
-ARTIST_PERMISSIONS = 0
-BOT_ROLE_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES
-
-# Message flags / types
-FLAG_EPHEMERAL = 1 << 6
-FLAG_LOADING = 1 << 7
-MESSAGE_DEFAULT = 0
-MESSAGE_REPLY = 19
-MESSAGE_CHAT_INPUT_COMMAND = 20
-MESSAGE_CONTEXT_MENU_COMMAND = 23
-
-DISCORD_EPOCH_MS = 1420070400000
-
-
-class Snowflakes:
-    """Generator of increasing, realistic snowflakes (timestamp << 22 | counter)."""
-
-    def __init__(self) -> None:
-        self._counter = itertools.count(1)
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def next(self) -> int:
-        with self._lock:
-            ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
-            value = (ms << 22) | (next(self._counter) & 0x3FFFFF)
-            if value <= self._last:
-                value = self._last + 1
-            self._last = value
-            return value
-
-
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-@dataclass(frozen=True)
-class FakeRole:
-    id: int
-    name: str
-    permissions: int
-    position: int
-    managed: bool = False
-
-    @property
-    def mention(self) -> str:
-        return f"<@&{self.id}>"
-
-    def payload(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": str(self.id),
-            "name": self.name,
-            "color": 0,
-            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-            "hoist": False,
-            "icon": None,
-            "unicode_emoji": None,
-            "position": self.position,
-            "permissions": str(self.permissions),
-            "managed": self.managed,
-            "mentionable": False,
-            "flags": 0,
-        }
-        if self.managed:
-            data["tags"] = {"bot_id": str(BOT_ID)}
-        return data
-
-
-@dataclass(frozen=True)
-class FakeUser:
-    id: int
-    username: str
-    global_name: str | None = None
-    bot: bool = False
-    roles: tuple[int, ...] = ()
-    joined_at: str = "2024-01-01T00:00:00.000000+00:00"
-
-    @property
-    def mention(self) -> str:
-        return f"<@{self.id}>"
-
-    def payload(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": str(self.id),
-            "username": self.username,
-            "discriminator": "0",
-            "global_name": self.global_name,
-            "avatar": None,
-            "public_flags": 0,
-            "flags": 0,
-            "banner": None,
-            "accent_color": None,
-            "avatar_decoration_data": None,
-            "primary_guild": None,
-        }
-        if self.bot:
-            data["bot"] = True
-        return data
+# Tests import every name of the world from here: the ids, bits and flags, and the model's classes.
+from tests.fakes.constants import *  # noqa: F403
+from tests.fakes.constants import ATTACHMENT_SIZE_LIMIT, MESSAGE_DEFAULT, iso_now
+from tests.fakes.world import *  # noqa: F403
+from tests.fakes.world import FakeRole, FakeUser, WorldModel
 
 
 @dataclass
-class World:
-    """The fixed guild every test uses."""
-
-    application_id: int = APPLICATION_ID
-    guild_id: int = GUILD_ID
-    guild_name: str = GUILD_NAME
-    channel_id: int = CHANNEL_ID
-    other_channel_id: int = OTHER_CHANNEL_ID
-    owner_id: int = OWNER_ID
-    roles: dict[str, FakeRole] = field(default_factory=dict)
-    users: dict[str, FakeUser] = field(default_factory=dict)
-    channels: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.roles:
-            self.roles = {
-                "everyone": FakeRole(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, 0),
-                "moderator": FakeRole(MODERATOR_ROLE_ID, "Moderator", MODERATOR_PERMISSIONS, 3),
-                "artist": FakeRole(ARTIST_ROLE_ID, "Artist", ARTIST_PERMISSIONS, 2),
-                "bot": FakeRole(BOT_ROLE_ID, "imagebot", BOT_ROLE_PERMISSIONS, 1, managed=True),
-            }
-        if not self.users:
-            self.users = {
-                "bot": FakeUser(BOT_ID, "imagebot", None, bot=True, roles=(BOT_ROLE_ID,)),
-                "alice": FakeUser(ALICE_ID, "alice", "Alice", roles=(ARTIST_ROLE_ID,)),
-                "bob": FakeUser(BOB_ID, "bob", "Bob"),
-                "mod": FakeUser(MOD_ID, "mod", "Mod", roles=(MODERATOR_ROLE_ID,)),
-            }
-        if not self.channels:
-            self.channels = {
-                self.channel_id: self._text_channel(self.channel_id, "general", 0),
-                self.other_channel_id: self._text_channel(self.other_channel_id, "art", 1),
-            }
-
-    def _text_channel(self, channel_id: int, name: str, position: int) -> dict[str, Any]:
-        return {
-            "id": str(channel_id),
-            "type": 0,
-            "guild_id": str(self.guild_id),
-            "name": name,
-            "position": position,
-            "parent_id": None,
-            "topic": None,
-            "nsfw": False,
-            "rate_limit_per_user": 0,
-            "last_message_id": None,
-            "permission_overwrites": [],
-            "flags": 0,
-        }
-
-    # ----------------------------------------------------------------------------------- lookups
-    @property
-    def bot_user(self) -> FakeUser:
-        return self.users["bot"]
-
-    def user(self, who: str | int | FakeUser) -> FakeUser:
-        if isinstance(who, FakeUser):
-            return who
-        if isinstance(who, str):
-            return self.users[who]
-        for u in self.users.values():
-            if u.id == who:
-                return u
-        raise KeyError(who)
-
-    def role(self, which: str | int | FakeRole) -> FakeRole:
-        if isinstance(which, FakeRole):
-            return which
-        if isinstance(which, str):
-            return self.roles[which]
-        for r in self.roles.values():
-            if r.id == which:
-                return r
-        raise KeyError(which)
-
-    def permissions_of(self, who: str | int | FakeUser) -> int:
-        """Guild-level permissions computed from @everyone and the member's roles (no overwrites)."""
-        user = self.user(who)
-        perms = self.roles["everyone"].permissions
-        for role_id in user.roles:
-            perms |= self.role(role_id).permissions
-        if perms & ADMINISTRATOR:
-            return (1 << 53) - 1
-        return perms
+class World(WorldModel):
+    """The fixed guild every test uses (plus any added with ``add_guild``), and the payloads Discord
+    would send about it."""
 
     # ---------------------------------------------------------------------------------- payloads
-    def member_payload(self, who: str | int | FakeUser, *, with_user: bool = True) -> dict[str, Any]:
+    def member_payload(
+        self, who: str | int | FakeUser, *, with_user: bool = True, guild_id: int | None = None
+    ) -> dict[str, Any]:
         user = self.user(who)
         data: dict[str, Any] = {
-            "roles": [str(r) for r in user.roles],
+            "roles": [str(r) for r in self.member_role_ids(user, guild_id)],
             "nick": None,
             "avatar": None,
             "banner": None,
@@ -273,16 +49,21 @@ class World:
             data["user"] = user.payload()
         return data
 
-    def interaction_member(self, who: str | int | FakeUser) -> dict[str, Any]:
-        data = self.member_payload(who)
-        data["permissions"] = str(self.permissions_of(who))
+    def interaction_member(
+        self, who: str | int | FakeUser, guild_id: int | None = None, channel_id: int | None = None
+    ) -> dict[str, Any]:
+        """The interaction's ``member``: its ``permissions`` are those in the channel, overwrites included."""
+        data = self.member_payload(who, guild_id=guild_id)
+        perms = self.permissions_in(who, channel_id) if channel_id is not None else self.permissions_of(who, guild_id)
+        data["permissions"] = str(perms)
         return data
 
-    def guild_payload(self) -> dict[str, Any]:
-        members = [self.member_payload(u) for u in self.users.values()]
+    def guild_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+        guild = self.guilds[guild_id or self.guild_id]
+        members = [self.member_payload(u, guild_id=guild.id) for u in self.users.values()]
         return {
-            "id": str(self.guild_id),
-            "name": self.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -311,10 +92,10 @@ class World:
             "features": [],
             "application_id": None,
             "premium_progress_bar_enabled": False,
-            "roles": [r.payload() for r in self.roles.values()],
+            "roles": [r.payload() for r in guild.roles.values()],
             "emojis": [],
             "stickers": [],
-            "channels": list(self.channels.values()),
+            "channels": [self.channels[c] for c in guild.channel_ids if c in self.channels],
             "threads": [],
             "members": members,
             "member_count": len(members),
@@ -329,17 +110,21 @@ class World:
             "lazy": True,
         }
 
-    def ready_payload(self, session_id: str, resume_url: str) -> dict[str, Any]:
+    def ready_payload(
+        self, session_id: str, resume_url: str, *, guild_ids: Iterable[int] | None = None,
+        shard: tuple[int, int] = (0, 1),
+    ) -> dict[str, Any]:  # fmt: skip
         user = self.bot_user.payload()
         user.update({"verified": True, "mfa_enabled": False, "email": None})
+        ids = list(self.guilds) if guild_ids is None else list(guild_ids)
         return {
             "v": 10,
             "user": user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(g), "unavailable": True} for g in ids],
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": resume_url,
-            "shard": [0, 1],
+            "shard": list(shard),
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -367,7 +152,7 @@ class World:
             "team": None,
             "flags": 0,
             "tags": [],
-            "approximate_guild_count": 1,
+            "approximate_guild_count": len(self.guilds),
             "approximate_user_install_count": 0,
             "redirect_uris": [],
             "interactions_endpoint_url": None,
@@ -413,15 +198,16 @@ class World:
             "flags": flags,
             "nonce": None,
         }
-        if channel_id in self.channels:
-            data["guild_id"] = str(self.guild_id)
+        gid = self.guild_of_channel(channel_id)
+        if gid is not None:
+            data["guild_id"] = str(gid)
             if with_member and not webhook:
-                data["member"] = self.member_payload(user, with_user=False)
+                data["member"] = self.member_payload(user, with_user=False, guild_id=gid)
         for m in mentions or []:
             mu = self.user(m)
             entry = mu.payload()
-            if channel_id in self.channels:
-                entry["member"] = self.member_payload(mu, with_user=False)
+            if gid is not None:
+                entry["member"] = self.member_payload(mu, with_user=False, guild_id=gid)
             data["mentions"].append(entry)
         if webhook:
             data["webhook_id"] = str(self.application_id)
@@ -432,7 +218,7 @@ class World:
                 "type": 0,
                 "message_id": str(ref_id),
                 "channel_id": reference["channel_id"],
-                "guild_id": reference.get("guild_id", str(self.guild_id)),
+                "guild_id": reference.get("guild_id", str(gid or self.guild_id)),
             }
             ref = dict(reference)
             ref.pop("referenced_message", None)
@@ -453,23 +239,24 @@ class World:
     ) -> dict[str, Any]:
         channel_id = channel_id or self.channel_id
         channel = dict(self.channels[channel_id])
+        gid = int(channel["guild_id"])
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
             "type": interaction_type,
             "token": token,
             "version": 1,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(gid),
+            "guild": {"id": str(gid), "locale": "en-US", "features": []},
             "guild_locale": "en-US",
             "channel_id": str(channel_id),
             "channel": channel,
-            "member": self.interaction_member(user),
-            "app_permissions": str(self.permissions_of("bot")),
+            "member": self.interaction_member(user, gid, channel_id),
+            "app_permissions": str(self.permissions_in("bot", channel_id)),
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": str(gid)},
             "context": 0,
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
