@@ -900,6 +900,7 @@ class FakeDiscord:
     def _build_routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:
         table: list[tuple[str, str, Handler]] = [
             ("GET", r"/users/@me", self._get_me),
+            ("GET", r"/users/@me/guilds", self._get_my_guilds),
             ("GET", r"/oauth2/applications/@me", self._get_app),
             ("GET", r"/applications/@me", self._get_app),
             ("GET", r"/gateway", self._get_gateway),
@@ -1114,6 +1115,14 @@ class FakeDiscord:
         data = self.bot_user.payload()
         data.update({"verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"})
         return 200, data
+
+    async def _get_my_guilds(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
+        """The bot's servers as partial guilds (``./imagebot doctor`` lists them)."""
+        if not self._authorized(rec):
+            return _error(401, 0, "401: Unauthorized")
+        g = {"id": str(self.guild_id), "name": self.guild_name, "icon": None, "banner": None, "owner": False}
+        g.update({"permissions": str(self.world.permissions_of("bot")), "features": []})
+        return 200, [g]
 
     async def _get_app(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
         if not self._authorized(rec):
