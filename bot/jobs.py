@@ -28,6 +28,7 @@ from bot.images.types import (
     InputImage,
     PartialImage,
 )
+from bot.joblog import JobEvents
 from bot.quota import QuotaStore, Reservation
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,11 @@ class FairScheduler:
                 self.running += 1
                 fut.set_result(None)
 
+    @property
+    def waiting(self) -> int:
+        """Streams waiting for a slot."""
+        return sum(len(q) for q in self._waiting.values())
+
     def _forget(self, user_id: int, fut: asyncio.Future[None]) -> None:
         queue = self._waiting.get(user_id)
         if queue and fut in queue:
@@ -192,6 +198,7 @@ class JobService:
     max_jobs_per_user: int = 3
     moderation: str | None = None
     output_compression: int | None = None
+    events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     scheduler: FairScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
@@ -211,7 +218,7 @@ class JobService:
             raise TooManyJobs(self.max_jobs_per_user)
         self._active[spec.user_id] = self._active.get(spec.user_id, 0) + 1
         try:
-            return await self.quota.reserve(
+            reservation = await self.quota.reserve(
                 guild_id=spec.guild_id,
                 channel_id=spec.channel_id,
                 user_id=spec.user_id,
@@ -228,11 +235,22 @@ class JobService:
         except BaseException:
             self._release_user(spec.user_id)
             raise
+        self.events.queued(
+            reservation.job_id,
+            guild_id=spec.guild_id,
+            user_id=spec.user_id,
+            model=self.model_name,
+            kind=spec.kind,
+            images=spec.options.count,
+            prompt=spec.prompt,
+        )
+        return reservation
 
     async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
         """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
         try:
             await self.quota.refund(reservation.job_id, status="cancelled", error=error)
+            self.events.refunded(reservation.job_id, status="cancelled", reason=error)
         finally:
             self._release_user(spec.user_id)
 
@@ -258,6 +276,7 @@ class JobService:
             return outcome
         except BaseException:
             await asyncio.shield(self.quota.refund(reservation.job_id, status="cancelled", error="cancelled"))
+            self.events.refunded(reservation.job_id, status="cancelled", reason="cancelled")
             raise
         finally:
             self._release_user(spec.user_id)
@@ -268,8 +287,10 @@ class JobService:
             observer.generating()
             if slot == 0:
                 await self.quota.mark_running(outcome.job_id)
+                self.events.started(outcome.job_id)
             async for event in self._events(spec):
                 if isinstance(event, PartialImage):
+                    self.events.first_frame(outcome.job_id)
                     observer.partial(slot, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
@@ -281,6 +302,7 @@ class JobService:
             raise
         except Exception as exc:  # one image's failure never breaks the others
             outcome.errors[slot] = exc
+            self.events.api_error(outcome.job_id, exc)
             if isinstance(exc, ImagesAPIError):
                 log.warning("job %s image %d failed: %s", outcome.job_id, slot + 1, exc)
             else:
@@ -313,7 +335,9 @@ class JobService:
         if not delivered:
             err = outcome.first_error
             outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
+            self.events.failed(outcome.job_id, status=outcome.status, error=err)
             await self.quota.refund(outcome.job_id, status=outcome.status, error=_short(err))
+            self.events.refunded(outcome.job_id, status=outcome.status, reason=type(err).__name__ if err else None)
             return
         usage = [im.usage for im in delivered]
         outcome.cost = sum(self.model.cost_from_usage(u) for u in usage if u is not None)
@@ -328,6 +352,15 @@ class JobService:
             cost=outcome.cost,
             input_tokens=sum(u.input_tokens for u in usage if u is not None),
             output_tokens=sum(u.output_tokens for u in usage if u is not None),
+        )
+        self.events.completed(
+            outcome.job_id,
+            status=outcome.status,
+            images=len(delivered),
+            cost=outcome.cost,
+            input_tokens=sum(u.input_tokens for u in usage if u is not None),
+            output_tokens=sum(u.output_tokens for u in usage if u is not None),
+            request_ids=[im.request_id for im in delivered if im.request_id],
         )
 
     def _release_user(self, user_id: int) -> None:

@@ -1120,8 +1120,9 @@ class FakeDiscord:
         """The bot's servers as partial guilds (``./imagebot doctor`` lists them)."""
         if not self._authorized(rec):
             return _error(401, 0, "401: Unauthorized")
-        g = {"id": str(self.guild_id), "name": self.guild_name, "icon": None, "banner": None, "owner": False}
-        g.update({"permissions": str(self.world.permissions_of("bot")), "features": []})
+        perms = str(self.world.permissions_of("bot"))
+        g: dict[str, Any] = {"id": str(self.guild_id), "name": self.guild_name, "icon": None, "banner": None}
+        g.update({"owner": False, "permissions": perms, "features": []})
         return 200, [g]
 
     async def _get_app(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
