@@ -78,6 +78,10 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         await fake.stop()
 
 
+class HealthAddressError(Exception):
+    """The health endpoint cannot listen on its address (in use, or not an address of this machine)."""
+
+
 def discord_trace(metrics: Metrics) -> aiohttp.TraceConfig:
     """Counts Discord's 429 answers (discord.py retries them itself; we only watch)."""
     trace = aiohttp.TraceConfig()
@@ -109,7 +113,10 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
     server = HealthServer(
         settings.health_address, metrics, gateway_connected=lambda: gateway_connected(bot), database_ping=ping_db
     )
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        raise HealthAddressError(f"cannot listen on HEALTH_ADDRESS {settings.health_address}: {exc.strerror}") from None
     try:
         yield
     finally:
@@ -187,6 +194,9 @@ def main() -> int:
         asyncio.run(run(settings))
     except discord.LoginFailure:
         print("imagebot: Discord rejected DISCORD_TOKEN (check the bot token in .env)", file=sys.stderr)
+        return 2
+    except HealthAddressError as exc:
+        print(f"imagebot: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:
         print("imagebot: Discord refused a privileged intent this bot asked for", file=sys.stderr)

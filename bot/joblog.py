@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bot.images.errors import ImagesAPIError
 from bot.metrics import Metrics
 
 log = logging.getLogger("bot.jobs.events")
@@ -70,8 +71,10 @@ class JobEvents:
         self._emit(job_id, "first_frame", {})
 
     def api_error(self, job_id: int, error: BaseException) -> None:
+        """One image of the job failed (``ImagesAPIError`` subclasses by name; anything else is a bug)."""
         if self.metrics is not None:
-            self.metrics.api_errors.labels(type(error).__name__).inc()
+            name = type(error).__name__ if isinstance(error, ImagesAPIError) else "unexpected"
+            self.metrics.api_errors.labels(name).inc()
 
     def completed(
         self,

@@ -169,3 +169,15 @@ async def test_healthz_says_503_and_why() -> None:
         ]
     finally:
         await server.stop()
+
+
+async def test_a_busy_health_address_stops_the_bot_with_one_line(rig: Rig) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        await rig.start_bot(wait=False, HEALTH_ADDRESS=f"127.0.0.1:{port}")
+        assert rig.proc is not None
+        code = await asyncio.wait_for(rig.proc.wait(), 20)
+    assert code == 2
+    assert f"imagebot: cannot listen on HEALTH_ADDRESS 127.0.0.1:{port}: " in rig.log_text()
