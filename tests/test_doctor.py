@@ -200,3 +200,12 @@ def test_gateway_replies_are_recognised() -> None:
     assert recognise_gateway({"x-litellm-call-id": "abc", "x-litellm-version": "1.6"}) == "LiteLLM"
     assert recognise_gateway({"openai-processing-ms": "12", "x-request-id": "req_1"}) == "OpenAI"
     assert recognise_gateway({"content-type": "application/json"}) is None
+
+
+async def test_an_unreachable_discord(rig: Rig) -> None:
+    rig.images.api_key = API_KEY
+    code, out = await doctor(rig, DISCORD_API_BASE="http://127.0.0.1:9/api/v10")
+    assert code == 1
+    [line] = lines(out, "FAIL", "discord")
+    assert "cannot reach Discord at http://127.0.0.1:9/api/v10" in line
+    assert "client_id=<application id>" in out  # the invite still says what to ask for
