@@ -23,7 +23,7 @@ import aiohttp
 from bot import permissions as perms
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import migrations
-from bot.doctor_api import check_images_api
+from bot.doctor_api import check_images_api, safe_url
 from bot.images.errors import redact
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -130,8 +130,9 @@ async def check_guild(api: DiscordREST, guild_id: int, guild_name: str, bot_id: 
     s1, guild = await api.get(f"/guilds/{guild_id}")
     s2, member = await api.get(f"/guilds/{guild_id}/members/{bot_id}")
     s3, channels = await api.get(f"/guilds/{guild_id}/channels")
-    if s1 != 200 or s2 != 200 or s3 != 200 or not isinstance(channels, list):
-        bad = next((s, b) for s, b in ((s1, guild), (s2, member), (s3, channels)) if s != 200)
+    answers = ((s1, guild, dict), (s2, member, dict), (s3, channels, list))
+    bad = next(((s, b) for s, b, kind in answers if s != 200 or not isinstance(b, kind)), None)
+    if bad is not None:
         report.fail(label, f"cannot read the server's channels and roles: {_discord_error(*bad)}")
         return
     roles = guild.get("roles") or []
@@ -247,7 +248,9 @@ def _probe_sqlite(path: Path) -> int:
 def describe_settings(settings: Settings) -> str:
     parts = [
         f"model {settings.image_model}",
-        "demo mode (built-in fake image service)" if settings.demo_mode else f"Images API {settings.openai_base_url}",
+        "demo mode (built-in fake image service)"
+        if settings.demo_mode
+        else f"Images API {safe_url(settings.openai_base_url)}",
         f"database {settings.database_path}",
         f"health endpoint {settings.health_address}" if settings.health_address else "health endpoint off",
         f"logs {settings.log_format}",

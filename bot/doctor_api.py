@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from bot.doctor import Report
 
 NAME = "images api"
+
+
+def safe_url(url: str) -> str:
+    """The URL without any user:password part."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def recognise_gateway(headers: Mapping[str, str], body: Any = None) -> str | None:
@@ -110,10 +118,11 @@ async def check_images_api(settings: Settings, http: aiohttp.ClientSession, repo
     if settings.demo_mode:
         report.ok(NAME, "demo mode: images come from the built-in fake image service (no key to check)")
         return
-    base, key, model = settings.openai_base_url.rstrip("/"), settings.openai_api_key, settings.image_model
+    url, key, model = settings.openai_base_url.rstrip("/"), settings.openai_api_key, settings.image_model
+    base = safe_url(url)
     seen = _Seen()
     try:
-        status, body, headers = await _request(http, "GET", f"{base}/models/{quote(model, safe='')}", key, seen)
+        status, body, headers = await _request(http, "GET", f"{url}/models/{quote(model, safe='')}", key, seen)
         problem = _key_problem(status, body, headers, key)
         if problem:
             report.fail(NAME, problem + seen.suffix())
@@ -122,7 +131,7 @@ async def check_images_api(settings: Settings, http: aiohttp.ClientSession, repo
             report.ok(NAME, f"key accepted; model {model} is available at {base}{seen.suffix()}")
             return
         offered: list[str] | None = None
-        s2, listing, h2 = await _request(http, "GET", f"{base}/models", key, seen)
+        s2, listing, h2 = await _request(http, "GET", f"{url}/models", key, seen)
         problem = _key_problem(s2, listing, h2, key)
         if problem:
             report.fail(NAME, problem + seen.suffix())
@@ -141,17 +150,18 @@ async def check_images_api(settings: Settings, http: aiohttp.ClientSession, repo
                 f"it serves (for a gateway, enable the model for this token's group/channel){seen.suffix()}",
             )
             return
-        await _probe_by_validation(http, base, key, model, seen, report)
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        await _probe_by_validation(http, url, key, model, seen, report)
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # ValueError: credentials in the URL
         report.fail(NAME, f"cannot reach the Images API at {base}: {type(exc).__name__}; check OPENAI_BASE_URL")
 
 
 async def _probe_by_validation(
-    http: aiohttp.ClientSession, base: str, key: str, model: str, seen: _Seen, report: Report
+    http: aiohttp.ClientSession, url: str, key: str, model: str, seen: _Seen, report: Report
 ) -> None:
     """No models routes: send a generation request that validation must refuse (``n: 0``)."""
+    base = safe_url(url)
     body = {"model": model, "prompt": "imagebot doctor: validation probe", "n": 0}
-    status, answer, headers = await _request(http, "POST", f"{base}/images/generations", key, seen, body)
+    status, answer, headers = await _request(http, "POST", f"{url}/images/generations", key, seen, body)
     problem = _key_problem(status, answer, headers, key)
     if problem:
         report.fail(NAME, problem + seen.suffix())
