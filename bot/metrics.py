@@ -37,13 +37,13 @@ class Metrics:
         )
         self.first_frame = Histogram(
             "imagebot_time_to_first_frame_seconds",
-            "From the job's start (a stream slot was granted) to its first partial frame",
+            "From the job being queued (quota reserved) to its first partial frame",
             buckets=FIRST_FRAME_BUCKETS,
             registry=r,
         )
         self.completion = Histogram(
             "imagebot_time_to_completion_seconds",
-            "From the job's start to its last image (completed jobs)",
+            "From the job being queued to its end (completed jobs)",
             buckets=COMPLETION_BUCKETS,
             registry=r,
         )
