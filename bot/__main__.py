@@ -1,7 +1,7 @@
 """``python -m bot``: read settings, open the database and HTTP session, run the bot.
 
 Exit status: 0 on a clean stop, 2 for a configuration problem (one line on stderr, no traceback),
-1 for anything else.
+1 for anything else. ``python -m bot doctor`` checks a deployment instead (``bot.doctor``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import discord
 from bot.app import ImageBot, apply_endpoint_overrides
 from bot.config import ConfigError, Settings, describe, load_settings
 from bot.db import open_database
+from bot.health import HealthServer
 from bot.images.client import ImagesClient
 from bot.images.models import get_model
+from bot.joblog import JobEvents, JsonFormatter
 from bot.jobs import JobService
+from bot.metrics import Metrics
 from bot.quota import QuotaStore
 from bot.services import Services
 
@@ -48,7 +51,10 @@ class _SecretFilter(logging.Filter):
 
 def setup_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(_SecretFilter([settings.discord_token, settings.openai_api_key]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -74,12 +80,58 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         await fake.stop()
 
 
+class HealthAddressError(Exception):
+    """The health endpoint cannot listen on its address (in use, or not an address of this machine)."""
+
+
+def discord_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """Counts Discord's 429 answers (discord.py retries them itself; we only watch)."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_end(session: object, ctx: object, params: aiohttp.TraceRequestEndParams) -> None:
+        if params.response.status == 429:
+            metrics.discord_429.inc()
+
+    trace.on_request_end.append(on_end)
+    return trace
+
+
+def gateway_connected(bot: ImageBot) -> bool:
+    ws = bot.ws
+    return ws is not None and ws.open and bot.is_ready() and not bot.is_closed()
+
+
+@contextlib.asynccontextmanager
+async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -> AsyncIterator[None]:
+    """Serve /healthz and /metrics on this loop while the bot runs, when HEALTH_ADDRESS is set."""
+    if not settings.health_address:
+        yield
+        return
+
+    async def ping_db() -> None:
+        async with bot.services.db.execute("SELECT 1") as cur:
+            await cur.fetchone()
+
+    server = HealthServer(
+        settings.health_address, metrics, gateway_connected=lambda: gateway_connected(bot), database_ping=ping_db
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        raise HealthAddressError(f"cannot listen on HEALTH_ADDRESS {settings.health_address}: {exc.strerror}") from None
+    try:
+        yield
+    finally:
+        await server.stop()
+
+
 async def run(settings: Settings) -> None:
     apply_endpoint_overrides(settings)
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
+    metrics = Metrics()
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,
         open_database(settings.database_path) as db,
@@ -106,9 +158,13 @@ async def run(settings: Settings) -> None:
             max_jobs_per_user=settings.max_queue_per_user,
             moderation=settings.moderation,
             output_compression=settings.output_compression,
+            events=JobEvents(metrics, log_prompts=settings.log_prompts),
         )
+        metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(settings=settings, db=db, images=client, quota=quota, jobs=jobs, model=model)
-        async with ImageBot(services) as bot:
+        async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
+            bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
+            metrics.watch_gateway(lambda: bot.latency)
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
 
@@ -132,6 +188,10 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["doctor"]:
+        from bot.doctor import main as doctor_main
+
+        return doctor_main(sys.argv[2:])
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -143,6 +203,9 @@ def main() -> int:
         asyncio.run(run(settings))
     except discord.LoginFailure:
         print("imagebot: Discord rejected DISCORD_TOKEN (check the bot token in .env)", file=sys.stderr)
+        return 2
+    except HealthAddressError as exc:
+        print(f"imagebot: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:
         print("imagebot: Discord refused a privileged intent this bot asked for", file=sys.stderr)

@@ -30,6 +30,7 @@ from bot.images.types import (
     PartialImage,
 )
 from bot.imaging import DamagedImage, verify_image
+from bot.joblog import JobEvents
 from bot.options import ImageOptions
 from bot.quota import QuotaStore, Reservation
 
@@ -156,6 +157,11 @@ class FairScheduler:
                 self.running += 1
                 fut.set_result(None)
 
+    @property
+    def waiting(self) -> int:
+        """Streams waiting for a slot."""
+        return sum(len(q) for q in self._waiting.values())
+
     def _forget(self, user_id: int, fut: asyncio.Future[None]) -> None:
         queue = self._waiting.get(user_id)
         if queue and fut in queue:
@@ -177,6 +183,7 @@ class JobService:
     max_jobs_per_user: int = 3
     moderation: str | None = None
     output_compression: int | None = None
+    events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     scheduler: FairScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
@@ -201,7 +208,7 @@ class JobService:
             raise TooManyJobs(self.max_jobs_per_user)
         self._active[spec.user_id] = self._active.get(spec.user_id, 0) + 1
         try:
-            return await self.quota.reserve(
+            reservation = await self.quota.reserve(
                 guild_id=spec.guild_id,
                 channel_id=spec.channel_id,
                 user_id=spec.user_id,
@@ -218,11 +225,22 @@ class JobService:
         except BaseException:
             self._release_user(spec.user_id)
             raise
+        self.events.queued(
+            reservation.job_id,
+            guild_id=spec.guild_id,
+            user_id=spec.user_id,
+            model=self.model_name,
+            kind=spec.kind,
+            images=spec.options.count,
+            prompt=spec.prompt,
+        )
+        return reservation
 
     async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
         """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
         try:
             await self.quota.refund(reservation.job_id, status="cancelled", error=error)
+            self.events.refunded(reservation.job_id, status="cancelled", reason=error)
         finally:
             self._release_user(spec.user_id)
 
@@ -247,7 +265,7 @@ class JobService:
         """
         n = spec.options.count
         outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
-        started = _Once(lambda: self.quota.mark_running(reservation.job_id))
+        started = _Once(lambda: self._mark_running(reservation.job_id))
         tasks = [
             asyncio.create_task(
                 self._run_slot(spec, slot, observer, outcome, started), name=f"job-{outcome.job_id}-{slot}"
@@ -265,13 +283,18 @@ class JobService:
                 else:
                     outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
                 error = outcome.stopped if outcome.stopped else _short(err)
+                if not outcome.stopped:
+                    self.events.failed(outcome.job_id, status=outcome.status, error=err)
                 await self.quota.refund(outcome.job_id, status=outcome.status, error=error)
+                reason = outcome.stopped or (type(err).__name__ if err else None)
+                self.events.refunded(outcome.job_id, status=outcome.status, reason=reason)
             return outcome
         except BaseException:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.shield(self.quota.refund(reservation.job_id, status="cancelled", error="cancelled"))
+            self.events.refunded(reservation.job_id, status="cancelled", reason="cancelled")
             raise
         finally:
             self._running.pop(outcome.job_id, None)
@@ -296,6 +319,10 @@ class JobService:
     def is_running(self, job_id: int) -> bool:
         return job_id in self._running
 
+    async def _mark_running(self, job_id: int) -> None:
+        await self.quota.mark_running(job_id)
+        self.events.started(job_id)
+
     async def _run_slot(
         self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome, started: _Once
     ) -> None:
@@ -306,6 +333,7 @@ class JobService:
             observer.generating()
             async for event in self._events(spec):
                 if isinstance(event, PartialImage):
+                    self.events.first_frame(outcome.job_id)
                     observer.partial(slot, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
@@ -317,6 +345,7 @@ class JobService:
             raise
         except Exception as exc:  # one image's failure never breaks the others
             outcome.errors[slot] = exc
+            self.events.api_error(outcome.job_id, exc)
             if isinstance(exc, ImagesAPIError):
                 log.warning("job %s image %d failed: %s", outcome.job_id, slot + 1, exc)
             else:
@@ -364,10 +393,22 @@ class JobService:
             input_tokens=sum(u.input_tokens for u in usage),
             output_tokens=sum(u.output_tokens for u in usage),
         )
+        self.events.completed(
+            outcome.job_id,
+            status=outcome.status,
+            images=len(delivered),
+            cost=outcome.cost,
+            input_tokens=sum(u.input_tokens for u in usage),
+            output_tokens=sum(u.output_tokens for u in usage),
+            request_ids=[im.request_id for im in made if im.request_id],
+        )
+        if not delivered:
+            self.events.refunded(outcome.job_id, status=outcome.status, reason="undelivered")
 
     async def cancelled(self, outcome: JobOutcome, *, error: str) -> None:
         """Refund a job stopped between streaming and delivery (shutdown, cancel)."""
         await asyncio.shield(self.quota.refund(outcome.job_id, status="cancelled", error=error))
+        self.events.refunded(outcome.job_id, status="cancelled", reason=error)
 
     def _cost(self, images: list[CompletedImage]) -> float:
         usage = [im.usage for im in images]

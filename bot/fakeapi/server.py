@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.images.models import get_model, input_image_tokens
+from bot.images.models import MODELS, get_model, input_image_tokens
 
 from . import draw
 
@@ -160,6 +160,8 @@ class FakeImagesAPI:
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._stopping = asyncio.Event()
+        # GET /v1/models lists these (None: the route answers 404, as some gateways do).
+        self.models: list[str] | None = sorted(MODELS)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     @property
@@ -172,6 +174,8 @@ class FakeImagesAPI:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/v1/images/generations", self._handle)
         app.router.add_post("/v1/images/edits", self._handle)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model}", self._models)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, shutdown_timeout=1.0)
@@ -364,6 +368,26 @@ class FakeImagesAPI:
         if stream:
             return await job.stream(request, headers)
         return await job.respond(request, headers)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """``GET /v1/models`` and ``/v1/models/{model}`` (the OpenAI ``Model`` objects)."""
+        headers = {"x-request-id": f"req_{uuid.uuid4().hex}"}
+        if self.models is None:
+            return web.json_response({"error": "404 page not found"}, status=404)
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            body = _error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            return self._error(401, body, headers)
+
+        def model(name: str) -> dict[str, Any]:
+            return {"id": name, "object": "model", "created": 1700000000, "owned_by": "system"}
+
+        wanted = request.match_info.get("model")
+        if wanted is None:
+            return web.json_response({"object": "list", "data": [model(m) for m in self.models]}, headers=headers)
+        if wanted not in self.models:
+            message = f"The model '{wanted}' does not exist or you do not have access to it."
+            return self._error(404, _error_body(message, "invalid_request_error", "model_not_found"), headers)
+        return web.json_response(model(wanted), headers=headers)
 
     def _error(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> web.Response:
         return web.json_response(body, status=status, headers=headers)

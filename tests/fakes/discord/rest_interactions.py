@@ -43,6 +43,18 @@ class InteractionRoutes(Permissions):
         data.update({"verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"})
         return 200, data
 
+    async def _get_my_guilds(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
+        """The bot's servers as partial guilds (``./imagebot doctor`` lists them)."""
+        if not self._authorized(rec):
+            return error(401, 0, "401: Unauthorized")
+        perms = str(self.world.permissions_of("bot"))
+        out = []
+        for guild in self.world.guilds.values():
+            g: dict[str, Any] = {"id": str(guild.id), "name": guild.name, "icon": None, "banner": None}
+            g.update({"owner": False, "permissions": perms, "features": []})
+            out.append(g)
+        return 200, out
+
     async def _get_app(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
         if not self._authorized(rec):
             return error(401, 0, "401: Unauthorized")

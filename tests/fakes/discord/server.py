@@ -267,6 +267,7 @@ class Server(ChannelRoutes):
     def _build_routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:
         table: list[tuple[str, str, Handler]] = [
             ("GET", r"/users/@me", self._get_me),
+            ("GET", r"/users/@me/guilds", self._get_my_guilds),
             ("GET", r"/oauth2/applications/@me", self._get_app),
             ("GET", r"/applications/@me", self._get_app),
             ("GET", r"/gateway", self._get_gateway),
