@@ -23,6 +23,7 @@ from bot.images.client import ImagesClient
 from bot.images.models import get_model
 from bot.jobs import JobService
 from bot.quota import QuotaStore
+from bot.rules import RuleStore
 
 log = logging.getLogger("bot")
 
@@ -94,9 +95,11 @@ async def run(settings: Settings) -> None:
         quota = QuotaStore(
             db, default_daily=settings.default_daily_limit, default_monthly=settings.default_monthly_limit
         )
+        rules = RuleStore(db)
         jobs = JobService(
             client=client,
             quota=quota,
+            rules=rules,
             model=model,
             model_name=settings.image_model,
             partial_images=settings.partial_images,
@@ -105,7 +108,7 @@ async def run(settings: Settings) -> None:
             moderation=settings.moderation,
             output_compression=settings.output_compression,
         )
-        services = Services(settings=settings, db=db, images=client, quota=quota, jobs=jobs, model=model)
+        services = Services(settings=settings, db=db, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
         async with ImageBot(services) as bot:
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()

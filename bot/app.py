@@ -18,6 +18,7 @@ from bot.images.client import ImagesClient
 from bot.images.models import ModelInfo
 from bot.jobs import JobService
 from bot.quota import QuotaStore, connection_lock
+from bot.rules import RuleStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Services:
     quota: QuotaStore
     jobs: JobService
     model: ModelInfo
+    rules: RuleStore | None = None  # prompt rules (cogs.rules)
 
 
 def apply_endpoint_overrides(settings: Settings) -> None:

@@ -40,7 +40,7 @@ from bot.options import (
 from bot.quota import JobRecord
 from cogs.errors import GENERIC, reply_ephemeral
 from cogs.imagine import image_options
-from cogs.jobview import InteractionTarget, MessageTarget, Target, role_ids, run_job
+from cogs.jobview import InteractionTarget, MessageTarget, Target, channel_nsfw, role_ids, run_job
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -337,6 +337,7 @@ class EditCog(commands.Cog):
         *,
         parent_job_id: int | None,
         source_url: str | None,
+        nsfw: bool = False,
     ) -> JobSpec:
         return JobSpec(
             kind="edit",
@@ -350,6 +351,7 @@ class EditCog(commands.Cog):
             mask=inputs.mask,
             parent_job_id=parent_job_id,
             source_image_url=source_url,
+            channel_nsfw=nsfw,
         )
 
     async def run(self, target: Target, spec: JobSpec, user: discord.abc.User) -> None:
@@ -432,6 +434,7 @@ class EditCog(commands.Cog):
             inputs,
             parent_job_id=parent.id if parent else None,
             source_url=files[0].url,
+            nsfw=channel_nsfw(interaction.channel),
         )
         await self.run(target, spec, interaction.user)
 
@@ -578,6 +581,7 @@ class EditCog(commands.Cog):
             inputs,
             parent_job_id=parent.id if parent else None,
             source_url=files[0].url,
+            nsfw=channel_nsfw(message.channel),
         )
         await self.run(MessageTarget(status, upload_limit=message.guild.filesize_limit), spec, message.author)
 

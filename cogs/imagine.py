@@ -25,7 +25,7 @@ from bot.options import (
     size_choices,
 )
 from cogs.errors import reply_ephemeral
-from cogs.jobview import DYNAMIC_ITEMS, role_ids, start_interaction_job
+from cogs.jobview import DYNAMIC_ITEMS, channel_nsfw, role_ids, start_interaction_job
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -122,6 +122,7 @@ class ImagineCog(commands.Cog):
             role_ids=role_ids(interaction.user),
             prompt=prompt.strip(),
             options=options,
+            channel_nsfw=channel_nsfw(interaction.channel),
         )
         await start_interaction_job(self.bot, interaction, spec)
 

@@ -21,6 +21,7 @@ from bot.jobs import ImageOptions, JobOutcome, JobSpec, TooManyJobs
 from bot.messages import api_error, clip, user_error
 from bot.progress import ProgressPublisher, ProgressView
 from bot.quota import QuotaExceeded, Reservation
+from bot.rules import PromptRefused
 from cogs.errors import reply_ephemeral
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ async def run_job(
         if reservation is None:
             try:
                 reservation = await jobs.reserve(spec)
-            except (QuotaExceeded, TooManyJobs) as exc:
+            except (QuotaExceeded, TooManyJobs, PromptRefused) as exc:
                 await target.withdraw(user_error(exc) or str(exc))
                 return None
         message = JobMessage(bot, target, spec, reservation.job_id, user)
@@ -296,7 +297,7 @@ async def start_interaction_job(bot: ImageBot, interaction: discord.Interaction,
         reservation: Reservation | None = None
         try:
             reservation = await asyncio.wait_for(jobs.reserve(spec), RESERVE_BEFORE_ACK)
-        except (QuotaExceeded, TooManyJobs) as exc:
+        except (QuotaExceeded, TooManyJobs, PromptRefused) as exc:
             await reply_ephemeral(interaction, user_error(exc) or str(exc))
             return
         except TimeoutError:
@@ -313,6 +314,12 @@ async def start_interaction_job(bot: ImageBot, interaction: discord.Interaction,
 def role_ids(user: discord.abc.User) -> tuple[int, ...]:
     roles = getattr(user, "roles", None) or []
     return tuple(r.id for r in roles)
+
+
+def channel_nsfw(channel: object) -> bool:
+    """Whether a channel is age-restricted (a thread: its parent). Unknown channels count as not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 # --- buttons --------------------------------------------------------------------------------------
@@ -360,6 +367,7 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
             prompt=job.prompt,
             options=ImageOptions.from_settings(job.settings),
             parent_job_id=job.id if job.kind == "edit" else None,
+            channel_nsfw=channel_nsfw(interaction.channel),
         )
         if spec.kind == "edit":
             from cogs.edit import reroll_edit
