@@ -108,6 +108,11 @@ def rule_error(exc: RuleError) -> str:
             "That regular expression is too complex (over "
             f"{info.get('limit')} RE2 instructions); split it into simpler rules or use smaller repetition counts."
         )
+    if exc.code == "too_complex_total":
+        return (
+            f"The server's regular expressions together may have at most {info.get('limit')} RE2 instructions "
+            f"(they have {info.get('used')}); this one would go over. Remove or simplify one first."
+        )
     if exc.code == "matches_everything":
         return "That regular expression matches an empty prompt, so it would refuse every prompt."
     if exc.code == "duplicate":

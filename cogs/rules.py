@@ -123,7 +123,7 @@ def build_rule_group(rules: RuleStore, is_moderator: ModeratorCheck) -> app_comm
     @app_commands.describe(rule_id="The rule's number, as /quota rule list shows it")
     @app_commands.rename(rule_id="id")
     @app_commands.check(moderators_only)
-    async def remove(interaction: discord.Interaction, rule_id: app_commands.Range[int, 1, 2**53]) -> None:
+    async def remove(interaction: discord.Interaction, rule_id: app_commands.Range[int, 1, 2**53 - 1]) -> None:
         assert interaction.guild_id is not None
         rule = await rules.remove(interaction.guild_id, int(rule_id), actor_id=interaction.user.id)
         if rule is None:

@@ -30,6 +30,7 @@ RULE_KINDS: Final = ("word", "regex")
 MAX_WORD_CHARS: Final = 100
 MAX_REGEX_CHARS: Final = 300
 MAX_REGEX_PROGRAM: Final = 1000  # RE2 program size (instructions): match time is linear in it and the text
+MAX_REGEX_PROGRAM_TOTAL: Final = 2000  # all of a server's regex rules together: bounds the time per prompt
 REGEX_MAX_MEM: Final = 1 << 20  # bytes RE2 may use for one pattern (program and DFA cache)
 
 

@@ -29,6 +29,7 @@ import aiosqlite
 
 from bot.quota import connection_lock
 from bot.rules.engine import (
+    MAX_REGEX_PROGRAM_TOTAL,
     RULE_KINDS,
     PromptRefused,
     Rule,
@@ -119,6 +120,7 @@ class RuleStore:
         self._clock = clock
         self._cache: OrderedDict[int, RuleSet] = OrderedDict()
         self._generation: dict[int, int] = {}
+        self._matching: dict[tuple[int, bool, str], asyncio.Future[Rule | None]] = {}
 
     # ------------------------------------------------------------------ transactions
 
@@ -204,8 +206,7 @@ class RuleStore:
         if not len(ruleset):
             return
         if ruleset.has_regex or len(prompt) > INLINE_MATCH_CHARS:
-            match = functools.partial(ruleset.match, prompt, nsfw_channel=nsfw_channel)
-            rule = await asyncio.get_running_loop().run_in_executor(_match_pool(), match)
+            rule = await self._match_off_loop(ruleset, prompt, nsfw_channel)
         else:
             rule = ruleset.match(prompt, nsfw_channel=nsfw_channel)
         if rule is None:
@@ -213,6 +214,18 @@ class RuleStore:
         await _to_completion(self._record_refusal(guild_id, user_id, channel_id, rule))
         log.info("guild %s: a prompt of user %s was refused by rule %s", guild_id, user_id, rule.id)
         raise PromptRefused(rule.id, rule.kind)
+
+    async def _match_off_loop(self, ruleset: RuleSet, prompt: str, nsfw_channel: bool) -> Rule | None:
+        """Match in the pool. A caller cancelled meanwhile (an interaction deferred after a slow reserve)
+        leaves the match running, and the same check asked again while it runs waits for that one."""
+        key = (id(ruleset), nsfw_channel, prompt)
+        future = self._matching.get(key)
+        if future is None:
+            match = functools.partial(ruleset.match, prompt, nsfw_channel=nsfw_channel)
+            future = asyncio.get_running_loop().run_in_executor(_match_pool(), match)
+            self._matching[key] = future
+            future.add_done_callback(lambda _: self._matching.pop(key, None))
+        return await asyncio.shield(future)
 
     async def _record_refusal(self, guild_id: int, user_id: int, channel_id: int | None, rule: Rule) -> None:
         details = {
@@ -232,13 +245,14 @@ class RuleStore:
         if kind not in RULE_KINDS:
             raise RuleError("bad_kind")
         text = pattern.strip()
+        size = 0
         if kind == "word":
             validate_word(text)
         else:
-            compile_regex(text)
-        return await _to_completion(self._add(guild_id, kind, text, sfw_only, actor_id))
+            size = compile_regex(text).programsize
+        return await _to_completion(self._add(guild_id, kind, text, sfw_only, actor_id, size))
 
-    async def _add(self, guild_id: int, kind: str, text: str, sfw_only: bool, actor_id: int) -> Rule:
+    async def _add(self, guild_id: int, kind: str, text: str, sfw_only: bool, actor_id: int, size: int) -> Rule:
         async with self._transaction(immediate=True) as conn:
             existing = await self._rules(conn, guild_id)
             for rule in existing:
@@ -251,6 +265,10 @@ class RuleStore:
                 raise RuleError("too_many", limit=self.max_rules)
             if kind == "regex" and sum(r.kind == "regex" for r in existing) >= self.max_regex_rules:
                 raise RuleError("too_many_regex", limit=self.max_regex_rules)
+            if kind == "regex":
+                total = size + sum(compile_regex(r.pattern).programsize for r in existing if r.kind == "regex")
+                if total > MAX_REGEX_PROGRAM_TOTAL:
+                    raise RuleError("too_complex_total", limit=MAX_REGEX_PROGRAM_TOTAL, used=total - size)
             now = self._clock()
             cur = await conn.execute(
                 "INSERT INTO prompt_rules (guild_id, kind, pattern, sfw_only, created_at, created_by) "
