@@ -182,30 +182,49 @@ async def test_imagine_and_reroll_refused_before_any_reservation(rig: Rig) -> No
     assert "`#1` word `bad` · all channels · 2 refused" in listed
 
 
-async def test_reply_and_edit_modal_refused_without_an_api_call(rig: Rig) -> None:
+async def test_reply_edit_modal_and_edit_reroll_refused_without_an_api_call(rig: Rig) -> None:
     await rig.start_bot()
     fd = rig.discord
-    await rule(fd, "add", {"text": "night"})
+    photo_png = encode(pattern(64, 64))
+    photo = fd.create_user_message("bob", "", [fd.add_attachment(photo_png, "beach.png", "image/png")])
 
-    photo = fd.create_user_message("bob", "", [fd.add_attachment(encode(pattern(64, 64)), "beach.png", "image/png")])
+    # An edit made before the rules exist, to Reroll later.
+    menu = await fd.inject_interaction(fd.message_command("Edit image", photo))
+    await menu.wait_for(lambda x: x.modal is not None, timeout=5)
+    modal_id, field_id = modal_fields(menu)
+    first = await fd.inject_interaction(fd.modal_submit(modal_id, {field_id: "give it a starry sky"}))
+    await first.wait_for(has_result, timeout=15)
+    assert api_calls(rig) == 1 and len(job_rows(rig)) == 1
+
+    await rule(fd, "add", {"text": "night"})
+    await rule(fd, "add", {"text": "starry"})
+
+    # A reply: the bot's answer (public, as every answer to a reply) says no and names no rule.
     ask = fd.reply("alice", f"<@{fd.bot_id}> make it NIGHT time", photo, mention_bot=True)
     await fd.inject_message(ask)
     answer = await wait_answer(fd, ask, lambda m: REFUSED in (m.get("content") or ""))
     assert "night" not in answer["content"].lower() and not results_of(answer)
 
+    # The edit modal, /edit and Reroll of an edit answer privately.
     menu = await fd.inject_interaction(fd.message_command("Edit image", photo))
     await menu.wait_for(lambda x: x.modal is not None, timeout=5)
     modal_id, field_id = modal_fields(menu)
-    sub = await fd.inject_interaction(fd.modal_submit(modal_id, {field_id: "a starry ｎｉｇｈｔ sky"}))
-    await sub.wait_for(lambda x: x.followups, timeout=10)
-    [note] = sub.followups
-    assert note["flags"] & EPHEMERAL and REFUSED in note["content"]
+    modal = await fd.inject_interaction(fd.modal_submit(modal_id, {field_id: "a ｎｉｇｈｔ sky"}))
+    att = fd.add_attachment(photo_png, "photo.png", "image/png")
+    slash = await fd.inject_interaction(fd.slash("edit", {"prompt": "by night"}, attachments={"image": att}))
+    result = first.original or {}
+    reroll = await fd.inject_interaction(fd.button(buttons(result)["Reroll"], result))
+    for h in (modal, slash, reroll):
+        await h.wait_for(lambda x: x.followups, timeout=10)
+        [note] = h.followups
+        assert note["flags"] & EPHEMERAL and REFUSED in note["content"], note
+        assert h.original is None  # the "thinking…" message was withdrawn
 
     await asyncio.sleep(0.2)
-    assert api_calls(rig) == 0 and job_rows(rig) == []
-    assert len(refusals(rig)) == 2
-    stored_nowhere(rig, "make it NIGHT time")
-    stored_nowhere(rig, "a starry ｎｉｇｈｔ sky")
+    assert api_calls(rig) == 1 and len(job_rows(rig)) == 1
+    assert [json.loads(r["details"])["rule_id"] for r in refusals(rig)] == [1, 1, 1, 2]
+    for prompt in ("make it NIGHT time", "a ｎｉｇｈｔ sky", "by night"):
+        stored_nowhere(rig, prompt)
 
 
 async def test_catastrophic_regex_is_bounded_and_the_bot_keeps_answering(rig: Rig) -> None:
