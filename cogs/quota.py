@@ -348,10 +348,10 @@ class QuotaCog(commands.Cog):
 
     def __init__(self, bot: ImageBot) -> None:
         self.bot = bot
-        if bot.services.rules is not None:  # TEMPORARY (issue 14): the lead attaches /quota rule in the end
+        if (rules := getattr(bot.services, "rules", None)) is not None:  # TEMPORARY (issue 14): for the lead
             from cogs.rules import build_rule_group
 
-            self.quota.add_command(build_rule_group(bot.services.rules, is_quota_manager))
+            self.quota.add_command(build_rule_group(rules, is_quota_manager))
 
     @property
     def store(self) -> QuotaStore:

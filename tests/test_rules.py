@@ -295,3 +295,21 @@ async def test_the_same_check_asked_again_while_it_runs_waits_for_the_first(stor
     assert len(store._matching) == 1
     await second
     assert store._matching == {}
+
+
+# --- rendering of the rule commands (pure parts of cogs/rules.py) ---------------------------------------
+
+
+def test_rule_texts_are_shown_as_defused_inline_code_and_long_lists_are_cut() -> None:
+    from cogs.rules import code, list_text, rule_line, rules_file
+
+    assert code("a`b") == "`aˋb`"
+    assert len(code("x" * 500)) <= 82
+    line = rule_line(regex(3, "<@123> `x`", sfw_only=True), 4)
+    assert line.startswith("`#3` regex `<@123> ˋxˋ` · not in NSFW channels · 4 refused · by <@7>")
+    lines = [rule_line(word(i, "w" * 80)) for i in range(100)]
+    body, cut = list_text(lines)
+    assert cut and len(body) <= 3900 and body.endswith("(all of them are in the attached file)")
+    assert list_text(lines[:3]) == ("\n".join(lines[:3]), False)
+    data = rules_file([word(1, "bad"), regex(2, "a+b", sfw_only=True)], {2: 5}).fp.read().decode()
+    assert data == "#1\tword\tall channels\t0 refused\tbad\n#2\tregex\tnot in NSFW channels\t5 refused\ta+b\n"
