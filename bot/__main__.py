@@ -27,6 +27,7 @@ from bot.joblog import JobEvents, JsonFormatter
 from bot.jobs import JobService
 from bot.metrics import Metrics
 from bot.quota import QuotaStore
+from bot.rules import RuleStore
 from bot.services import Services
 
 log = logging.getLogger("bot")
@@ -148,9 +149,11 @@ async def run(settings: Settings) -> None:
         quota = QuotaStore(
             db, default_daily=settings.default_daily_limit, default_monthly=settings.default_monthly_limit
         )
+        rules = RuleStore(db)
         jobs = JobService(
             client=client,
             quota=quota,
+            rules=rules,
             model=model,
             model_name=settings.image_model,
             partial_images=settings.partial_images,
@@ -161,7 +164,7 @@ async def run(settings: Settings) -> None:
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
-        services = Services(settings=settings, db=db, images=client, quota=quota, jobs=jobs, model=model)
+        services = Services(settings=settings, db=db, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)

@@ -14,7 +14,6 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,38 +22,11 @@ import aiohttp
 from bot import permissions as perms
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import migrations
-from bot.doctor_api import check_images_api, safe_url
-from bot.images.errors import redact
+from bot.doctor_api import Report, check_images_api, safe_url
 
 DISCORD_API = "https://discord.com/api/v10"
 TIMEOUT = aiohttp.ClientTimeout(total=20, sock_connect=10)
 MAX_GUILDS = 25  # servers checked channel by channel; beyond that only listed
-
-
-@dataclass
-class Report:
-    """Prints each line as it comes; remembers whether anything failed."""
-
-    out: TextIO
-    secrets: list[str] = field(default_factory=list)
-    failed: int = 0
-    passed: int = 0
-
-    def line(self, status: str, name: str, text: str) -> None:
-        if status == "FAIL":
-            self.failed += 1
-        elif status == "ok":
-            self.passed += 1
-        print(f"{status:<4} {name}: {redact(text, self.secrets)}", file=self.out, flush=True)
-
-    def ok(self, name: str, text: str) -> None:
-        self.line("ok", name, text)
-
-    def fail(self, name: str, text: str) -> None:
-        self.line("FAIL", name, text)
-
-    def note(self, name: str, text: str) -> None:
-        self.line("note", name, text)
 
 
 class DiscordREST:

@@ -9,18 +9,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
 from bot.config import Settings
-from bot.images.errors import AuthenticationFailed, InsufficientQuota, PermissionDenied, error_from_response
-
-if TYPE_CHECKING:
-    from bot.doctor import Report
+from bot.images.errors import AuthenticationFailed, InsufficientQuota, PermissionDenied, error_from_response, redact
 
 NAME = "images api"
+
+
+@dataclass
+class Report:
+    """Prints each line as it comes; remembers whether anything failed."""
+
+    out: TextIO
+    secrets: list[str] = field(default_factory=list)
+    failed: int = 0
+    passed: int = 0
+
+    def line(self, status: str, name: str, text: str) -> None:
+        if status == "FAIL":
+            self.failed += 1
+        elif status == "ok":
+            self.passed += 1
+        print(f"{status:<4} {name}: {redact(text, self.secrets)}", file=self.out, flush=True)
+
+    def ok(self, name: str, text: str) -> None:
+        self.line("ok", name, text)
+
+    def fail(self, name: str, text: str) -> None:
+        self.line("FAIL", name, text)
+
+    def note(self, name: str, text: str) -> None:
+        self.line("note", name, text)
 
 
 def safe_url(url: str) -> str:

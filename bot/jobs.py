@@ -33,6 +33,7 @@ from bot.imaging import DamagedImage, verify_image
 from bot.joblog import JobEvents
 from bot.options import ImageOptions
 from bot.quota import QuotaStore, Reservation
+from bot.rules import RuleStore
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class JobSpec:
     mask: InputImage | None = None
     parent_job_id: int | None = None
     source_image_url: str | None = None
+    channel_nsfw: bool = False  # an age-restricted channel: rules limited to other channels do not apply
 
 
 @dataclass(slots=True)
@@ -184,6 +186,7 @@ class JobService:
     moderation: str | None = None
     output_compression: int | None = None
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
+    rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
     scheduler: FairScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
@@ -200,10 +203,22 @@ class JobService:
         )
 
     async def reserve(self, spec: JobSpec) -> Reservation:
-        """Check the per-user job limit and reserve quota. Raises ``TooManyJobs`` or ``QuotaExceeded``
-        (or ``ShuttingDown`` once a shutdown has begun)."""
+        """Check the prompt against the server's rules, the per-user job limit, and reserve quota.
+
+        Raises ``PromptRefused`` (nothing reserved, the refusal audited), ``TooManyJobs`` or ``QuotaExceeded``.
+        Every way in (``/imagine``, ``/edit``, replies, the edit modal, Reroll) comes through here. Once a
+        shutdown has begun it raises ``ShuttingDown``.
+        """
         if not self.accepting:
             raise ShuttingDown()
+        if self.rules is not None and spec.guild_id is not None:
+            await self.rules.check(
+                guild_id=spec.guild_id,
+                user_id=spec.user_id,
+                channel_id=spec.channel_id,
+                prompt=spec.prompt,
+                nsfw_channel=spec.channel_nsfw,
+            )
         if self._active.get(spec.user_id, 0) >= self.max_jobs_per_user:
             raise TooManyJobs(self.max_jobs_per_user)
         self._active[spec.user_id] = self._active.get(spec.user_id, 0) + 1

@@ -24,6 +24,7 @@ from bot.inputs import InputRejected
 from bot.jobs import ShuttingDown, TooManyJobs
 from bot.options import OptionError
 from bot.quota import QuotaExceeded
+from bot.rules import PromptRefused, RuleError
 
 
 def relative_time(when: datetime) -> str:
@@ -83,8 +84,56 @@ def api_error(exc: BaseException) -> str:
     return "Something went wrong making this image. Please try again."
 
 
+PROMPT_REFUSED = (
+    "This prompt contains something this server's moderators don't allow, so it wasn't sent. "
+    "Nothing was charged. Please rephrase it."
+)
+
+
+def prompt_refused(exc: PromptRefused) -> str:
+    """The refusal every member reads: it names no rule text (the audit log tells moderators which rule)."""
+    return PROMPT_REFUSED
+
+
+def rule_error(exc: RuleError) -> str:
+    """Why a moderator's rule was not added (the moderator may read the rule's own text, nobody else)."""
+    info = exc.info
+    if exc.code == "empty":
+        return "The rule is empty: give a word, a phrase or a regular expression."
+    if exc.code == "too_long":
+        return f"The rule is too long: at most {info.get('limit')} characters."
+    if exc.code == "invalid_regex":
+        return (
+            "That isn't a regular expression I can use. The syntax is RE2's: no back-references (`\\1`) and no "
+            "look-ahead or look-behind (`(?=…)`, `(?<!…)`); check the brackets and escapes."
+        )
+    if exc.code == "too_complex":
+        return (
+            "That regular expression is too complex (over "
+            f"{info.get('limit')} RE2 instructions); split it into simpler rules or use smaller repetition counts."
+        )
+    if exc.code == "too_complex_total":
+        return (
+            f"The server's regular expressions together may have at most {info.get('limit')} RE2 instructions "
+            f"(they have {info.get('used')}); this one would go over. Remove or simplify one first."
+        )
+    if exc.code == "matches_everything":
+        return "That regular expression matches an empty prompt, so it would refuse every prompt."
+    if exc.code == "duplicate":
+        return f"That rule exists already (rule #{info.get('rule_id')})."
+    if exc.code == "too_many":
+        return f"This server has the maximum of {info.get('limit')} rules. Remove one first."
+    if exc.code == "too_many_regex":
+        return f"This server has the maximum of {info.get('limit')} regular-expression rules. Remove one first."
+    return "That rule can't be added."
+
+
 def user_error(exc: BaseException) -> str | None:
     """A message for errors users cause or can fix; None for bugs (logged, generic reply)."""
+    if isinstance(exc, PromptRefused):
+        return prompt_refused(exc)
+    if isinstance(exc, RuleError):
+        return rule_error(exc)
     if isinstance(exc, QuotaExceeded):
         return quota_exceeded(exc)
     if isinstance(exc, OptionError):

@@ -11,6 +11,7 @@ from bot.images.client import ImagesClient
 from bot.images.models import ModelInfo
 from bot.jobs import JobService
 from bot.quota import QuotaStore
+from bot.rules import RuleStore
 
 
 @dataclass
@@ -21,3 +22,4 @@ class Services:
     quota: QuotaStore
     jobs: JobService
     model: ModelInfo
+    rules: RuleStore

@@ -62,6 +62,12 @@ def upload_budget(limit: int) -> int:
     return max(limit // 2, limit - UPLOAD_MARGIN)
 
 
+def channel_nsfw(channel: object) -> bool:
+    """Whether a channel is age-restricted (a thread: its parent). Unknown channels count as not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
 def role_ids(user: discord.abc.User) -> tuple[int, ...]:
     roles = getattr(user, "roles", None) or []
     return tuple(r.id for r in roles)

@@ -24,6 +24,7 @@ from bot.imaging import fit_upload, make_preview, pack_uploads
 from bot.jobs import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
 from bot.progress import ProgressPublisher, ProgressView
 from bot.quota import QuotaExceeded, Reservation
+from bot.rules import PromptRefused
 from cogs._checks import require_bot_permissions
 from cogs._common import ImageBotBase, reply_ephemeral, upload_budget
 from cogs._errors import error_text
@@ -273,7 +274,7 @@ async def run_job(
         if reservation is None:
             try:
                 reservation = await jobs.reserve(spec)
-            except (QuotaExceeded, TooManyJobs, ShuttingDown) as exc:
+            except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
                 await target.withdraw(error_text(exc))
                 return None
         message = JobMessage(bot, target, spec, reservation.job_id, user)
@@ -328,7 +329,7 @@ async def start_interaction_job(bot: ImageBotBase, interaction: discord.Interact
         reservation: Reservation | None = None
         try:
             reservation = await asyncio.wait_for(jobs.reserve(spec), RESERVE_BEFORE_ACK)
-        except (QuotaExceeded, TooManyJobs, ShuttingDown) as exc:
+        except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
             await reply_ephemeral(interaction, error_text(exc))
             return
         except TimeoutError:

@@ -15,7 +15,7 @@ from bot.images.models import ModelInfo
 from bot.jobs import JobSpec
 from bot.options import OptionError, parse_options
 from bot.quota import JobRecord
-from cogs._common import ImageBotBase, image_options, reply_ephemeral, role_ids
+from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
 from cogs._delivery import start_interaction_job
 
 
@@ -81,6 +81,7 @@ class ImagineCog(commands.Cog):
             role_ids=role_ids(interaction.user),
             prompt=prompt.strip(),
             options=options,
+            channel_nsfw=channel_nsfw(interaction.channel),
         )
         await start_interaction_job(self.bot, interaction, spec)
 

@@ -23,7 +23,7 @@ from bot.jobs import JobSpec
 from bot.options import ImageOptions
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
-from cogs._common import bot_of, reply_ephemeral, role_ids
+from cogs._common import bot_of, channel_nsfw, reply_ephemeral, role_ids
 from cogs._errors import answering_errors
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
             prompt=job.prompt,
             options=ImageOptions.from_settings(job.settings),
             parent_job_id=job.id if job.kind == "edit" else None,
+            channel_nsfw=channel_nsfw(interaction.channel),
         )
         await handler(interaction, job, spec)
 

@@ -26,7 +26,7 @@ from bot.jobs import JobSpec
 from bot.options import ImageOptions, OptionError, parse_options
 from bot.quota import JobRecord
 from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
-from cogs._common import ImageBotBase, image_options, reply_ephemeral, role_ids
+from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
 from cogs._delivery import InteractionTarget, MessageTarget, Target, run_job
 from cogs._errors import answering_errors, answering_errors_with
 from cogs.edit.loader import InputLoader
@@ -153,6 +153,7 @@ class EditCog(commands.Cog):
         *,
         parent_job_id: int | None,
         source_url: str | None,
+        nsfw: bool = False,
     ) -> JobSpec:
         return JobSpec(
             kind="edit",
@@ -166,6 +167,7 @@ class EditCog(commands.Cog):
             mask=inputs.mask,
             parent_job_id=parent_job_id,
             source_image_url=source_url,
+            channel_nsfw=nsfw,
         )
 
     async def run(self, target: Target, spec: JobSpec, user: discord.abc.User) -> None:
@@ -232,6 +234,7 @@ class EditCog(commands.Cog):
             inputs,
             parent_job_id=parent.id if parent else None,
             source_url=files[0].url,
+            nsfw=channel_nsfw(interaction.channel),
         )
         await self.run(target, spec, interaction.user)
 
@@ -343,6 +346,7 @@ class EditCog(commands.Cog):
                 inputs,
                 parent_job_id=parent.id if parent else None,
                 source_url=files[0].url,
+                nsfw=channel_nsfw(message.channel),
             )
             target = MessageTarget(status, upload_limit=message.guild.filesize_limit)
             await self.run(target, spec, message.author)

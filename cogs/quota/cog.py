@@ -41,6 +41,7 @@ from cogs.quota.render import (
     timezone_matches,
     usage_lines,
 )
+from cogs.rules import build_rule_group
 
 REPORT_DEFER_AFTER = 2.0  # seconds: Discord wants an answer within 3
 LIMIT_HELP = "Images; 0 blocks, -1 is unlimited; leave out to keep"
@@ -54,6 +55,8 @@ class QuotaCog(commands.Cog):
 
     def __init__(self, bot: ImageBotBase) -> None:
         self.bot = bot
+        # /quota rule add|remove|list: the server's prompt rules (cogs/rules.py)
+        self.quota.add_command(build_rule_group(bot.services.rules))
 
     @property
     def store(self) -> QuotaStore:

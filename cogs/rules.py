@@ -1,0 +1,140 @@
+"""``rule add / remove / list``: the prompt rules moderators set, as an ``app_commands.Group`` to attach.
+
+``build_rule_group`` returns a group named ``rule``; ``cogs/quota/cog.py`` attaches it under ``/quota`` (so
+members type ``/quota rule add …``). Every subcommand is for moderators only (``cogs/_checks.py``), ``list``
+included: rule texts are shown to nobody else. The matching itself and every audit entry live in
+``bot/rules/``; the words for errors in ``bot/messages.py``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.messages import clip, relative_time, rule_error
+from bot.rules import MAX_REGEX_CHARS, MAX_REGEX_RULES, MAX_RULES, Rule, RuleError, RuleStore
+from cogs._checks import managers_only
+from cogs._common import EMBED_COLOUR
+
+LIST_CHARS = 3900  # of the embed description (Discord allows 4096)
+
+
+def code(text: str, limit: int = 80) -> str:
+    """A rule's text as inline code: backticks defused, clipped."""
+    return f"`{clip(text.replace('`', 'ˋ'), limit)}`"
+
+
+def rule_line(rule: Rule, refusals: int = 0, *, limit: int = 80) -> str:
+    kind = "regex" if rule.kind == "regex" else "word"
+    where = "not in NSFW channels" if rule.sfw_only else "all channels"
+    counted = f" · {refusals} refused" if refusals else ""
+    return (
+        f"`#{rule.id}` {kind} {code(rule.pattern, limit)} · {where}{counted} · "
+        f"by <@{rule.created_by}> {relative_time(rule.created_at)}"
+    )
+
+
+def list_text(lines: Sequence[str], limit: int = LIST_CHARS) -> tuple[str, bool]:
+    """As many lines as fit in ``limit`` characters, and whether some were left out."""
+    out: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        if size + len(line) + 40 > limit:
+            out.append(f"… and {len(lines) - i} more (all of them are in the attached file)")
+            return "\n".join(out), True
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out), False
+
+
+def rules_file(rules: Sequence[Rule], refusals: dict[int, int]) -> discord.File:
+    rows = [
+        f"#{r.id}\t{r.kind}\t{'not in NSFW channels' if r.sfw_only else 'all channels'}\t"
+        f"{refusals.get(r.id, 0)} refused\t{r.pattern}"
+        for r in rules
+    ]
+    return discord.File(io.BytesIO(("\n".join(rows) + "\n").encode("utf-8")), filename="prompt-rules.txt")
+
+
+def build_rule_group(rules: RuleStore) -> app_commands.Group:
+    """The ``rule`` group (add, remove, list), for moderators only."""
+    group = app_commands.Group(
+        name="rule", description="Moderators: words and patterns prompts may not contain", guild_only=True
+    )
+
+    async def answer(interaction: discord.Interaction, text: str = "", **fields: Any) -> None:
+        if text:
+            fields["content"] = clip(text, 2000)
+        await interaction.response.send_message(ephemeral=True, **fields)
+
+    @group.command(name="add", description="Moderators: refuse prompts that contain a word, a phrase or a pattern")
+    @app_commands.describe(
+        text="A word or phrase (whole words, any case or width), or a regular expression with regex:True",
+        regex="True: text is an RE2 regular expression, matched case-insensitively",
+        sfw_only="True: apply the rule only in channels that are not age-restricted (NSFW)",
+    )
+    @managers_only()
+    async def add(
+        interaction: discord.Interaction,
+        text: app_commands.Range[str, 1, MAX_REGEX_CHARS],
+        regex: bool = False,
+        sfw_only: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None
+        try:
+            rule = await rules.add(
+                interaction.guild_id,
+                "regex" if regex else "word",
+                text,
+                sfw_only=sfw_only,
+                actor_id=interaction.user.id,
+            )
+        except RuleError as exc:
+            await answer(interaction, rule_error(exc))
+            return
+        where = "only in channels that are not age-restricted" if rule.sfw_only else "in every channel"
+        kind = "Regular expression" if rule.kind == "regex" else "Word"
+        await answer(
+            interaction,
+            f"Added rule `#{rule.id}`: {kind.lower()} {code(rule.pattern, 300)}, {where}. Prompts that match it "
+            "are refused before anything is reserved or sent; members are not told the rule's text.\n"
+            f"-# Up to {MAX_RULES} rules per server, {MAX_REGEX_RULES} of them regular expressions. "
+            "`/quota rule remove` takes the number.",
+        )
+
+    @group.command(name="remove", description="Moderators: remove a prompt rule (its number is in the list)")
+    @app_commands.describe(rule_id="The rule's number, as /quota rule list shows it")
+    @app_commands.rename(rule_id="id")
+    @managers_only()
+    async def remove(interaction: discord.Interaction, rule_id: app_commands.Range[int, 1, 2**53 - 1]) -> None:
+        assert interaction.guild_id is not None
+        rule = await rules.remove(interaction.guild_id, int(rule_id), actor_id=interaction.user.id)
+        if rule is None:
+            await answer(interaction, f"This server has no rule `#{rule_id}`. `/quota rule list` shows them.")
+            return
+        await answer(interaction, f"Removed rule `#{rule.id}` ({rule.kind} {code(rule.pattern, 300)}).")
+
+    @group.command(name="list", description="Moderators: this server's prompt rules")
+    @managers_only()
+    async def list_rules(interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        found = await rules.list_rules(interaction.guild_id)
+        if not found:
+            await answer(interaction, "This server has no prompt rules. Add one with `/quota rule add`.")
+            return
+        refusals = await rules.refusal_counts(interaction.guild_id)
+        body, cut = list_text([rule_line(r, refusals.get(r.id, 0)) for r in found])
+        embed = discord.Embed(
+            title=f"Prompt rules ({len(found)} of {MAX_RULES})", description=body, colour=EMBED_COLOUR
+        )
+        embed.set_footer(text="Words match whole words in any case or width; regular expressions use RE2 syntax.")
+        fields: dict[str, Any] = {"embed": embed}
+        if cut:
+            fields["file"] = rules_file(found, refusals)
+        await answer(interaction, **fields)
+
+    return group
