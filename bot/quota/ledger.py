@@ -187,8 +187,8 @@ class Ledger(StoreBase):
                 raise QuotaExceeded(denial.scope, denial.limit, denial.used, resets_at, requested)
             job_id = await tx.insert(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, kind, prompt, settings, model, status, "
-                "images_reserved, cost_estimate, parent_job_id, source_image_url, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?) RETURNING id",
+                "images_reserved, cost_estimate, parent_job_id, source_image_url, created_at, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     guild_id,
                     channel_id,
@@ -202,6 +202,7 @@ class Ledger(StoreBase):
                     parent_job_id,
                     source_image_url,
                     ts(now),
+                    self.instance_id,
                 ),
             )
         return Reservation(job_id=job_id, images=images, cost_estimate=estimate)
@@ -298,23 +299,6 @@ class Ledger(StoreBase):
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE message_id = ? ORDER BY id DESC LIMIT 1", (message_id,)
             )
         return None if row is None else row_to_job(row)
-
-    @runs_to_completion
-    async def recover_reservations(self) -> list[int]:
-        """At start: refund every job left reserved/running by a crash (status 'crashed')."""
-        async with self._write() as tx:
-            rows = await tx.fetchall("SELECT id FROM jobs WHERE status IN ('reserved', 'running') ORDER BY id")
-            ids = [int(r["id"]) for r in rows]
-            if ids:
-                await tx.execute(
-                    "UPDATE jobs SET status = 'crashed', finished_at = ?, "
-                    "error = COALESCE(error, 'interrupted: bot restarted') "
-                    "WHERE status IN ('reserved', 'running')",
-                    (ts(self.now()),),
-                )
-        if ids:
-            log.warning("refunded %d job(s) interrupted by a restart: %s", len(ids), ids)
-        return ids
 
     # ------------------------------------------------------------------ reads for users
 

@@ -25,7 +25,7 @@ COST_SPENT = "COALESCE(SUM(CASE WHEN status IN ('reserved', 'running') THEN cost
 JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, kind, prompt, settings, model, status, images_reserved, "
     "images_done, input_tokens, output_tokens, cost_estimate, cost_actual, error, message_id, "
-    "parent_job_id, source_image_url, created_at, finished_at, started_at"
+    "parent_job_id, source_image_url, created_at, finished_at, started_at, owner"
 )
 
 
@@ -126,6 +126,7 @@ class JobRecord:
     created_at: datetime
     finished_at: datetime | None
     started_at: datetime | None = None
+    owner: str | None = None  # the instance that reserved it (bot/quota/lease.py)
 
     @property
     def active(self) -> bool:
@@ -259,6 +260,7 @@ def row_to_job(row: Any) -> JobRecord:
         created_at=created,
         finished_at=parse_ts(row["finished_at"]),
         started_at=parse_ts(row["started_at"]),
+        owner=row["owner"],
     )
 
 

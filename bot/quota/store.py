@@ -6,13 +6,17 @@ parts live by concern and ``QuotaStore`` puts them together:
 
 * ``bot/quota/records.py``: the records it returns and the errors it raises;
 * ``bot/quota/tx.py``: transactions, the SQLite backend, the run-to-completion rule;
-* ``bot/quota/ledger.py``: reserve / mark_running / settle / refund, usage, crash recovery;
+* ``bot/quota/postgres.py``: the PostgreSQL backend (an asyncpg pool);
+* ``bot/quota/connect.py``: ``open_store(settings)``, which picks one from ``DATABASE_URL``;
+* ``bot/quota/ledger.py``: reserve / mark_running / settle / refund, usage;
+* ``bot/quota/lease.py``: jobs owned by a process, its lease, crash recovery;
 * ``bot/quota/moderation.py``: limits, budget, time zone, manager role, resets, audit log;
 * ``bot/quota/reports.py``: the monthly report and the ledger as CSV.
 """
 
 from __future__ import annotations
 
+from bot.quota.lease import Leases
 from bot.quota.moderation import Moderation
 from bot.quota.policy import PERIODS
 from bot.quota.records import (
@@ -36,11 +40,11 @@ from bot.quota.reports import Reports
 from bot.quota.tx import connection_lock
 
 
-class QuotaStore(Moderation, Reports):
+class QuotaStore(Moderation, Reports, Leases):
     """Quotas, budget and the job ledger.
 
     ``QuotaStore(conn, ...)`` takes an aiosqlite connection opened by ``bot.db.open_database``
-    (or a ``bot.quota.tx.Backend``).
+    or a ``bot.quota.tx.Backend`` (``bot.quota.postgres.PostgresBackend``).
     """
 
 

@@ -23,7 +23,7 @@ import functools
 import sqlite3
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -77,6 +77,10 @@ class Tx(ABC):
         """Serialise every quota decision of one server (or, in DMs, one user) until commit.
 
         Nothing to do on SQLite, whose write transactions already exclude each other."""
+        return None
+
+    async def lock_recovery(self) -> None:
+        """Serialise crash recoveries (nothing to do on SQLite, as above)."""
         return None
 
 
@@ -163,7 +167,7 @@ _S = TypeVar("_S", bound="StoreBase")
 
 def runs_to_completion(
     method: Callable[Concatenate[_S, _P], Awaitable[_T]],
-) -> Callable[Concatenate[_S, _P], Awaitable[_T]]:
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
     """Let a store operation finish even if its caller is cancelled, then re-raise.
 
     Interactions time out and tasks get cancelled; a half-done transaction must not be the
@@ -204,6 +208,7 @@ class StoreBase:
         default_daily: int | None,
         default_monthly: int | None,
         clock: Callable[[], datetime] = utc_now,
+        instance_id: str | None = None,
     ) -> None:
         backend = conn if isinstance(conn, Backend) else SqliteBackend(conn)
         self.backend = backend
@@ -213,6 +218,8 @@ class StoreBase:
         self.default_daily = validate_limit(default_daily, what="default_daily")
         self.default_monthly = validate_limit(default_monthly, what="default_monthly")
         self._clock = clock
+        self.instance_id = instance_id
+        """Written as the owner of every job this store reserves (see ``bot/quota/lease.py``)."""
 
     def now(self) -> datetime:
         return as_utc(self._clock())
