@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from bot.db import kv_get, kv_set, migrations, open_database
-from bot.quota import JobStateError, QuotaStore
+from bot.quota import JobStateError, QuotaStore, Reservation
 from bot.quota.connect import default_instance_id, open_store
 from bot.quota.postgres import PostgresBackend, to_dollar_params
+from bot.quota.tx import Backend
 from tests import pgserver
 from tests.stores import (
     GUILD,
@@ -37,27 +38,29 @@ from tests.stores import (
 __all__ = ["clock", "database", "dialect", "open_backend", "store"]  # fixtures used here
 
 
-def instance(backend: object, clock: Clock, name: str, ttl: float = 30.0) -> QuotaStore:
-    s = QuotaStore(backend, default_daily=50, default_monthly=500, clock=clock, instance_id=name)  # type: ignore[arg-type]
-    s.lease_ttl = ttl
+async def started(backend: Backend, clock: Clock, name: str) -> QuotaStore:
+    """A store as instance ``name`` would open it: lease registered (ttl 30 s)."""
+    s = QuotaStore(backend, default_daily=50, default_monthly=500, clock=clock, instance_id=name)
+    await s.renew_lease()
     return s
+
+
+async def running(store: QuotaStore) -> Reservation:
+    r = await reserve(store)
+    await store.mark_running(r.job_id)
+    return r
 
 
 async def test_recovery_refunds_only_jobs_of_expired_leases(open_backend: BackendOpener, clock: Clock) -> None:
     async with open_backend() as b1, open_backend() as b2:
-        a, b = instance(b1, clock, "a"), instance(b2, clock, "b")
-        await a.renew_lease()
-        await b.renew_lease()
-        ja = await reserve(a)
-        await a.mark_running(ja.job_id)
+        a, b = await started(b1, clock, "a"), await started(b2, clock, "b")
+        ja = await running(a)
         queued = await reserve(a)  # reserved, not yet running: also a's
-        jb = await reserve(b)
-        await b.mark_running(jb.job_id)
+        jb = await running(b)
         assert (await a.get_job(ja.job_id)).owner == "a"  # type: ignore[union-attr]
 
         # A third process starting now must not touch a's or b's work: both leases are live.
-        c = instance(b2, clock, "c")
-        await c.renew_lease()
+        c = await started(b2, clock, "c")
         assert await c.recover_reservations() == []
         assert await b.recover_reservations(at_start=False) == []
 
@@ -84,28 +87,21 @@ async def test_restart_with_the_same_id_recovers_its_earlier_jobs_at_once(
     open_backend: BackendOpener, clock: Clock
 ) -> None:
     async with open_backend() as b1, open_backend() as b2:
-        old, sibling = instance(b1, clock, "shards-0"), instance(b2, clock, "shards-1")
-        await old.renew_lease()
-        await sibling.renew_lease()
-        left = await reserve(old)
-        await old.mark_running(left.job_id)
-        other = await reserve(sibling)
-        await sibling.mark_running(other.job_id)
+        old, sibling = await started(b1, clock, "shards-0"), await started(b2, clock, "shards-1")
+        left = await running(old)
+        other = await running(sibling)
         legacy = await reserve(QuotaStore(b1, default_daily=50, default_monthly=500, clock=clock))  # no owner
 
         # "shards-0" was SIGKILLed and comes back at once: its lease is still live, but a job
         # of its own id can only be its earlier life's, and a job without owner predates leases.
-        new = instance(b1, clock, "shards-0")
-        await new.renew_lease()
+        new = await started(b1, clock, "shards-0")
         assert await new.recover_reservations() == [left.job_id, legacy.job_id]
         assert (await new.get_job(other.job_id)).status == "running"  # type: ignore[union-attr]
 
 
 async def test_released_lease_is_recovered_without_waiting(open_backend: BackendOpener, clock: Clock) -> None:
     async with open_backend() as b1, open_backend() as b2:
-        a, b = instance(b1, clock, "a"), instance(b2, clock, "b")
-        await a.renew_lease()
-        await b.renew_lease()
+        a, b = await started(b1, clock, "a"), await started(b2, clock, "b")
         j = await reserve(a)
         await a.release_lease()  # a clean stop that still had a job (e.g. the shutdown grace ran out)
         assert await b.recover_reservations(at_start=False) == [j.job_id]
