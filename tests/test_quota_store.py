@@ -427,6 +427,19 @@ async def test_100_concurrent_reservations_admit_exactly_the_remaining(store: Qu
     assert len(await rows(store, "SELECT id FROM jobs")) == 6
 
 
+async def test_100_members_racing_for_the_last_of_the_budget(store: QuotaStore) -> None:
+    """Different users do not share a limit, but they share the server's budget."""
+    await store.set_default_limit(GUILD, daily=None, monthly=None, actor_id=MOD)
+    await store.set_budget(GUILD, 0.5, actor_id=MOD)
+    results = await asyncio.gather(
+        *(reserve(store, user_id=USER + i, cost=0.1) for i in range(100)), return_exceptions=True
+    )
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded) and r.scope == "budget"]
+    assert len(admitted) == 5 and len(refused) == 95
+    assert (await store.usage(GUILD, USER, ())).budget_spent == pytest.approx(0.5)
+
+
 async def test_concurrent_reservations_on_two_connections(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "shared.db"
     async with open_database(path) as c1, open_database(path) as c2:

@@ -113,8 +113,10 @@ class Ledger(StoreBase):
         user_id: int,
         role_ids: Sequence[int],
         now: datetime,
+        settings: GuildSettings | None = None,
     ) -> UsageSummary:
-        settings = await self._settings(tx, guild_id)
+        if settings is None:
+            settings = await self._settings(tx, guild_id)
         tz = get_zone(settings.timezone)
         day, month = day_period(now, tz), month_period(now, tz)
         limits = await self._limits(tx, guild_id, user_id, role_ids)
@@ -175,7 +177,10 @@ class Ledger(StoreBase):
         async with self._write() as tx:
             await tx.lock_quota(guild_id, user_id)
             now = self.now()
-            usage = await self._usage(tx, guild_id, user_id, role_ids, now)
+            settings = await self._settings(tx, guild_id)
+            if guild_id is not None and settings.budget_usd is not None:
+                await tx.lock_budget(guild_id)  # the budget is shared by the whole server
+            usage = await self._usage(tx, guild_id, user_id, role_ids, now, settings)
             denial = check_images(
                 usage.limits, daily_used=usage.daily_used, monthly_used=usage.monthly_used, images=images
             )

@@ -62,6 +62,7 @@ class Moderation(Ledger):
 
     async def _upsert_settings(self, tx: Tx, guild_id: int, column: _SettingsColumn, value: Any) -> Any:
         """Set one guild_settings column; returns its old value."""
+        await tx.lock_server(guild_id)  # no reservation in flight may have read the old value
         old = await self._settings(tx, guild_id)
         await tx.execute(_UPSERT_SETTINGS[column], (guild_id, value, ts(self.now())))
         return getattr(old, column)
@@ -202,7 +203,7 @@ class Moderation(Ledger):
         usage just before the reset (its limits ignore the user's roles: read only the counts).
         """
         async with self._write() as tx:
-            await tx.lock_quota(guild_id, user_id)  # no reservation of the server between MAX(id) and the reset
+            await tx.lock_quota(guild_id, user_id)  # no reservation of the user between MAX(id) and the reset
             now = self.now()
             before = await self._usage(tx, guild_id, user_id, (), now)
             row = await tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM jobs")

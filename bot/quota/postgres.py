@@ -2,16 +2,24 @@
 
 Why each operation stays one atomic step (READ COMMITTED, the default isolation):
 
-* ``reserve`` (and ``reset_user``) first take ``pg_advisory_xact_lock`` on the server (in DMs,
-  on the user), held until COMMIT or ROLLBACK. Every write that can raise a user's or a server's
-  usage is a reservation and takes that lock before reading anything, so reservations of one
-  server run one after another. Under READ COMMITTED each statement sees every transaction
-  committed before it started, and the previous holder committed before releasing the lock,
-  so the check reads all earlier reservations: two reservations can never both see "1 left".
-  No serialization failures, so no retries (SERIALIZABLE would be correct too, but under a
-  burst for the same server most attempts would fail and retry, which is slower).
-  Keys: the quota uses the one-bigint key space (the server id, or minus the user id);
-  PostgreSQL keeps it apart from the two-int key space, which other code can use freely.
+* ``reserve`` serialises on PostgreSQL advisory transaction locks, held until COMMIT or ROLLBACK,
+  taken before it reads anything, always in this order (so no two transactions wait on each other
+  in a cycle):
+  1. the server's lock, SHARED: every reservation of the server holds it, and a settings change
+     (budget, time zone, manager role) takes it EXCLUSIVE, so a server's settings cannot change
+     while a reservation that has read them is in flight;
+  2. the (server, user) lock, EXCLUSIVE: a user's usage rises only by that user's reservations
+     (``reset_user`` takes the same two locks), so they run one after another;
+  3. when the server has a budget, the server's budget lock, EXCLUSIVE: spend rises with any
+     member's reservation, so a budgeted server's reservations run one after another.
+  Under READ COMMITTED each statement sees every transaction committed before it started, and the
+  previous holder of a lock committed before releasing it, so a check reads every earlier
+  reservation it competes with: two reservations can never both see "1 left". There are no
+  serialization failures, so no retries (SERIALIZABLE would be correct too, but under a burst most
+  attempts would fail and retry, which is slower). Different users of a server without a budget
+  do not wait for each other. Keys: the one-bigint key space (the server id; a 64-bit hash for the
+  others); PostgreSQL keeps it apart from the two-int key space used below for migrations and
+  recovery, which other code can use freely with other first numbers.
 * ``mark_running`` / ``settle`` / ``refund`` read the job ``FOR UPDATE`` (``Tx.for_update``), so
   a settle and a refund of the same job queue on its row lock and the second sees the first's
   result: a job is settled or refunded once.
@@ -21,6 +29,7 @@ Why each operation stays one atomic step (READ COMMITTED, the default isolation)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -51,9 +60,10 @@ def _rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-def quota_lock_key(guild_id: int | None, user_id: int) -> int:
-    """The advisory lock of one server's quota decisions (minus the user id in DMs)."""
-    return int(guild_id) if guild_id is not None else -int(user_id)
+def hashed_key(*parts: object) -> int:
+    """A signed 64-bit advisory key for ``parts`` (a collision only makes two callers wait)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class PostgresTx(Tx):
@@ -75,7 +85,15 @@ class PostgresTx(Tx):
         await self.conn.executemany(to_dollar_params(sql), rows)
 
     async def lock_quota(self, guild_id: int | None, user_id: int) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", quota_lock_key(guild_id, user_id))
+        if guild_id is not None:
+            await self.conn.execute("SELECT pg_advisory_xact_lock_shared($1::bigint)", int(guild_id))
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", hashed_key("user", guild_id, user_id))
+
+    async def lock_budget(self, guild_id: int) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", hashed_key("budget", guild_id))
+
+    async def lock_server(self, guild_id: int) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", int(guild_id))
 
     async def lock_recovery(self) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_RECOVERY_LOCK)

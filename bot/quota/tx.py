@@ -74,9 +74,19 @@ class Tx(ABC):
         return int(row[0])
 
     async def lock_quota(self, guild_id: int | None, user_id: int) -> None:
-        """Serialise every quota decision of one server (or, in DMs, one user) until commit.
+        """Serialise the quota decisions of one user of one server (or of one user in DMs)
+        until commit, and keep the server's settings from changing meanwhile.
 
-        Nothing to do on SQLite, whose write transactions already exclude each other."""
+        Nothing to do on SQLite, whose write transactions already exclude each other (likewise
+        the other lock_* methods)."""
+        return None
+
+    async def lock_budget(self, guild_id: int) -> None:
+        """Serialise, until commit, the reservations of a server that has a budget."""
+        return None
+
+    async def lock_server(self, guild_id: int) -> None:
+        """Exclude every reservation of the server until commit (to change its settings)."""
         return None
 
     async def lock_recovery(self) -> None:
