@@ -81,7 +81,8 @@ class Leases(Ledger):
             rows = await tx.fetchall(sql, (now, error, self.instance_id, now))
         ids = sorted(int(r[0]) for r in rows)
         if ids:
-            log.warning("refunded %d job(s) interrupted by a restart: %s", len(ids), ids)
+            why = "interrupted by a restart" if at_start else "of instances whose lease expired"
+            log.warning("refunded %d job(s) %s: %s", len(ids), why, ids)
         return ids
 
     async def run_lease(self) -> None:

@@ -20,6 +20,7 @@ from bot.quota.policy import Limits, check_budget, check_images, resolve_limits,
 from bot.quota.records import (
     ACTIVE_STATUSES,
     COST_SPENT,
+    IMAGES_OF_JOB,
     IMAGES_USED,
     JOB_COLUMNS,
     JOB_KINDS,
@@ -84,20 +85,24 @@ class Ledger(StoreBase):
             bot_monthly=self.default_monthly,
         )
 
-    async def _images_used(self, tx: Tx, guild_id: int | None, user_id: int, since: datetime) -> int:
+    async def _images_used(
+        self, tx: Tx, guild_id: int | None, user_id: int, day_start: datetime, month_start: datetime
+    ) -> tuple[int, int]:
+        """Images used since ``day_start`` and since ``month_start`` (the day lies in the month)."""
+        used = f"COALESCE(SUM(CASE WHEN created_at >= ? THEN {IMAGES_OF_JOB} ELSE 0 END), 0), {IMAGES_USED}"
         if guild_id is None:
             row = await tx.fetchone(
-                f"SELECT {IMAGES_USED} FROM jobs WHERE guild_id IS NULL AND user_id = ? AND created_at >= ?",
-                (user_id, ts(since)),
+                f"SELECT {used} FROM jobs WHERE guild_id IS NULL AND user_id = ? AND created_at >= ?",
+                (ts(day_start), user_id, ts(month_start)),
             )
-            return int(row[0])
-        row = await tx.fetchone(
-            f"SELECT {IMAGES_USED} FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ? "
-            "AND id > COALESCE((SELECT last_job_id FROM quota_resets WHERE guild_id = ? AND user_id = ? "
-            "ORDER BY id DESC LIMIT 1), 0)",
-            (guild_id, user_id, ts(since), guild_id, user_id),
-        )
-        return int(row[0])
+        else:
+            row = await tx.fetchone(
+                f"SELECT {used} FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ? "
+                "AND id > COALESCE((SELECT last_job_id FROM quota_resets WHERE guild_id = ? AND user_id = ? "
+                "ORDER BY id DESC LIMIT 1), 0)",
+                (ts(day_start), guild_id, user_id, ts(month_start), guild_id, user_id),
+            )
+        return int(row[0]), int(row[1])
 
     async def _budget_spent(self, tx: Tx, guild_id: int, month: Period) -> float:
         row = await tx.fetchone(
@@ -121,8 +126,7 @@ class Ledger(StoreBase):
         day, month = day_period(now, tz), month_period(now, tz)
         limits = await self._limits(tx, guild_id, user_id, role_ids)
         # Jobs are created at "now" or earlier, so ">= start" is the whole period so far.
-        daily_used = await self._images_used(tx, guild_id, user_id, day.start)
-        monthly_used = await self._images_used(tx, guild_id, user_id, month.start)
+        daily_used, monthly_used = await self._images_used(tx, guild_id, user_id, day.start, month.start)
         spent = 0.0
         if guild_id is not None and settings.budget_usd is not None:
             spent = await self._budget_spent(tx, guild_id, month)

@@ -85,9 +85,15 @@ class PostgresTx(Tx):
         await self.conn.executemany(to_dollar_params(sql), rows)
 
     async def lock_quota(self, guild_id: int | None, user_id: int) -> None:
-        if guild_id is not None:
-            await self.conn.execute("SELECT pg_advisory_xact_lock_shared($1::bigint)", int(guild_id))
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", hashed_key("user", guild_id, user_id))
+        user_key = hashed_key("user", guild_id, user_id)
+        if guild_id is None:
+            await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", user_key)
+        else:  # one round trip; PostgreSQL evaluates a select list left to right: server, then user
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock_shared($1::bigint), pg_advisory_xact_lock($2::bigint)",
+                int(guild_id),
+                user_key,
+            )
 
     async def lock_budget(self, guild_id: int) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", hashed_key("budget", guild_id))

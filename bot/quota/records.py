@@ -17,10 +17,11 @@ REFUND_STATUSES: Final = frozenset({"failed", "blocked", "cancelled", "crashed"}
 JOB_KINDS: Final = frozenset({"generate", "edit"})
 
 # SQL fragments shared by the ledger and the reports (constants, never built from input).
-IMAGES_USED = (
-    "COALESCE(SUM(CASE WHEN status IN ('reserved', 'running') THEN images_reserved "
-    "WHEN status IN ('done', 'partial') THEN images_done ELSE 0 END), 0)"
+IMAGES_OF_JOB = (
+    "CASE WHEN status IN ('reserved', 'running') THEN images_reserved "
+    "WHEN status IN ('done', 'partial') THEN images_done ELSE 0 END"
 )
+IMAGES_USED = f"COALESCE(SUM({IMAGES_OF_JOB}), 0)"
 COST_SPENT = "COALESCE(SUM(CASE WHEN status IN ('reserved', 'running') THEN cost_estimate ELSE cost_actual END), 0)"
 JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, kind, prompt, settings, model, status, images_reserved, "
