@@ -181,10 +181,10 @@ class Ledger(StoreBase):
         async with self._write() as tx:
             await tx.lock_quota(guild_id, user_id)
             now = self.now()
-            settings = await self._settings(tx, guild_id)
-            if guild_id is not None and settings.budget_usd is not None:
+            server = await self._settings(tx, guild_id)
+            if guild_id is not None and server.budget_usd is not None:
                 await tx.lock_budget(guild_id)  # the budget is shared by the whole server
-            usage = await self._usage(tx, guild_id, user_id, role_ids, now, settings)
+            usage = await self._usage(tx, guild_id, user_id, role_ids, now, server)
             denial = check_images(
                 usage.limits, daily_used=usage.daily_used, monthly_used=usage.monthly_used, images=images
             )
