@@ -4,7 +4,7 @@
 ``postgresql``; ``.ci/run`` installs it when neither has them). The server listens on 127.0.0.1 on
 a free port with ``trust`` authentication and ``fsync=off`` (test data only). ``initdb`` refuses to
 run as root, so as root the cluster belongs to the OS user ``postgres`` (created by the Debian
-package) and the server commands run through ``runuser``.
+package; ``nobody`` where there is none) and the server commands run through ``runuser``.
 
 Each test gets a fresh database of its own (``new_database``). The server is stopped when the
 test process exits. Not found, it fails the tests that need it: they never skip.
@@ -60,7 +60,7 @@ class PgServer:
         return self.root / "data"
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{_OS_USER if self.as_user else _current_user()}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str) -> None:
         cmd = [str(self.bin_dir / args[0]), *args[1:]]
@@ -86,7 +86,8 @@ class PgServer:
 
     @property
     def user(self) -> str:
-        return _OS_USER if self.as_user else _current_user()
+        """The database superuser: named like the OS user that owns the cluster."""
+        return self.as_user or _current_user()
 
     async def new_database(self) -> str:
         """A fresh, empty database; returns its URL."""
@@ -97,6 +98,17 @@ class PgServer:
         finally:
             await conn.close()
         return self.url(name)
+
+
+def _server_user() -> str:
+    """As root: the OS user ``postgres`` (Debian's package creates it), else ``nobody``."""
+    for name in (_OS_USER, "nobody"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise RuntimeError("running as root, but there is no OS user postgres or nobody to run PostgreSQL as")
 
 
 def _current_user() -> str:
@@ -117,7 +129,7 @@ def server() -> PgServer:
             "PostgreSQL not found (initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin): "
             "install it, e.g. apt-get install -y postgresql"
         )
-    as_user = _OS_USER if os.geteuid() == 0 else None
+    as_user = _server_user() if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="imagebot-pg-"))
     if as_user:
         entry = pwd.getpwnam(as_user)
