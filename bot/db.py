@@ -2,7 +2,10 @@
 
 Migrations are the files ``bot/migrations/NNNN_name.sql``, applied in order, each in one
 transaction together with the bump of ``PRAGMA user_version``. A fresh file and an older file
-both end at the newest schema.
+both end at the newest schema. PostgreSQL (``bot/quota/postgres.py``) applies the same numbered
+migrations, taking ``bot/migrations/postgresql/NNNN_name.sql`` instead where the SQL must differ.
+
+``kv_get`` / ``kv_set`` read and write the key-value table on either database.
 """
 
 from __future__ import annotations
@@ -16,20 +19,28 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot.quota.tx import Backend
+
 log = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every migration shipped with the bot, in order."""
-    found: list[tuple[int, str, str]] = []
-    for entry in resources.files("bot").joinpath("migrations").iterdir():
-        m = _MIGRATION_NAME.match(entry.name)
-        if m:
-            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    return found
+def migrations(dialect: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with the bot for ``dialect``, in order.
+
+    For "postgresql", a file of the same number in ``migrations/postgresql/`` replaces the shared one.
+    """
+    folder = resources.files("bot").joinpath("migrations")
+    found: dict[int, tuple[str, str]] = {}
+    for directory in (folder, folder.joinpath(dialect)) if dialect != "sqlite" else (folder,):
+        if not directory.is_dir():
+            continue
+        for entry in directory.iterdir():
+            m = _MIGRATION_NAME.match(entry.name)
+            if m:
+                found[int(m.group(1))] = (entry.name, entry.read_text(encoding="utf-8"))
+    return [(version, name, sql) for version, (name, sql) in sorted(found.items())]
 
 
 async def migrate(conn: aiosqlite.Connection) -> int:
@@ -44,7 +55,7 @@ async def migrate(conn: aiosqlite.Connection) -> int:
         # executescript would COMMIT first; run statements inside an explicit transaction instead.
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _split_sql(sql):
+            for statement in split_sql(sql):
                 await conn.execute(statement)
             await conn.execute(f"PRAGMA user_version = {int(version)}")
             await conn.commit()
@@ -55,7 +66,7 @@ async def migrate(conn: aiosqlite.Connection) -> int:
     return current
 
 
-def _split_sql(sql: str) -> list[str]:
+def split_sql(sql: str) -> list[str]:
     """Split a migration file into statements (no semicolons inside strings in our migrations)."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
@@ -78,14 +89,27 @@ async def open_database(path: Path) -> AsyncIterator[aiosqlite.Connection]:
         await conn.close()
 
 
-async def kv_get(conn: aiosqlite.Connection, key: str) -> str | None:
-    async with conn.execute("SELECT value FROM kv WHERE key = ?", (key,)) as cur:
-        row = await cur.fetchone()
+_KV_GET = "SELECT value FROM kv WHERE key = ?"
+_KV_SET = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+
+
+async def kv_get(db: aiosqlite.Connection | Backend, key: str) -> str | None:
+    """The value stored under ``key``: ``db`` is an aiosqlite connection or a store's backend
+    (``QuotaStore.backend``, SQLite or PostgreSQL)."""
+    if isinstance(db, Backend):
+        async with db.plain() as tx:
+            row = await tx.fetchone(_KV_GET, (key,))
+    else:
+        async with db.execute(_KV_GET, (key,)) as cur:
+            row = await cur.fetchone()
     return None if row is None else str(row[0])
 
 
-async def kv_set(conn: aiosqlite.Connection, key: str, value: str) -> None:
-    await conn.execute(
-        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+async def kv_set(db: aiosqlite.Connection | Backend, key: str, value: str) -> None:
+    """Store ``value`` under ``key``. On a Backend this is its own transaction (which takes the
+    SQLite connection lock itself); on a bare connection the caller holds ``connection_lock``."""
+    if isinstance(db, Backend):
+        async with db.transaction(write=True) as tx:
+            await tx.execute(_KV_SET, (key, value))
+    else:
+        await db.execute(_KV_SET, (key, value))

@@ -1,4 +1,8 @@
-"""QuotaStore against real SQLite files (bot.db.open_database), with an injectable clock."""
+"""QuotaStore against real databases, with an injectable clock.
+
+Every test taking the ``store`` fixture runs twice: on an SQLite file (``bot.db.open_database``)
+and on a real PostgreSQL server (``tests/pgserver.py``); see ``tests/stores.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,73 +11,32 @@ import contextlib
 import csv
 import io
 import sqlite3
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.db import migrations, open_database
-from bot.quota import (
-    INHERIT,
-    JobNotFound,
-    JobStateError,
-    QuotaExceeded,
-    QuotaStore,
-    Reservation,
+from bot.quota import INHERIT, JobNotFound, JobStateError, QuotaExceeded, QuotaStore
+from tests.stores import (
+    CHANNEL,
+    GUILD,
+    MOD,
+    USER,
+    Clock,
+    clock,
+    database,
+    dialect,
+    open_backend,
+    reserve,
+    rows,
+    store,
 )
 
-GUILD = 1000
-CHANNEL = 2000
-USER = 3000
-MOD = 4000
 LATEST = migrations()[-1][0]
 
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2024, 6, 15, 12, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[QuotaStore]:
-    async with open_database(tmp_path / "bot.db") as conn:
-        yield QuotaStore(conn, default_daily=5, default_monthly=50, clock=clock)
-
-
-async def reserve(store: QuotaStore, *, images: int = 1, cost: float = 0.04, **kw: Any) -> Reservation:
-    args: dict[str, Any] = {
-        "guild_id": GUILD,
-        "channel_id": CHANNEL,
-        "user_id": USER,
-        "role_ids": (),
-        "kind": "generate",
-        "prompt": "a cat",
-        "settings": {"size": "1024x1024"},
-        "model": "gpt-image-1",
-        "images": images,
-        "cost_estimate": cost,
-    }
-    args.update(kw)
-    return await store.reserve(**args)
-
-
-async def rows(store: QuotaStore, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-    async with store._conn.execute(sql, params) as cur:
-        return list(await cur.fetchall())
-
+__all__ = ["clock", "database", "dialect", "open_backend", "store"]  # fixtures used here
 
 # --------------------------------------------------------------------------- lifecycle
 
@@ -464,6 +427,19 @@ async def test_100_concurrent_reservations_admit_exactly_the_remaining(store: Qu
     assert len(await rows(store, "SELECT id FROM jobs")) == 6
 
 
+async def test_100_members_racing_for_the_last_of_the_budget(store: QuotaStore) -> None:
+    """Different users do not share a limit, but they share the server's budget."""
+    await store.set_default_limit(GUILD, daily=None, monthly=None, actor_id=MOD)
+    await store.set_budget(GUILD, 0.5, actor_id=MOD)
+    results = await asyncio.gather(
+        *(reserve(store, user_id=USER + i, cost=0.1) for i in range(100)), return_exceptions=True
+    )
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded) and r.scope == "budget"]
+    assert len(admitted) == 5 and len(refused) == 95
+    assert (await store.usage(GUILD, USER, ())).budget_spent == pytest.approx(0.5)
+
+
 async def test_concurrent_reservations_on_two_connections(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "shared.db"
     async with open_database(path) as c1, open_database(path) as c2:
@@ -477,9 +453,11 @@ async def test_concurrent_reservations_on_two_connections(tmp_path: Path, clock:
         assert (await s2.usage(GUILD, USER, ())).daily_used == 5
 
 
-async def test_stores_on_one_connection_share_the_lock(store: QuotaStore) -> None:
-    other = QuotaStore(store._conn, default_daily=5, default_monthly=50)
-    assert other._lock is store._lock
+async def test_stores_on_one_connection_share_the_lock(tmp_path: Path) -> None:
+    async with open_database(tmp_path / "bot.db") as conn:
+        one = QuotaStore(conn, default_daily=5, default_monthly=50)
+        other = QuotaStore(conn, default_daily=5, default_monthly=50)
+        assert other._lock is one._lock
 
 
 async def test_cancelled_reservation_leaves_nothing_held(store: QuotaStore) -> None:
@@ -498,7 +476,8 @@ async def test_cancelled_reservation_leaves_nothing_held(store: QuotaStore) -> N
             returned += 1
         except asyncio.CancelledError:
             cancelled += 1
-        assert not store._conn.in_transaction
+        if store.backend.dialect == "sqlite":
+            assert not store._conn.in_transaction
     held = await rows(store, "SELECT id FROM jobs WHERE status = 'reserved'")
     assert cancelled > 0
     assert len(held) == returned == (await store.usage(GUILD, USER, ())).daily_used
