@@ -387,8 +387,10 @@ class ImagesClient:
                         yield handed.pop()
                 return
             except StreamError as err:
-                # Broken before its first event: nothing was generated yet, so trying again is safe.
-                if yielded or not err.before_first_event or attempt >= self.max_retries:
+                # Broken before its first event: nothing was generated yet, so trying again is safe. A stall
+                # is not a break: the service may still be working on (and billing) the image.
+                stalled = isinstance(err, StreamStalled)
+                if yielded or stalled or not err.before_first_event or attempt >= self.max_retries:
                     raise
                 attempt += 1
                 delay = self._backoff(attempt - 1)
