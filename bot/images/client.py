@@ -21,7 +21,6 @@ import aiohttp
 from .errors import (
     BODY_PARSE_CODES,
     ConnectionFailed,
-    DownloadFailed,
     ImagesAPIError,
     MalformedResponse,
     RateLimited,
@@ -57,12 +56,9 @@ MAX_INPUT_IMAGES = 16
 # Optional fields the bot adds itself: a 400 naming one drops it (once, remembered per endpoint).
 OPTIONAL_FIELDS = ("input_fidelity", "output_compression", "moderation", "safety_identifier")
 MAX_FIELD_DROPS = 2
-# Images a gateway returns as a link (``url``): fetched without the API key, within these limits.
+# Images a gateway returns as a link (``url``): fetched within these limits (bot/images/links.py).
 DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 60.0
-DOWNLOAD_TYPES = frozenset(
-    {"image/png", "image/jpeg", "image/jpg", "image/webp", "application/octet-stream", "binary/octet-stream", ""}
-)
 _FORMAT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
 
 _EXT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -481,36 +477,17 @@ class ImagesClient:
         raise err
 
     async def _download(self, item: dict[str, Any], request_id: str | None) -> bytes:
-        """Fetch an image the service returned as ``url``: the bot's own session, no API key, bounded in
-        size, time and content type; the bytes must be a PNG, JPEG or WebP."""
-        url = item.get("url")
-        if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
-            raise MalformedResponse("an image without b64_json or an http(s) url", request_id=request_id)
-        shown = url.split("?", 1)[0][:200]  # signed links: keep the query out of logs
-        limit = self.download_max_bytes
-        timeout = aiohttp.ClientTimeout(total=self.download_timeout, sock_connect=self.connect_timeout)
-        try:
-            async with self._session.get(
-                url, headers={"User-Agent": "imagebot/0.1"}, timeout=timeout, max_redirects=3
-            ) as resp:
-                ctype = resp.content_type.lower() if resp.headers.get("Content-Type") else ""
-                if resp.status != 200:
-                    raise DownloadFailed(f"image link {shown} answered HTTP {resp.status}", request_id=request_id)
-                if ctype not in DOWNLOAD_TYPES:
-                    raise DownloadFailed(f"image link {shown} sent {ctype!r}, not an image", request_id=request_id)
-                if (resp.content_length or 0) > limit:
-                    raise DownloadFailed(f"image link {shown} is over {limit} bytes", request_id=request_id)
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(256 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        raise DownloadFailed(f"image link {shown} is over {limit} bytes", request_id=request_id)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise DownloadFailed(f"image link {shown}: {type(exc).__name__}", request_id=request_id) from None
-        if _sniff_content_type(bytes(data[:16])) is None:
-            raise MalformedResponse(f"image link {shown} is not a PNG, JPEG or WebP", request_id=request_id)
-        log.debug("downloaded %d bytes from image link %s (x-request-id=%s)", len(data), shown, request_id)
-        return bytes(data)
+        """The image behind an item's ``url`` (see ``bot/images/links.py``)."""
+        from .links import fetch_image
+
+        return await fetch_image(
+            self._session,
+            item.get("url"),
+            request_id=request_id,
+            max_bytes=self.download_max_bytes,
+            timeout=self.download_timeout,
+            connect_timeout=self.connect_timeout,
+        )
 
     # ---- responses ---------------------------------------------------------------------------
     async def _chunks(self, resp: aiohttp.ClientResponse, request_id: str | None) -> AsyncIterator[bytes]:
