@@ -399,7 +399,8 @@ class FakeImagesAPI:
         data = self._files.get(request.match_info["name"])
         if data is None:
             return web.Response(status=404, text="not found")
-        return web.Response(body=data, content_type="image/png" if data.startswith(b"\x89PNG") else "image/jpeg")
+        ctype = "image/png" if data.startswith(b"\x89PNG") else "image/webp" if data[8:12] == b"WEBP" else "image/jpeg"
+        return web.Response(body=data, content_type=ctype)
 
     def link(self, data: bytes) -> str:
         """Keep ``data`` and return the image link that serves it."""
