@@ -72,9 +72,13 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         return
     from bot.fakeapi import FakeImagesAPI
 
-    fake = FakeImagesAPI()
+    fake = FakeImagesAPI(gateway=settings.demo_gateway)
     base = await fake.start()
-    log.warning("DEMO_MODE: images come from the built-in fake image service at %s, not OpenAI", base)
+    log.warning(
+        "DEMO_MODE: images come from the built-in fake image service at %s (imitating %s), not OpenAI",
+        base,
+        settings.demo_gateway,
+    )
     try:
         yield base
     finally:

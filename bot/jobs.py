@@ -28,6 +28,7 @@ from bot.images.types import (
     ImageEvent,
     InputImage,
     PartialImage,
+    hashed_user,
 )
 from bot.imaging import DamagedImage, verify_image
 from bot.joblog import JobEvents
@@ -382,7 +383,7 @@ class JobService:
             "output_compression": self.output_compression if o.output_format in ("jpeg", "webp") else None,
             "partial_images": self.partial_images,
             "stream": self.partial_images > 0,
-            "user": f"discord-{spec.user_id}",
+            "user": hashed_user(spec.user_id),  # sent as user and safety_identifier; never the raw id
         }
         if spec.kind == "edit":
             return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))

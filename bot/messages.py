@@ -5,15 +5,20 @@ Users never see raw exception text or a status code alone; operators get the det
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from bot.images.errors import (
     AuthenticationFailed,
     BrokenImage,
     ContentBlocked,
+    DownloadFailed,
+    EditsNotSupported,
     ImagesAPIError,
     InsufficientQuota,
     InvalidRequest,
+    MalformedResponse,
+    ModelUnavailable,
     PermissionDenied,
     RateLimited,
     ServerError,
@@ -60,21 +65,33 @@ def api_error(exc: BaseException) -> str:
             "The image service declined this request under its safety rules. "
             "Try rewording the prompt. This didn't count against your quota."
         )
+    if isinstance(exc, InsufficientQuota):  # before the 401/403 classes: gateways answer quota with those
+        return "The image service the bot uses is out of credit. Please tell the server owner."
+    if isinstance(exc, ModelUnavailable):
+        return (
+            "The image service doesn't offer the model this bot is set up to use: a configuration problem "
+            "(the `IMAGE_MODEL` setting). Please tell the server owner."
+        )
+    if isinstance(exc, EditsNotSupported):
+        return "This image service does not support editing. Please tell the server owner."
+    if isinstance(exc, MalformedResponse):
+        return "The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."
+    if isinstance(exc, DownloadFailed):
+        return "The image service made the image, but the bot couldn't download it. Please try again."
     if isinstance(exc, AuthenticationFailed):
         return "The bot's OpenAI API key was rejected. Please tell the server owner."
     if isinstance(exc, VerificationRequired):
         return "The bot's OpenAI organization must be verified to use this model. Please tell the server owner."
     if isinstance(exc, PermissionDenied):
         return "The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."
-    if isinstance(exc, InsufficientQuota):
-        return "The bot's OpenAI account is out of credit. Please tell the server owner."
     if isinstance(exc, RateLimited):
         return "The image service is busy right now (rate limit). Please try again in a minute."
     if isinstance(exc, ServerError):
         return "The image service had a problem. Please try again in a moment."
     if isinstance(exc, InvalidRequest):
-        param = f" (`{exc.param}`)" if exc.param else ""
-        return f"The image service refused these settings{param}: {_clip(exc.message or 'invalid request', 300)}"
+        # The service's own wording (a gateway's especially) stays in the log: it is not written for users.
+        param = f" (`{exc.param}`)" if exc.param and _FIELD.fullmatch(exc.param) else ""
+        return f"The image service refused these settings{param}. Try other options, or a different prompt."
     if isinstance(exc, BrokenImage):
         return "The image service sent back a broken image file. Please try again; this one isn't charged."
     if isinstance(exc, StreamError):
@@ -126,6 +143,9 @@ def rule_error(exc: RuleError) -> str:
     if exc.code == "too_many_regex":
         return f"This server has the maximum of {info.get('limit')} regular-expression rules. Remove one first."
     return "That rule can't be added."
+
+
+_FIELD = re.compile(r"[a-z_]{1,40}(\[\d{0,2}\])?")
 
 
 def user_error(exc: BaseException) -> str | None:

@@ -81,7 +81,7 @@ async def test_streaming_generate(fake: FakeImagesAPI, client: ImagesClient) -> 
     body = fake.requests[-1].json
     assert body is not None
     assert body["model"] == "gpt-image-2" and body["stream"] is True and body["partial_images"] == 2
-    assert body["safety_identifier"] == "user-42" and "user" not in body
+    assert body["safety_identifier"] == "user-42" and body["user"] == "user-42"  # new-api keeps only user
     assert fake.requests[-1].headers["Authorization"] == f"Bearer {KEY}"
 
 

@@ -1,4 +1,5 @@
-"""Run the fake Images API standalone: ``python -m bot.fakeapi [--host H] [--port P] [--realistic]``."""
+"""Run the fake Images API standalone: ``python -m bot.fakeapi [--host H] [--port P] [--realistic]
+[--gateway new-api|one-api|litellm]``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import asyncio
 import contextlib
 import logging
 
+from .gateways import GATEWAYS
 from .server import FakeImagesAPI
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeImagesAPI(api_key=args.api_key, realistic=args.realistic, done_marker=args.done_marker)
+    fake = FakeImagesAPI(
+        api_key=args.api_key, realistic=args.realistic, done_marker=args.done_marker, gateway=args.gateway
+    )
+    fake.gateway.json_channel = args.json_channel
+    fake.gateway.url_items = args.url_items
     fake.delay_first_event = args.delay
     fake.delay_between_events = args.delay
     base_url = await fake.start(args.host, args.port)
@@ -32,6 +38,9 @@ def main() -> None:
     parser.add_argument("--done-marker", action="store_true", help="end streams with data: [DONE]")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds before each stream event")
     parser.add_argument("--api-key", default=None, help="require this bearer key")
+    parser.add_argument("--gateway", choices=GATEWAYS, default="openai", help="the gateway to imitate")
+    parser.add_argument("--json-channel", action="store_true", help="new-api: the upstream channel answers JSON")
+    parser.add_argument("--url-items", action="store_true", help="images as links (url) instead of b64_json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

@@ -26,6 +26,7 @@ from aiohttp import BodyPartReader, web
 from bot.images.models import MODELS, get_model, input_image_tokens
 
 from . import draw
+from .gateways import Gateway, gateway_error
 
 __all__ = ["FakeImagesAPI", "Fault", "RecordedFile", "RecordedRequest", "SentEvent"]
 
@@ -84,6 +85,7 @@ class Fault:
     kind: ``error`` (answer ``status`` + ``body``), ``mid_stream_error`` (send ``event: error`` after
     ``after_partials`` partial frames), ``drop`` (close the socket abruptly there), ``hang`` (stall there),
     ``truncate`` (send the final image(s) cut to their first ``keep_bytes`` bytes, the answer otherwise normal).
+    ``half_event`` (send half of the next event's JSON, then end the stream).
     """
 
     kind: str
@@ -132,7 +134,17 @@ class FakeImagesAPI:
         realistic: bool = False,
         done_marker: bool = False,
         validate: bool = True,
+        gateway: str = "openai",
     ) -> None:
+        # Which gateway it imitates (bot/fakeapi/gateways.py); its options (json_channel, url_items, ...)
+        # are attributes of ``self.gateway``.
+        self.gateway = Gateway(gateway)
+        # Images the "upstream" produced, i.e. what the owner was charged for (a gateway may fail after it).
+        self.billed = 0
+        self.forwarded: list[dict[str, Any]] = []  # each request's parameters as the upstream received them
+        self.downloads: list[dict[str, str]] = []  # headers of each GET of an image link
+        self.request_ids: list[str] = []  # the request id given to each request, in order
+        self._files: dict[str, bytes] = {}
         self.api_key = api_key
         self.realistic = realistic
         self.done_marker = done_marker
@@ -176,6 +188,7 @@ class FakeImagesAPI:
         app.router.add_post("/v1/images/edits", self._handle)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model}", self._models)
+        app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, shutdown_timeout=1.0)
@@ -242,6 +255,14 @@ class FakeImagesAPI:
             code="insufficient_quota",
             message="You exceeded your current quota, please check your plan and billing details.",
         )
+
+    def gateway_fail_next(self, kind: str, *, model: str = "gpt-image-2") -> None:
+        """Answer the next request with this gateway's failure ``kind`` (see ``gateway_error``)."""
+        status, body = gateway_error(self.gateway.name, kind, model)
+        self._faults.append(Fault("error", status, body))
+
+    def half_event_next(self, after_partials: int = 0) -> None:
+        self._faults.append(Fault("half_event", after_partials=after_partials))
 
     def error_mid_stream_next(self, after_partials: int = 0) -> None:
         body = _error_body("The server had an error while processing your request.", "server_error", "server_error")
@@ -334,7 +355,8 @@ class FakeImagesAPI:
         self._counter += 1
         number = self._counter
         request_id = f"req_{uuid.uuid4().hex}"
-        headers = {"x-request-id": request_id}
+        headers = {self.gateway.request_id_header: request_id}
+        self.request_ids.append(request_id)
         edit = request.path.endswith("/edits")
         try:
             rec = await self._record(request, edit)
@@ -363,8 +385,19 @@ class FakeImagesAPI:
         if stream and self.refuse_streaming:
             body = _error_body(VERIFY_STREAM_MESSAGE, "invalid_request_error", "unsupported_value", "stream")
             return self._error(403, body, headers)
+        refusal = self.gateway.refuse(request.path, params, stream)
+        if refusal is not None:
+            status, body, billed = refusal
+            if billed:
+                self.billed += int(params.get("n") or 1)
+            return self._error(status, body, headers)
+        params = self.gateway.forward(request.path, params)
+        self.forwarded.append(params)
+        stream = bool(params.get("stream"))
 
         job = _Job(self, number, params, images, mask, edit, fault)
+        if self.gateway.json_as_stream(stream):
+            return await job.json_as_stream(request, headers)
         if stream:
             return await job.stream(request, headers)
         return await job.respond(request, headers)
@@ -390,7 +423,24 @@ class FakeImagesAPI:
         return web.json_response(model(wanted), headers=headers)
 
     def _error(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> web.Response:
+        request_id = headers.get(self.gateway.request_id_header) or headers.get("x-request-id") or ""
+        body = self.gateway.decorate(status, body, request_id)
         return web.json_response(body, status=status, headers=headers)
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        """An image link of a url-only answer (served without any key, as a CDN would)."""
+        self.downloads.append(dict(request.headers))
+        data = self._files.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404, text="not found")
+        ctype = "image/png" if data.startswith(b"\x89PNG") else "image/webp" if data[8:12] == b"WEBP" else "image/jpeg"
+        return web.Response(body=data, content_type=ctype)
+
+    def link(self, data: bytes) -> str:
+        """Keep ``data`` and return the image link that serves it."""
+        name = f"{uuid.uuid4().hex}.img"
+        self._files[name] = data
+        return f"{self.base_url.rsplit('/v1', 1)[0]}/files/{name}"
 
     async def _record(self, request: web.Request, edit: bool) -> RecordedRequest:
         rec = RecordedRequest(request.method, request.path, dict(request.headers))
@@ -660,14 +710,18 @@ class _Job:
         for i in range(self.n):
             raw, b64 = await self.render(i, 1.0)
             self.api.results.append(raw)
-            data.append({"b64_json": b64})
+            self.api.billed += 1
+            data.append({"url": self.api.link(raw)} if self.api.gateway.url_items else {"b64_json": b64})
         common = self._common()
-        body = {
+        body: dict[str, Any] = {
             "created": common.pop("created_at"),
-            "data": data,
+            "data": data[0] if self.api.gateway.data_as_object and len(data) == 1 else data,
             **common,
             "usage": self.usage(self.n),
         }
+        if not self.api.gateway.is_openai:  # a gateway channel's answer: no resolved settings
+            for key in ("size", "quality", "output_format", "background"):
+                body.pop(key, None)
         text = await asyncio.to_thread(json.dumps, body)
         self._log("response", None)
         return web.Response(text=text, content_type="application/json", headers=headers)
@@ -709,6 +763,14 @@ class _Job:
                     if fault.kind == "hang":
                         await self._hang()
                         return resp
+                    if fault.kind == "half_event":
+                        _, b64 = await self.render(i, 1.0)
+                        kind = f"{self.prefix}.partial_image"
+                        head = f'event: {kind}\ndata: {{"type": "{kind}", "b64_json": "'.encode()
+                        await resp.write(head + b64[: len(b64) // 2].encode("ascii") + b"\n\n")
+                        self._log("half_event", None)
+                        await resp.write_eof()
+                        return resp
                 delay = self.api.event_delay(first)
                 if delay:
                     await asyncio.sleep(delay)
@@ -719,6 +781,7 @@ class _Job:
                 if final:
                     rest["usage"] = self.usage(1)
                     self.api.results.append(raw)
+                    self.api.billed += 1
                 else:
                     rest["partial_image_index"] = p
                     sent_partials += 1
@@ -727,12 +790,34 @@ class _Job:
                 head = f'event: {kind}\ndata: {{"type": {json.dumps(kind)}, "b64_json": "'.encode()
                 tail = f'", {json.dumps(rest)[1:]}\n\n'.encode()
                 started = time.monotonic()
+                if self.api.gateway.pings:
+                    await resp.write(b": PING\n\n")
                 await resp.write(head)
                 await resp.write(b64.encode("ascii"))
                 await resp.write(tail)
                 self._log(kind, None if final else p, started)
-        if self.api.done_marker:
+        if self.api.done_marker or self.api.gateway.pings:
             await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def json_as_stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        """new-api with a channel that answers JSON: each ``data[]`` item becomes a ``completed`` event
+        with ``url`` or ``b64_json``, ``revised_prompt`` and ``usage``, but no size/quality/format."""
+        resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if self.api.delay_first_event:
+            await asyncio.sleep(self.api.delay_first_event)
+        kind = f"{self.prefix}.completed"
+        for i in range(self.n):
+            raw, b64 = await self.render(i, 1.0)
+            self.api.results.append(raw)
+            self.api.billed += 1
+            item: dict[str, Any] = {"type": kind, "revised_prompt": self.prompt, "usage": self.usage(1)}
+            item.update({"url": self.api.link(raw)} if self.api.gateway.url_items else {"b64_json": b64})
+            await resp.write(b": PING\n\n" + f"event: {kind}\ndata: {json.dumps(item)}\n\n".encode())
+            self._log(kind, None)
+        await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
 

@@ -19,9 +19,10 @@ from typing import Any
 import aiohttp
 
 from .errors import (
+    BODY_PARSE_CODES,
     ConnectionFailed,
     ImagesAPIError,
-    InsufficientQuota,
+    MalformedResponse,
     RateLimited,
     ServerError,
     StreamError,
@@ -29,6 +30,7 @@ from .errors import (
     error_from_response,
     error_from_stream_payload,
     redact,
+    request_id_from,
 )
 from .models import family_name, get_model
 from .sse import iter_sse
@@ -48,8 +50,16 @@ log = logging.getLogger(__name__)
 
 # Event payloads larger than this are parsed (json + base64) in a worker thread.
 OFFLOAD_BYTES = 32 * 1024
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# Retried only when OpenAI itself says so (not a gateway): the request cannot have produced an image.
+RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_INPUT_IMAGES = 16
+# Optional fields the bot adds itself: a 400 naming one drops it (once, remembered per endpoint).
+OPTIONAL_FIELDS = ("input_fidelity", "output_compression", "moderation", "safety_identifier")
+MAX_FIELD_DROPS = 2
+# Images a gateway returns as a link (``url``): fetched within these limits (bot/images/links.py).
+DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
+DOWNLOAD_TIMEOUT = 60.0
+_FORMAT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
 
 _EXT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -62,6 +72,11 @@ def _sniff_content_type(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def _format_of(data: bytes) -> str:
+    """The output format of image bytes, sniffed (gateways may not say)."""
+    return _FORMAT_FOR_TYPE.get(_sniff_content_type(data[:16]) or "", "png")
 
 
 def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
@@ -162,13 +177,35 @@ def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, 
     if not isinstance(obj, dict):
         raise ValueError("response is not a JSON object")
     items: list[tuple[dict[str, Any], bytes | None]] = []
-    for item in obj.get("data") or []:
+    data = obj.get("data") or []
+    for item in [data] if isinstance(data, dict) else data:  # some gateways send one object, not a list
         if not isinstance(item, dict):
             continue
         item = dict(item)
         b64 = item.pop("b64_json", None)
         items.append((item, base64.b64decode(b64) if isinstance(b64, str) and b64 else None))
     return obj, items
+
+
+class _DataSeen:
+    """Watches a stream's chunks for the first event (a ``data:`` or ``event:`` field; ``: PING`` comments do
+    not count) and marks a ``StreamError`` raised before it as ``before_first_event``."""
+
+    __slots__ = ("any",)
+
+    def __init__(self) -> None:
+        self.any = False
+
+    async def watch(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                if not self.any and (b"data" in chunk or b"event" in chunk):
+                    self.any = True
+                yield chunk
+                chunk = b""
+        except StreamError as err:
+            err.before_first_event = not self.any
+            raise
 
 
 class ImagesClient:
@@ -196,15 +233,23 @@ class ImagesClient:
         self.stall_timeout = stall_timeout
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
-        self._streaming_refused = False
+        self.download_max_bytes = DOWNLOAD_MAX_BYTES
+        self.download_timeout = DOWNLOAD_TIMEOUT
+        self._no_stream_reason: str | None = None  # why this base URL gets no stream requests any more
+        self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"ImagesClient(base_url={self.base_url!r})"
 
     @property
     def streaming_refused(self) -> bool:
-        """True once the API refused streaming (organization not verified): we no longer stream."""
-        return self._streaming_refused
+        """True once the service refused streaming (organization not verified, a gateway that cannot
+        stream images): this base URL gets no stream requests until restart."""
+        return self._no_stream_reason is not None
+
+    def dropped_fields(self, path: str) -> frozenset[str]:
+        """Optional fields no longer sent to ``path`` (e.g. ``/images/edits``) because it refused them."""
+        return frozenset(self._dropped.get(path, ()))
 
     # ---- public API --------------------------------------------------------------------------
     async def generate(self, req: GenerateRequest) -> AsyncIterator[ImageEvent]:
@@ -215,6 +260,8 @@ class ImagesClient:
             self._common_fields(body, req, stream)
             if req.moderation is not None:
                 body["moderation"] = req.moderation
+            for name in self._dropped.get("/images/generations", ()):
+                body.pop(name, None)
             return body
 
         async for event in self._run("/images/generations", req, payload):
@@ -237,6 +284,8 @@ class ImagesClient:
                     log.debug("input_fidelity omitted: %s does not take it", req.model)
                 else:
                     fields["input_fidelity"] = req.input_fidelity
+            for name in self._dropped.get("/images/edits", ()):
+                fields.pop(name, None)
             form = aiohttp.FormData(quote_fields=False)
             for key, value in fields.items():
                 if isinstance(value, bool):
@@ -268,7 +317,8 @@ class ImagesClient:
                 body["output_compression"] = req.output_compression
             else:
                 log.debug("output_compression omitted: only valid with jpeg/webp output")
-        if req.user:
+        if req.user:  # both: gateways such as new-api drop safety_identifier but keep user
+            body["user"] = req.user
             body["safety_identifier"] = req.user
         if stream:
             body["stream"] = True
@@ -282,20 +332,30 @@ class ImagesClient:
         payload: Callable[[bool], Any],
     ) -> AsyncIterator[ImageEvent]:
         url = self.base_url + path
-        stream = bool(req.stream and req.partial_images > 0 and not self._streaming_refused)
+        stream = bool(req.stream and req.partial_images > 0 and self._no_stream_reason is None)
         attempt = 0
         fell_back = False
+        drops = 0
         while True:
             try:
                 resp = await self._post(url, payload(stream), stream)
             except ImagesAPIError as err:
-                if stream and not fell_back and err.refuses_streaming:
+                field = err.names_field(f for f in OPTIONAL_FIELDS if f not in self._dropped.get(path, ()))
+                if field is not None and drops < MAX_FIELD_DROPS:
+                    drops += 1
+                    self._dropped.setdefault(path, set()).add(field)
                     log.warning(
-                        "streaming refused (organization not verified to stream, request_id=%s): "
-                        "retrying without streaming and not streaming again",
+                        "%s refused the optional field %r (request_id=%s): retrying without it and not "
+                        "sending it again; the service said: %s",
+                        path,
+                        field,
                         err.request_id,
+                        err.message,
                     )
-                    self._streaming_refused = True
+                    continue
+                reason = err.cannot_stream if stream else None
+                if reason is not None and not fell_back:
+                    self._stop_streaming(reason, err.request_id)
                     stream = False
                     fell_back = True
                     continue
@@ -303,49 +363,85 @@ class ImagesClient:
                 if delay is None:
                     raise
                 attempt += 1
-                log.info(
-                    "Images API %s (request_id=%s); retry %d/%d in %.2fs",
-                    type(err).__name__,
-                    err.request_id,
-                    attempt,
-                    self.max_retries,
-                    delay,
-                )
+                self._log_retry(err, attempt, delay)
                 await asyncio.sleep(delay)
                 continue
-            break
 
-        request_id = resp.headers.get("x-request-id")
-        try:
-            ctype = resp.headers.get("Content-Type", "")
-            if "text/event-stream" in ctype:
-                async for event in self._read_stream(resp, request_id, req.n):
-                    handed, event = [event], None
-                    yield handed.pop()
-            else:
-                async for event in self._read_json(resp, request_id):
-                    handed, event = [event], None
-                    yield handed.pop()
-        finally:
-            resp.release()
+            request_id = request_id_from(resp.headers)
+            yielded = False
+            try:
+                ctype = resp.headers.get("Content-Type", "")
+                if "text/event-stream" in ctype:
+                    async for event in self._read_stream(resp, request_id, req.n):
+                        yielded = True
+                        handed, event = [event], None
+                        yield handed.pop()
+                else:
+                    async for event in self._read_json(resp, request_id):
+                        yielded = True
+                        handed, event = [event], None
+                        yield handed.pop()
+                return
+            except StreamError as err:
+                # Broken before its first event: nothing was generated yet, so trying again is safe. A stall
+                # is not a break: the service may still be working on (and billing) the image.
+                stalled = isinstance(err, StreamStalled)
+                if yielded or stalled or not err.before_first_event or attempt >= self.max_retries:
+                    raise
+                attempt += 1
+                delay = self._backoff(attempt - 1)
+                self._log_retry(err, attempt, delay)
+                await asyncio.sleep(delay)
+            finally:
+                resp.release()
+
+    def _stop_streaming(self, reason: str, request_id: str | None) -> None:
+        if self._no_stream_reason is None:
+            log.warning(
+                "%s cannot stream images (%s, request_id=%s): retrying without streaming, and no more "
+                "stream requests to it until restart",
+                self.base_url,
+                reason,
+                request_id,
+            )
+        self._no_stream_reason = reason
+
+    def _log_retry(self, err: ImagesAPIError, attempt: int, delay: float) -> None:
+        log.info(
+            "Images API %s (request_id=%s); retry %d/%d in %.2fs",
+            type(err).__name__,
+            err.request_id,
+            attempt,
+            self.max_retries,
+            delay,
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_max, self.backoff_base * (2**attempt)) * random.uniform(0.5, 1.0)
 
     def _retry_delay(self, err: ImagesAPIError, attempt: int) -> float | None:
-        """Seconds to wait before retrying ``err``, or None when it must not be retried."""
-        if attempt >= self.max_retries:
+        """Seconds to wait before retrying ``err``, or None when it must not be retried.
+
+        Only what cannot have been billed: a connection that was never made, a 429 rate limit, and
+        502/503/504 from OpenAI itself. A gateway's 5xx may come after its upstream answered (and billed),
+        so it is never retried; nor is anything the service marked ``x-should-retry: false``."""
+        if attempt >= self.max_retries or err.should_retry is False:
             return None
-        if isinstance(err, InsufficientQuota):
-            return None
-        retryable = isinstance(err, RateLimited | ConnectionFailed) or (
-            isinstance(err, ServerError) and err.status in RETRY_STATUSES
-        )
+        if isinstance(err, ConnectionFailed):
+            retryable = err.nothing_sent
+        elif isinstance(err, RateLimited):
+            retryable = err.retry_after is not None or err.code == "rate_limit_exceeded"
+        elif isinstance(err, ServerError):
+            retryable = err.status in RETRY_STATUSES and not err.from_gateway and err.code not in BODY_PARSE_CODES
+        else:
+            retryable = False
         if not retryable:
             return None
         if err.retry_after is not None:
             if err.retry_after > self.request_timeout:
                 return None  # not worth holding the user for
             return err.retry_after
-        backoff = min(self.backoff_max, self.backoff_base * (2**attempt))
-        return backoff * random.uniform(0.5, 1.0)
+        return self._backoff(attempt)
 
     async def _post(self, url: str, data: Any, stream: bool) -> aiohttp.ClientResponse:
         headers = {
@@ -363,8 +459,10 @@ class ImagesClient:
             resp = await self._session.post(url, **kwargs)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             msg = f"cannot reach the Images API at {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ConnectionFailed(redact(msg, [self._api_key])) from None
-        request_id = resp.headers.get("x-request-id")
+            failed = ConnectionFailed(redact(msg, [self._api_key]))
+            failed.nothing_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+            raise failed from None
+        request_id = request_id_from(resp.headers)
         log.debug("POST %s -> %d (x-request-id=%s, stream=%s)", url, resp.status, request_id, stream)
         if resp.status < 400:
             return resp
@@ -377,6 +475,19 @@ class ImagesClient:
         err = error_from_response(resp.status, body, resp.headers, secrets=[self._api_key])
         log.debug("Images API error: %s", err)
         raise err
+
+    async def _download(self, item: dict[str, Any], request_id: str | None) -> bytes:
+        """The image behind an item's ``url`` (see ``bot/images/links.py``)."""
+        from .links import fetch_image
+
+        return await fetch_image(
+            self._session,
+            item.get("url"),
+            request_id=request_id,
+            max_bytes=self.download_max_bytes,
+            timeout=self.download_timeout,
+            connect_timeout=self.connect_timeout,
+        )
 
     # ---- responses ---------------------------------------------------------------------------
     async def _chunks(self, resp: aiohttp.ClientResponse, request_id: str | None) -> AsyncIterator[bytes]:
@@ -407,7 +518,8 @@ class ImagesClient:
         # image) are handed over in ``out`` and no local keeps a reference across the yield.
         completed = 0
         out: list[ImageEvent] = []
-        async for msg in iter_sse(self._chunks(resp, request_id)):
+        seen = _DataSeen()
+        async for msg in iter_sse(seen.watch(self._chunks(resp, request_id))):
             if msg.is_done:
                 break
             name, text = msg.event, msg.raw
@@ -418,7 +530,7 @@ class ImagesClient:
                 else:
                     obj, raw = _decode_event(text)
             except (ValueError, binascii.Error) as exc:
-                raise StreamError(f"undecodable stream event: {exc}", request_id=request_id) from None
+                raise MalformedResponse(f"undecodable stream event: {exc}", request_id=request_id) from None
             text = b""
             if name == "error" or "error" in obj:
                 raise error_from_stream_payload(obj, request_id=request_id, secrets=[self._api_key])
@@ -437,13 +549,13 @@ class ImagesClient:
                 raw = None
                 yield out.pop()
             elif kind.endswith(".completed"):
-                if raw is None:
-                    raise StreamError("completed event without an image", request_id=request_id)
+                if raw is None:  # a gateway's link instead of base64 (new-api's JSON-as-stream)
+                    raw = await self._download(obj, request_id)
                 completed += 1
                 out.append(
                     CompletedImage(
                         data=raw,
-                        output_format=str(obj.get("output_format") or "png"),
+                        output_format=str(obj.get("output_format") or _format_of(raw)),
                         size=obj.get("size"),
                         quality=obj.get("quality"),
                         background=obj.get("background"),
@@ -457,7 +569,9 @@ class ImagesClient:
             else:
                 log.debug("ignoring stream event %r (x-request-id=%s)", kind, request_id)
         if completed == 0:
-            raise StreamError("the stream ended without a completed image", request_id=request_id)
+            err = StreamError("the stream ended without a completed image", request_id=request_id)
+            err.before_first_event = not seen.any
+            raise err
         if completed < n:
             log.warning("stream delivered %d of %d images (x-request-id=%s)", completed, n, request_id)
 
@@ -468,7 +582,7 @@ class ImagesClient:
         try:
             obj, items = await asyncio.to_thread(_decode_response, bytes(chunks))
         except (ValueError, binascii.Error) as exc:
-            raise ImagesAPIError(
+            raise MalformedResponse(
                 f"undecodable Images API response: {exc}", status=resp.status, request_id=request_id
             ) from None
         if "error" in obj and not items:
@@ -477,12 +591,14 @@ class ImagesClient:
         fmt = str(obj.get("output_format") or "png")
         count = 0
         for item, raw in items:
+            if raw is None and isinstance(item.get("url"), str):
+                raw = await self._download(item, request_id)  # a gateway channel that returns links
             if raw is None:
                 continue
             count += 1
             yield CompletedImage(
                 data=raw,
-                output_format=fmt,
+                output_format=fmt if obj.get("output_format") else _format_of(raw),
                 size=obj.get("size"),
                 quality=obj.get("quality"),
                 background=obj.get("background"),

@@ -18,9 +18,13 @@ __all__ = [
     "AuthenticationFailed",
     "ConnectionFailed",
     "ContentBlocked",
+    "DownloadFailed",
+    "EditsNotSupported",
     "ImagesAPIError",
     "InsufficientQuota",
     "InvalidRequest",
+    "MalformedResponse",
+    "ModelUnavailable",
     "PermissionDenied",
     "RateLimited",
     "ServerError",
@@ -30,9 +34,28 @@ __all__ = [
     "error_from_response",
     "error_from_stream_payload",
     "redact",
+    "request_id_from",
 ]
 
-MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+# Safety refusals: OpenAI's codes and new-api's prompt filter (500 in older versions, 400 in newer).
+MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation", "sensitive_words_detected"})
+# Out of credit: OpenAI (429), new-api (403; older versions 401 with a Chinese text), LiteLLM (429 + text).
+QUOTA_CODES = frozenset({"insufficient_quota", "insufficient_user_quota", "pre_consume_token_quota_failed"})
+_QUOTA_TEXT = ("额度", "exceeded your current quota", "insufficient quota", "insufficient_quota", "quota exhausted")
+# The gateway has no channel/deployment for the model (new-api 503 "无可用渠道", OpenAI 404).
+MODEL_CODES = frozenset({"model_not_found", "model_not_available"})
+_MODEL_TEXT = ("无可用渠道", "no available channel")
+# A gateway could not read its upstream's body: the upstream answered (and billed) already.
+BODY_PARSE_CODES = frozenset(
+    {"unmarshal_response_body_failed", "read_response_body_failed", "bad_response_body", "bad_response"}
+)
+NOT_IMPLEMENTED_CODES = frozenset({"api_not_implemented", "not_implemented"})
+# Error types that say a gateway, not OpenAI, wrote the answer.
+GATEWAY_TYPES = frozenset({"new_api_error", "one_api_error", "upstream_error"})
+# Headers carrying a request id: OpenAI, new-api/one-api, LiteLLM (first found wins).
+REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id", "x-litellm-call-id")
+_GATEWAY_HEADERS = ("x-oneapi-request-id", "x-litellm-call-id")
+_REQUEST_ID_TEXT = re.compile(r"\(request id: ?([A-Za-z0-9_\-.:]{4,128})\)", re.IGNORECASE)
 
 # OpenAI keys (sk-..., sk-proj-..., sess-...) and bearer tokens. OpenAI itself echoes a masked key in
 # 401 messages ("Incorrect API key provided: sk-abc***xyz"); we drop even the masked remainder.
@@ -67,8 +90,12 @@ class ImagesAPIError(Exception):
         request_id: str | None = None,
         retry_after: float | None = None,
         details: dict[str, Any] | None = None,
+        should_retry: bool | None = None,
+        from_gateway: bool = False,
     ) -> None:
         self.message = redact(message or "")
+        self.should_retry = should_retry  # the ``x-should-retry`` header, when sent
+        self.from_gateway = from_gateway  # a gateway (new-api, one-api, LiteLLM), not OpenAI, answered
         self.status = status
         self.type = type
         self.code = code
@@ -103,6 +130,36 @@ class ImagesAPIError(Exception):
         """The organization must be verified *to stream* (non-streaming may still work)."""
         return self.mentions_verification and "stream" in self.message.lower()
 
+    @property
+    def cannot_stream(self) -> str | None:
+        """Why this answer to a stream request says the service cannot stream images (None: it does not).
+
+        A 400 naming ``stream``, ``partial_images``, ``extra_body`` or an unknown parameter (LiteLLM forwards
+        the stream fields as ``extra_body``), or a 5xx whose code says the gateway could not read its
+        upstream's body (one-api reads an SSE answer as JSON)."""
+        if self.refuses_streaming:
+            return "the organization must be verified to stream"
+        if self.status is not None and self.status >= 500 and self.code in BODY_PARSE_CODES:
+            return f"the gateway could not read the upstream's streamed answer ({self.code})"
+        if self.status == 400 and not isinstance(self, ContentBlocked):
+            text = f"{self.param or ''} {self.message}".lower()
+            for word in ("partial_images", "extra_body", "stream"):
+                if word in text:
+                    return f"a 400 naming {word}"
+            if self.code == "unknown_parameter" or "unknown parameter" in text or "unrecognized" in text:
+                return "a 400 naming an unknown parameter"
+        return None
+
+    def names_field(self, fields: Iterable[str]) -> str | None:
+        """The first of ``fields`` a 400 names (as ``param`` or in its text), for dropping it."""
+        if self.status != 400 or isinstance(self, ContentBlocked):
+            return None
+        text = self.message.lower()
+        for name in fields:
+            if self.param == name or re.search(rf"(?<![a-z_]){re.escape(name)}(?![a-z_])", text):
+                return name
+        return None
+
 
 class InvalidRequest(ImagesAPIError):
     """400: the request is wrong (``param`` names the field)."""
@@ -129,19 +186,45 @@ class RateLimited(ImagesAPIError):
 
 
 class InsufficientQuota(ImagesAPIError):
-    """429 ``insufficient_quota``: out of credit. Never retried."""
+    """Out of credit (OpenAI 429 ``insufficient_quota``; a gateway's quota code or text on 401/403/429).
+    The owner's problem. Never retried."""
+
+
+class ModelUnavailable(ImagesAPIError):
+    """The service offers no such model (``IMAGE_MODEL``): a configuration error. Never retried."""
+
+
+class EditsNotSupported(ImagesAPIError):
+    """The service does not implement ``/images/edits`` (one-api: 501 ``api_not_implemented``)."""
+
+
+class MalformedResponse(ImagesAPIError):
+    """The service's answer could not be read (half an event, JSON that is not JSON): its fault."""
 
 
 class ServerError(ImagesAPIError):
-    """5xx: transient server trouble."""
+    """5xx: server trouble (retried only when it comes from OpenAI itself, see ``bot/images/client.py``)."""
 
 
 class ConnectionFailed(ImagesAPIError):
-    """The request could not reach the API (DNS, refused, reset, TLS, timeout)."""
+    """The request could not reach the API (DNS, refused, reset, TLS, timeout).
+
+    ``nothing_sent``: the connection was never made (refused, DNS, connect timeout), so the request
+    cannot have been billed; only then is it retried."""
+
+    nothing_sent = False
+
+
+class DownloadFailed(ImagesAPIError):
+    """The service answered with an image link (``url``) that could not be fetched within the limits."""
 
 
 class StreamError(ImagesAPIError):
-    """An error event mid-stream, or the stream ended/dropped without a completed event."""
+    """An error event mid-stream, or the stream ended/dropped without a completed event.
+
+    ``before_first_event``: it broke before any event arrived (nothing was generated yet)."""
+
+    before_first_event = False
 
 
 class StreamStalled(StreamError):
@@ -158,6 +241,22 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
             if key.lower() == lname:
                 return val
     return value
+
+
+def request_id_from(headers: Mapping[str, str] | None, message: str = "") -> str | None:
+    """The request id of an answer: a header (OpenAI, new-api/one-api, LiteLLM) or new-api's
+    "(request id: …)" text in the error message."""
+    for name in REQUEST_ID_HEADERS:
+        value = _header(headers, name)
+        if value:
+            return value
+    match = _REQUEST_ID_TEXT.search(message or "")
+    return match.group(1) if match else None
+
+
+def _should_retry(headers: Mapping[str, str] | None) -> bool | None:
+    value = (_header(headers, "x-should-retry") or "").strip().lower()
+    return True if value == "true" else False if value == "false" else None
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -187,6 +286,14 @@ def _classify(status: int | None, type_: str | None, code: str | None, message: 
     verification = "verif" in msg and "organization" in msg
     if code in MODERATION_CODES or type_ == "content_policy_violation":
         return ContentBlocked
+    if status in (401, 402, 403, 429, None) and (
+        code in QUOTA_CODES or type_ == "insufficient_quota" or any(t in msg for t in _QUOTA_TEXT)
+    ):
+        return InsufficientQuota
+    if code in MODEL_CODES or any(t in msg for t in _MODEL_TEXT):
+        return ModelUnavailable
+    if status == 501 or code in NOT_IMPLEMENTED_CODES:
+        return EditsNotSupported
     if status == 403 or (status == 400 and verification):
         return VerificationRequired if verification else PermissionDenied
     if status == 400 or (status is not None and 400 < status < 500 and status not in (401, 403, 429)):
@@ -194,8 +301,6 @@ def _classify(status: int | None, type_: str | None, code: str | None, message: 
     if status == 401:
         return AuthenticationFailed
     if status == 429:
-        if code == "insufficient_quota" or type_ == "insufficient_quota":
-            return InsufficientQuota
         return RateLimited
     if status is not None and status >= 500:
         return ServerError
@@ -209,6 +314,7 @@ def _from_error_object(
     request_id: str | None,
     retry_after: float | None,
     default_cls: type[ImagesAPIError] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> ImagesAPIError:
     message = str(err.get("message") or "")
     type_ = err.get("type")
@@ -223,15 +329,23 @@ def _from_error_object(
         cls = default_cls
     if not message:
         message = f"HTTP {status}" if status is not None else (code or type_ or "Images API error")
+    gateway = (
+        type_ in GATEWAY_TYPES
+        or any(_header(headers, h) for h in _GATEWAY_HEADERS)
+        or (code is not None and code.isdigit())  # LiteLLM puts the HTTP status in ``code``
+        or message.startswith("litellm.")
+    )
     return cls(
         message,
         status=status,
         type=type_,
         code=code,
-        param=param,
-        request_id=request_id,
+        param=param or None,
+        request_id=request_id or request_id_from(None, message),
         retry_after=retry_after,
         details=details,
+        should_retry=_should_retry(headers),
+        from_gateway=gateway,
     )
 
 
@@ -243,7 +357,7 @@ def error_from_response(
     secrets: Iterable[str] = (),
 ) -> ImagesAPIError:
     """Build the right error from an HTTP error response. Non-JSON bodies are tolerated."""
-    request_id = _header(headers, "x-request-id")
+    request_id = request_id_from(headers)
     retry_after = parse_retry_after(headers)
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     err: Mapping[str, Any] | None = None
@@ -262,7 +376,7 @@ def error_from_response(
     if err is None:
         snippet = " ".join(text.split())[:300]
         err = {"message": f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"}
-    exc = _from_error_object(err, status=status, request_id=request_id, retry_after=retry_after)
+    exc = _from_error_object(err, status=status, request_id=request_id, retry_after=retry_after, headers=headers)
     secrets = [s for s in secrets if s]
     if secrets:
         exc.message = redact(exc.message, secrets)
@@ -277,7 +391,7 @@ def error_from_stream_payload(
     inner = payload.get("error", payload)
     err: Mapping[str, Any] = inner if isinstance(inner, Mapping) else {"message": str(inner)}
     exc = _from_error_object(err, status=None, request_id=request_id, retry_after=None)
-    if not isinstance(exc, ContentBlocked):
+    if not isinstance(exc, ContentBlocked | InsufficientQuota | ModelUnavailable):
         exc = StreamError(
             exc.message or "error event in the stream",
             type=exc.type,

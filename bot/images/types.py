@@ -6,11 +6,18 @@ These types are the contract between the client (``bot/images/client.py``), the 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 # Content types the Images API accepts for input images, by output format / file extension.
 CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def hashed_user(user_id: int) -> str:
+    """The end-user identifier sent as ``user``/``safety_identifier``: a hash of the Discord id, as the
+    OpenAI SDK advises (the raw id would name the person to the service and to every gateway on the way)."""
+    return "imagebot-" + hashlib.sha256(f"imagebot:discord-user:{user_id}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +42,7 @@ class GenerateRequest:
     moderation: str | None = None
     partial_images: int = 0
     stream: bool = True
-    user: str | None = None  # sent as safety_identifier
+    user: str | None = None  # sent as user and safety_identifier (see hashed_user)
 
 
 @dataclass(frozen=True, slots=True)
