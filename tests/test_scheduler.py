@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.jobs import FairScheduler
+from bot.scheduler import FairScheduler
 
 
 async def test_capacity_and_round_robin_between_users() -> None:
