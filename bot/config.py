@@ -100,7 +100,11 @@ class Settings:
         "OPENAI_BASE_URL",
         parse.url(("https", "http")),
         "https://api.openai.com/v1",
-        "Base URL of the Images API. Point it at any OpenAI-compatible gateway (e.g. new-api) to use that instead.",
+        "Base URL of the Images API. Point it at any OpenAI-compatible gateway (e.g. new-api) to use that instead. "
+        'GATEWAY: new-api, one-api and the LiteLLM proxy work as they are (see "Using a gateway" in README.md): '
+        "the bot notices a gateway that cannot stream images, falls back to plain requests for that URL, and never "
+        "retries a gateway's 5xx (its upstream may already have charged you). new-api: set STREAMING_TIMEOUT=300 "
+        "(or more) and STREAM_SCANNER_MAX_BUFFER_MB=64 (or more) on the gateway; one-api cannot edit images.",
         section="Images API",
     )
     image_model: str = setting(
@@ -132,7 +136,8 @@ class Settings:
         "API_MAX_RETRIES",
         parse.integer(0, 10),
         3,
-        "Retries of transient API failures (429 rate limits, 5xx, connection errors). Never for refusals.",
+        "Retries of failures that cannot have cost anything: a connection never made, 429 rate limits, 502/503/504 "
+        "from OpenAI itself, a stream cut before its first event. Never refusals, out of credit or a gateway's 5xx.",
     )
     api_stall_timeout: float = setting(
         "API_STALL_TIMEOUT",
