@@ -26,12 +26,8 @@ from typing import Any
 
 import pytest
 
+from bot.fakeapi import FakeImagesAPI
 from tests.fakes.discord import FakeDiscord
-
-try:  # written concurrently by a colleague; the rig works without it (bot gets a dead endpoint)
-    from bot.fakeapi import FakeImagesAPI  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the state of the repo
-    FakeImagesAPI = None
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 20.0
@@ -186,7 +182,7 @@ class Rig:
             await self.kill_bot()
         else:
             await self.stop_bot()
-        await self.start_bot(**{**self._env_overrides, **env_overrides})
+        await self.start_bot(**{**self._env_overrides, **env_overrides})  # type: ignore[arg-type]
 
     @property
     def bot_running(self) -> bool:
@@ -234,11 +230,8 @@ async def fake() -> AsyncIterator[Any]:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     fd = FakeDiscord()
     await fd.start()
-    images: Any = None
-    images_base = "http://127.0.0.1:9/v1"  # nothing listens there
-    if FakeImagesAPI is not None:
-        images = FakeImagesAPI()
-        images_base = await images.start()
+    images = FakeImagesAPI()
+    images_base = await images.start()
     r = Rig(fd, images, images_base, tmp_path)
     try:
         yield r
@@ -246,8 +239,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         try:
             await r.stop_bot()
         finally:
-            if images is not None:
-                await images.stop()
+            await images.stop()
             await fd.stop()
             r.close()
     problems: list[str] = []

@@ -88,7 +88,7 @@ async def test_busy_bot_shows_queue_position_then_serves_everyone(rig: Rig) -> N
     await asyncio.sleep(0.2)
     second = await fd.inject_interaction(fd.slash("imagine", {"prompt": "second"}, user="bob"))
     await second.wait_for(lambda h: h.original and "Queued" in (h.original.get("content") or ""), timeout=10)
-    assert "position 1" in second.original["content"]
+    assert "position 1" in second.msg["content"]
     await first.wait_for(has_result, timeout=20)
     await second.wait_for(has_result, timeout=20)
     assert "Generating" in first.original_history[1]["content"]
@@ -123,7 +123,7 @@ async def test_oversized_image_is_reencoded_to_fit_the_upload_limit(rig: Rig) ->
     [final] = final_files(h)
     data = fd.cdn_bytes(final)
     assert len(data) <= 400_000 and final["filename"].endswith(".jpg")
-    assert "re-encoded" in h.original["content"]
+    assert "re-encoded" in h.msg["content"]
 
 
 async def test_streaming_refused_falls_back_to_a_plain_call(rig: Rig) -> None:
@@ -145,7 +145,7 @@ async def test_bad_api_key_is_reported_without_leaking_it_or_charging(rig: Rig) 
     fd = rig.discord
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "anything"}))
     await h.wait_for(lambda x: x.original and "API key" in (x.original.get("content") or ""), timeout=20)
-    assert "sk-test" not in h.original["content"]
+    assert "sk-test" not in h.msg["content"]
     assert not any(a["filename"].startswith("imagebot-") for a in files_of(h.original))
     assert len(rig.images.requests) == 1  # 401 is never retried
     await poll(lambda: job_rows(rig)[0]["status"] == "failed")  # refunded: not charged

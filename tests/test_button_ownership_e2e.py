@@ -35,7 +35,7 @@ def _forged(rig: Rig, custom_id: str, message: dict[str, Any], **changes: str) -
 async def _refusal(rig: Rig, payload: dict[str, Any]) -> str:
     h = await rig.discord.inject_interaction(payload)
     await h.wait_for(lambda h: h.original is not None or h.followups, timeout=10)
-    [note] = h.followups or [h.original]
+    [note] = h.followups or [h.msg]
     assert note["flags"] & EPHEMERAL
     return str(note["content"])
 
@@ -43,9 +43,9 @@ async def _refusal(rig: Rig, payload: dict[str, Any]) -> str:
 async def test_reroll_of_a_job_from_another_channel_is_refused_and_charges_nobody(rig: Rig) -> None:
     await rig.start_bot()
     h = await _result(rig)
-    reroll = buttons(h.original)["Reroll"]
+    reroll = buttons(h.msg)["Reroll"]
     other = str(rig.discord.world.other_channel_id)
-    text = await _refusal(rig, _forged(rig, reroll, h.original, channel_id=other))
+    text = await _refusal(rig, _forged(rig, reroll, h.msg, channel_id=other))
     assert "doesn't belong" in text
     assert len(job_rows(rig)) == 1  # nothing reserved for the clicker
     assert len([r for r in rig.images.requests if r.path.endswith("/generations")]) == 1
@@ -56,7 +56,7 @@ async def test_buttons_naming_another_servers_job_are_refused(rig: Rig) -> None:
     h = await _result(rig)
     foreign_guild = str(rig.discord.world.guild_id + 1)
     for label in ("Reroll", "Delete"):
-        text = await _refusal(rig, _forged(rig, buttons(h.original)[label], h.original, guild_id=foreign_guild))
+        text = await _refusal(rig, _forged(rig, buttons(h.msg)[label], h.msg, guild_id=foreign_guild))
         assert "doesn't belong" in text
     assert len(job_rows(rig)) == 1
     assert not rig.discord.requests_to("DELETE", r"/messages/")  # nothing was deleted
@@ -65,6 +65,6 @@ async def test_buttons_naming_another_servers_job_are_refused(rig: Rig) -> None:
 async def test_delete_of_someone_elses_result_is_refused_without_manage_messages(rig: Rig) -> None:
     await rig.start_bot()
     h = await _result(rig)
-    text = await _refusal(rig, rig.discord.button(buttons(h.original)["Delete"], h.original, user="bob"))
+    text = await _refusal(rig, rig.discord.button(buttons(h.msg)["Delete"], h.msg, user="bob"))
     assert "can delete it" in text
     assert not rig.discord.requests_to("DELETE", r"/messages/")

@@ -13,7 +13,7 @@ from tests.fakes.discord import InteractionHandle
 
 
 def _has_cancel(h: InteractionHandle) -> bool:
-    return bool(h.original) and "Cancel" in buttons(h.original)
+    return bool(h.original) and "Cancel" in buttons(h.msg)
 
 
 def _content(h: InteractionHandle) -> str:
@@ -45,12 +45,12 @@ async def test_cancel_while_streaming_closes_the_stream_and_refunds(rig: Rig) ->
     await h.wait_for(_has_cancel, timeout=15)
     assert "Generating" in _content(h) or "Queued" in _content(h)
 
-    click = await _click(rig, buttons(h.original)["Cancel"], h.original)
+    click = await _click(rig, buttons(h.msg)["Cancel"], h.msg)
     assert click.callback_types == [6]  # a silent acknowledgement: the job's message says what happened
     await h.wait_for(lambda h: "Cancelled by Alice" in _content(h), timeout=15)
     assert "Nothing was charged" in _content(h)
-    assert "Cancel" not in buttons(h.original)  # the progress buttons are gone
-    assert not [a for a in h.original.get("attachments") or [] if a["filename"].startswith("imagebot-")]
+    assert "Cancel" not in buttons(h.msg)  # the progress buttons are gone
+    assert not [a for a in h.msg.get("attachments") or [] if a["filename"].startswith("imagebot-")]
 
     await poll(lambda: rig.images.closed_by_client == 1, timeout=10)  # the stream was closed at the API
     await poll(lambda: job_rows(rig)[0]["status"] == "cancelled")
@@ -73,7 +73,7 @@ async def test_cancel_while_queued_leaves_the_queue_without_an_api_call(rig: Rig
     queued = await fd.inject_interaction(fd.slash("imagine", {"prompt": "alice's garden"}))
     await queued.wait_for(lambda h: _has_cancel(h) and "Queued" in _content(h), timeout=15)
 
-    await _click(rig, buttons(queued.original)["Cancel"], queued.original)
+    await _click(rig, buttons(queued.msg)["Cancel"], queued.msg)
     await queued.wait_for(lambda h: "Cancelled by Alice" in _content(h), timeout=15)
     await first.wait_for(has_result, timeout=30)
     assert _generations(rig) == 1  # the cancelled job never reached the API
@@ -88,13 +88,13 @@ async def test_only_the_requester_or_a_moderator_may_cancel(rig: Rig) -> None:
     fd = rig.discord
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a red door", "count": 2}))
     await h.wait_for(_has_cancel, timeout=15)
-    cancel_id = buttons(h.original)["Cancel"]
+    cancel_id = buttons(h.msg)["Cancel"]
 
-    refused = await _click(rig, cancel_id, h.original, user="bob")
-    [note] = refused.followups or [refused.original]
+    refused = await _click(rig, cancel_id, h.msg, user="bob")
+    [note] = refused.followups or [refused.msg]
     assert note["flags"] & EPHEMERAL and "can cancel it" in note["content"]
 
-    await _click(rig, cancel_id, h.original, user="mod")  # Manage Messages
+    await _click(rig, cancel_id, h.msg, user="mod")  # Manage Messages
     await h.wait_for(lambda h: "Cancelled by Mod" in _content(h), timeout=15)
     await poll(lambda: job_rows(rig)[0]["status"] == "cancelled")
 
@@ -108,8 +108,8 @@ async def test_cancel_after_a_restart_says_the_job_has_ended(rig: Rig) -> None:
     await h.wait_for(_has_cancel, timeout=15)
     await rig.kill_bot()
     await rig.start_bot()
-    after = await _click(rig, buttons(h.original)["Cancel"], h.original)
-    [note] = after.followups or [after.original]
+    after = await _click(rig, buttons(h.msg)["Cancel"], h.msg)
+    [note] = after.followups or [after.msg]
     assert note["flags"] & EPHEMERAL and "already ended" in note["content"]
     [job] = job_rows(rig)
     assert job["status"] == "crashed" and job["images_done"] == 0  # refunded by the crash recovery
@@ -124,7 +124,7 @@ async def test_cancel_racing_the_final_event_ends_in_one_consistent_state(rig: R
     fd = rig.discord
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a racing snail"}))
     await h.wait_for(_has_cancel, timeout=15)
-    progress = copy.deepcopy(h.original)
+    progress = copy.deepcopy(h.msg)
     wanted = 1 if click_after == "partial_image" else None
 
     def written() -> bool:

@@ -107,7 +107,7 @@ async def test_reply_edits_the_image_and_a_reply_to_the_result_edits_the_result(
     rig.images.delay_between_events = 0.15  # so partial frames show up as previews
     await rig.start_bot()
     fd = rig.discord
-    assert not fd.intents & MESSAGE_CONTENT_INTENT  # the bot asks for no privileged intent
+    assert not (fd.intents or 0) & MESSAGE_CONTENT_INTENT  # the bot asks for no privileged intent
 
     photo_png = encode(pattern(96, 64))
     att = fd.add_attachment(photo_png, "beach.png", "image/png")
@@ -316,7 +316,7 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
     req = edit_requests(rig)[-1]
     assert req.form["prompt"] == "give the cat a tiny hat"
     assert same_pixels(parts(req, "image")[0].data, photo_png)
-    result_msg = sub.original
+    result_msg = sub.msg
     assert result_msg is not None
     (result,) = results_of(result_msg)
 
@@ -334,7 +334,7 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
     assert rows[1]["parent_job_id"] == rows[0]["id"]
 
     # Reroll of the second edit: the same input image again, the same parent.
-    result2_msg = sub2.original
+    result2_msg = sub2.msg
     assert result2_msg is not None
     reroll = await fd.inject_interaction(fd.button(buttons(result2_msg)["Reroll"], result2_msg))
     await reroll.wait_for(has_result, timeout=15)

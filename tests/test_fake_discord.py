@@ -145,7 +145,7 @@ async def test_slash_defer_edit_with_file_and_button(mini: Rig) -> None:
     assert patch.path.endswith("/messages/@original")
     assert [(f.filename, f.data) for f in patch.files] == [("pong.png", PNG)]
     assert patch.json["allowed_mentions"]["parse"] == []
-    msg = h.original
+    msg = h.msg
     assert msg["content"] == "pong" and not msg["flags"] & 128
     att = msg["attachments"][0]
     assert att["url"].startswith(fd.base_url) and att["size"] == len(PNG) and att["width"] == 2
@@ -181,7 +181,7 @@ async def test_attachment_option_and_reply(mini: Rig) -> None:
     h = await fd.inject_interaction(fd.slash("echo", {"file": att}))
     await h.wait_for(lambda h: h.original is not None)
     digest = hashlib.sha256(data).hexdigest()[:12]
-    assert h.original["content"] == f"blob.bin: {len(data)} bytes sha256:{digest}"
+    assert h.msg["content"] == f"blob.bin: {len(data)} bytes sha256:{digest}"
     assert h.callback_types == [4]
 
     image = fd.create_user_message("alice", "look", attachments=[fd.add_attachment(PNG, "x.png", "image/png")])
@@ -198,10 +198,10 @@ async def test_modal_roundtrip(mini: Rig) -> None:
     fd = mini.discord
     h = await fd.inject_interaction(fd.slash("ask"))
     await h.wait_for(lambda h: h.modal is not None)
-    assert h.callback_types == [9] and h.modal["custom_id"] == "minimal:ask"
+    assert h.callback_types == [9] and h.modal is not None and h.modal["custom_id"] == "minimal:ask"
     sub = await fd.inject_interaction(fd.modal_submit("minimal:ask", {"question": "why?"}))
     await sub.wait_for(lambda s: s.original is not None)
-    assert sub.original["content"] == "you asked: why?"
+    assert sub.msg["content"] == "you asked: why?"
 
 
 async def test_gateway_resume_after_disconnect(mini: Rig) -> None:
@@ -227,7 +227,7 @@ async def test_message_command(mini: Rig) -> None:
     ])  # fmt: skip
     h = await fd.inject_interaction(fd.message_command("Count attachments", target))
     await h.wait_for(lambda h: h.original is not None)
-    assert h.original["content"] == "2 attachment(s)" and h.original["flags"] & 64
+    assert h.msg["content"] == "2 attachment(s)" and h.msg["flags"] & 64
 
 
 def test_message_content_intent_blanking(fd: FakeDiscord) -> None:

@@ -40,9 +40,11 @@ async def test_generate_stream(fake: FakeImagesAPI, sdk: AsyncOpenAI) -> None:
         "image_generation.partial_image",
         "image_generation.completed",
     ]
-    assert type(events[0]).__name__ == "ImageGenPartialImageEvent" and events[1].partial_image_index == 1
+    second = events[1]
+    assert type(events[0]).__name__ == "ImageGenPartialImageEvent"
+    assert second.type == "image_generation.partial_image" and second.partial_image_index == 1
     done = events[-1]
-    assert type(done).__name__ == "ImageGenCompletedEvent"
+    assert done.type == "image_generation.completed"
     assert base64.b64decode(done.b64_json) == fake.results[-1]
     assert done.usage.output_tokens > 0 and done.usage.input_tokens_details.text_tokens > 0
     assert done.size == "1024x1536" and done.output_format == "png"

@@ -66,7 +66,7 @@ async def test_deleting_the_progress_message_mid_job_cancels_it(rig: Rig) -> Non
     fd = rig.discord
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a moth"}))
     await h.wait_for(lambda h: bool(files_of(h.original)), timeout=15)  # the first preview is shown
-    await fd.delete_message(h.original)
+    await fd.delete_message(h.msg)
     await poll(lambda: job_rows(rig)[0]["status"] == "cancelled", timeout=15)
     await poll(lambda: rig.images.closed_by_client == 1, timeout=10)
     await asyncio.sleep(0.5)
@@ -82,7 +82,7 @@ async def test_deleting_the_message_just_before_the_result_charges_nothing(rig: 
     fd = rig.discord
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a paper crane"}))
     await h.wait_for(lambda h: bool(files_of(h.original)), timeout=15)  # the only preview: no edit until the result
-    await fd.delete_message(h.original)
+    await fd.delete_message(h.msg)
     await poll(lambda: job_rows(rig)[0]["status"] not in ("reserved", "running"), timeout=20)
     [job] = job_rows(rig)
     assert job["status"] == "failed" and job["images_done"] == 0
@@ -113,7 +113,7 @@ async def test_sigterm_while_streaming_says_the_bot_restarted_and_refunds(rig: R
     await h.wait_for(lambda h: "Generating" in _content(h), timeout=15)
     assert await rig.stop_bot() == 0
     assert "bot restarted" in _content(h) and "didn't count against your quota" in _content(h)
-    assert "Cancel" not in buttons(h.original)
+    assert "Cancel" not in buttons(h.msg)
     [job] = job_rows(rig)
     assert job["status"] == "cancelled" and job["images_done"] == 0
     await rig.start_bot()

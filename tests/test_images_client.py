@@ -208,7 +208,7 @@ async def test_retries_are_bounded(fake: FakeImagesAPI, client: ImagesClient) ->
         (lambda f: f.moderation_block_next(), ContentBlocked, "moderation_blocked"),
     ],
 )
-async def test_no_retry(fake: FakeImagesAPI, client: ImagesClient, setup, exc_type, code) -> None:  # type: ignore[no-untyped-def]
+async def test_no_retry(fake: FakeImagesAPI, client: ImagesClient, setup, exc_type, code) -> None:
     setup(fake)
     with pytest.raises(exc_type) as info:
         await _all(client.generate(_gen()))

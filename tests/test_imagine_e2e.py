@@ -6,6 +6,7 @@ Each test drives ``/imagine`` (and its buttons) the way Discord would and checks
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from PIL import Image
 
@@ -42,9 +43,9 @@ async def test_imagine_streams_previews_then_posts_the_exact_image(rig: Rig) -> 
     # The final attachment is exactly what the API returned.
     [final] = final_files(h)
     assert fd.cdn_bytes(final) == rig.images.results[-1]
-    embed = h.original["embeds"][0]
+    embed = h.msg["embeds"][0]
     assert "siamese cat" in embed["description"]
-    assert set(buttons(h.original)) == {"Reroll", "Edit", "Delete"}
+    assert set(buttons(h.msg)) == {"Reroll", "Edit", "Delete"}
 
     # The API request was a streaming generation with the configured model.
     [req] = [r for r in rig.images.requests if r.path.endswith("/images/generations")]
@@ -56,7 +57,7 @@ async def test_imagine_streams_previews_then_posts_the_exact_image(rig: Rig) -> 
     await poll(lambda: job_rows(rig)[0]["message_id"] is not None)
     [job] = job_rows(rig)
     assert job["status"] == "done" and job["images_done"] == 1
-    assert job["message_id"] == int(h.original["id"]) and job["output_tokens"] > 0 and job["cost_actual"] > 0
+    assert job["message_id"] == int(h.msg["id"]) and job["output_tokens"] > 0 and job["cost_actual"] > 0
 
 
 async def test_count_two_gives_two_images_with_a_slot_each(rig: Rig) -> None:
@@ -79,7 +80,7 @@ async def test_reroll_and_delete_buttons_survive_a_restart(rig: Rig) -> None:
         fd.slash("imagine", {"prompt": "a lighthouse at dusk", "size": "1024x1024", "quality": "low"})
     )
     await h.wait_for(has_result, timeout=20)
-    result = h.original
+    result = h.msg
     ids = buttons(result)
 
     await rig.restart_bot()  # buttons must keep working after the bot restarts
@@ -105,14 +106,14 @@ async def test_reroll_and_delete_buttons_survive_a_restart(rig: Rig) -> None:
     # ...the requester can, and so can a moderator.
     own = await fd.inject_interaction(fd.button(ids["Delete"], result, user="alice"))
     await own.wait_for(lambda x: int(result["id"]) in fd.deleted_messages, timeout=10)
-    mod = await fd.inject_interaction(fd.button(buttons(reroll.original)["Delete"], reroll.original, user="mod"))
-    await mod.wait_for(lambda x: int(reroll.original_id) in fd.deleted_messages, timeout=10)
+    mod = await fd.inject_interaction(fd.button(buttons(reroll.msg)["Delete"], reroll.msg, user="mod"))
+    await mod.wait_for(lambda x: reroll.original_id in fd.deleted_messages, timeout=10)
 
 
 async def test_bad_options_are_refused_privately_without_an_api_call(rig: Rig) -> None:
     await rig.start_bot()
     fd = rig.discord
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"prompt": "a logo", "background": "transparent", "format": "jpeg"},
         {"prompt": "a logo", "size": "100x100"},
         {"prompt": "a logo", "quality": "ultra"},
@@ -148,7 +149,7 @@ async def test_safety_refusal_reads_kindly_and_is_not_charged(rig: Rig) -> None:
     rig.images.moderation_block_next()
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "something the safety system refuses"}))
     await h.wait_for(lambda x: x.original and "declined" in (x.original.get("content") or ""), timeout=20)
-    assert "400" not in h.original["content"]
+    assert "400" not in h.msg["content"]
     [job] = job_rows(rig)
     assert job["status"] == "blocked" and job["images_done"] == 0
 

@@ -376,7 +376,7 @@ def test_premultiplied_alpha_is_undone() -> None:
     out = to_rgb(from_values("La", premul))
     assert out.mode == "RGBA"
     # Premultiplying lost precision (g * a / 255 was rounded): un-premultiplying can be off by 255 / a.
-    for (g, a), px in zip(pairs, out.getdata(), strict=True):  # type: ignore[attr-defined]
+    for (g, a), px in zip(pairs, out.getdata(), strict=True):
         assert px[3] == a and px[0] == px[1] == px[2]
         if a:
             assert abs(px[0] - g) <= 255 // a + 1, (g, a, px)

@@ -34,7 +34,7 @@ async def test_a_failure_marking_the_job_running_stops_every_image_before_the_ap
     await h.wait_for(lambda h: h.original and "❌" in (h.original.get("content") or ""), timeout=20)
 
     assert [r for r in rig.images.requests if r.path.endswith("/images/generations")] == []
-    assert "injected" not in h.original["content"]  # raw exception text never reaches the user
+    assert "injected" not in h.msg["content"]  # raw exception text never reaches the user
     await poll(lambda: job_rows(rig)[0]["status"] != "reserved")
     [job] = job_rows(rig)
     assert job["status"] == "failed" and job["images_done"] == 0
@@ -42,7 +42,7 @@ async def test_a_failure_marking_the_job_running_stops_every_image_before_the_ap
     # The quota was given back: /quota me shows nothing used today.
     me = await fd.inject_interaction(fd.slash("quota", {}, subcommand="me"))
     await me.wait_for(lambda h: h.original is not None)
-    assert me.original["flags"] & EPHEMERAL and "**Today**: 0 used" in me.original["content"]
+    assert me.msg["flags"] & EPHEMERAL and "**Today**: 0 used" in me.msg["content"]
 
 
 async def test_the_next_job_works_after_the_fault_is_gone(rig: Rig) -> None:

@@ -23,8 +23,8 @@ async def test_imagine_without_attach_files_is_refused_privately_before_any_char
     fd = rig.discord
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a kite"}))
     await h.wait_for(lambda h: h.original is not None)
-    assert h.callback_types == [4] and h.original["flags"] & EPHEMERAL
-    assert "**Attach Files**" in h.original["content"] and "Nothing was charged" in h.original["content"]
+    assert h.callback_types == [4] and h.msg["flags"] & EPHEMERAL
+    assert "**Attach Files**" in h.msg["content"] and "Nothing was charged" in h.msg["content"]
     assert job_rows(rig) == []
     assert rig.images.requests == []
 

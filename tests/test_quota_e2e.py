@@ -206,7 +206,7 @@ async def test_report_attaches_a_csv_that_matches_the_ledger(rig: Rig) -> None:
     h = await quota(fd, "report")
     assert h.callbacks[0]["data"]["flags"] & EPHEMERAL  # answered (or deferred) privately
     await h.wait_for(lambda x: x.original and x.original["attachments"], timeout=10)
-    message = h.original
+    message = h.msg
     assert message["flags"] & EPHEMERAL
     [attachment] = message["attachments"]
     assert attachment["filename"].startswith("imagebot-ledger-") and attachment["filename"].endswith(".csv")

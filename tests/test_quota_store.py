@@ -193,7 +193,7 @@ async def test_limit_resolution_through_the_store(store: QuotaStore) -> None:
     with pytest.raises(ValueError):
         await store.set_user_limit(GUILD, USER, daily=-1, actor_id=MOD)
     with pytest.raises(TypeError):
-        await store.set_user_limit(GUILD, USER, daily=True, actor_id=MOD)  # type: ignore[arg-type]
+        await store.set_user_limit(GUILD, USER, daily=True, actor_id=MOD)
 
 
 async def test_blocked_user(store: QuotaStore) -> None:

@@ -45,7 +45,7 @@ class RecordingShardedClient(discord.AutoShardedClient, RecordingClient):
 
 
 def point_discordpy_at(fd: FakeDiscord) -> None:
-    """The two endpoint overrides of /work/shared/docs/discord-offline.md."""
+    """The two endpoint overrides the bot uses too (``bot/app.py`` ``apply_endpoint_overrides``)."""
     discord.http.Route.BASE = fd.api_base
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fd.gateway_url)
 

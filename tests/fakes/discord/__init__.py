@@ -1,6 +1,6 @@
 """A fake Discord (REST + gateway + CDN) on 127.0.0.1 that an unmodified discord.py bot can run against.
 
-See /work/shared/docs/discord-offline.md for the contract. Point the bot at ``fd.api_base`` (→
+Point an unmodified bot at ``fd.api_base`` (→
 ``discord.http.Route.BASE``) and ``fd.gateway_url`` (→ ``DiscordWebSocket.DEFAULT_GATEWAY``).
 
 Tests drive it with ``inject_interaction(fd.slash(...))`` / ``inject_message(fd.reply(...))`` and inspect

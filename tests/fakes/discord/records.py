@@ -125,6 +125,13 @@ class InteractionHandle:
         return self.fd.messages.get(self.original_id)
 
     @property
+    def msg(self) -> dict[str, Any]:
+        """The @original message, which the test expects to exist (an AssertionError otherwise)."""
+        message = self.original
+        assert message is not None, f"{self!r} has no @original message"
+        return message
+
+    @property
     def original_history(self) -> list[dict[str, Any]]:
         """Every state of the @original message, oldest first."""
         if self.original_id is None:

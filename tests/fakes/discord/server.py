@@ -184,7 +184,7 @@ class Server(ChannelRoutes):
                         RecordedFile(
                             field=name,
                             filename=part.filename or "",  # type: ignore[union-attr]
-                            content_type=part.headers.get("Content-Type", "application/octet-stream"),  # type: ignore[union-attr]
+                            content_type=part.headers.get("Content-Type", "application/octet-stream"),
                             data=bytes(data),
                         )
                     )
