@@ -227,6 +227,18 @@ async def fake() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
+async def fd() -> AsyncIterator[FakeDiscord]:
+    """A fake Discord alone (for tests of the fake itself); it must end with no schema or mention problems."""
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+    assert fake.validation_errors == [] and fake.mention_violations == []
+
+
+@pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     fd = FakeDiscord()
     await fd.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -13,16 +12,6 @@ from tests.conftest import Rig
 from tests.fakes.discord import FakeDiscord, validate_discord_body
 from tests.fakes.minimal_bot import PNG
 from tests.fakes.payloads import MANAGE_GUILD, MANAGE_MESSAGES
-
-
-@pytest.fixture
-async def fd() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
@@ -99,6 +88,8 @@ async def test_invalid_body_is_recorded_and_rejected(fd: FakeDiscord) -> None:
             assert r.status == 200
     assert fd.mention_violations and fd.mention_violations[0]["content"] == "@everyone hi"
     assert h.original is not None and h.original["content"] == "@everyone hi"
+    fd.validation_errors.clear()  # provoked on purpose
+    fd.mention_violations.clear()
 
 
 async def test_webhook_bucket_and_token_expiry(fd: FakeDiscord) -> None:

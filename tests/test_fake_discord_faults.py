@@ -4,7 +4,6 @@ with a real discord.py client."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,17 +15,6 @@ from tests.fakes.dpy import dpy_client, seen, until
 from tests.fakes.minimal_bot import PNG
 
 BODY = {"content": "x", "allowed_mentions": {"parse": []}}
-
-
-@pytest.fixture
-async def fd() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert fake.validation_errors == [] and fake.mention_violations == []
 
 
 def multipart(body: dict[str, Any], filename: str = "a.png") -> aiohttp.FormData:

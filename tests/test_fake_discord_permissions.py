@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import discord
@@ -23,18 +22,6 @@ from tests.fakes.payloads import (
     permission_bits,
 )
 from tests.test_fake_discord_faults import BODY, deferred, multipart, original_url
-
-
-@pytest.fixture
-async def fd() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert fake.validation_errors == [] and fake.mention_violations == []
-
 
 MEMBERS = discord.Intents.default()
 MEMBERS.members = True

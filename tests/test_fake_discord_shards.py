@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 
 import aiohttp
 import discord
@@ -15,18 +14,6 @@ from tests.conftest import Rig
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.dpy import dpy_client, seen, until
 from tests.fakes.payloads import World, shard_of
-
-
-@pytest.fixture
-async def fd() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert fake.validation_errors == [] and fake.mention_violations == []
-
 
 MEMBERS = discord.Intents.default()
 MEMBERS.members = True  # discord.py caches the members of GUILD_CREATE only with it
