@@ -83,8 +83,3 @@ def locale_of(interaction: discord.Interaction) -> str:
     """The catalog an interaction's answers are in: the user's language, else the server's, else English."""
     guild_locale = interaction.guild_locale.value if interaction.guild_locale is not None else None
     return resolve_locale(interaction.locale.value, guild_locale)
-
-
-def guild_locale_of(guild: discord.Guild | None) -> str:
-    """The catalog for messages that are not interactions (replies): the server's language, else English."""
-    return resolve_locale(guild.preferred_locale.value if guild is not None else None)

@@ -182,3 +182,24 @@ async def test_translator_answers_zh_cn_only() -> None:
     assert await translator.translate(s("imagine"), discord.Locale.american_english, name) is None
     assert await translator.translate(s("imagine"), discord.Locale.taiwan_chinese, name) is None
     assert await translator.translate(s("not in any catalog"), discord.Locale.chinese, other) is None
+
+
+async def test_a_name_that_breaks_discords_rules_is_left_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A translator's slip (a space, capitals) must not make Discord refuse the whole command sync."""
+    cat = Catalog(locale="zh_CN", domain="imagebot")
+    cat.add("imagine", "画 图", context=i18n.COMMAND_NAME)
+    cat.add("edit", "Edit", context=i18n.COMMAND_NAME)
+    cat.add("What to draw", "画" * 101)
+    buffer = io.BytesIO()
+    write_po(buffer, cat)
+    monkeypatch.setitem(i18n._catalogs, "zh_CN", compile_po(buffer.getvalue(), "zh_CN"))
+    translator = CatalogTranslator()
+    name = app_commands.TranslationContext(app_commands.TranslationContextLocation.command_name, None)
+    other = app_commands.TranslationContext(app_commands.TranslationContextLocation.other, None)
+    s = app_commands.locale_str
+    assert await translator.translate(s("imagine"), discord.Locale.chinese, name) is None
+    assert await translator.translate(s("edit"), discord.Locale.chinese, name) is None
+    assert await translator.translate(s("What to draw"), discord.Locale.chinese, other) is None
+    assert caplog.text.count("not used") == 3
