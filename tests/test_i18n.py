@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import discord
 import pytest
@@ -172,10 +173,15 @@ def test_size_choices_are_translated_by_shape() -> None:
     assert choice_text("zh_CN", "transparent") == "透明"
 
 
+def _context(location: app_commands.TranslationContextLocation) -> Any:
+    """A translation context as discord.py builds it (the translator reads only its location here)."""
+    return app_commands.TranslationContext(location, None)  # type: ignore[call-overload]
+
+
 async def test_translator_answers_zh_cn_only() -> None:
     translator = CatalogTranslator()
-    name = app_commands.TranslationContext(app_commands.TranslationContextLocation.command_name, None)
-    other = app_commands.TranslationContext(app_commands.TranslationContextLocation.other, None)
+    name = _context(app_commands.TranslationContextLocation.command_name)
+    other = _context(app_commands.TranslationContextLocation.other)
     s = app_commands.locale_str
     assert await translator.translate(s("imagine"), discord.Locale.chinese, name) == "画图"
     assert await translator.translate(s("What to draw"), discord.Locale.chinese, other) == "要画什么"
@@ -196,8 +202,8 @@ async def test_a_name_that_breaks_discords_rules_is_left_out(
     write_po(buffer, cat)
     monkeypatch.setitem(i18n._catalogs, "zh_CN", compile_po(buffer.getvalue(), "zh_CN"))
     translator = CatalogTranslator()
-    name = app_commands.TranslationContext(app_commands.TranslationContextLocation.command_name, None)
-    other = app_commands.TranslationContext(app_commands.TranslationContextLocation.other, None)
+    name = _context(app_commands.TranslationContextLocation.command_name)
+    other = _context(app_commands.TranslationContextLocation.other)
     s = app_commands.locale_str
     assert await translator.translate(s("imagine"), discord.Locale.chinese, name) is None
     assert await translator.translate(s("edit"), discord.Locale.chinese, name) is None
