@@ -209,3 +209,39 @@ async def test_a_name_that_breaks_discords_rules_is_left_out(
     assert await translator.translate(s("edit"), discord.Locale.chinese, name) is None
     assert await translator.translate(s("What to draw"), discord.Locale.chinese, other) is None
     assert caplog.text.count("not used") == 3
+
+
+# --- the /quota me words, in both languages ----------------------------------------------------------------
+
+
+def _usage(**limits: Any) -> Any:
+    from datetime import UTC, datetime
+
+    from bot.quota.policy import Limits
+    from bot.quota.store import UsageSummary
+
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    values = {"daily": 5, "monthly": None, "daily_source": "role:42", "monthly_source": "server", **limits}
+    return UsageSummary(Limits(**values), 2, 1200, at, at, 5.0, 1.25, "Asia/Shanghai")
+
+
+def test_quota_me_reads_naturally_in_chinese() -> None:
+    from cogs.quota.render import me_text
+
+    lines = me_text(_usage(), "zh-CN").splitlines()
+    assert lines[1] == "**今天**：已用 2 张，剩余 **3** 张（上限 5，来自身份组 <@&42>）· <t:1796256000:R>重置"
+    assert lines[2] == "**本月**：已用 1,200 张，不限量（服务器默认值）· <t:1796256000:R>重置"
+    assert lines[3].startswith("**服务器预算**：本月已花费 US$1.25，共 US$5.00（剩余 US$3.75）· <t:")
+    blocked = me_text(_usage(daily=0, daily_source="user"), "zh-CN").splitlines()[1]
+    assert blocked == "**今天**：已用 2 张，已禁止（上限 0，为你单独设置）· <t:1796256000:R>重置"
+
+
+def test_quota_me_in_english_reads_as_before() -> None:
+    from cogs.quota.render import me_text
+
+    lines = me_text(_usage(), None).splitlines()
+    assert lines[0] == "**Your images on this server**"
+    assert lines[1] == "**Today**: 2 used, **3** remaining (limit 5, from role <@&42>) · resets <t:1796256000:R>"
+    assert lines[2] == "**This month**: 1,200 used, no limit (server default) · resets <t:1796256000:R>"
+    assert lines[3].startswith("**Server budget**: $1.25 of $5.00 spent this month ($3.75 remaining) · resets <t:")
+    assert lines[4] == "-# Days and months follow the server's time zone (Asia/Shanghai)."
