@@ -12,6 +12,11 @@ A msgid is the English text itself, with ``{named}`` placeholders filled by ``st
 
 Strings whose call sites do not call ``translate`` yet are marked with ``N_`` (plain) or ``NC_``
 (with a context) so the extractor finds them; ``bot/i18n_strings.py`` lists them.
+
+Adding or changing a string: write ``translate(locale, "English text {x}", x=...)`` at the call site (the
+msgid must be a literal, so the extractor sees it), then ``python -m bot.i18n_tool extract`` and
+``python -m bot.i18n_tool update``, translate the new (or fuzzy) entries in each ``.po`` file, and run
+``tests/test_i18n.py``: it fails while the template lags the code or a language lacks an entry.
 """
 
 from __future__ import annotations
@@ -39,13 +44,12 @@ TEMPLATE = LOCALES_DIR / f"{DOMAIN}.pot"
 DEFAULT_LOCALE = "en"
 # Catalogs the bot ships (besides English, which is the msgids themselves).
 LANGUAGES = ("zh_CN",)
-# Discord locale codes (https://discord.com/developers/docs/reference#locales) that read a catalog
-# other than their own name: Discord has one Simplified Chinese code, other tags are accepted too.
+# Locale codes that read a catalog other than their own name: Discord has one Simplified Chinese code
+# (zh-CN), other spellings of Simplified Chinese are accepted too.
 _ALIASES = {"zh": "zh_CN", "zh_hans": "zh_CN", "zh_sg": "zh_CN", "zh_hans_cn": "zh_CN"}
 
-# Contexts (msgctxt) in use (written as a literal at each NC_ call, for the extractor): command names
-# follow Discord's rules for names, so the same English
-# word gets its own entry there.
+# Contexts (msgctxt) in use, written as a literal at each call so the extractor sees them: command names
+# follow Discord's rules for names, so the same English word gets its own entry there.
 COMMAND_NAME = "command name"
 
 _lock = threading.Lock()
