@@ -21,6 +21,7 @@ from bot.quota import connection_lock
 from bot.services import Services
 from cogs._common import ImageBotBase, ResultActions
 from cogs._errors import ErrorTree
+from cogs._translator import CatalogTranslator
 from cogs.edit import EditCog
 from cogs.imagine import ImagineCog
 from cogs.quota import QuotaCog
@@ -52,6 +53,7 @@ class ImageBot(ImageBotBase):
         self.result_actions = ResultActions()
 
     async def setup_hook(self) -> None:
+        await self.tree.set_translator(CatalogTranslator())  # zh-CN names and descriptions from bot/locales/
         self.add_dynamic_items(*RESULT_BUTTONS)
         for cog in (ImagineCog(self), EditCog(self), QuotaCog(self)):
             await self.add_cog(cog)
@@ -68,7 +70,11 @@ class ImageBot(ImageBotBase):
             self.tree.copy_global_to(guild=guild)
         if mode == "never":
             return
-        definitions = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        translator = self.tree.translator  # the digest covers the localizations too
+        definitions = [
+            await c.get_translated_payload(self.tree, translator) if translator else c.to_dict(self.tree)
+            for c in self.tree.get_commands(guild=guild)
+        ]
         digest = hashlib.sha256(json.dumps(definitions, sort_keys=True).encode()).hexdigest()
         key = f"command_sync:{self.application_id}:{guild_id or 'global'}"
         if mode == "auto" and await kv_get(self.services.db, key) == digest:

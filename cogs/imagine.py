@@ -11,12 +11,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
+from bot.i18n import translate
 from bot.images.models import ModelInfo
 from bot.jobs import JobSpec
 from bot.options import OptionError, parse_options
 from bot.quota import JobRecord
 from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
 from cogs._delivery import start_interaction_job
+from cogs._translator import locale_of
 
 
 def build_imagine_command(model: ModelInfo, cog: ImagineCog) -> app_commands.Command[ImagineCog, ..., None]:
@@ -63,7 +65,7 @@ class ImagineCog(commands.Cog):
     ) -> None:
         # Everything before defer is pure and fast: bad input is answered privately, with no API call.
         if not prompt.strip():
-            await reply_ephemeral(interaction, messages.EMPTY_PROMPT)
+            await reply_ephemeral(interaction, translate(locale_of(interaction), messages.EMPTY_PROMPT))
             return
         options = parse_options(
             self.bot.services.model,

@@ -24,6 +24,7 @@ from bot.quota import QuotaStore
 from bot.quota.store import LimitArg
 from cogs._checks import admins_only, managers_only
 from cogs._common import EMBED_COLOUR, ImageBotBase, reply_ephemeral, role_ids, upload_budget
+from cogs._translator import locale_of
 from cogs.quota.render import (
     MAX_BUDGET,
     MAX_LIMIT,
@@ -73,7 +74,7 @@ class QuotaCog(commands.Cog):
     async def me(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         usage = await self.store.usage(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
-        await self._answer(interaction, me_text(usage))
+        await self._answer(interaction, me_text(usage, locale_of(interaction)))
 
     # --- moderators ----------------------------------------------------------------------------------
 

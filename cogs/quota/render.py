@@ -17,6 +17,7 @@ from typing import Any
 
 import discord
 
+from bot.i18n import format_number, format_usd, translate
 from bot.messages import clip, relative_time
 from bot.quota import INHERIT, UNCHANGED, AuditEntry, JobRecord, Report, UsageSummary
 from bot.quota.store import LimitArg
@@ -68,59 +69,92 @@ def audit_value(value: Any) -> str:
     return str(value)
 
 
-def source_text(source: str, *, you: bool) -> str:
+def source_text(source: str, *, you: bool, locale: str | None = None) -> str:
     """Where a limit comes from, in words: the user's own, a role's, the server's or the bot's default."""
     if source == "user":
-        return "set for you" if you else "set for this user"
+        return translate(locale, "set for you") if you else translate(locale, "set for this user")
     if source.startswith("role:"):
-        return f"from role <@&{source.removeprefix('role:')}>"
+        role = "<@&" + source.removeprefix("role:") + ">"
+        return translate(locale, "from role {role}", role=role)
     if source == "server":
-        return "server default"
-    return "bot default"
+        return translate(locale, "server default")
+    return translate(locale, "bot default")
 
 
-def period_line(label: str, used: int, limit: int | None, source: str, resets_at: datetime, *, you: bool) -> str:
-    where = source_text(source, you=you)
+def period_line(
+    label: str,
+    used: int,
+    limit: int | None,
+    source: str,
+    resets_at: datetime,
+    *,
+    you: bool,
+    locale: str | None = None,
+) -> str:
+    """One period's line; ``label`` is already in the reader's language."""
+    params: dict[str, Any] = {
+        "label": label,
+        "used": format_number(locale, used),
+        "source": source_text(source, you=you, locale=locale),
+        "when": relative_time(resets_at),
+    }
     if limit is None:
-        allowance = f"no limit ({where})"
-    elif limit == 0:
-        allowance = f"blocked (limit 0, {where})"
-    else:
-        allowance = f"**{max(0, limit - used)}** remaining (limit {limit}, {where})"
-    return f"**{label}**: {used} used, {allowance} · resets {relative_time(resets_at)}"
-
-
-def budget_line(usage: UsageSummary) -> str | None:
-    if usage.budget_usd is None:
-        return None
-    left = usage.budget_remaining or 0.0
-    return (
-        f"**Server budget**: ${usage.budget_spent:.2f} of ${usage.budget_usd:.2f} spent this month "
-        f"(${left:.2f} remaining) · resets {relative_time(usage.budget_resets_at)}"
+        return translate(locale, "**{label}**: {used} used, no limit ({source}) · resets {when}", **params)
+    if limit == 0:
+        return translate(locale, "**{label}**: {used} used, blocked (limit 0, {source}) · resets {when}", **params)
+    return translate(
+        locale,
+        "**{label}**: {used} used, **{remaining}** remaining (limit {limit}, {source}) · resets {when}",
+        remaining=format_number(locale, max(0, limit - used)),
+        limit=format_number(locale, limit),
+        **params,
     )
 
 
-def usage_lines(usage: UsageSummary, *, you: bool) -> list[str]:
+def budget_line(usage: UsageSummary, locale: str | None = None) -> str | None:
+    if usage.budget_usd is None:
+        return None
+    return translate(
+        locale,
+        "**Server budget**: {spent} of {budget} spent this month ({left} remaining) · resets {when}",
+        spent=format_usd(locale, usage.budget_spent),
+        budget=format_usd(locale, usage.budget_usd),
+        left=format_usd(locale, usage.budget_remaining or 0.0),
+        when=relative_time(usage.budget_resets_at),
+    )
+
+
+def usage_lines(usage: UsageSummary, *, you: bool, locale: str | None = None) -> list[str]:
     limits = usage.limits
     lines = [
-        period_line("Today", usage.daily_used, limits.daily, limits.daily_source, usage.daily_resets_at, you=you),
         period_line(
-            "This month",
+            translate(locale, "Today"),
+            usage.daily_used,
+            limits.daily,
+            limits.daily_source,
+            usage.daily_resets_at,
+            you=you,
+            locale=locale,
+        ),
+        period_line(
+            translate(locale, "This month"),
             usage.monthly_used,
             limits.monthly,
             limits.monthly_source,
             usage.monthly_resets_at,
             you=you,
+            locale=locale,
         ),
     ]
-    if (budget := budget_line(usage)) is not None:
+    if (budget := budget_line(usage, locale)) is not None:
         lines.append(budget)
     return lines
 
 
-def me_text(usage: UsageSummary) -> str:
-    lines = ["**Your images on this server**", *usage_lines(usage, you=True)]
-    lines.append(f"-# Days and months follow the server's time zone ({usage.timezone}).")
+def me_text(usage: UsageSummary, locale: str | None = None) -> str:
+    """The ``/quota me`` answer, in the language of ``locale`` (English when None)."""
+    lines = [translate(locale, "**Your images on this server**"), *usage_lines(usage, you=True, locale=locale)]
+    lines.append(translate(locale, "-# Days and months follow the server's time zone ({tz}).", tz=usage.timezone))
     return clip("\n".join(lines), 2000)
 
 
