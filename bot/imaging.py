@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image, ImageOps
 
@@ -160,9 +160,18 @@ def open_image(data: bytes) -> Image.Image:
 _PREVIEW_MODES = {"RGB", "RGBA", "L", "LA", "P", "CMYK"}
 
 
-def make_preview_sync(data: bytes, max_side: int = 512, quality: int = 70) -> bytes:
-    """A small JPEG of an image: what the progress message shows for a partial frame."""
-    with open_image(data) as im:
+class EncodedFrame(Protocol):
+    """A frame still in its transport encoding (``PartialImage`` of ``bot/images/types.py``)."""
+
+    def decode(self) -> bytes: ...
+
+
+def make_preview_sync(data: bytes | EncodedFrame, max_side: int = 512, quality: int = 70) -> bytes:
+    """A small JPEG of an image: what the progress message shows for a partial frame. An encoded frame is
+    decoded here, in the preview thread, and only here: a frame never rendered is never decoded."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        data = data.decode()
+    with open_image(bytes(data) if not isinstance(data, bytes) else data) as im:
         if im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))  # decode at reduced scale: much cheaper
         if im.mode not in _PREVIEW_MODES:  # e.g. 16-bit grey: reduce() can't work on it
@@ -177,7 +186,7 @@ def make_preview_sync(data: bytes, max_side: int = 512, quality: int = 70) -> by
     return out.getvalue()
 
 
-async def make_preview(data: bytes, max_side: int = 512, *, urgent: bool = False) -> bytes:
+async def make_preview(data: bytes | EncodedFrame, max_side: int = 512, *, urgent: bool = False) -> bytes:
     """The preview JPEG of a frame, on the low-priority preview pool (``urgent``: jump the queue)."""
     return await run_preview(make_preview_sync, data, max_side, priority=URGENT if urgent else ROUTINE)
 

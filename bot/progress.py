@@ -14,7 +14,9 @@ partial frame as raw bytes). One background task turns that state into message e
 * ``close()`` drops whatever has not been sent, a preview being rendered included: the final result
   never waits behind preview work (only behind an edit already on the wire, so it lands last);
 * nothing is sent once every slot is finished: the result is about to replace the message anyway;
-* a frame's raw bytes are released as soon as it is rendered (megabytes per job under load).
+* a frame's raw bytes are released as soon as it is rendered (megabytes per job under load);
+* frames are opaque here: the job's observer hands in the frame still base64-encoded, and only ``render``
+  (in a preview thread) decodes it, so a frame superseded before its edit is never decoded at all.
 
 No Discord imports: ``send`` is any coroutine that applies a ``ProgressView`` to a message.
 """
@@ -27,6 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class ProgressView:
 
 @dataclass(slots=True)
 class _Slot:
-    raw: bytes | None = None
+    raw: Frame | None = None  # the newest frame, as handed in (still encoded, if the caller kept it so)
     frame: int = 0
     rendered_frame: int = 0
     jpeg: bytes | None = None
@@ -61,7 +64,8 @@ class _Slot:
     rendering: asyncio.Future[bytes] | None = None
 
 
-Renderer = Callable[[bytes], Awaitable[bytes]]
+Frame = Any  # opaque here: raw bytes, or a frame still base64-encoded (``PartialImage``); only ``render`` looks
+Renderer = Callable[[Frame], Awaitable[bytes]]
 Sender = Callable[[ProgressView], Awaitable[None]]
 
 
@@ -108,8 +112,9 @@ class ProgressPublisher:
             self._status, self._position = "generating", None
             self._dirty.set()
 
-    def frame(self, slot: int, index: int, data: bytes) -> None:
-        """A partial frame arrived (``index`` is the API's 0-based partial index)."""
+    def frame(self, slot: int, index: int, data: Frame) -> None:
+        """A partial frame arrived (``index`` is the API's 0-based partial index). It is kept as given (an
+        encoded frame stays encoded) until ``render`` is called on it; a newer frame replaces it unrendered."""
         s = self._state[slot]
         if s.done or index + 1 <= s.frame:
             return  # late or duplicate: never go backwards
