@@ -61,6 +61,7 @@ class LoadOptions:
     workdir: Path = Path("/tmp")
     profile: Path | None = None  # run the bot under py-spy, raw samples to this file
     seed: int = 1  # of the fake API's delays and of the probes' timing
+    bot_module: str = "bot"  # "bench.baseline": the non-streaming bot the burst profile compares against
 
 
 # --- the fake Images API process ----------------------------------------------------------------
@@ -70,11 +71,13 @@ class ImagesAPIProcess:
     """``python -m bench.imagesapi`` as a child process, spoken to over its stdin/stdout."""
 
     def __init__(self, *, size: str, partials: int, pool: int, delay_first: float, delay_between: float,
-                 jitter: float, log_path: Path) -> None:  # fmt: skip
+                 jitter: float, log_path: Path, delay_response: float | None = None) -> None:  # fmt: skip
         self.args = [
             "--size", size, "--partials", str(partials), "--pool", str(pool), "--delay-first", str(delay_first),
             "--delay-between", str(delay_between), "--jitter", str(jitter),
         ]  # fmt: skip
+        if delay_response is not None:
+            self.args += ["--delay-response", str(delay_response)]
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self.base_url = ""
@@ -144,14 +147,22 @@ class BotProcess:
     """The real bot (``python -m bot``), as the e2e rig starts it, plus /proc readings."""
 
     def __init__(
-        self, fd: FakeDiscord, images_base: str, workdir: Path, extra_env: dict[str, str], profile: Path | None = None
+        self,
+        fd: FakeDiscord,
+        images_base: str,
+        workdir: Path,
+        extra_env: dict[str, str],
+        profile: Path | None = None,
+        module: str = "bot",
     ) -> None:
         self.fd = fd
         self.images_base = images_base
         self.workdir = workdir
         self.extra_env = extra_env
         self.profile = profile
+        self.module = module
         self.log_path = workdir / "bot.log"
+        self.stats_path = workdir / "bot-stats.json"  # decode counters, written by the bot as it exits
         self.proc: asyncio.subprocess.Process | None = None
         self._pid: int | None = None
 
@@ -170,6 +181,7 @@ class BotProcess:
                 "DEFAULT_DAILY_LIMIT": "unlimited",
                 "DEFAULT_MONTHLY_LIMIT": "unlimited",
                 "IMAGEBOT_ENV_FILE": str(self.workdir / "no.env"),  # never read the developer's .env
+                "IMAGEBOT_BENCH_STATS": str(self.stats_path),
             }
         )
         env.update(self.extra_env)
@@ -178,7 +190,7 @@ class BotProcess:
     async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         cwd = self.workdir / "cwd"
         cwd.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "bot"]
+        command = [sys.executable, "-m", self.module]
         if self.profile is not None:  # py-spy runs the bot as its child (attaching needs privileges)
             spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             command = [spy, "record", "--threads", "--idle", "--nonblocking", "-r", "100", "-f", "raw",
@@ -247,6 +259,13 @@ class BotProcess:
                 await proc.wait()
         return proc.returncode
 
+    def stats(self) -> dict[str, Any]:
+        """What the bot counted (``bot/images/b64.py``); empty for a bot that does not count."""
+        try:
+            return dict(json.loads(self.stats_path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -303,7 +322,8 @@ class _Tracker:
                 break  # not answered yet: look again next time
             if (
                 r.token in self.pending
-                and r.method == "PATCH"
+                and r.method in ("PATCH", "POST")  # the result edited in, or (the baseline) a follow-up
+                and r.path.startswith("/webhooks/")
                 and r.status == 200
                 and any(f.filename.startswith("imagebot-") for f in r.files)
             ):
@@ -333,7 +353,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         "MAX_CONCURRENT_IMAGES": str(max(8, n)),
         **opts.bot_env,
     }
-    bot = BotProcess(fd, api.base_url, workdir, env, opts.profile)
+    bot = BotProcess(fd, api.base_url, workdir, env, opts.profile, opts.bot_module)
     lag = LagMonitor()
     lag.start()
     problems: list[str] = []
@@ -437,6 +457,8 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
             "threads_idle": threads_idle,
             "threads_busy": threads_busy,
             "exit_code": code,
+            "module": opts.bot_module,
+            "stats": bot.stats(),
         },
         "bench": {
             "cpu_seconds": bench_cpu_after - bench_cpu_before,

@@ -127,6 +127,8 @@ class ProgressPublisher:
     def slot_finished(self, slot: int, *, failed: bool = False) -> None:
         s = self._state[slot]
         s.done, s.failed, s.raw = True, failed, None
+        if s.rendering is not None:
+            s.rendering.cancel()  # its preview would never be shown: if it is still queued, it is never decoded
         if self.slots > 1:
             self._dirty.set()
 
