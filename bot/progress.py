@@ -64,6 +64,40 @@ class _Slot:
     rendering: asyncio.Future[bytes] | None = None
 
 
+class LoopLag:
+    """How late this event loop runs a short timer: the bot's own measure of being behind.
+
+    One task per loop samples every ``interval``; ``lag`` is the latest lateness, decaying by half per
+    sample, so one late timer does not count for long. Started by the first publisher that asks."""
+
+    def __init__(self, interval: float = 0.025) -> None:
+        self.interval = interval
+        self.lag = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop, self.lag = loop, 0.0
+            self._task = loop.create_task(self._run(), name="loop-lag")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval)
+            late = loop.time() - start - self.interval
+            self.lag = max(late, self.lag / 2)
+
+
+LOOP_LAG = LoopLag()
+# Loop lag (seconds) above which no preview render starts: the bot is behind (a rush), a frame rendered now
+# would reach Discord late and probably stale, and its decode would compete with results and
+# acknowledgements. The frame stays encoded; once the loop is back on time it is rendered, unless a newer
+# frame or the result has replaced it by then (measured in the bench's burst profile, README).
+SHED_LAG = 0.1
+
 Frame = Any  # opaque here: raw bytes, or a frame still base64-encoded (``PartialImage``); only ``render`` looks
 Renderer = Callable[[Frame], Awaitable[bytes]]
 Sender = Callable[[ProgressView], Awaitable[None]]
@@ -79,6 +113,7 @@ class ProgressPublisher:
     status_grace: float = 0.7
     clock: Callable[[], float] = time.monotonic
     started_at: float = field(default_factory=time.time)
+    shed_lag: float | None = SHED_LAG  # None: render whatever the loop's lag
 
     _state: list[_Slot] = field(init=False)
     _status: str = field(init=False, default="generating")
@@ -100,6 +135,8 @@ class ProgressPublisher:
 
     def start(self) -> None:
         if self._task is None:
+            if self.shed_lag is not None:
+                LOOP_LAG.ensure_started()
             self._task = asyncio.create_task(self._run(), name="progress-publisher")
 
     def set_queued(self, position: int) -> None:
@@ -168,6 +205,11 @@ class ProgressPublisher:
                 self._dirty.clear()
                 if self._all_done():
                     continue  # the result replaces the message: nothing left worth an edit
+                if self._behind():
+                    await self._sleep_unless_closed(0.1)  # keep the frame encoded for now; look again
+                    if self._closed:
+                        return
+                    continue
                 view = await self._snapshot()
                 if self._closed:
                     return
@@ -232,6 +274,12 @@ class ProgressPublisher:
             for i, s in enumerate(self._state)
         )
         return ProgressView(self._status, self._position, self.started_at, slots, new_frame)
+
+    def _behind(self) -> bool:
+        """Would this edit need a render while the loop is late? (Then it waits, see ``SHED_LAG``.)"""
+        if self.shed_lag is None or LOOP_LAG.lag <= self.shed_lag:
+            return False
+        return any(s.raw is not None and not s.done and s.frame != s.rendered_frame for s in self._state)
 
     def _all_done(self) -> bool:
         return all(s.done for s in self._state)
