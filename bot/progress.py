@@ -5,8 +5,9 @@ partial frame as raw bytes). One background task turns that state into message e
 
 * frames are rendered (decoded and shrunk into a small JPEG) only when an edit is about to go out, so a
   frame superseded before then costs nothing: a burst of frames never queues behind itself; a render
-  still under way (or queued) when a newer frame of its slot arrives is cancelled, and the newer one
-  rendered instead;
+  still queued when a newer frame of its slot arrives is cancelled (never decoded) and the newer one
+  rendered instead, while a render whose decode has begun is finished and sent (every decode is shown),
+  the newer frame following after the interval;
 * edits are at least ``min_interval`` apart, so the bot stays inside Discord's limits and never waits
   behind a 429;
 * a status-only change (queued → generating) waits ``status_grace`` first: if the first frame arrives in
@@ -62,6 +63,22 @@ class _Slot:
     done: bool = False
     failed: bool = False
     rendering: asyncio.Future[bytes] | None = None
+    tracked: _Tracked | None = None  # the frame being rendered, if it is an encoded one
+
+
+class _Tracked:
+    """An encoded frame as handed to the renderer: records (in the render thread) that its decode began."""
+
+    __slots__ = ("frame", "started")
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+        self.started = False
+
+    def decode(self) -> bytes:
+        self.started = True
+        data: bytes = self.frame.decode()
+        return data
 
 
 class LoopLag:
@@ -124,6 +141,7 @@ class ProgressPublisher:
     _last_sent: float | None = field(init=False, default=None)
     _closed: bool = field(init=False, default=False)
     _sending: bool = field(init=False, default=False)
+    _rendered_new: bool = field(init=False, default=False)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     sent_edits: int = field(init=False, default=0)
 
@@ -156,8 +174,10 @@ class ProgressPublisher:
         if s.done or index + 1 <= s.frame:
             return  # late or duplicate: never go backwards
         s.raw, s.frame = data, index + 1
-        if s.rendering is not None:
-            s.rendering.cancel()  # an older frame being rendered is stale already: render this one
+        if s.rendering is not None and not (s.tracked is not None and s.tracked.started):
+            s.rendering.cancel()  # the older frame's render has not begun: drop it undecoded, render this one
+        # (a render whose decode has begun is finished and shown: its cost is paid, and it is the progress
+        # there is; this frame follows after the interval, unless the result replaces it first)
         self._frame_dirty = True
         self._dirty.set()
 
@@ -213,8 +233,8 @@ class ProgressPublisher:
                 view = await self._snapshot()
                 if self._closed:
                     return
-                if self._stale():
-                    continue  # a newer frame arrived while rendering: render that one instead
+                if self._stale() and not self._rendered_new:
+                    continue  # a newer frame is waiting and nothing new was rendered: render that one
                 if self._all_done():
                     continue
                 self._sending = True
@@ -248,17 +268,19 @@ class ProgressPublisher:
     async def _snapshot(self) -> ProgressView:
         new_frame = self._frame_dirty
         self._frame_dirty = False
+        self._rendered_new = False
         pending = [(i, s, s.raw, s.frame) for i, s in enumerate(self._state) if s.raw and s.frame != s.rendered_frame]
         if pending:
             tasks = []
             for _, s, raw, _ in pending:
-                s.rendering = asyncio.ensure_future(self.render(raw))
+                s.tracked = None if isinstance(raw, bytes | bytearray | memoryview) else _Tracked(raw)
+                s.rendering = asyncio.ensure_future(self.render(raw if s.tracked is None else s.tracked))
                 tasks.append(s.rendering)
             try:
                 rendered = await asyncio.gather(*tasks, return_exceptions=True)
             finally:
                 for _, s, _, _ in pending:
-                    s.rendering = None
+                    s.rendering, s.tracked = None, None
             for (_, s, _, frame), jpeg in zip(pending, rendered, strict=True):
                 if isinstance(jpeg, asyncio.CancelledError):
                     continue  # superseded by a newer frame while rendering
@@ -267,6 +289,7 @@ class ProgressPublisher:
                     continue
                 if not s.done:
                     s.jpeg, s.rendered_frame = jpeg, frame
+                    self._rendered_new = True
                     if s.frame == frame:
                         s.raw = None  # rendered: the megabytes are no longer needed
         slots = tuple(

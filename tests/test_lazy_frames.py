@@ -261,3 +261,38 @@ async def test_no_render_starts_while_the_loop_is_late(monkeypatch: pytest.Monke
     finally:
         await pub.close()
     assert [v.slots[0].frame for v in views] == [2] and _partial_decodes() == before + 1
+
+
+async def test_a_frame_whose_decode_began_is_finished_and_shown_then_the_newer_one() -> None:
+    decoding = threading.Event()
+    gate = threading.Event()
+
+    def slow_preview(frame: PartialImage) -> bytes:
+        data = frame.decode()
+        decoding.set()
+        assert gate.wait(WAIT)
+        return make_preview_sync(data, 32)
+
+    async def render(frame: PartialImage) -> bytes:
+        return await asyncio.to_thread(slow_preview, frame)
+
+    views: list[ProgressView] = []
+
+    async def send(view: ProgressView) -> None:
+        views.append(view)
+
+    pub = ProgressPublisher(send, render, frames_per_slot=2, min_interval=0.1, status_grace=0, shed_lag=None)
+    pub.start()
+    before = _partial_decodes()
+    try:
+        pub.frame(0, 0, _frame(0, (200, 0, 0)))
+        assert await asyncio.to_thread(decoding.wait, WAIT)  # frame 1 is being decoded...
+        decoding.clear()
+        pub.frame(0, 1, _frame(1, (0, 0, 200)))  # ...when frame 2 arrives: frame 1 is not thrown away
+        gate.set()
+        await _until(lambda: len(views) >= 2)
+    finally:
+        gate.set()
+        await pub.close()
+    assert [v.slots[0].frame for v in views] == [1, 2]
+    assert _partial_decodes() == before + 2 == before + len(views)  # every decode was shown
