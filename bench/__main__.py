@@ -144,6 +144,9 @@ async def main_async(args: argparse.Namespace) -> int:
             args, [args.jobs], args.burst_sizes.split(","), workdir, bot_env
         )
         broken = broken or burst_broken or not burst_results
+        smoke_burst = [
+            {**r, "ours": _without_parts(r["ours"]), "baseline": _without_parts(r["baseline"])} for r in burst_results
+        ]
     figs = summaries
     if len(figs) > 1:
         print("\n== sweep ==")
@@ -155,6 +158,8 @@ async def main_async(args: argparse.Namespace) -> int:
         "summaries": summaries,
         "runs": runs,
     }
+    if args.smoke:
+        out["burst"] = smoke_burst
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"\nresults: {args.json}")
