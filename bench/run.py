@@ -226,19 +226,35 @@ class BotProcess:
             self._pid = int(children[0])
         return self._pid
 
+    def _pids(self) -> list[int]:
+        """The bot and its child processes (preview workers, if it runs any), from /proc."""
+        pids = [self.pid]
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{self.pid}/task"):
+                children = Path(f"/proc/{self.pid}/task/{tid}/children").read_text().split()
+                pids.extend(int(c) for c in children)
+        return pids
+
     def cpu_seconds(self) -> float:
-        """utime + stime of the bot process (all its threads), from /proc/<pid>/stat."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """utime + stime of the bot process (all its threads) and of its live children, from /proc/<pid>/stat."""
+        total = 0
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / CLOCK_TICKS
 
     def memory_mb(self) -> dict[str, float]:
-        """VmRSS (now) and VmHWM (peak so far) in MB, from /proc/<pid>/status."""
-        out: dict[str, float] = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
+        """VmRSS (now) and VmHWM (peak so far) in MB, from /proc/<pid>/status, summed over the bot and its
+        children (with children, the summed peaks overstate the peak of the sum)."""
+        out: dict[str, float] = {"VmRSS": 0.0, "VmHWM": 0.0}
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "VmHWM"):
+                        out[key] += int(value.split()[0]) / 1024
         return out
 
     def threads(self) -> int:

@@ -80,6 +80,11 @@ class _Tracked:
         data: bytes = self.frame.decode()
         return data
 
+    def encoded(self) -> bytes | memoryview:
+        self.started = True
+        text: bytes | memoryview = self.frame.encoded()
+        return text
+
 
 class LoopLag:
     """How late this event loop runs a short timer: the bot's own measure of being behind.

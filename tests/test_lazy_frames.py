@@ -296,3 +296,26 @@ async def test_a_frame_whose_decode_began_is_finished_and_shown_then_the_newer_o
         await pub.close()
     assert [v.slots[0].frame for v in views] == [1, 2]
     assert _partial_decodes() == before + 2 == before + len(views)  # every decode was shown
+
+
+def test_the_process_experiment_hands_the_encoded_field_to_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``IMAGEBOT_PREVIEW_PROCESSES`` (off by default): the preview thread sends the field still encoded to a
+    worker process and gets the JPEG back; the hand-over counts as the frame's decode."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bot import imaging
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(imaging, "_processes", pool)
+    try:
+        before = _partial_decodes()
+        jpeg = imaging._preview_job(_frame(0, (0, 200, 0)), 32)
+        assert _partial_decodes() == before + 1
+        with Image.open(io.BytesIO(jpeg)) as im:
+            assert im.format == "JPEG" and max(im.size) == 32
+        assert imaging._preview_job(_png((1, 2, 3)), 32)[:2] == b"\xff\xd8"  # raw bytes: rendered in the thread
+        with pytest.raises(ValueError):
+            imaging._preview_job(PartialImage(index=0, b64=b"**not base64**"), 32)
+    finally:
+        pool.shutdown()

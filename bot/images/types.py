@@ -101,6 +101,11 @@ class PartialImage:
         count("partial")
         return b64decode(self.b64)
 
+    def encoded(self) -> bytes | memoryview:
+        """The field as is, for a decoder elsewhere (a preview worker process); counted as a decode."""
+        count("partial")
+        return self.b64
+
 
 @dataclass(frozen=True, slots=True)
 class CompletedImage:
