@@ -4,6 +4,9 @@
     ./imagebot bench --jobs 8
     ./imagebot bench --sweep               # N = 1, 8, 32, 64 (or --sweep 1,4,16)
     ./imagebot bench --smoke               # N=4, short: exits non-zero only if the run itself is broken
+    ./imagebot bench --burst               # the rush: N=32 jobs whose frames come at 0.4/0.7 s, the result at 1 s,
+                                           # 1024x1024 and 1536x1024, against a bot that does not stream
+    ./imagebot bench --burst --sweep 8,32,64 --repeat 3
 
 Prints a table per run (and one for the sweep) and writes everything to ``--json``. The exit status is 1
 when a run is broken (the bot did not start or crashed, a job got no result, a fake saw an invalid request,
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import metrics, report
+from bench import burst, metrics, report
 from bench.run import BenchError, ImagesAPIProcess, LoadOptions, run_load
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "last.json"
@@ -42,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run several N one after the other (default list 1,8,32,64)",
     )
     p.add_argument("--smoke", action="store_true", help="N=4 with short delays: a quick check that nothing is broken")
+    p.add_argument(
+        "--burst",
+        action="store_true",
+        help="the burst profile: frames at 0.4/0.7 s, result at 1.0 s, ours against bench/baseline.py\n"
+        "(sizes: --burst-sizes; N: --jobs, or --sweep whose default list is then 8,32,64)",
+    )
+    p.add_argument("--burst-sizes", default=",".join(burst.SIZES), metavar="WxH,...", help="burst profile sizes")
     p.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results (default {DEFAULT_JSON})"
     )
@@ -64,9 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the bot under py-spy (pip install py-spy); raw samples per run into DIR",
     )
     args = p.parse_args(argv)  # fmt: skip
+    if args.burst and args.sweep == "1,8,32,64":
+        args.sweep = ",".join(str(n) for n in burst.NS)
     if args.smoke:
         args.jobs, args.sweep, args.pool = 4, None, 2
         args.delay_first, args.delay_between = 1.0, 0.6
+        args.burst_sizes = burst.SIZES[0]  # and a burst at N=4 against the baseline, so neither can rot
     return args
 
 
@@ -76,6 +89,10 @@ async def main_async(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="imagebot-bench-"))
     info = report.machine()
     print(f"machine: {report.machine_line(info)}", flush=True)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    if args.burst and not args.smoke:
+        return await burst_main(args, sizes, bot_env, workdir, info)
     api = ImagesAPIProcess(
         size=args.size, partials=args.partials, pool=args.pool, delay_first=args.delay_first,
         delay_between=args.delay_between, jitter=args.jitter, log_path=workdir / "fakeapi.log",
@@ -83,8 +100,6 @@ async def main_async(args: argparse.Namespace) -> int:
     runs: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     broken = False
-    if args.profile:
-        args.profile.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
         await api.start()
@@ -124,6 +139,14 @@ async def main_async(args: argparse.Namespace) -> int:
             print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
     finally:
         await api.stop()
+    if args.smoke:
+        burst_results, _, burst_broken = await burst.run_burst(
+            args, [args.jobs], args.burst_sizes.split(","), workdir, bot_env
+        )
+        broken = broken or burst_broken or not burst_results
+        smoke_burst = [
+            {**r, "ours": _without_parts(r["ours"]), "baseline": _without_parts(r["baseline"])} for r in burst_results
+        ]
     figs = summaries
     if len(figs) > 1:
         print("\n== sweep ==")
@@ -135,6 +158,8 @@ async def main_async(args: argparse.Namespace) -> int:
         "summaries": summaries,
         "runs": runs,
     }
+    if args.smoke:
+        out["burst"] = smoke_burst
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"\nresults: {args.json}")
@@ -146,6 +171,45 @@ async def main_async(args: argparse.Namespace) -> int:
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+async def burst_main(
+    args: argparse.Namespace, ns: list[int], bot_env: dict[str, str], workdir: Path, info: dict[str, Any]
+) -> int:
+    started = time.monotonic()
+    results, runs, broken = await burst.run_burst(args, ns, args.burst_sizes.split(","), workdir, bot_env)
+    for size in args.burst_sizes.split(","):
+        mine = [r for r in results if r["size"] == size]
+        if len(mine) > 1:
+            print(f"\n== burst sweep, {size} ==")
+            for r in mine:
+                print(report.burst_table(r["ours"], r["baseline"]) + "\n")
+    print("\n== burst targets (1024x1024; ratios to the baseline measured in the same run) ==")
+    print(report.burst_target_lines(results))
+    out = {
+        "machine": info,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "seconds": round(time.monotonic() - started, 1),
+        "burst": [{**r, "ours": _without_parts(r["ours"]), "baseline": _without_parts(r["baseline"])} for r in results],
+        "burst_targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in report.burst_targets(results)],
+        "runs": runs,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    print(f"\nresults: {args.json}")
+    expected = len(ns) * len(args.burst_sizes.split(","))
+    if broken or len(results) != expected:
+        print(f"work directory kept for inspection: {workdir}", file=sys.stderr)
+        return 1
+    if args.keep:
+        print(f"work directory: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _without_parts(fig: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fig.items() if k != "parts"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ async def serve(args: argparse.Namespace) -> None:
     fake.delay_first_event = args.delay_first
     fake.delay_between_events = args.delay_between
     fake.jitter = args.jitter
+    fake.delay_response = args.delay_response
     fake.image_pool = args.pool
     started = time.monotonic()
     await fake.prewarm(args.size, "png", args.partials)
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--delay-first", type=float, default=3.0, help="mean seconds before the first event")
     parser.add_argument("--delay-between", type=float, default=1.5, help="mean seconds between events")
     parser.add_argument("--jitter", type=float, default=0.5, help="delays vary by ± this fraction")
+    parser.add_argument(
+        "--delay-response", type=float, default=None, help="seconds to a non-streaming answer (default: delay-first)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the delays")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -70,7 +70,13 @@ def _frame_shown(r: dict[str, Any]) -> int | None:
 
 
 def _is_final(r: dict[str, Any]) -> bool:
-    return r["method"] == "PATCH" and r["status"] == 200 and _files(r, "imagebot-")
+    """The result: edited into the job's message, or (the baseline bot) posted as a follow-up."""
+    return (
+        r["method"] in ("PATCH", "POST")
+        and r["path"].startswith("/webhooks/")
+        and r["status"] == 200
+        and _files(r, "imagebot-")
+    )
 
 
 def compute(raw: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +105,8 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
         reqs = by_token.get(token, [])
         evs = events.get(job, [])
         partial_ev = {int(e["partial_index"]) + 1: e for e in evs if e["type"].endswith(".partial_image")}
-        completed = next((e for e in evs if e["type"].endswith(".completed")), None)
+        # the stream's result, or a non-streaming answer (the baseline bot)
+        completed = next((e for e in evs if e["type"].endswith(".completed") or e["type"] == "response"), None)
         frames_sent += len(partial_ev)
         calls.append(len(reqs))
         shown: dict[int, float] = {}
@@ -179,6 +186,10 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
         "frames_sent": frames_sent,
         "frames_shown": frames_shown,
         "jobs_without_preview": no_preview,
+        # partial frames the bot decoded (it counts them itself, bot/images/b64.py); None if it does not count
+        "partial_decodes": (bot.get("stats") or {}).get("decodes", {}).get("partial"),
+        "final_decodes": (bot.get("stats") or {}).get("decodes", {}).get("final"),
+        "bot_module": bot.get("module", "bot"),
         "bench_cpu_s": raw["bench"]["cpu_seconds"],
         "fake_api_cpu_s": raw["fake_api"]["cpu_seconds"],
         "machine_busy": raw["machine"]["busy"],
@@ -255,4 +266,42 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "met": max_calls is not None and max_calls <= budget,
     }
     fig["targets"] = targets
+    decodes = [p.get("partial_decodes") for p in parts]
+    fig["partial_decodes"] = None if any(d is None for d in decodes) else sum(d for d in decodes if d is not None)
+    fig["bot_module"] = parts[0].get("bot_module", "bot")
+    fig["run_medians"] = run_medians(parts)
     return fig
+
+
+def _per_run(part: dict[str, Any]) -> dict[str, float | None]:
+    """The headline figures of one run (latencies in ms)."""
+
+    def ms(key: str, q: float) -> float | None:
+        v = percentile(part["samples"][key], q)
+        return None if v is None else v * 1000
+
+    return {
+        "final_p50_ms": ms("final", 50),
+        "final_p99_ms": ms("final", 99),
+        "preview_p50_ms": ms("preview", 50),
+        "ack_p99_ms": ms("ack", 99),
+        "ack_max_ms": ms("ack", 100),
+        "burst_ack_p99_ms": ms("burst_ack", 99),
+        "cpu_per_job_s": part["bot_cpu_s"] / max(1, part["jobs"]),
+        "peak_rss_mb": part["peak_rss_mb"],
+        "machine_busy_pct": 100 * part["machine_busy"],
+    }
+
+
+def run_medians(parts: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The median over runs of each headline figure (what the burst targets are stated in)."""
+    per = [_per_run(p) for p in parts]
+    out: dict[str, float | None] = {}
+    for key in per[0]:
+        values = sorted(v for r in per if (v := r[key]) is not None)
+        if not values:
+            out[key] = None
+            continue
+        mid = len(values) // 2
+        out[key] = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return out

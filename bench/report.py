@@ -174,3 +174,119 @@ def one_line(fig: dict[str, Any]) -> str:
 
 def missed(fig: dict[str, Any]) -> list[str]:
     return [f"{name} = {t['value']} (target {t['target']})" for name, t in fig["targets"].items() if not t["met"]]
+
+
+# --- the burst profile: ours, the baseline, the ratio ----------------------------------------------
+
+
+def bot_name(module: str) -> str:
+    return "baseline" if module == "bench.baseline" else "ours"
+
+
+def _num(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b <= 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def _decodes(f: dict[str, Any]) -> str:
+    d = f.get("partial_decodes")
+    return f"{d} / {f['frames']['shown']}" if d is not None else f"- / {f['frames']['shown']}"
+
+
+# (label, value of a summary, digits, ratio?) -- run medians where the targets are stated in them
+BURST_ROWS: list[tuple[str, Any, int, bool]] = [
+    ("final p50 ms (median of runs)", lambda f: f["run_medians"]["final_p50_ms"], 0, True),
+    ("final p99 ms (median of runs)", lambda f: f["run_medians"]["final_p99_ms"], 0, True),
+    ("final p50 / p99 ms (pooled)", lambda f: _p50_p99(f["final_latency_ms"]), 0, False),
+    ("ack p99 ms (median of runs)", lambda f: f["run_medians"]["ack_p99_ms"], 1, True),
+    ("ack max ms (probes, all runs)", lambda f: f["ack_latency_ms"]["max"], 0, True),
+    ("burst's own acks max ms", lambda f: f["burst_ack_latency_ms"]["max"], 0, True),
+    ("CPU s per job (median of runs)", lambda f: f["run_medians"]["cpu_per_job_s"], 3, True),
+    ("peak RSS MB (worst run)", lambda f: f["peak_rss_mb"], 0, True),
+    ("first preview p50 ms", lambda f: f["run_medians"]["preview_p50_ms"], 0, False),
+    ("previews shown / jobs", lambda f: f"{f['frames']['shown']} / {f['jobs'] * f['runs']}", 0, False),
+    ("partial decodes / previews shown", _decodes, 0, False),
+    ("429s / stale frames", lambda f: f"{f['rate_limited']} / {f['stale_frames']}", 0, False),
+    ("machine busy % (median of runs)", lambda f: f["run_medians"]["machine_busy_pct"], 0, False),
+]  # fmt: skip
+
+
+def burst_table(ours: dict[str, Any], base: dict[str, Any]) -> str:
+    head = [f"N={ours['jobs']}", "ours", "baseline", "ratio"]
+    body = []
+    for label, fn, digits, ratio in BURST_ROWS:
+        a, b = fn(ours), fn(base)
+        if isinstance(a, str) or isinstance(b, str):
+            body.append([label, str(a), str(b), ""])
+        else:
+            body.append([label, _num(a, digits), _num(b, digits), _ratio(a, b) if ratio else ""])
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(4)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(head, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def burst_targets(results: list[dict[str, Any]], size: str = "1024x1024") -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for issue 11's targets, from the burst results of ``size``."""
+    at = {r["jobs"]: r for r in results if r["size"] == size}
+    out: list[tuple[str, str, bool | None]] = []
+
+    def med(n: int, who: str, key: str) -> float | None:
+        return at[n][who]["run_medians"][key] if n in at else None
+
+    def ratio_target(n: int, key: str, limit: float, label: str) -> None:
+        a, b = med(n, "ours", key), med(n, "baseline", key)
+        if a is None or b is None or b <= 0:
+            return
+        out.append((f"{label} <= {limit:g}x baseline (N={n})", f"{a:.0f} vs {b:.0f} ms = {a / b:.2f}x", a / b <= limit))
+
+    ratio_target(32, "final_p50_ms", 1.0, "final p50")
+    ratio_target(32, "final_p99_ms", 1.5, "final p99")
+    for n, limit in ((32, 150.0), (64, 300.0)):
+        v = med(n, "ours", "ack_p99_ms")
+        if v is not None:
+            out.append((f"ack p99 <= {limit:g} ms (N={n})", f"{v:.0f} ms", v <= limit))
+    worst = [
+        max(x for x in (r["ours"]["ack_latency_ms"]["max"], r["ours"]["burst_ack_latency_ms"]["max"]) if x is not None)
+        for r in at.values()
+    ]
+    if worst:
+        slowest = max(worst)
+        out.append(("no interaction acknowledged after 3 s (every N)", f"slowest {slowest:.0f} ms", slowest < 3000))
+    if 32 in at:
+        a, b = med(32, "ours", "cpu_per_job_s"), med(32, "baseline", "cpu_per_job_s")
+        if a is not None and b:
+            out.append(("CPU per job <= 2.0x baseline (N=32)", f"{a:.3f} vs {b:.3f} s = {a / b:.2f}x", a / b <= 2.0))
+        pa, pb = at[32]["ours"]["peak_rss_mb"], at[32]["baseline"]["peak_rss_mb"]
+        out.append(("peak RSS <= baseline + 60 MB (N=32)", f"{pa:.0f} vs {pb:.0f} MB (+{pa - pb:.0f})", pa <= pb + 60))
+    if 32 in at and 64 in at:
+        a, b = med(64, "ours", "final_p50_ms"), med(32, "ours", "final_p50_ms")
+        if a is not None and b:
+            out.append(("final p50 at N=64 <= 2x N=32", f"{a:.0f} vs {b:.0f} ms = {a / b:.2f}x", a <= 2 * b))
+    for n, r in sorted(at.items()):
+        o = r["ours"]
+        ok = o["rate_limited"] == 0 and o["stale_frames"] == 0 and o["partial_decodes"] == o["frames"]["shown"]
+        out.append(
+            (
+                f"0 stale, 0 x 429, decodes == previews (N={n})",
+                f"{o['stale_frames']} stale, {o['rate_limited']} x 429, {_decodes(o)}",
+                ok,
+            )
+        )
+    return out
+
+
+def burst_target_lines(results: list[dict[str, Any]]) -> str:
+    rows = burst_targets(results)
+    if not rows:
+        return "burst targets: no 1024x1024 results"
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name.ljust(width)}  {measured}  {'met' if met else 'MISSED'}" for name, measured, met in rows)

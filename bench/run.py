@@ -61,6 +61,7 @@ class LoadOptions:
     workdir: Path = Path("/tmp")
     profile: Path | None = None  # run the bot under py-spy, raw samples to this file
     seed: int = 1  # of the fake API's delays and of the probes' timing
+    bot_module: str = "bot"  # "bench.baseline": the non-streaming bot the burst profile compares against
 
 
 # --- the fake Images API process ----------------------------------------------------------------
@@ -70,11 +71,13 @@ class ImagesAPIProcess:
     """``python -m bench.imagesapi`` as a child process, spoken to over its stdin/stdout."""
 
     def __init__(self, *, size: str, partials: int, pool: int, delay_first: float, delay_between: float,
-                 jitter: float, log_path: Path) -> None:  # fmt: skip
+                 jitter: float, log_path: Path, delay_response: float | None = None) -> None:  # fmt: skip
         self.args = [
             "--size", size, "--partials", str(partials), "--pool", str(pool), "--delay-first", str(delay_first),
             "--delay-between", str(delay_between), "--jitter", str(jitter),
         ]  # fmt: skip
+        if delay_response is not None:
+            self.args += ["--delay-response", str(delay_response)]
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self.base_url = ""
@@ -144,14 +147,22 @@ class BotProcess:
     """The real bot (``python -m bot``), as the e2e rig starts it, plus /proc readings."""
 
     def __init__(
-        self, fd: FakeDiscord, images_base: str, workdir: Path, extra_env: dict[str, str], profile: Path | None = None
+        self,
+        fd: FakeDiscord,
+        images_base: str,
+        workdir: Path,
+        extra_env: dict[str, str],
+        profile: Path | None = None,
+        module: str = "bot",
     ) -> None:
         self.fd = fd
         self.images_base = images_base
         self.workdir = workdir
         self.extra_env = extra_env
         self.profile = profile
+        self.module = module
         self.log_path = workdir / "bot.log"
+        self.stats_path = workdir / "bot-stats.json"  # decode counters, written by the bot as it exits
         self.proc: asyncio.subprocess.Process | None = None
         self._pid: int | None = None
 
@@ -170,6 +181,7 @@ class BotProcess:
                 "DEFAULT_DAILY_LIMIT": "unlimited",
                 "DEFAULT_MONTHLY_LIMIT": "unlimited",
                 "IMAGEBOT_ENV_FILE": str(self.workdir / "no.env"),  # never read the developer's .env
+                "IMAGEBOT_BENCH_STATS": str(self.stats_path),
             }
         )
         env.update(self.extra_env)
@@ -178,7 +190,7 @@ class BotProcess:
     async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         cwd = self.workdir / "cwd"
         cwd.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "bot"]
+        command = [sys.executable, "-m", self.module]
         if self.profile is not None:  # py-spy runs the bot as its child (attaching needs privileges)
             spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             command = [spy, "record", "--threads", "--idle", "--nonblocking", "-r", "100", "-f", "raw",
@@ -214,19 +226,35 @@ class BotProcess:
             self._pid = int(children[0])
         return self._pid
 
+    def _pids(self) -> list[int]:
+        """The bot and its child processes (preview workers, if it runs any), from /proc."""
+        pids = [self.pid]
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{self.pid}/task"):
+                children = Path(f"/proc/{self.pid}/task/{tid}/children").read_text().split()
+                pids.extend(int(c) for c in children)
+        return pids
+
     def cpu_seconds(self) -> float:
-        """utime + stime of the bot process (all its threads), from /proc/<pid>/stat."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """utime + stime of the bot process (all its threads) and of its live children, from /proc/<pid>/stat."""
+        total = 0
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / CLOCK_TICKS
 
     def memory_mb(self) -> dict[str, float]:
-        """VmRSS (now) and VmHWM (peak so far) in MB, from /proc/<pid>/status."""
-        out: dict[str, float] = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
+        """VmRSS (now) and VmHWM (peak so far) in MB, from /proc/<pid>/status, summed over the bot and its
+        children (with children, the summed peaks overstate the peak of the sum)."""
+        out: dict[str, float] = {"VmRSS": 0.0, "VmHWM": 0.0}
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "VmHWM"):
+                        out[key] += int(value.split()[0]) / 1024
         return out
 
     def threads(self) -> int:
@@ -246,6 +274,13 @@ class BotProcess:
                     proc.kill()
                 await proc.wait()
         return proc.returncode
+
+    def stats(self) -> dict[str, Any]:
+        """What the bot counted (``bot/images/b64.py``); empty for a bot that does not count."""
+        try:
+            return dict(json.loads(self.stats_path.read_text()))
+        except (OSError, ValueError):
+            return {}
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -303,7 +338,8 @@ class _Tracker:
                 break  # not answered yet: look again next time
             if (
                 r.token in self.pending
-                and r.method == "PATCH"
+                and r.method in ("PATCH", "POST")  # the result edited in, or (the baseline) a follow-up
+                and r.path.startswith("/webhooks/")
                 and r.status == 200
                 and any(f.filename.startswith("imagebot-") for f in r.files)
             ):
@@ -333,7 +369,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         "MAX_CONCURRENT_IMAGES": str(max(8, n)),
         **opts.bot_env,
     }
-    bot = BotProcess(fd, api.base_url, workdir, env, opts.profile)
+    bot = BotProcess(fd, api.base_url, workdir, env, opts.profile, opts.bot_module)
     lag = LagMonitor()
     lag.start()
     problems: list[str] = []
@@ -437,6 +473,8 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
             "threads_idle": threads_idle,
             "threads_busy": threads_busy,
             "exit_code": code,
+            "module": opts.bot_module,
+            "stats": bot.stats(),
         },
         "bench": {
             "cpu_seconds": bench_cpu_after - bench_cpu_before,

@@ -23,12 +23,14 @@ import heapq
 import io
 import itertools
 import logging
+import multiprocessing
+import os
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from PIL import Image, ImageOps
 
@@ -318,9 +320,62 @@ async def verify_image(data: bytes) -> str:
 _PREVIEW_MODES = {"RGB", "RGBA", "L", "LA", "P", "CMYK"}
 
 
-def make_preview_sync(data: bytes, max_side: int = 512, quality: int = 70) -> bytes:
-    """A small JPEG of an image: what the progress message shows for a partial frame."""
-    with open_image(data) as im:
+class EncodedFrame(Protocol):
+    """A frame still in its transport encoding (``PartialImage`` of ``bot/images/types.py``)."""
+
+    def decode(self) -> bytes: ...
+
+    def encoded(self) -> bytes | memoryview: ...
+
+
+# An experiment, off by default (README, Benchmark): previews rendered in this many worker processes, each
+# handed the still-encoded field (only the small JPEG comes back). The preview threads stay as they are
+# (priorities, undecoded drops) and wait for the process without holding the GIL.
+PREVIEW_PROCESSES_ENV = "IMAGEBOT_PREVIEW_PROCESSES"
+_processes: ProcessPoolExecutor | None = None
+
+
+def _start_processes() -> ProcessPoolExecutor | None:
+    try:
+        n = int(os.environ.get(PREVIEW_PROCESSES_ENV) or 0)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        return None
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(n):  # start them now, not in the first rush (not waited for: this runs during an import)
+        pool.submit(_warm)
+    return pool
+
+
+def _warm() -> None:
+    import bot.images.b64  # noqa: F401  (imports paid at start-up)
+
+
+def _preview_from_b64(text: bytes, max_side: int) -> bytes:
+    """In a worker process: decode the field and render its preview."""
+    from bot.images.b64 import b64decode
+
+    return make_preview_sync(b64decode(text), max_side)
+
+
+def _preview_job(data: bytes | EncodedFrame, max_side: int) -> bytes:
+    """What a preview thread runs: the preview, rendered here or (the experiment) in a worker process."""
+    if _processes is None or isinstance(data, bytes | bytearray | memoryview):
+        return make_preview_sync(data, max_side)
+    return _processes.submit(_preview_from_b64, bytes(data.encoded()), max_side).result()
+
+
+if os.environ.get(PREVIEW_PROCESSES_ENV) and multiprocessing.parent_process() is None:  # not in a worker
+    _processes = _start_processes()
+
+
+def make_preview_sync(data: bytes | EncodedFrame, max_side: int = 512, quality: int = 70) -> bytes:
+    """A small JPEG of an image: what the progress message shows for a partial frame. An encoded frame is
+    decoded here, in the preview thread, and only here: a frame never rendered is never decoded."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        data = data.decode()
+    with open_image(bytes(data) if not isinstance(data, bytes) else data) as im:
         if im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))  # decode at reduced scale: much cheaper
         if im.mode not in _PREVIEW_MODES:  # e.g. 16-bit grey: reduce() can't work on it, and clips it
@@ -335,9 +390,9 @@ def make_preview_sync(data: bytes, max_side: int = 512, quality: int = 70) -> by
     return out.getvalue()
 
 
-async def make_preview(data: bytes, max_side: int = 512, *, urgent: bool = False) -> bytes:
+async def make_preview(data: bytes | EncodedFrame, max_side: int = 512, *, urgent: bool = False) -> bytes:
     """The preview JPEG of a frame, on the low-priority preview pool (``urgent``: jump the queue)."""
-    return await run_preview(make_preview_sync, data, max_side, priority=URGENT if urgent else ROUTINE)
+    return await run_preview(_preview_job, data, max_side, priority=URGENT if urgent else ROUTINE)
 
 
 def _flatten(im: Image.Image) -> Image.Image:

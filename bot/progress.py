@@ -5,8 +5,9 @@ partial frame as raw bytes). One background task turns that state into message e
 
 * frames are rendered (decoded and shrunk into a small JPEG) only when an edit is about to go out, so a
   frame superseded before then costs nothing: a burst of frames never queues behind itself; a render
-  still under way (or queued) when a newer frame of its slot arrives is cancelled, and the newer one
-  rendered instead;
+  still queued when a newer frame of its slot arrives is cancelled (never decoded) and the newer one
+  rendered instead, while a render whose decode has begun is finished and sent (every decode is shown),
+  the newer frame following after the interval;
 * edits are at least ``min_interval`` apart, so the bot stays inside Discord's limits and never waits
   behind a 429;
 * a status-only change (queued → generating) waits ``status_grace`` first: if the first frame arrives in
@@ -14,7 +15,9 @@ partial frame as raw bytes). One background task turns that state into message e
 * ``close()`` drops whatever has not been sent, a preview being rendered included: the final result
   never waits behind preview work (only behind an edit already on the wire, so it lands last);
 * nothing is sent once every slot is finished: the result is about to replace the message anyway;
-* a frame's raw bytes are released as soon as it is rendered (megabytes per job under load).
+* a frame's raw bytes are released as soon as it is rendered (megabytes per job under load);
+* frames are opaque here: the job's observer hands in the frame still base64-encoded, and only ``render``
+  (in a preview thread) decodes it, so a frame superseded before its edit is never decoded at all.
 
 No Discord imports: ``send`` is any coroutine that applies a ``ProgressView`` to a message.
 """
@@ -27,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +56,72 @@ class ProgressView:
 
 @dataclass(slots=True)
 class _Slot:
-    raw: bytes | None = None
+    raw: Frame | None = None  # the newest frame, as handed in (still encoded, if the caller kept it so)
     frame: int = 0
     rendered_frame: int = 0
     jpeg: bytes | None = None
     done: bool = False
     failed: bool = False
     rendering: asyncio.Future[bytes] | None = None
+    tracked: _Tracked | None = None  # the frame being rendered, if it is an encoded one
 
 
-Renderer = Callable[[bytes], Awaitable[bytes]]
+class _Tracked:
+    """An encoded frame as handed to the renderer: records (in the render thread) that its decode began."""
+
+    __slots__ = ("frame", "started")
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+        self.started = False
+
+    def decode(self) -> bytes:
+        self.started = True
+        data: bytes = self.frame.decode()
+        return data
+
+    def encoded(self) -> bytes | memoryview:
+        self.started = True
+        text: bytes | memoryview = self.frame.encoded()
+        return text
+
+
+class LoopLag:
+    """How late this event loop runs a short timer: the bot's own measure of being behind.
+
+    One task per loop samples every ``interval``; ``lag`` is the latest lateness, decaying by half per
+    sample, so one late timer does not count for long. Started by the first publisher that asks."""
+
+    def __init__(self, interval: float = 0.025) -> None:
+        self.interval = interval
+        self.lag = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop, self.lag = loop, 0.0
+            self._task = loop.create_task(self._run(), name="loop-lag")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval)
+            late = loop.time() - start - self.interval
+            self.lag = max(late, self.lag / 2)
+
+
+LOOP_LAG = LoopLag()
+# Loop lag (seconds) above which no preview render starts: the bot is behind (a rush), a frame rendered now
+# would reach Discord late and probably stale, and its decode would compete with results and
+# acknowledgements. The frame stays encoded; once the loop is back on time it is rendered, unless a newer
+# frame or the result has replaced it by then (measured in the bench's burst profile, README).
+SHED_LAG = 0.1
+
+Frame = Any  # opaque here: raw bytes, or a frame still base64-encoded (``PartialImage``); only ``render`` looks
+Renderer = Callable[[Frame], Awaitable[bytes]]
 Sender = Callable[[ProgressView], Awaitable[None]]
 
 
@@ -75,6 +135,7 @@ class ProgressPublisher:
     status_grace: float = 0.7
     clock: Callable[[], float] = time.monotonic
     started_at: float = field(default_factory=time.time)
+    shed_lag: float | None = SHED_LAG  # None: render whatever the loop's lag
 
     _state: list[_Slot] = field(init=False)
     _status: str = field(init=False, default="generating")
@@ -85,6 +146,7 @@ class ProgressPublisher:
     _last_sent: float | None = field(init=False, default=None)
     _closed: bool = field(init=False, default=False)
     _sending: bool = field(init=False, default=False)
+    _rendered_new: bool = field(init=False, default=False)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     sent_edits: int = field(init=False, default=0)
 
@@ -96,6 +158,8 @@ class ProgressPublisher:
 
     def start(self) -> None:
         if self._task is None:
+            if self.shed_lag is not None:
+                LOOP_LAG.ensure_started()
             self._task = asyncio.create_task(self._run(), name="progress-publisher")
 
     def set_queued(self, position: int) -> None:
@@ -108,20 +172,25 @@ class ProgressPublisher:
             self._status, self._position = "generating", None
             self._dirty.set()
 
-    def frame(self, slot: int, index: int, data: bytes) -> None:
-        """A partial frame arrived (``index`` is the API's 0-based partial index)."""
+    def frame(self, slot: int, index: int, data: Frame) -> None:
+        """A partial frame arrived (``index`` is the API's 0-based partial index). It is kept as given (an
+        encoded frame stays encoded) until ``render`` is called on it; a newer frame replaces it unrendered."""
         s = self._state[slot]
         if s.done or index + 1 <= s.frame:
             return  # late or duplicate: never go backwards
         s.raw, s.frame = data, index + 1
-        if s.rendering is not None:
-            s.rendering.cancel()  # an older frame being rendered is stale already: render this one
+        if s.rendering is not None and not (s.tracked is not None and s.tracked.started):
+            s.rendering.cancel()  # the older frame's render has not begun: drop it undecoded, render this one
+        # (a render whose decode has begun is finished and shown: its cost is paid, and it is the progress
+        # there is; this frame follows after the interval, unless the result replaces it first)
         self._frame_dirty = True
         self._dirty.set()
 
     def slot_finished(self, slot: int, *, failed: bool = False) -> None:
         s = self._state[slot]
         s.done, s.failed, s.raw = True, failed, None
+        if s.rendering is not None:
+            s.rendering.cancel()  # its preview would never be shown: if it is still queued, it is never decoded
         if self.slots > 1:
             self._dirty.set()
 
@@ -161,11 +230,16 @@ class ProgressPublisher:
                 self._dirty.clear()
                 if self._all_done():
                     continue  # the result replaces the message: nothing left worth an edit
+                if self._behind():
+                    await self._sleep_unless_closed(0.1)  # keep the frame encoded for now; look again
+                    if self._closed:
+                        return
+                    continue
                 view = await self._snapshot()
                 if self._closed:
                     return
-                if self._stale():
-                    continue  # a newer frame arrived while rendering: render that one instead
+                if self._stale() and not self._rendered_new:
+                    continue  # a newer frame is waiting and nothing new was rendered: render that one
                 if self._all_done():
                     continue
                 self._sending = True
@@ -199,17 +273,19 @@ class ProgressPublisher:
     async def _snapshot(self) -> ProgressView:
         new_frame = self._frame_dirty
         self._frame_dirty = False
+        self._rendered_new = False
         pending = [(i, s, s.raw, s.frame) for i, s in enumerate(self._state) if s.raw and s.frame != s.rendered_frame]
         if pending:
             tasks = []
             for _, s, raw, _ in pending:
-                s.rendering = asyncio.ensure_future(self.render(raw))
+                s.tracked = None if isinstance(raw, bytes | bytearray | memoryview) else _Tracked(raw)
+                s.rendering = asyncio.ensure_future(self.render(raw if s.tracked is None else s.tracked))
                 tasks.append(s.rendering)
             try:
                 rendered = await asyncio.gather(*tasks, return_exceptions=True)
             finally:
                 for _, s, _, _ in pending:
-                    s.rendering = None
+                    s.rendering, s.tracked = None, None
             for (_, s, _, frame), jpeg in zip(pending, rendered, strict=True):
                 if isinstance(jpeg, asyncio.CancelledError):
                     continue  # superseded by a newer frame while rendering
@@ -218,6 +294,7 @@ class ProgressPublisher:
                     continue
                 if not s.done:
                     s.jpeg, s.rendered_frame = jpeg, frame
+                    self._rendered_new = True
                     if s.frame == frame:
                         s.raw = None  # rendered: the megabytes are no longer needed
         slots = tuple(
@@ -225,6 +302,12 @@ class ProgressPublisher:
             for i, s in enumerate(self._state)
         )
         return ProgressView(self._status, self._position, self.started_at, slots, new_frame)
+
+    def _behind(self) -> bool:
+        """Would this edit need a render while the loop is late? (Then it waits, see ``SHED_LAG``.)"""
+        if self.shed_lag is None or LOOP_LAG.lag <= self.shed_lag:
+            return False
+        return any(s.raw is not None and not s.done and s.frame != s.rendered_frame for s in self._state)
 
     def _all_done(self) -> bool:
         return all(s.done for s in self._state)

@@ -179,7 +179,7 @@ class JobMessage:
         self.publisher.set_generating()
 
     def partial(self, slot: int, frame: PartialImage) -> None:
-        self.publisher.frame(slot, frame.index, frame.data)
+        self.publisher.frame(slot, frame.index, frame)
 
     def slot_done(self, slot: int, image: CompletedImage | None) -> None:
         self.publisher.slot_finished(slot, failed=image is None)

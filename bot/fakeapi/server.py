@@ -152,6 +152,9 @@ class FakeImagesAPI:
         self.delay_between_events = 0.0
         # Each delay is drawn uniformly from delay * [1 - jitter, 1 + jitter] (0: exact, as the tests want).
         self.jitter = 0.0
+        # Non-streaming answers: seconds from the request to the response (None: ``delay_first_event``).
+        # The benchmark's burst profile sets it to when the stream's result would come (1.0 s).
+        self.delay_response: float | None = None
         # > 0: generated images come from a pool of this many pictures per (size, format, background,
         # stage), drawn once and cycled, so serving a request costs no Pillow work (the benchmark's load).
         self.image_pool = 0
@@ -704,8 +707,9 @@ class _Job:
             return web.Response(status=500)
         if fault is not None and fault.kind == "mid_stream_error":
             return web.json_response(fault.body, status=500, headers=headers)
-        if self.api.delay_first_event:
-            await asyncio.sleep(self.api.delay_first_event)
+        delay = self.api.delay_first_event if self.api.delay_response is None else self.api.delay_response
+        if delay:
+            await asyncio.sleep(delay)
         data = []
         for i in range(self.n):
             raw, b64 = await self.render(i, 1.0)
@@ -723,7 +727,7 @@ class _Job:
             for key in ("size", "quality", "output_format", "background"):
                 body.pop(key, None)
         text = await asyncio.to_thread(json.dumps, body)
-        self._log("response", None)
+        self._log("response", None)  # just before aiohttp writes it: comparable with a stream's ``started``
         return web.Response(text=text, content_type="application/json", headers=headers)
 
     async def stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:

@@ -7,7 +7,6 @@ the multi-megabyte event payloads off the event loop, and never logs the API key
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import json
 import logging
@@ -18,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from .b64 import b64decode, count
 from .errors import (
     BODY_PARSE_CODES,
     ConnectionFailed,
@@ -96,34 +96,13 @@ def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
     return f"{stem or fallback_stem}.{ext}", ctype
 
 
-B64_SLICE = 256 * 1024  # base64 characters decoded per call: ~1 ms each, so the GIL changes hands between
+B64_SLICE = 256 * 1024  # kept for callers of the old sliced decoder; SIMD base64 needs no slicing
 
 
 def _b64decode(text: bytes | memoryview) -> bytes:
-    """base64 decode in slices: ``a2b_base64`` holds the GIL throughout (10-17 ms for an image), which
-    stalls the event loop and every thread coming back from Pillow; slices let them in every ~1 ms.
-
-    Gives what ``base64.b64decode`` gives; raises ``ValueError`` for non-ASCII text, as ``str.encode("ascii")``
-    does on the plain JSON path."""
-    if len(text) <= B64_SLICE:
-        return _b64decode_lenient(text)
-    try:  # strict: a slice boundary inside garbage must not silently shift the bytes
-        parts = []
-        for i in range(0, len(text), B64_SLICE):
-            chunk = text[i : i + B64_SLICE]
-            if i + B64_SLICE < len(text) and chunk[-1:] == b"=":
-                raise binascii.Error("padding before the end")  # malformed: decode it the standard way
-            parts.append(binascii.a2b_base64(chunk, strict_mode=True))
-        return b"".join(parts)
-    except binascii.Error:
-        return _b64decode_lenient(text)  # unusual (whitespace, odd padding): the lenient way, in one go
-
-
-def _b64decode_lenient(text: bytes | memoryview) -> bytes:
-    raw = bytes(text)
-    if not raw.isascii():
-        raise ValueError("b64_json is not ASCII")
-    return binascii.a2b_base64(raw)
+    """base64 of an image field, SIMD (``bot/images/b64.py``): what ``base64.b64decode`` gives; raises
+    ``ValueError`` for non-ASCII text, as ``str.encode("ascii")`` does on the plain JSON path."""
+    return b64decode(text)
 
 
 _B64_KEY = b'"b64_json"'
@@ -153,8 +132,8 @@ def _split_b64(data: bytes) -> tuple[bytes, memoryview] | None:
     return data[: i + 1] + data[end:], memoryview(data)[i + 1 : end]
 
 
-def _decode_event(data: str | bytes) -> tuple[dict[str, Any], bytes | None]:
-    """json.loads + base64 decode of one event (called in a thread for big payloads)."""
+def _parse_event(data: str | bytes) -> tuple[dict[str, Any], bytes | memoryview | None]:
+    """json.loads of one event, its ``b64_json`` cut out and returned still encoded (None if absent/empty)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     split = _split_b64(data) if len(data) > OFFLOAD_BYTES else None
@@ -163,13 +142,30 @@ def _decode_event(data: str | bytes) -> tuple[dict[str, Any], bytes | None]:
         obj = json.loads(rest)
         if isinstance(obj, dict) and obj.get("b64_json") == "":
             obj.pop("b64_json")
-            return obj, _b64decode(b64_text) if len(b64_text) else None
+            return obj, b64_text if len(b64_text) else None
     obj = json.loads(data)
     if not isinstance(obj, dict):
         raise ValueError("event data is not a JSON object")
     b64 = obj.pop("b64_json", None)
-    raw = _b64decode(b64.encode("ascii")) if isinstance(b64, str) and b64 else None
-    return obj, raw
+    return obj, b64.encode("ascii") if isinstance(b64, str) and b64 else None
+
+
+def _decode_event(data: str | bytes) -> tuple[dict[str, Any], bytes | None]:
+    """json.loads + base64 decode of one event."""
+    obj, text = _parse_event(data)
+    return obj, _b64decode(text) if text is not None else None
+
+
+def _read_event(data: str | bytes, name: str | None) -> tuple[dict[str, Any], bytes | memoryview | None]:
+    """One stream event and its image field (in a thread for big payloads). A partial frame's field is left
+    encoded (``PartialImage.decode``: only if a preview of it is ever sent); any other is decoded."""
+    obj, text = _parse_event(data)
+    kind = str(obj.get("type") or name or "")
+    if text is None or kind.endswith(".partial_image"):
+        return obj, text
+    if kind.endswith(".completed"):
+        count("final")
+    return obj, _b64decode(text)
 
 
 def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, Any], bytes | None]]]:
@@ -183,7 +179,11 @@ def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, 
             continue
         item = dict(item)
         b64 = item.pop("b64_json", None)
-        items.append((item, base64.b64decode(b64) if isinstance(b64, str) and b64 else None))
+        raw = None
+        if isinstance(b64, str) and b64:
+            count("final")
+            raw = _b64decode(b64.encode("ascii"))
+        items.append((item, raw))
     return obj, items
 
 
@@ -526,9 +526,9 @@ class ImagesClient:
             msg = None
             try:
                 if len(text) > OFFLOAD_BYTES:
-                    obj, raw = await asyncio.to_thread(_decode_event, text)
+                    obj, raw = await asyncio.to_thread(_read_event, text, name)
                 else:
-                    obj, raw = _decode_event(text)
+                    obj, raw = _read_event(text, name)
             except (ValueError, binascii.Error) as exc:
                 raise MalformedResponse(f"undecodable stream event: {exc}", request_id=request_id) from None
             text = b""
@@ -541,7 +541,7 @@ class ImagesClient:
                 out.append(
                     PartialImage(
                         index=int(obj.get("partial_image_index") or 0),
-                        data=raw,
+                        b64=raw,
                         output_format=str(obj.get("output_format") or "png"),
                         size=obj.get("size"),
                     )
@@ -554,7 +554,7 @@ class ImagesClient:
                 completed += 1
                 out.append(
                     CompletedImage(
-                        data=raw,
+                        data=raw if isinstance(raw, bytes) else bytes(raw),  # decoded: bytes already
                         output_format=str(obj.get("output_format") or _format_of(raw)),
                         size=obj.get("size"),
                         quality=obj.get("quality"),

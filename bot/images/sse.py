@@ -82,6 +82,11 @@ class _Parser:
         # "id" and "retry" are irrelevant here; unknown fields are ignored (per the SSE spec).
         return None
 
+    def data_value(self, value: bytes) -> SSEMessage | None:
+        """A ``data:`` line whose value (after ``data: ``) is ``value``: what ``line`` does, without a copy."""
+        self.data.append(value[:-1] if value.endswith(b"\r") else value)
+        return None
+
     def flush(self) -> SSEMessage | None:
         if not self.data:
             self.event = None
@@ -113,11 +118,19 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
                 break
             if pending:
                 pending.append(chunk[start:nl])
-                line = b"".join(pending)
-                pending = []
+                if pending[0].startswith(b"data: ") and len(pending[0]) > 6:
+                    # A long data line (an image): join its value only, so the megabytes are copied once
+                    # (the join) and not a second time to cut the "data: " prefix off.
+                    pending[0] = pending[0][6:]
+                    line = b"".join(pending)
+                    pending = []
+                    msg = parser.data_value(line)
+                else:
+                    line = b"".join(pending)
+                    pending = []
+                    msg = parser.line(line)
             else:
-                line = chunk[start:nl]
-            msg = parser.line(line)
+                msg = parser.line(chunk[start:nl])
             line = b""
             start = nl + 1
             if msg is not None:

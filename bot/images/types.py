@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.images.b64 import b64decode, count
+
 # Content types the Images API accepts for input images, by output format / file extension.
 CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -89,12 +91,27 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class PartialImage:
-    """A partial frame: ``index`` is the API's 0-based ``partial_image_index``."""
+    """A partial frame: ``index`` is the API's 0-based ``partial_image_index``.
+
+    The frame stays base64-encoded (``b64``, a view into the event it came in) until someone asks for its
+    bytes with ``decode()``: most frames of a busy server are superseded by a newer frame or by the result
+    before a preview of them could be sent, and such a frame is dropped without ever being decoded.
+    ``decode()`` is blocking CPU work (a PNG's worth of base64): call it off the event loop, and it raises
+    ``ValueError`` on malformed base64."""
 
     index: int
-    data: bytes  # decoded image bytes (base64 is decoded off the event loop)
+    b64: bytes | memoryview  # the ``b64_json`` text, still encoded
     output_format: str = "png"
     size: str | None = None
+
+    def decode(self) -> bytes:
+        count("partial")
+        return b64decode(self.b64)
+
+    def encoded(self) -> bytes | memoryview:
+        """The field as is, for a decoder elsewhere (a preview worker process); counted as a decode."""
+        count("partial")
+        return self.b64
 
 
 @dataclass(frozen=True, slots=True)
