@@ -4,7 +4,7 @@
   in one piece (``_png_in_one_piece`` / ``open_image``: same pixels as a plain ``Image.open``), previews
   and the untouched-upload shortcut.
 * ``bot.images.sse``: the SSE reader's contract at awkward chunk boundaries.
-* ``bot.images.client``: cutting ``b64_json`` out of an event without a JSON scan (``_split_b64``),
+* ``bot.images.payloads``: cutting ``b64_json`` out of an event without a JSON scan (``_split_b64``),
   sliced base64 (``_b64decode``) and the event decoders, checked against ``json.loads`` + ``base64``.
 """
 
@@ -27,8 +27,8 @@ import pytest
 from PIL import Image
 
 from bot import imaging
-from bot.images import client
-from bot.images.client import B64_SLICE, OFFLOAD_BYTES, _b64decode, _decode_event, _split_b64
+from bot.images import payloads
+from bot.images.payloads import B64_SLICE, OFFLOAD_BYTES, _b64decode, _decode_event, _split_b64
 from bot.images.sse import SSEMessage, iter_sse
 from bot.imaging import (
     ROUTINE,
@@ -695,7 +695,7 @@ def test_decode_event_matches_json_and_base64(name: str, monkeypatch: pytest.Mon
     expected = _reference(data)
     assert _decode_event(data) == expected
     assert _decode_event(data.decode("utf-8")) == expected
-    monkeypatch.setattr(client, "_split_b64", lambda _data: None)  # force the plain JSON path
+    monkeypatch.setattr(payloads, "_split_b64", lambda _data: None)  # force the plain JSON path
     assert _decode_event(data) == expected
 
 

@@ -8,38 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import json
 import logging
-import os
 import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 
-from .b64 import b64decode, count
 from .errors import (
-    BODY_PARSE_CODES,
     ConnectionFailed,
     ImagesAPIError,
     MalformedResponse,
-    RateLimited,
-    ServerError,
     StreamError,
     StreamStalled,
+    cannot_have_been_billed,
     error_from_response,
     error_from_stream_payload,
     redact,
     request_id_from,
 )
 from .models import family_name, get_model
-from .sse import iter_sse
+from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event
+from .sse import DataSeen, iter_sse
 from .types import (
     CompletedImage,
     EditRequest,
     GenerateRequest,
     ImageEvent,
-    InputImage,
     PartialImage,
     Usage,
 )
@@ -49,9 +44,7 @@ __all__ = ["ImagesClient"]
 log = logging.getLogger(__name__)
 
 # Event payloads larger than this are parsed (json + base64) in a worker thread.
-OFFLOAD_BYTES = 32 * 1024
 # Retried only when OpenAI itself says so (not a gateway): the request cannot have produced an image.
-RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_INPUT_IMAGES = 16
 # Optional fields the bot adds itself: a 400 naming one drops it (once, remembered per endpoint).
 OPTIONAL_FIELDS = ("input_fidelity", "output_compression", "moderation", "safety_identifier")
@@ -59,153 +52,6 @@ MAX_FIELD_DROPS = 2
 # Images a gateway returns as a link (``url``): fetched within these limits (bot/images/links.py).
 DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 60.0
-_FORMAT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
-
-_EXT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-
-
-def _sniff_content_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-def _format_of(data: bytes) -> str:
-    """The output format of image bytes, sniffed (gateways may not say)."""
-    return _FORMAT_FOR_TYPE.get(_sniff_content_type(data[:16]) or "", "png")
-
-
-def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
-    """(filename, content type): a real image type and a matching extension (gateways use it)."""
-    ctype = (img.content_type or "").split(";")[0].strip().lower()
-    if ctype == "image/jpg":
-        ctype = "image/jpeg"
-    if ctype not in _EXT_FOR_TYPE:
-        ctype = _sniff_content_type(img.data) or "image/png"
-    ext = _EXT_FOR_TYPE[ctype]
-    name = os.path.basename(img.filename or "") or fallback_stem
-    stem, dot, old_ext = name.rpartition(".")
-    if not dot or old_ext.lower() not in ("png", "jpg", "jpeg", "webp"):
-        stem = name
-    elif (old_ext.lower() == "jpeg" and ext == "jpg") or old_ext.lower() == ext:
-        return name, ctype
-    return f"{stem or fallback_stem}.{ext}", ctype
-
-
-B64_SLICE = 256 * 1024  # kept for callers of the old sliced decoder; SIMD base64 needs no slicing
-
-
-def _b64decode(text: bytes | memoryview) -> bytes:
-    """base64 of an image field, SIMD (``bot/images/b64.py``): what ``base64.b64decode`` gives; raises
-    ``ValueError`` for non-ASCII text, as ``str.encode("ascii")`` does on the plain JSON path."""
-    return b64decode(text)
-
-
-_B64_KEY = b'"b64_json"'
-
-
-def _split_b64(data: bytes) -> tuple[bytes, memoryview] | None:
-    """(the JSON with an empty ``b64_json`` string, the base64 text), without scanning the megabytes as
-    JSON; None when the payload is not laid out plainly (then it is parsed the ordinary way)."""
-    key = data.find(_B64_KEY)
-    if key < 0:
-        return None
-    i = key + len(_B64_KEY)
-    while data[i : i + 1] in (b" ", b"\t", b"\r", b"\n"):
-        i += 1
-    if data[i : i + 1] != b":":
-        return None
-    i += 1
-    while data[i : i + 1] in (b" ", b"\t", b"\r", b"\n"):
-        i += 1
-    if data[i : i + 1] != b'"':
-        return None
-    end = data.find(b'"', i + 1)
-    if end < 0 or data.find(b"\\", i + 1, end) >= 0:
-        return None  # escapes inside: let json handle it
-    if data.find(_B64_KEY, end) >= 0:
-        return None  # the key again (nested or duplicated): only json can tell which one counts
-    return data[: i + 1] + data[end:], memoryview(data)[i + 1 : end]
-
-
-def _parse_event(data: str | bytes) -> tuple[dict[str, Any], bytes | memoryview | None]:
-    """json.loads of one event, its ``b64_json`` cut out and returned still encoded (None if absent/empty)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    split = _split_b64(data) if len(data) > OFFLOAD_BYTES else None
-    if split is not None:
-        rest, b64_text = split
-        obj = json.loads(rest)
-        if isinstance(obj, dict) and obj.get("b64_json") == "":
-            obj.pop("b64_json")
-            return obj, b64_text if len(b64_text) else None
-    obj = json.loads(data)
-    if not isinstance(obj, dict):
-        raise ValueError("event data is not a JSON object")
-    b64 = obj.pop("b64_json", None)
-    return obj, b64.encode("ascii") if isinstance(b64, str) and b64 else None
-
-
-def _decode_event(data: str | bytes) -> tuple[dict[str, Any], bytes | None]:
-    """json.loads + base64 decode of one event."""
-    obj, text = _parse_event(data)
-    return obj, _b64decode(text) if text is not None else None
-
-
-def _read_event(data: str | bytes, name: str | None) -> tuple[dict[str, Any], bytes | memoryview | None]:
-    """One stream event and its image field (in a thread for big payloads). A partial frame's field is left
-    encoded (``PartialImage.decode``: only if a preview of it is ever sent); any other is decoded."""
-    obj, text = _parse_event(data)
-    kind = str(obj.get("type") or name or "")
-    if text is None or kind.endswith(".partial_image"):
-        return obj, text
-    if kind.endswith(".completed"):
-        count("final")
-    return obj, _b64decode(text)
-
-
-def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, Any], bytes | None]]]:
-    obj = json.loads(body)
-    if not isinstance(obj, dict):
-        raise ValueError("response is not a JSON object")
-    items: list[tuple[dict[str, Any], bytes | None]] = []
-    data = obj.get("data") or []
-    for item in [data] if isinstance(data, dict) else data:  # some gateways send one object, not a list
-        if not isinstance(item, dict):
-            continue
-        item = dict(item)
-        b64 = item.pop("b64_json", None)
-        raw = None
-        if isinstance(b64, str) and b64:
-            count("final")
-            raw = _b64decode(b64.encode("ascii"))
-        items.append((item, raw))
-    return obj, items
-
-
-class _DataSeen:
-    """Watches a stream's chunks for the first event (a ``data:`` or ``event:`` field; ``: PING`` comments do
-    not count) and marks a ``StreamError`` raised before it as ``before_first_event``."""
-
-    __slots__ = ("any",)
-
-    def __init__(self) -> None:
-        self.any = False
-
-    async def watch(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in chunks:
-                if not self.any and (b"data" in chunk or b"event" in chunk):
-                    self.any = True
-                yield chunk
-                chunk = b""
-        except StreamError as err:
-            err.before_first_event = not self.any
-            raise
 
 
 class ImagesClient:
@@ -425,17 +271,7 @@ class ImagesClient:
         Only what cannot have been billed: a connection that was never made, a 429 rate limit, and
         502/503/504 from OpenAI itself. A gateway's 5xx may come after its upstream answered (and billed),
         so it is never retried; nor is anything the service marked ``x-should-retry: false``."""
-        if attempt >= self.max_retries or err.should_retry is False:
-            return None
-        if isinstance(err, ConnectionFailed):
-            retryable = err.nothing_sent
-        elif isinstance(err, RateLimited):
-            retryable = err.retry_after is not None or err.code == "rate_limit_exceeded"
-        elif isinstance(err, ServerError):
-            retryable = err.status in RETRY_STATUSES and not err.from_gateway and err.code not in BODY_PARSE_CODES
-        else:
-            retryable = False
-        if not retryable:
+        if attempt >= self.max_retries or not cannot_have_been_billed(err):
             return None
         if err.retry_after is not None:
             if err.retry_after > self.request_timeout:
@@ -518,7 +354,7 @@ class ImagesClient:
         # image) are handed over in ``out`` and no local keeps a reference across the yield.
         completed = 0
         out: list[ImageEvent] = []
-        seen = _DataSeen()
+        seen = DataSeen()
         async for msg in iter_sse(seen.watch(self._chunks(resp, request_id))):
             if msg.is_done:
                 break

@@ -413,3 +413,21 @@ def error_from_stream_payload(
 class BrokenImage(ImagesAPIError):
     """The service said an image was done but its bytes are not a whole image (``bot/jobs.py`` checks
     every final image). The job is refunded; never retried, as the service may have billed it already."""
+
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+def cannot_have_been_billed(err: ImagesAPIError) -> bool:
+    """May ``err`` be retried without risking a second bill? Only a connection that was never made, a 429
+    rate limit, and 502/503/504 from OpenAI itself: a gateway's 5xx may come after its upstream answered
+    (and billed); nothing the service marked ``x-should-retry: false`` is retried either."""
+    if err.should_retry is False:
+        return False
+    if isinstance(err, ConnectionFailed):
+        return err.nothing_sent
+    if isinstance(err, RateLimited):
+        return err.retry_after is not None or err.code == "rate_limit_exceeded"
+    if isinstance(err, ServerError):
+        return err.status in RETRY_STATUSES and not err.from_gateway and err.code not in BODY_PARSE_CODES
+    return False

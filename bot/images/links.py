@@ -11,8 +11,8 @@ import logging
 
 import aiohttp
 
-from .client import _sniff_content_type
 from .errors import DownloadFailed, MalformedResponse
+from .payloads import _sniff_content_type
 
 __all__ = ["ACCEPTED_TYPES", "fetch_image"]
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from .errors import StreamError
+
 __all__ = ["DONE", "SSEMessage", "iter_sse"]
 
 DONE = "[DONE]"
@@ -147,3 +149,24 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
     msg = parser.flush()
     if msg is not None:
         yield msg
+
+
+class DataSeen:
+    """Watches a stream's chunks for the first event (a ``data:`` or ``event:`` field; ``: PING`` comments do
+    not count) and marks a ``StreamError`` raised before it as ``before_first_event``."""
+
+    __slots__ = ("any",)
+
+    def __init__(self) -> None:
+        self.any = False
+
+    async def watch(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                if not self.any and (b"data" in chunk or b"event" in chunk):
+                    self.any = True
+                yield chunk
+                chunk = b""
+        except StreamError as err:
+            err.before_first_event = not self.any
+            raise
