@@ -29,12 +29,12 @@ from bot.images.types import (
     PartialImage,
     hashed_user,
 )
-from bot.imaging import DamagedImage, verify_image
 from bot.joblog import JobEvents
 from bot.options import ImageOptions
 from bot.quota import QuotaStore, Reservation
 from bot.rules import RuleStore
 from bot.scheduler import FairScheduler
+from bot.verify import DamagedImage, verify_image
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from PIL import Image
 
 from bot.images.errors import BrokenImage
 from bot.images.types import CompletedImage
-from bot.imaging import DamagedImage, fit_upload_sync, make_preview_sync, pack_uploads, verify_image_sync
+from bot.imaging import fit_upload_sync, make_preview_sync, pack_uploads
 from bot.jobs import _whole
+from bot.verify import DamagedImage, verify_image_sync
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
