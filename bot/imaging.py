@@ -152,7 +152,7 @@ def open_image(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data))
     png, idat_size = merged
     im = Image.open(io.BytesIO(png))
-    im.decodermaxblock = max(im.decodermaxblock, idat_size)  # type: ignore[attr-defined]
+    im.decodermaxblock = max(im.decodermaxblock, idat_size)
     return im
 
 

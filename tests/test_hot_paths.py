@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import io
 import itertools
 import json
@@ -21,7 +22,7 @@ import threading
 import weakref
 import zlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from PIL import Image
@@ -192,7 +193,7 @@ async def test_run_preview_cancelled_while_queued_never_runs(monkeypatch: pytest
         assert queued_future.cancelled()
     finally:
         b.release()
-    assert await asyncio.wait_for(run_preview(ran.append, "next"), WAIT) is None
+    await asyncio.wait_for(run_preview(ran.append, "next"), WAIT)
     assert ran == ["next"]
 
 
@@ -430,8 +431,8 @@ def test_truncated_png_raises_like_pillow_and_does_not_hang() -> None:
     errors = 0
     for cut in cuts:
         piece = data[:cut]
-        plain = _outcome(lambda p=piece: Image.open(io.BytesIO(p)))
-        mine = _outcome(lambda p=piece: open_image(p))
+        plain = _outcome(functools.partial(lambda p: Image.open(io.BytesIO(p)), piece))
+        mine = _outcome(functools.partial(open_image, piece))
         assert mine[0] == plain[0], cut
         if plain[0] == "ok":
             assert mine[1] == plain[1], cut
@@ -495,7 +496,7 @@ def test_preview_flattens_transparency_onto_discord_grey() -> None:
     im = Image.new("RGBA", (64, 32), (255, 0, 0, 0))
     im.paste((0, 255, 0, 255), (32, 0, 64, 32))
     with Image.open(io.BytesIO(make_preview_sync(_encode(im), 64, quality=95))) as out:
-        left, right = out.getpixel((8, 16)), out.getpixel((56, 16))
+        left, right = cast(tuple[int, ...], out.getpixel((8, 16))), cast(tuple[int, ...], out.getpixel((56, 16)))
     assert all(abs(a - b) <= 6 for a, b in zip(left, (54, 57, 63), strict=True)), left
     assert all(abs(a - b) <= 6 for a, b in zip(right, (0, 255, 0), strict=True)), right
 

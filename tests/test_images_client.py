@@ -88,9 +88,10 @@ async def test_streaming_generate(fake: FakeImagesAPI, client: ImagesClient) -> 
 async def test_non_streaming_generate(fake: FakeImagesAPI, client: ImagesClient) -> None:
     events = await _all(client.generate(_gen(stream=False, n=2, output_format="jpeg", output_compression=50)))
     assert all(isinstance(e, CompletedImage) for e in events) and len(events) == 2
-    assert [e.data for e in events] == fake.results[-2:]
-    assert all(e.usage and e.usage.output_tokens for e in events)  # type: ignore[union-attr]
-    assert events[0].data[:3] == b"\xff\xd8\xff"
+    finals = [e for e in events if isinstance(e, CompletedImage)]
+    assert [e.data for e in finals] == fake.results[-2:]
+    assert all(e.usage and e.usage.output_tokens for e in finals)
+    assert finals[0].data[:3] == b"\xff\xd8\xff"
     body = fake.requests[-1].json
     assert body is not None and "stream" not in body and "partial_images" not in body
     assert body["output_compression"] == 50
@@ -127,8 +128,9 @@ async def test_edit_single_image(fake: FakeImagesAPI, client: ImagesClient) -> N
     )
     events = await _all(client.edit(req))
     assert [type(e) for e in events] == [PartialImage, CompletedImage]
-    assert events[-1].data == fake.results[-1]
-    assert Image.open(io.BytesIO(events[-1].data)).size == (64, 48)
+    last = events[-1]
+    assert isinstance(last, CompletedImage) and last.data == fake.results[-1]
+    assert Image.open(io.BytesIO(last.data)).size == (64, 48)
     rec = fake.requests[-1]
     assert [(f.field, f.filename, f.content_type) for f in rec.files] == [("image", "photo.png", "image/png")]
     assert rec.form["stream"] == "true" and rec.form["partial_images"] == "1" and rec.form["model"] == "gpt-image-1.5"
@@ -149,7 +151,8 @@ async def test_edit_several_images_and_mask(fake: FakeImagesAPI, client: ImagesC
         stream=False,
     )
     events = await _all(client.edit(req))
-    assert len(events) == 1 and events[0].data == fake.results[-1]
+    [only] = events
+    assert isinstance(only, CompletedImage) and only.data == fake.results[-1]
     rec = fake.requests[-1]
     assert [(f.field, f.filename, f.content_type) for f in rec.files] == [
         ("image[]", "a.png", "image/png"),

@@ -111,7 +111,8 @@ class ImagesClient:
             return body
 
         async for event in self._run("/images/generations", req, payload):
-            handed, event = [event], None
+            handed = [event]
+            del event
             yield handed.pop()  # (see _read_stream: no local keeps the image alive while suspended)
 
     async def edit(self, req: EditRequest) -> AsyncIterator[ImageEvent]:
@@ -147,7 +148,8 @@ class ImagesClient:
             return form
 
         async for event in self._run("/images/edits", req, payload):
-            handed, event = [event], None
+            handed = [event]
+            del event
             yield handed.pop()
 
     # ---- request building --------------------------------------------------------------------
@@ -220,12 +222,14 @@ class ImagesClient:
                 if "text/event-stream" in ctype:
                     async for event in self._read_stream(resp, request_id, req.n):
                         yielded = True
-                        handed, event = [event], None
+                        handed = [event]
+                        del event
                         yield handed.pop()
                 else:
                     async for event in self._read_json(resp, request_id):
                         yielded = True
-                        handed, event = [event], None
+                        handed = [event]
+                        del event
                         yield handed.pop()
                 return
             except StreamError as err:
@@ -359,7 +363,7 @@ class ImagesClient:
             if msg.is_done:
                 break
             name, text = msg.event, msg.raw
-            msg = None
+            del msg
             try:
                 if len(text) > OFFLOAD_BYTES:
                     obj, raw = await asyncio.to_thread(_read_event, text, name)
@@ -391,7 +395,7 @@ class ImagesClient:
                 out.append(
                     CompletedImage(
                         data=raw if isinstance(raw, bytes) else bytes(raw),  # decoded: bytes already
-                        output_format=str(obj.get("output_format") or _format_of(raw)),
+                        output_format=str(obj.get("output_format") or _format_of(bytes(raw[:16]))),
                         size=obj.get("size"),
                         quality=obj.get("quality"),
                         background=obj.get("background"),

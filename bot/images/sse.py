@@ -25,6 +25,7 @@ class SSEMessage:
     __slots__ = ("_text", "event", "raw")
 
     def __init__(self, event: str | None, data: str | bytes) -> None:
+        self._text: str | None
         self.event = event
         if isinstance(data, str):
             self.raw, self._text = data.encode("utf-8"), data
