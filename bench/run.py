@@ -181,7 +181,7 @@ class BotProcess:
                 "DEFAULT_DAILY_LIMIT": "unlimited",
                 "DEFAULT_MONTHLY_LIMIT": "unlimited",
                 "IMAGEBOT_ENV_FILE": str(self.workdir / "no.env"),  # never read the developer's .env
-                "IMAGEBOT_BENCH_STATS": str(self.stats_path),
+                "BENCH_STATS_FILE": str(self.stats_path),
             }
         )
         env.update(self.extra_env)

@@ -21,8 +21,10 @@ from bot.app import ImageBot, apply_endpoint_overrides
 from bot.config import ConfigError, Settings, describe, load_settings
 from bot.db import open_database
 from bot.health import HealthServer
+from bot.images.b64 import write_stats_at_exit
 from bot.images.client import ImagesClient
 from bot.images.models import get_model
+from bot.imaging import start_preview_processes
 from bot.joblog import JobEvents, JsonFormatter
 from bot.jobs import JobService
 from bot.metrics import Metrics
@@ -206,6 +208,9 @@ def main() -> int:
         return 2
     setup_logging(settings)
     log.info("starting with %s", describe(settings))
+    if settings.bench_stats_file:
+        write_stats_at_exit(settings.bench_stats_file)
+    start_preview_processes(settings.preview_processes)
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:

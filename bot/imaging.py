@@ -24,7 +24,6 @@ import io
 import itertools
 import logging
 import multiprocessing
-import os
 import threading
 import zlib
 from collections.abc import Callable
@@ -227,21 +226,18 @@ class EncodedFrame(Protocol):
 # An experiment, off by default (README, Benchmark): previews rendered in this many worker processes, each
 # handed the still-encoded field (only the small JPEG comes back). The preview threads stay as they are
 # (priorities, undecoded drops) and wait for the process without holding the GIL.
-PREVIEW_PROCESSES_ENV = "IMAGEBOT_PREVIEW_PROCESSES"
 _processes: ProcessPoolExecutor | None = None
 
 
-def _start_processes() -> ProcessPoolExecutor | None:
-    try:
-        n = int(os.environ.get(PREVIEW_PROCESSES_ENV) or 0)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        return None
+def start_preview_processes(n: int) -> None:
+    """The experiment (setting ``PREVIEW_PROCESSES``): called once at start by ``bot/__main__.py``."""
+    global _processes
+    if n <= 0 or _processes is not None:
+        return
     pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
-    for _ in range(n):  # start them now, not in the first rush (not waited for: this runs during an import)
+    for _ in range(n):  # start them now, not in the first rush
         pool.submit(_warm)
-    return pool
+    _processes = pool
 
 
 def _warm() -> None:
@@ -260,10 +256,6 @@ def _preview_job(data: bytes | EncodedFrame, max_side: int) -> bytes:
     if _processes is None or isinstance(data, bytes | bytearray | memoryview):
         return make_preview_sync(data, max_side)
     return _processes.submit(_preview_from_b64, bytes(data.encoded()), max_side).result()
-
-
-if os.environ.get(PREVIEW_PROCESSES_ENV) and multiprocessing.parent_process() is None:  # not in a worker
-    _processes = _start_processes()
 
 
 def make_preview_sync(data: bytes | EncodedFrame, max_side: int = 512, quality: int = 70) -> bytes:

@@ -299,7 +299,7 @@ async def test_a_frame_whose_decode_began_is_finished_and_shown_then_the_newer_o
 
 
 def test_the_process_experiment_hands_the_encoded_field_to_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``IMAGEBOT_PREVIEW_PROCESSES`` (off by default): the preview thread sends the field still encoded to a
+    """``PREVIEW_PROCESSES`` (off by default): the preview thread sends the field still encoded to a
     worker process and gets the JPEG back; the hand-over counts as the frame's decode."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

@@ -8,7 +8,7 @@ mode (whitespace, data after padding, non-ASCII) is decoded the lenient standard
 
 Counters (``DECODES``): partial frames and final images decoded. A partial frame is kept encoded until a
 preview of it is rendered (``PartialImage.decode`` in ``bot/images/types.py``), so the benchmark can check
-that decodes of partial frames equal previews sent. When ``IMAGEBOT_BENCH_STATS`` names a file, the
+that decodes of partial frames equal previews sent. When the setting ``BENCH_STATS_FILE`` names a file, the
 counters are written there as JSON when the process exits (the benchmark sets it; nothing else does).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import binascii
 import json
-import os
 import threading
 from typing import Any
 
@@ -67,6 +66,6 @@ def _write_stats(path: str) -> None:
         pass
 
 
-_STATS_PATH = os.environ.get("IMAGEBOT_BENCH_STATS")
-if _STATS_PATH:
-    atexit.register(_write_stats, _STATS_PATH)
+def write_stats_at_exit(path: str) -> None:
+    """For the benchmark (setting ``BENCH_STATS_FILE``): the counters go to ``path`` when the process ends."""
+    atexit.register(_write_stats, path)
