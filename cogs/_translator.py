@@ -83,3 +83,9 @@ def locale_of(interaction: discord.Interaction) -> str:
     """The catalog an interaction's answers are in: the user's language, else the server's, else English."""
     guild_locale = interaction.guild_locale.value if interaction.guild_locale is not None else None
     return resolve_locale(interaction.locale.value, guild_locale)
+
+
+def server_locale(guild: discord.Guild | None) -> str:
+    """The catalog for answers to plain messages (replies that mention the bot): the server's language."""
+    preferred = getattr(guild, "preferred_locale", None) if guild is not None else None
+    return resolve_locale(preferred.value if isinstance(preferred, discord.Locale) else preferred)
