@@ -388,7 +388,7 @@ def not_moderator(manager_role_id: int | None, *, admins_only: bool = False, loc
             locale,
             "Only moderators can use this command: it needs the Manage Server permission or the {role} role. "
             "Nothing was changed.",
-            role=f"<@&{manager_role_id}>",
+            role="<@&" + str(manager_role_id) + ">",
         )
     return translate(
         locale, "Only moderators can use this command: it needs the Manage Server permission. Nothing was changed."
