@@ -53,23 +53,16 @@ _JPEG_QUALITY = 92
 class InputRejected(Exception):
     """An input file the bot will not send: ``code`` names why, ``params`` fill the words.
 
-    ``bot/messages.py`` (``input_rejected``) words it for a reader; ``str()`` is the English text.
+    ``bot/messages.py`` (``input_rejected``) words it, in the reader's language; ``str()`` is for logs.
     """
 
     def __init__(self, code: str, /, **params: Any) -> None:
-        super().__init__(code)
+        super().__init__(code, params)
         self.code = code
         self.params = params
 
-    @property
-    def message(self) -> str:
-        """The English words (logs and tests; users get ``bot.messages.input_rejected`` in their language)."""
-        from bot.messages import input_rejected  # bot/messages.py imports this module
-
-        return input_rejected(self)
-
     def __str__(self) -> str:
-        return self.message
+        return f"{self.code} {self.params}" if self.params else self.code
 
 
 @dataclass(frozen=True, slots=True)

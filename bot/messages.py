@@ -215,24 +215,46 @@ _FIELD = re.compile(r"[a-z_]{1,40}(\[\d{0,2}\])?")
 # --- options and input files (bot/options.py, bot/inputs.py, cogs/edit/loader.py) ---------------------
 
 
+# Words by code: the parameters are the exception's own (``what`` is translated by ``subject``).
+OPTION_WORDS = {
+    "size": N_("Size `{size}` won't work with {model}: {reason}"),
+    "quality": N_("Quality `{quality}` isn't available on {model}; choose one of {choices}."),
+    "background": N_("Background must be `auto`, `opaque` or `transparent`."),
+    "transparent": N_("{model} can't make transparent backgrounds."),
+    "format": N_("Format must be `png`, `jpeg` or `webp`."),
+    "jpeg_transparent": N_("JPEG can't be transparent: choose `png` or `webp` for a transparent background."),
+    "count": N_("Count must be between 1 and {max}."),
+}
+INPUT_WORDS = {
+    "not_image": N_("{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file."),
+    "svg": N_("{what} `{name}` is an SVG drawing; please export it as PNG first."),
+    "empty": N_("{what} `{name}` is empty (0 bytes)."),
+    "file_too_large": N_("{what} `{name}` is {size}; the limit is {limit}."),
+    "too_many_pixels": N_("{what} `{name}` is too large: at most {mp} megapixels, please."),
+    "too_many_pixels_dims": N_("{what} `{name}` is too large ({width}×{height}): at most {mp} megapixels, please."),
+    "unreadable": N_("{what} `{name}` isn't an image the bot can read."),
+    "damaged": N_("{what} `{name}` is damaged and can't be read."),
+    "no_pixels": N_("{what} `{name}` has no pixels."),
+    "bomb": N_("{what} `{name}` expands to far too many pixels."),
+    "incomplete": N_("{what} `{name}` is damaged or incomplete and can't be read."),
+    "colour_format": N_("{what} `{name}` uses a colour format the bot can't convert."),
+    "mask_marks_nothing": N_(
+        "The mask marks nothing to edit: paint the area to change white (or make it transparent)."
+    ),
+    "mask_too_detailed": N_("The mask is too detailed to send (over 4 MB as PNG). Please use a simpler mask."),
+    "dimensions_too_large": N_("{what} is too large ({width}×{height})."),
+    "not_on_discord": N_("{what} isn't hosted on Discord, so the bot won't fetch it."),
+    "download_failed": N_("{what} couldn't be downloaded from Discord (was it deleted?)."),
+    "download_too_large": N_("{what} is larger than the {size} MB limit."),
+}
+
+
 def option_error(exc: OptionError, locale: str | None = None) -> str:
     """An option value or combination the model cannot do."""
-    p = exc.params
-    if exc.code == "size":
-        return translate(locale, "Size `{size}` won't work with {model}: {reason}", **p)
-    if exc.code == "quality":
-        return translate(locale, "Quality `{quality}` isn't available on {model}; choose one of {choices}.", **p)
-    if exc.code == "background":
-        return translate(locale, "Background must be `auto`, `opaque` or `transparent`.")
-    if exc.code == "transparent":
-        return translate(locale, "{model} can't make transparent backgrounds.", **p)
-    if exc.code == "format":
-        return translate(locale, "Format must be `png`, `jpeg` or `webp`.")
-    if exc.code == "jpeg_transparent":
-        return translate(locale, "JPEG can't be transparent: choose `png` or `webp` for a transparent background.")
-    if exc.code == "count":
-        return translate(locale, "Count must be between 1 and {max}.", **p)
-    return translate(locale, "Those options won't work with this model.")
+    msgid = OPTION_WORDS.get(exc.code)
+    if msgid is None:
+        return translate(locale, "Those options won't work with this model.")
+    return translate(locale, msgid, **exc.params)
 
 
 _NTH_IMAGE = re.compile(r"Image (\d+)")
@@ -259,56 +281,19 @@ def input_rejected(exc: InputRejected, locale: str | None = None) -> str:
     if "what" in p:
         p["what"] = subject(str(p["what"]), locale)
     code = exc.code
-    if code == "not_image":
-        return translate(locale, "{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file.", **p)
-    if code == "svg":
-        return translate(locale, "{what} `{name}` is an SVG drawing; please export it as PNG first.", **p)
-    if code == "empty":
-        return translate(locale, "{what} `{name}` is empty (0 bytes).", **p)
-    if code == "file_too_large":
-        p["size"], p["limit"] = megabytes(int(p["size"])), megabytes(int(p["limit"]))
-        return translate(locale, "{what} `{name}` is {size}; the limit is {limit}.", **p)
-    if code == "too_many_pixels":
-        megapixels = format_number(locale, round(int(p.pop("max_pixels")) / 1e6))
-        if "width" in p:
-            return translate(
-                locale,
-                "{what} `{name}` is too large ({width}×{height}): at most {mp} megapixels, please.",
-                mp=megapixels,
-                **p,
-            )
-        return translate(locale, "{what} `{name}` is too large: at most {mp} megapixels, please.", mp=megapixels, **p)
-    if code == "unreadable":
-        return translate(locale, "{what} `{name}` isn't an image the bot can read.", **p)
-    if code == "damaged":
-        return translate(locale, "{what} `{name}` is damaged and can't be read.", **p)
-    if code == "no_pixels":
-        return translate(locale, "{what} `{name}` has no pixels.", **p)
-    if code == "bomb":
-        return translate(locale, "{what} `{name}` expands to far too many pixels.", **p)
-    if code == "incomplete":
-        return translate(locale, "{what} `{name}` is damaged or incomplete and can't be read.", **p)
-    if code == "colour_format":
-        return translate(locale, "{what} `{name}` uses a colour format the bot can't convert.", **p)
-    if code == "mask_marks_nothing":
-        return translate(
-            locale, "The mask marks nothing to edit: paint the area to change white (or make it transparent)."
-        )
-    if code == "mask_too_detailed":
-        return translate(locale, "The mask is too detailed to send (over 4 MB as PNG). Please use a simpler mask.")
-    if code == "dimensions_too_large":
-        return translate(locale, "{what} is too large ({width}×{height}).", **p)
-    if code == "not_on_discord":
-        return translate(locale, "{what} isn't hosted on Discord, so the bot won't fetch it.", **p)
-    if code == "download_failed":
-        return translate(locale, "{what} couldn't be downloaded from Discord (was it deleted?).", **p)
-    if code == "download_too_large":
-        return translate(
-            locale, "{what} is larger than the {size} MB limit.", what=p["what"], size=int(p["max_bytes"]) // 2**20
-        )
     if code == "reroll_source_gone":
         return translate(locale, REROLL_SOURCE_GONE)
-    return translate(locale, "That file can't be used.")
+    if code == "file_too_large":
+        p["size"], p["limit"] = megabytes(int(p["size"])), megabytes(int(p["limit"]))
+    elif code == "too_many_pixels":
+        p["mp"] = format_number(locale, round(int(p.pop("max_pixels")) / 1e6))
+        code = "too_many_pixels_dims" if "width" in p else code
+    elif code == "download_too_large":
+        p["size"] = int(p.pop("max_bytes")) // 2**20
+    msgid = INPUT_WORDS.get(code)
+    if msgid is None:
+        return translate(locale, "That file can't be used.")
+    return translate(locale, msgid, **p)
 
 
 def user_error(exc: BaseException, locale: str | None = None) -> str | None:

@@ -43,18 +43,16 @@ class ImageOptions:
 class OptionError(ValueError):
     """An option value or combination the model cannot do: ``code`` names why, ``params`` fill the words.
 
-    ``bot/messages.py`` (``option_error``) words it for a reader; ``str()`` is the English text.
+    ``bot/messages.py`` (``option_error``) words it, in the reader's language; ``str()`` is for logs.
     """
 
     def __init__(self, code: str, /, **params: Any) -> None:
-        super().__init__(code)
+        super().__init__(code, params)
         self.code = code
         self.params = params
 
     def __str__(self) -> str:
-        from bot.messages import option_error  # bot/messages.py imports this module
-
-        return option_error(self)
+        return f"{self.code} {self.params}" if self.params else self.code
 
 
 @dataclass(frozen=True, slots=True)

@@ -336,9 +336,9 @@ def test_option_and_input_errors_keep_their_english_words() -> None:
     from bot.inputs import InputRejected
     from bot.options import OptionError
 
-    assert str(OptionError("count", max=10)) == "Count must be between 1 and 10."
+    assert messages.option_error(OptionError("count", max=10)) == "Count must be between 1 and 10."
     rejected = InputRejected("file_too_large", what="The mask", name="m.png", size=3 << 20, limit=2 << 20)
-    assert str(rejected) == "The mask `m.png` is 3 MB; the limit is 2 MB."
+    assert messages.input_rejected(rejected) == "The mask `m.png` is 3 MB; the limit is 2 MB."
     assert messages.input_rejected(rejected, "zh-CN") == "蒙版 `m.png` 大小为 3 MB；上限是 2 MB。"
     nth = InputRejected("dimensions_too_large", what="Image 2", width=10, height=20)
     assert messages.input_rejected(nth, "zh-CN") == "第 2 张图片太大了（10×20）。"
