@@ -187,10 +187,14 @@ class QuotaCog(commands.Cog):
             return None
         try:
             return limit_change(daily, clear=clear), limit_change(monthly, clear=clear)
-        except ValueError as exc:
+        except ValueError:  # Discord enforces the range too; a forged payload ends here
             loc = locale_of(interaction)
-            text = translate(loc, str(exc), max=format_number(loc, MAX_LIMIT))
-            await reply_ephemeral(interaction, text[:1].upper() + text[1:] + ("." if loc == "en" else "。"))
+            text = translate(
+                loc,
+                "A limit is -1 (unlimited), 0 (blocked) or a number of images up to {max}.",
+                max=format_number(loc, MAX_LIMIT),
+            )
+            await reply_ephemeral(interaction, text)
             return None
 
     @quota.command(name="reset", description="Moderators: clear a member's usage for today and this month")

@@ -17,7 +17,7 @@ from typing import Any
 
 import discord
 
-from bot.i18n import N_, format_number, format_share, format_usd, translate, translate_plural
+from bot.i18n import format_number, format_share, format_usd, translate, translate_plural
 from bot.messages import clip, relative_time
 from bot.quota import INHERIT, UNCHANGED, AuditEntry, JobRecord, Report, UsageSummary
 from bot.quota.store import LimitArg
@@ -39,7 +39,7 @@ def limit_change(value: int | None, *, clear: bool) -> LimitArg:
     if value == UNLIMITED:
         return None
     if value < 0 or value > MAX_LIMIT:
-        raise ValueError(N_("a limit is -1 (unlimited), 0 (blocked) or a number of images up to {max}"))
+        raise ValueError(f"a limit is -1 (unlimited), 0 (blocked) or a number of images up to {MAX_LIMIT:,}")
     return value
 
 
