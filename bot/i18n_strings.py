@@ -1,16 +1,14 @@
-"""Catalog entries whose call sites do not call ``bot.i18n.translate`` yet (phase 1 of issue 12).
+"""Catalog entries the extractor cannot find at their call sites: command names, descriptions and choices.
 
-Each string is marked for the extractor (``python -m bot.i18n_tool extract``) exactly as the call site
-will pass it to ``translate``: the English text with ``{named}`` placeholders. When a call site is
-switched to ``translate(locale, "...")``, its entry here is deleted (the extractor then finds it there).
-
-Command names, descriptions and choices are read from the command tree by ``cogs/_translator.py``;
-they are listed here because the extractor cannot see ``app_commands.describe(...)`` keywords.
+Messages are marked where they are shown (``translate(locale, "...")`` or ``N_`` in ``bot/messages.py``).
+Command names, descriptions and choices are read from the command tree by ``cogs/_translator.py``; they
+are listed here because the extractor cannot see ``app_commands.describe(...)`` keywords. Each string is
+marked exactly as the command tree has it.
 """
 
 from __future__ import annotations
 
-from bot.i18n import N_, NC_, NP_
+from bot.i18n import N_, NC_
 
 COMMAND_NAMES = (
     # Translators: command, subcommand and option names. Discord wants them lowercase, 1-32 letters,
@@ -44,6 +42,15 @@ COMMAND_NAMES = (
     NC_("command name", "clear"),
     NC_("command name", "usd"),
     NC_("command name", "tz"),
+    # cogs/rules.py: /quota rule add|remove|list
+    NC_("command name", "rule"),
+    NC_("command name", "add"),
+    NC_("command name", "remove"),
+    NC_("command name", "list"),
+    NC_("command name", "text"),
+    NC_("command name", "regex"),
+    NC_("command name", "sfw_only"),
+    NC_("command name", "id"),
 )
 
 COMMAND_TEXTS = (
@@ -94,187 +101,13 @@ COMMAND_TEXTS = (
     N_("Manage Server only: a role whose members may manage quotas"),
     N_("Members with this role may use the moderator commands"),
     N_("True: remove it"),
-)
-
-MESSAGES = (
-    # bot/messages.py: quota refusals
-    N_("Image generation is turned off for you on this server."),
-    N_("This server has used its monthly image budget ({budget}). It resets {when}."),
-    NP_(
-        "You've reached your limit of {n} image today ({detail}). It resets {when}. Use `/quota me` to see your usage.",
-        "You've reached your limit of {n} images today ({detail}). It resets {when}. "
-        "Use `/quota me` to see your usage.",
-    ),
-    NP_(
-        "You've reached your limit of {n} image this month ({detail}). It resets {when}. "
-        "Use `/quota me` to see your usage.",
-        "You've reached your limit of {n} images this month ({detail}). It resets {when}. "
-        "Use `/quota me` to see your usage.",
-    ),
-    N_("{used} used"),
-    N_("{used} used; you asked for {asked} but only {left} left"),
-    # bot/messages.py: the image service
-    N_(
-        "The image service declined this request under its safety rules. "
-        "Try rewording the prompt. This didn't count against your quota."
-    ),
-    N_("The bot's OpenAI API key was rejected. Please tell the server owner."),
-    N_("The bot's OpenAI organization must be verified to use this model. Please tell the server owner."),
-    N_("The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."),
-    N_("The bot's OpenAI account is out of credit. Please tell the server owner."),
-    N_("The image service is busy right now (rate limit). Please try again in a minute."),
-    N_("The image service had a problem. Please try again in a moment."),
-    N_("The image service refused these settings{param}: {reason}"),
-    N_("invalid request"),
-    N_("The image service sent back a broken image file. Please try again; this one isn't charged."),
-    N_("The connection to the image service broke off. Please try again."),
-    N_("The image service couldn't make this image. Please try again."),
-    N_("Something went wrong making this image. Please try again."),
-    N_("You already have {limit} images in progress. Please wait for one to finish."),
-    # bot/messages.py: the error path
-    N_("Something went wrong on the bot's side. It has been logged; please try again."),
-    N_("You can't use this command here."),
-    N_("This command works in servers only."),
-    N_("That isn't available right now. Please try again in a moment."),
-    N_("That value for `{name}` isn't valid."),
-    N_("Only members with the Manage Server permission can change this. Nothing was changed."),
-    N_("Only moderators can use this command: it needs the Manage Server permission. Nothing was changed."),
-    N_(
-        "Only moderators can use this command: it needs the Manage Server permission or the {role} role. "
-        "Nothing was changed."
-    ),
-    # bot/messages.py: jobs and their results
-    N_("Please describe the image you want in `prompt`."),
-    N_("No image came back. Please try again."),
-    N_("That job is no longer known to the bot."),
-    N_("That button doesn't belong to a job of this channel, so it does nothing here."),
-    N_("Only the person who asked for this image, or a moderator, can cancel it."),
-    N_("That job has already ended (or its result is being posted), so there is nothing to cancel."),
-    N_("The bot is restarting right now. Please try again in a minute; nothing was charged."),
-    N_("Only the person who asked for this image, or a moderator with Manage Messages, can delete it."),
-    N_("The bot restarted before this image was finished. This didn't count against your quota."),
-    N_("🛑 Cancelled by {name} · {kept} of {total} images finished and kept"),
-    N_("🛑 Cancelled · {kept} of {total} images finished and kept"),
-    N_("🛑 Cancelled by {name}. Nothing was charged."),
-    N_("🛑 Cancelled. Nothing was charged."),
-    N_("The image was made, but couldn't be delivered: {reason}. This didn't count against your quota."),
-    N_("the bot isn't allowed to post it here (it needs the Attach Files and Send Messages permissions)"),
-    N_("Discord refused the file as too large"),
-    N_("Discord had a problem accepting it"),
-    N_("Discord refused it"),
-    # bot/messages.py: editing
-    N_("Please say what to change in `prompt`."),
-    N_("Please say what to change."),
-    N_("I can't see that message any more."),
-    N_("That message has no image to edit."),
-    N_("I edit images in servers only."),
-    N_("I can't find the message you replied to; it may have been deleted."),
-    N_(
-        "That message has no image I can see. Reply to a message with an image, or use "
-        "right-click → **Apps** → **Edit image** on it."
-    ),
-    N_("What should I change? Reply again with an instruction, e.g. *make it night time*."),
-    N_("🎨 Getting the image ready…"),
-    N_(
-        "To edit an image, reply to the message that has it, mention me and say what to change "
-        "(for example *make it night time*), or right-click the message → **Apps** → **Edit image**. "
-        "`/edit` takes an uploaded image; `/imagine` makes a new one."
-    ),
-    N_("The image this edit started from is gone, so it can't be rerolled."),
-    N_("{what} is too large ({width}×{height})."),
-    N_("{what} isn't hosted on Discord, so the bot won't fetch it."),
-    N_("{what} couldn't be downloaded from Discord (was it deleted?)."),
-    N_("{what} is larger than the {size} MB limit."),
-)
-
-RENDER = (
-    # cogs/_render.py: progress and the result embed
-    N_("⏳ **Queued**, position {position} · requested {when}"),
-    N_("🎨 **Generating…** started {when}"),
-    N_("frame {frame}/{total}"),
-    N_("failed"),
-    N_("done"),
-    N_("waiting"),
-    N_("Edited image"),
-    N_("Imagined"),
-    N_("Model"),
-    N_("Size"),
-    N_("Quality"),
-    N_("Background"),
-    N_("Format"),
-    N_("Images"),
-    N_("Requested by {name} · job #{job}"),
-    # cogs/results.py: the result buttons
-    N_("Reroll"),
-    N_("Edit"),
-    N_("Delete"),
-    N_("Cancel"),
-    # cogs/edit/cog.py: the edit form
-    N_("Edit image"),
-    N_("What should change?"),
-    N_("make it night time"),
-)
-
-QUOTA = (
-    # cogs/quota/render.py (the /quota me lines call translate already)
-    N_("a limit is -1 (unlimited), 0 (blocked) or a number of images up to {max}"),
-    NP_("{n} image", "{n} images"),
-    NP_("{n} job", "{n} jobs"),
-    N_("unlimited"),
-    N_("blocked (0)"),
-    N_("not set"),
-    NP_("{n} image reserved", "{n} images reserved"),
-    N_("refunded"),
-    N_("Image quota of {name}"),
-    N_("… and {n} more"),
-    N_("None yet."),
-    N_("Recent jobs"),
-    N_("Time zone {tz} · -1 = unlimited, 0 = blocked"),
-    N_("daily {old} → **{new}**"),
-    N_("monthly {old} → **{new}**"),
-    N_("No images this month yet."),
-    N_("… and {n} more users (see the CSV)"),
-    N_("Image usage this month"),
-    N_("Since {day}, resets {when} ({tz})"),
-    N_("Total"),
-    N_("Budget"),
-    N_("{spent} of {budget}"),
-    N_("The CSV lists every job of the month: status, images, tokens, estimated and actual cost."),
-    N_("no budget"),
-    N_("cleared {daily} today, {monthly} this month"),
-    N_("none"),
-    # cogs/quota/cog.py
-    N_("Limits of {user}: {changes}.\nNow:"),
-    N_("Limits of {role}: {changes}."),
-    N_("A member's own limit comes first; with several roles, the most generous role limit applies."),
-    N_("{daily} a day, {monthly} a month"),
-    N_("Server default: {changes}."),
-    N_(
-        "It applies to members without a limit of their own or from a role. Where it is not set, the bot "
-        "default applies ({bot_default})."
-    ),
-    N_(
-        "Nothing to change: give `daily` and/or `monthly` (a number of images, 0 blocks, -1 is unlimited), "
-        "or `clear:True` to remove the limits set here."
-    ),
-    N_(
-        "Cleared the usage of {user}: the {daily} of today and {monthly} of this month no longer count "
-        "against their limits. The ledger and the server budget keep them."
-    ),
-    N_("Budget removed: no monthly cap."),
-    N_("This server has no monthly budget."),
-    N_("Set one with `/quota budget usd:<dollars>`."),
-    N_("Monthly budget set to {budget}."),
-    N_("Monthly budget."),
-    N_("With a budget of $0 nobody can make images until it is raised or removed (`usd:-1`)."),
-    N_("The ledger is too large to attach, even compressed."),
-    N_("No quota changes recorded yet."),
-    N_("… and {n} older"),
-    N_("Quota changes, newest first"),
-    N_("`{tz}` isn't a time zone I know. Pick one from the list, e.g. `Europe/Berlin`."),
-    N_("Time zone set: **{tz}**. Days reset {day}, months {month}."),
-    N_("Time zone: **{tz}**. Days reset {day}, months {month}."),
-    N_("Give either `role` or `clear:True`, not both."),
-    N_("No manager role: only members with Manage Server can manage quotas."),
-    N_("Members with {role} can manage quotas (as can everyone with Manage Server)."),
+    # cogs/rules.py
+    N_("Moderators: words and patterns prompts may not contain"),
+    N_("Moderators: refuse prompts that contain a word, a phrase or a pattern"),
+    N_("A word or phrase (whole words, any case or width), or a regular expression with regex:True"),
+    N_("True: text is an RE2 regular expression, matched case-insensitively"),
+    N_("True: apply the rule only in channels that are not age-restricted (NSFW)"),
+    N_("Moderators: remove a prompt rule (its number is in the list)"),
+    N_("The rule's number, as /quota rule list shows it"),
+    N_("Moderators: this server's prompt rules"),
 )

@@ -2,8 +2,9 @@
 
 No Discord imports. The cog checks what Discord declares about an attachment (``check_declared``) before
 downloading anything, then hands the bytes to ``prepare_image`` / ``prepare_mask``. Anything unusable
-raises ``InputRejected`` whose message is shown to the user as is; nothing is sent to the Images API and
-nothing is charged.
+raises ``InputRejected``, shown to the user; nothing is sent to the Images API and
+nothing is charged. ``InputRejected`` carries a code and its parameters; ``bot/messages.py`` words it in
+the reader's language.
 
 What comes out is what the Images API accepts: 8-bit RGB or RGBA as PNG, JPEG or WebP with the matching
 content type and file extension (16-bit, float, palette, premultiplied and CMYK images are scaled to 8 bits
@@ -19,6 +20,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -49,11 +51,18 @@ _JPEG_QUALITY = 92
 
 
 class InputRejected(Exception):
-    """An input file the bot will not send; ``message`` is written for the user."""
+    """An input file the bot will not send: ``code`` names why, ``params`` fill the words.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    ``bot/messages.py`` (``input_rejected``) words it, in the reader's language; ``str()`` is for logs.
+    """
+
+    def __init__(self, code: str, /, **params: Any) -> None:
+        super().__init__(code, params)
+        self.code = code
+        self.params = params
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.params}" if self.params else self.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +93,13 @@ def check_declared(
     name = _shown_name(filename)
     ctype = (content_type or "").split(";")[0].strip().lower()
     if not looks_like_image(filename, content_type):
-        raise InputRejected(f"{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file.")
+        raise InputRejected("not_image", what=what, name=name)
     if ctype == "image/svg+xml" or _extension(filename) == "svg":
-        raise InputRejected(f"{what} `{name}` is an SVG drawing; please export it as PNG first.")
+        raise InputRejected("svg", what=what, name=name)
     if size <= 0:
-        raise InputRejected(f"{what} `{name}` is empty (0 bytes).")
+        raise InputRejected("empty", what=what, name=name)
     if size > max_bytes:
-        raise InputRejected(f"{what} `{name}` is {megabytes(size)}; the limit is {megabytes(max_bytes)}.")
+        raise InputRejected("file_too_large", what=what, name=name, size=size, limit=max_bytes)
 
 
 # --- decoding ----------------------------------------------------------------------------------------
@@ -108,28 +117,23 @@ def _shown_name(filename: str) -> str:
 def _open(data: bytes, name: str, what: str, max_pixels: int) -> Image.Image:
     """Open lazily (header only), refusing bombs and oversized images before any pixel is decoded."""
     if not data:
-        raise InputRejected(f"{what} `{name}` is empty (0 bytes).")
+        raise InputRejected("empty", what=what, name=name)
     try:
         im = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputRejected(_too_many_pixels(what, name, max_pixels)) from None
+        raise InputRejected("too_many_pixels", what=what, name=name, max_pixels=max_pixels) from None
     except UnidentifiedImageError:
-        raise InputRejected(f"{what} `{name}` isn't an image the bot can read.") from None
+        raise InputRejected("unreadable", what=what, name=name) from None
     except Exception:  # untrusted bytes: plugins raise OSError, SyntaxError, struct.error, ...
-        raise InputRejected(f"{what} `{name}` is damaged and can't be read.") from None
+        raise InputRejected("damaged", what=what, name=name) from None
     w, h = im.size
     if w <= 0 or h <= 0:
         im.close()
-        raise InputRejected(f"{what} `{name}` has no pixels.")
+        raise InputRejected("no_pixels", what=what, name=name)
     if w * h > max_pixels:
         im.close()
-        raise InputRejected(_too_many_pixels(what, name, max_pixels, (w, h)))
+        raise InputRejected("too_many_pixels", what=what, name=name, max_pixels=max_pixels, width=w, height=h)
     return im
-
-
-def _too_many_pixels(what: str, name: str, max_pixels: int, size: tuple[int, int] | None = None) -> str:
-    dims = f" ({size[0]}×{size[1]})" if size else ""
-    return f"{what} `{name}` is too large{dims}: at most {max_pixels / 1e6:.0f} megapixels, please."
 
 
 def _load(im: Image.Image, data: bytes, name: str, what: str) -> None:
@@ -140,16 +144,16 @@ def _load(im: Image.Image, data: bytes, name: str, what: str) -> None:
                 check.verify()
         im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputRejected(f"{what} `{name}` expands to far too many pixels.") from None
+        raise InputRejected("bomb", what=what, name=name) from None
     except Exception:  # untrusted bytes: truncation is OSError, but decoders raise other things too
-        raise InputRejected(f"{what} `{name}` is damaged or incomplete and can't be read.") from None
+        raise InputRejected("incomplete", what=what, name=name) from None
 
 
 def _to_rgb(im: Image.Image, name: str, what: str) -> Image.Image:
     try:
         return to_rgb(im)
     except Exception:  # an exotic mode Pillow can read but not convert
-        raise InputRejected(f"{what} `{name}` uses a colour format the bot can't convert.") from None
+        raise InputRejected("colour_format", what=what, name=name) from None
 
 
 def _stem(filename: str, fallback: str) -> str:
@@ -247,9 +251,7 @@ def prepare_mask_sync(
         elif alpha.size != image_size:
             alpha = alpha.resize(image_size, Image.Resampling.BILINEAR)
         if alpha.getextrema()[0] == 255:
-            raise InputRejected(
-                "The mask marks nothing to edit: paint the area to change white (or make it transparent)."
-            )
+            raise InputRejected("mask_marks_nothing")
         mask = Image.new("RGBA", image_size, (0, 0, 0, 255))
         mask.putalpha(alpha)
         buf = io.BytesIO()
@@ -257,7 +259,7 @@ def prepare_mask_sync(
     finally:
         im.close()
     if buf.tell() > MAX_MASK_BYTES:
-        raise InputRejected("The mask is too detailed to send (over 4 MB as PNG). Please use a simpler mask.")
+        raise InputRejected("mask_too_detailed")
     return InputImage("mask.png", buf.getvalue(), "image/png")
 
 

@@ -1,13 +1,20 @@
-"""The one place that turns domain errors into words for users. No Discord imports.
+"""The one place that turns domain errors into words for users, in their language. No Discord imports.
 
 Users never see raw exception text or a status code alone; operators get the details in the log.
+
+Every function takes the reader's ``locale`` (a locale code or catalog name, ``bot.i18n.resolve_locale``;
+None is English). The constants are msgids (the English text, marked for the extractor): show one with
+``text(locale, CONSTANT)``. Domain errors raised elsewhere (``OptionError``, ``InputRejected``,
+``RuleError``) carry a code and parameters; they are worded here.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
+from bot.i18n import N_, format_number, format_usd, translate, translate_plural
 from bot.images.errors import (
     AuthenticationFailed,
     BrokenImage,
@@ -25,11 +32,16 @@ from bot.images.errors import (
     StreamError,
     VerificationRequired,
 )
-from bot.inputs import InputRejected
+from bot.inputs import InputRejected, megabytes
 from bot.jobs import ShuttingDown, TooManyJobs
 from bot.options import OptionError
 from bot.quota import QuotaExceeded
 from bot.rules import PromptRefused, RuleError
+
+
+def text(locale: str | None, msgid: str, /, **params: Any) -> str:
+    """One of this module's constants (or any marked msgid) in the language of ``locale``."""
+    return translate(locale, msgid, **params)
 
 
 def relative_time(when: datetime) -> str:
@@ -37,135 +49,275 @@ def relative_time(when: datetime) -> str:
     return f"<t:{int(when.timestamp())}:R>"
 
 
-def quota_exceeded(exc: QuotaExceeded) -> str:
+def quota_exceeded(exc: QuotaExceeded, locale: str | None = None) -> str:
     if exc.scope == "blocked":
-        return "Image generation is turned off for you on this server."
+        return translate(locale, "Image generation is turned off for you on this server.")
+    when = relative_time(exc.resets_at)
     if exc.scope == "budget":
-        return (
-            f"This server has used its monthly image budget (${exc.limit:.2f}). "
-            f"It resets {relative_time(exc.resets_at)}."
+        return translate(
+            locale,
+            "This server has used its monthly image budget ({budget}). It resets {when}.",
+            budget=format_usd(locale, exc.limit),
+            when=when,
         )
-    period = "today" if exc.scope == "daily" else "this month"
-    noun = "image" if exc.limit == 1 else "images"
     left = max(0, int(exc.limit) - int(exc.used))
     asked = int(exc.requested or 0)
-    detail = f"{exc.used} used"
+    used = format_number(locale, int(exc.used))
     if asked > 1 and left > 0:
-        detail += f"; you asked for {asked} but only {left} left"
-    return (
-        f"You've reached your limit of {exc.limit} {noun} {period} ({detail}). "
-        f"It resets {relative_time(exc.resets_at)}. Use `/quota me` to see your usage."
+        detail = translate(
+            locale,
+            "{used} used; you asked for {asked} but only {left} left",
+            used=used,
+            asked=format_number(locale, asked),
+            left=format_number(locale, left),
+        )
+    else:
+        detail = translate(locale, "{used} used", used=used)
+    n = int(exc.limit)
+    if exc.scope == "daily":
+        return translate_plural(
+            locale,
+            "You've reached your limit of {n} image today ({detail}). It resets {when}. "
+            "Use `/quota me` to see your usage.",
+            "You've reached your limit of {n} images today ({detail}). It resets {when}. "
+            "Use `/quota me` to see your usage.",
+            n,
+            detail=detail,
+            when=when,
+        )
+    return translate_plural(
+        locale,
+        "You've reached your limit of {n} image this month ({detail}). It resets {when}. "
+        "Use `/quota me` to see your usage.",
+        "You've reached your limit of {n} images this month ({detail}). It resets {when}. "
+        "Use `/quota me` to see your usage.",
+        n,
+        detail=detail,
+        when=when,
     )
 
 
-def api_error(exc: BaseException) -> str:
+def api_error(exc: BaseException, locale: str | None = None) -> str:
     """What a user reads when the image service fails them. Never charged."""
     if isinstance(exc, ContentBlocked):
-        return (
+        return translate(
+            locale,
             "The image service declined this request under its safety rules. "
-            "Try rewording the prompt. This didn't count against your quota."
+            "Try rewording the prompt. This didn't count against your quota.",
         )
     if isinstance(exc, InsufficientQuota):  # before the 401/403 classes: gateways answer quota with those
-        return "The image service the bot uses is out of credit. Please tell the server owner."
+        return translate(locale, "The image service the bot uses is out of credit. Please tell the server owner.")
     if isinstance(exc, ModelUnavailable):
-        return (
+        return translate(
+            locale,
             "The image service doesn't offer the model this bot is set up to use: a configuration problem "
-            "(the `IMAGE_MODEL` setting). Please tell the server owner."
+            "(the `IMAGE_MODEL` setting). Please tell the server owner.",
         )
     if isinstance(exc, EditsNotSupported):
-        return "This image service does not support editing. Please tell the server owner."
+        return translate(locale, "This image service does not support editing. Please tell the server owner.")
     if isinstance(exc, MalformedResponse):
-        return "The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."
+        return translate(
+            locale, "The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."
+        )
     if isinstance(exc, DownloadFailed):
-        return "The image service made the image, but the bot couldn't download it. Please try again."
+        return translate(
+            locale, "The image service made the image, but the bot couldn't download it. Please try again."
+        )
     if isinstance(exc, AuthenticationFailed):
-        return "The bot's OpenAI API key was rejected. Please tell the server owner."
+        return translate(locale, "The bot's OpenAI API key was rejected. Please tell the server owner.")
     if isinstance(exc, VerificationRequired):
-        return "The bot's OpenAI organization must be verified to use this model. Please tell the server owner."
+        return translate(
+            locale, "The bot's OpenAI organization must be verified to use this model. Please tell the server owner."
+        )
     if isinstance(exc, PermissionDenied):
-        return "The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."
+        return translate(
+            locale, "The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."
+        )
     if isinstance(exc, RateLimited):
-        return "The image service is busy right now (rate limit). Please try again in a minute."
+        return translate(locale, "The image service is busy right now (rate limit). Please try again in a minute.")
     if isinstance(exc, ServerError):
-        return "The image service had a problem. Please try again in a moment."
+        return translate(locale, "The image service had a problem. Please try again in a moment.")
     if isinstance(exc, InvalidRequest):
         # The service's own wording (a gateway's especially) stays in the log: it is not written for users.
         param = f" (`{exc.param}`)" if exc.param and _FIELD.fullmatch(exc.param) else ""
-        return f"The image service refused these settings{param}. Try other options, or a different prompt."
+        return translate(
+            locale,
+            "The image service refused these settings{param}. Try other options, or a different prompt.",
+            param=param,
+        )
     if isinstance(exc, BrokenImage):
-        return "The image service sent back a broken image file. Please try again; this one isn't charged."
+        return translate(
+            locale, "The image service sent back a broken image file. Please try again; this one isn't charged."
+        )
     if isinstance(exc, StreamError):
-        return "The connection to the image service broke off. Please try again."
+        return translate(locale, "The connection to the image service broke off. Please try again.")
     if isinstance(exc, ImagesAPIError):
-        return "The image service couldn't make this image. Please try again."
-    return "Something went wrong making this image. Please try again."
+        return translate(locale, "The image service couldn't make this image. Please try again.")
+    return translate(locale, "Something went wrong making this image. Please try again.")
 
 
-PROMPT_REFUSED = (
+PROMPT_REFUSED = N_(
     "This prompt contains something this server's moderators don't allow, so it wasn't sent. "
     "Nothing was charged. Please rephrase it."
 )
 
 
-def prompt_refused(exc: PromptRefused) -> str:
+def prompt_refused(exc: PromptRefused, locale: str | None = None) -> str:
     """The refusal every member reads: it names no rule text (the audit log tells moderators which rule)."""
-    return PROMPT_REFUSED
+    return translate(locale, PROMPT_REFUSED)
 
 
-def rule_error(exc: RuleError) -> str:
+def rule_error(exc: RuleError, locale: str | None = None) -> str:
     """Why a moderator's rule was not added (the moderator may read the rule's own text, nobody else)."""
     info = exc.info
+    limit = info.get("limit")  # counts of characters and RE2 instructions: written as digits, like RE2 does
     if exc.code == "empty":
-        return "The rule is empty: give a word, a phrase or a regular expression."
+        return translate(locale, "The rule is empty: give a word, a phrase or a regular expression.")
     if exc.code == "too_long":
-        return f"The rule is too long: at most {info.get('limit')} characters."
+        return translate(locale, "The rule is too long: at most {limit} characters.", limit=limit)
     if exc.code == "invalid_regex":
-        return (
+        return translate(
+            locale,
             "That isn't a regular expression I can use. The syntax is RE2's: no back-references (`\\1`) and no "
-            "look-ahead or look-behind (`(?=…)`, `(?<!…)`); check the brackets and escapes."
+            "look-ahead or look-behind (`(?=…)`, `(?<!…)`); check the brackets and escapes.",
         )
     if exc.code == "too_complex":
-        return (
-            "That regular expression is too complex (over "
-            f"{info.get('limit')} RE2 instructions); split it into simpler rules or use smaller repetition counts."
+        return translate(
+            locale,
+            "That regular expression is too complex (over {limit} RE2 instructions); split it into simpler rules "
+            "or use smaller repetition counts.",
+            limit=limit,
         )
     if exc.code == "too_complex_total":
-        return (
-            f"The server's regular expressions together may have at most {info.get('limit')} RE2 instructions "
-            f"(they have {info.get('used')}); this one would go over. Remove or simplify one first."
+        return translate(
+            locale,
+            "The server's regular expressions together may have at most {limit} RE2 instructions "
+            "(they have {used}); this one would go over. Remove or simplify one first.",
+            limit=limit,
+            used=info.get("used"),
         )
     if exc.code == "matches_everything":
-        return "That regular expression matches an empty prompt, so it would refuse every prompt."
+        return translate(locale, "That regular expression matches an empty prompt, so it would refuse every prompt.")
     if exc.code == "duplicate":
-        return f"That rule exists already (rule #{info.get('rule_id')})."
+        return translate(locale, "That rule exists already (rule #{rule_id}).", rule_id=info.get("rule_id"))
     if exc.code == "too_many":
-        return f"This server has the maximum of {info.get('limit')} rules. Remove one first."
+        return translate(locale, "This server has the maximum of {limit} rules. Remove one first.", limit=limit)
     if exc.code == "too_many_regex":
-        return f"This server has the maximum of {info.get('limit')} regular-expression rules. Remove one first."
-    return "That rule can't be added."
+        return translate(
+            locale, "This server has the maximum of {limit} regular-expression rules. Remove one first.", limit=limit
+        )
+    return translate(locale, "That rule can't be added.")
 
 
 _FIELD = re.compile(r"[a-z_]{1,40}(\[\d{0,2}\])?")
 
 
-def user_error(exc: BaseException) -> str | None:
+# --- options and input files (bot/options.py, bot/inputs.py, cogs/edit/loader.py) ---------------------
+
+
+# Words by code: the parameters are the exception's own (``what`` is translated by ``subject``).
+OPTION_WORDS = {
+    "size": N_("Size `{size}` won't work with {model}: {reason}"),
+    "quality": N_("Quality `{quality}` isn't available on {model}; choose one of {choices}."),
+    "background": N_("Background must be `auto`, `opaque` or `transparent`."),
+    "transparent": N_("{model} can't make transparent backgrounds."),
+    "format": N_("Format must be `png`, `jpeg` or `webp`."),
+    "jpeg_transparent": N_("JPEG can't be transparent: choose `png` or `webp` for a transparent background."),
+    "count": N_("Count must be between 1 and {max}."),
+}
+INPUT_WORDS = {
+    "not_image": N_("{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file."),
+    "svg": N_("{what} `{name}` is an SVG drawing; please export it as PNG first."),
+    "empty": N_("{what} `{name}` is empty (0 bytes)."),
+    "file_too_large": N_("{what} `{name}` is {size}; the limit is {limit}."),
+    "too_many_pixels": N_("{what} `{name}` is too large: at most {mp} megapixels, please."),
+    "too_many_pixels_dims": N_("{what} `{name}` is too large ({width}×{height}): at most {mp} megapixels, please."),
+    "unreadable": N_("{what} `{name}` isn't an image the bot can read."),
+    "damaged": N_("{what} `{name}` is damaged and can't be read."),
+    "no_pixels": N_("{what} `{name}` has no pixels."),
+    "bomb": N_("{what} `{name}` expands to far too many pixels."),
+    "incomplete": N_("{what} `{name}` is damaged or incomplete and can't be read."),
+    "colour_format": N_("{what} `{name}` uses a colour format the bot can't convert."),
+    "mask_marks_nothing": N_(
+        "The mask marks nothing to edit: paint the area to change white (or make it transparent)."
+    ),
+    "mask_too_detailed": N_("The mask is too detailed to send (over 4 MB as PNG). Please use a simpler mask."),
+    "dimensions_too_large": N_("{what} is too large ({width}×{height})."),
+    "not_on_discord": N_("{what} isn't hosted on Discord, so the bot won't fetch it."),
+    "download_failed": N_("{what} couldn't be downloaded from Discord (was it deleted?)."),
+    "download_too_large": N_("{what} is larger than the {size} MB limit."),
+}
+
+
+def option_error(exc: OptionError, locale: str | None = None) -> str:
+    """An option value or combination the model cannot do."""
+    msgid = OPTION_WORDS.get(exc.code)
+    if msgid is None:
+        return translate(locale, "Those options won't work with this model.")
+    return translate(locale, msgid, **exc.params)
+
+
+_NTH_IMAGE = re.compile(r"Image (\d+)")
+THE_IMAGE = N_("The image")
+THE_MASK = N_("The mask")
+
+
+def nth_image(n: int) -> str:
+    """What an input is called when an edit has several (``Image 2``); ``subject`` translates it."""
+    return f"Image {n}"
+
+
+def subject(what: str, locale: str | None = None) -> str:
+    """An input's name (``The image``, ``The mask``, ``Image 2``) in the language of ``locale``."""
+    match = _NTH_IMAGE.fullmatch(what)
+    if match:
+        return translate(locale, "Image {n}", n=format_number(locale, int(match[1])))
+    return translate(locale, what)
+
+
+def input_rejected(exc: InputRejected, locale: str | None = None) -> str:
+    """Why an input file (an edit's image or mask) is not sent; nothing is charged."""
+    p: dict[str, Any] = dict(exc.params)
+    if "what" in p:
+        p["what"] = subject(str(p["what"]), locale)
+    code = exc.code
+    if code == "reroll_source_gone":
+        return translate(locale, REROLL_SOURCE_GONE)
+    if code == "file_too_large":
+        p["size"], p["limit"] = megabytes(int(p["size"])), megabytes(int(p["limit"]))
+    elif code == "too_many_pixels":
+        p["mp"] = format_number(locale, round(int(p.pop("max_pixels")) / 1e6))
+        code = "too_many_pixels_dims" if "width" in p else code
+    elif code == "download_too_large":
+        p["size"] = int(p.pop("max_bytes")) // 2**20
+    msgid = INPUT_WORDS.get(code)
+    if msgid is None:
+        return translate(locale, "That file can't be used.")
+    return translate(locale, msgid, **p)
+
+
+def user_error(exc: BaseException, locale: str | None = None) -> str | None:
     """A message for errors users cause or can fix; None for bugs (logged, generic reply)."""
     if isinstance(exc, PromptRefused):
-        return prompt_refused(exc)
+        return prompt_refused(exc, locale)
     if isinstance(exc, RuleError):
-        return rule_error(exc)
+        return rule_error(exc, locale)
     if isinstance(exc, QuotaExceeded):
-        return quota_exceeded(exc)
+        return quota_exceeded(exc, locale)
     if isinstance(exc, OptionError):
-        return str(exc)
+        return option_error(exc, locale)
     if isinstance(exc, InputRejected):
-        return exc.message
+        return input_rejected(exc, locale)
     if isinstance(exc, ShuttingDown):
-        return RESTARTING
+        return translate(locale, RESTARTING)
     if isinstance(exc, TooManyJobs):
-        return f"You already have {exc.limit} images in progress. Please wait for one to finish."
+        return translate(
+            locale,
+            "You already have {limit} images in progress. Please wait for one to finish.",
+            limit=format_number(locale, exc.limit),
+        )
     if isinstance(exc, ImagesAPIError):
-        return api_error(exc)
+        return api_error(exc, locale)
     return None
 
 
@@ -178,109 +330,123 @@ _clip = clip
 
 # --- the error path's own words (cogs/_errors.py) -----------------------------------------------------
 
-GENERIC = "Something went wrong on the bot's side. It has been logged; please try again."
-NOT_HERE = "You can't use this command here."
-SERVERS_ONLY = "This command works in servers only."
-FEATURE_UNAVAILABLE = "That isn't available right now. Please try again in a moment."
+GENERIC = N_("Something went wrong on the bot's side. It has been logged; please try again.")
+NOT_HERE = N_("You can't use this command here.")
+SERVERS_ONLY = N_("This command works in servers only.")
+FEATURE_UNAVAILABLE = N_("That isn't available right now. Please try again in a moment.")
 
 
-def invalid_value(value: str) -> str:
+def invalid_value(value: str, locale: str | None = None) -> str:
     shown = clip(value.replace("`", "'"), 40)
-    return f"That value for `{shown}` isn't valid."
+    return translate(locale, "That value for `{name}` isn't valid.", name=shown)
 
 
 PERMISSION_NAMES = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "attach_files": "Attach Files",
-    "embed_links": "Embed Links",
-    "read_message_history": "Read Message History",
+    "view_channel": N_("View Channel"),
+    "send_messages": N_("Send Messages"),
+    "attach_files": N_("Attach Files"),
+    "embed_links": N_("Embed Links"),
+    "read_message_history": N_("Read Message History"),
 }
 
 
-def bot_missing_permissions(names: list[str]) -> str:
-    shown = ", ".join(f"**{PERMISSION_NAMES.get(n, n)}**" for n in names)
-    return (
-        f"I can't post images in this channel: I'm missing the {shown} permission{'s' if len(names) > 1 else ''}. "
-        "Please ask a moderator to allow it for me here. Nothing was charged."
+def bot_missing_permissions(names: list[str], locale: str | None = None) -> str:
+    shown = translate(locale, ", ").join(
+        f"**{translate(locale, PERMISSION_NAMES[n]) if n in PERMISSION_NAMES else n}**" for n in names
+    )
+    return translate_plural(
+        locale,
+        "I can't post images in this channel: I'm missing the {shown} permission. "
+        "Please ask a moderator to allow it for me here. Nothing was charged.",
+        "I can't post images in this channel: I'm missing the {shown} permissions. "
+        "Please ask a moderator to allow it for me here. Nothing was charged.",
+        len(names),
+        shown=shown,
     )
 
 
-def not_moderator(manager_role_id: int | None, *, admins_only: bool = False) -> str:
+def not_moderator(manager_role_id: int | None, *, admins_only: bool = False, locale: str | None = None) -> str:
     if admins_only:
-        return "Only members with the Manage Server permission can change this. Nothing was changed."
-    extra = f" or the <@&{manager_role_id}> role" if manager_role_id else ""
-    return f"Only moderators can use this command: it needs the Manage Server permission{extra}. Nothing was changed."
+        return translate(locale, "Only members with the Manage Server permission can change this. Nothing was changed.")
+    if manager_role_id:
+        return translate(
+            locale,
+            "Only moderators can use this command: it needs the Manage Server permission or the {role} role. "
+            "Nothing was changed.",
+            role="<@&" + str(manager_role_id) + ">",
+        )
+    return translate(
+        locale, "Only moderators can use this command: it needs the Manage Server permission. Nothing was changed."
+    )
 
 
 # --- jobs and their results (cogs/_delivery.py, cogs/results.py) -----------------------------------
 
-EMPTY_PROMPT = "Please describe the image you want in `prompt`."
-NO_IMAGE = "No image came back. Please try again."
-JOB_UNKNOWN = "That job is no longer known to the bot."
-JOB_NOT_HERE = "That button doesn't belong to a job of this channel, so it does nothing here."
-CANCEL_NOT_YOURS = "Only the person who asked for this image, or a moderator, can cancel it."
-JOB_ALREADY_ENDED = "That job has already ended (or its result is being posted), so there is nothing to cancel."
-RESTARTING = "The bot is restarting right now. Please try again in a minute; nothing was charged."
-DELETE_NOT_YOURS = "Only the person who asked for this image, or a moderator with Manage Messages, can delete it."
+EMPTY_PROMPT = N_("Please describe the image you want in `prompt`.")
+NO_IMAGE = N_("No image came back. Please try again.")
+JOB_UNKNOWN = N_("That job is no longer known to the bot.")
+JOB_NOT_HERE = N_("That button doesn't belong to a job of this channel, so it does nothing here.")
+CANCEL_NOT_YOURS = N_("Only the person who asked for this image, or a moderator, can cancel it.")
+JOB_ALREADY_ENDED = N_("That job has already ended (or its result is being posted), so there is nothing to cancel.")
+RESTARTING = N_("The bot is restarting right now. Please try again in a minute; nothing was charged.")
+DELETE_NOT_YOURS = N_("Only the person who asked for this image, or a moderator with Manage Messages, can delete it.")
 
 
-def stopped(reason: str, by: str | None, *, kept: int = 0, total: int = 1) -> str:
+def stopped(reason: str, by: str | None, *, kept: int = 0, total: int = 1, locale: str | None = None) -> str:
     """Why a job ended early. ``by`` is a display name (shown as text: nobody is pinged)."""
     if reason == "shutdown":
-        return "The bot restarted before this image was finished. This didn't count against your quota."
-    who = f" by {by}" if by else ""
+        return translate(
+            locale, "The bot restarted before this image was finished. This didn't count against your quota."
+        )
     if kept:
-        return f"🛑 Cancelled{who} · {kept} of {total} images finished and kept"
-    return f"🛑 Cancelled{who}. Nothing was charged."
+        counts = {"kept": format_number(locale, kept), "total": format_number(locale, total)}
+        if by:
+            return translate(
+                locale, "🛑 Cancelled by {name} · {kept} of {total} images finished and kept", name=by, **counts
+            )
+        return translate(locale, "🛑 Cancelled · {kept} of {total} images finished and kept", **counts)
+    if by:
+        return translate(locale, "🛑 Cancelled by {name}. Nothing was charged.", name=by)
+    return translate(locale, "🛑 Cancelled. Nothing was charged.")
 
 
-def undelivered(status: int | None, code: int | None) -> str:
+def undelivered(status: int | None, code: int | None, locale: str | None = None) -> str:
     """The result was made but could not be posted; the user is not charged for it."""
     if status == 403 and code == 50013:
-        reason = "the bot isn't allowed to post it here (it needs the Attach Files and Send Messages permissions)"
+        reason = translate(
+            locale,
+            "the bot isn't allowed to post it here (it needs the Attach Files and Send Messages permissions)",
+        )
     elif status == 413 or code == 40005:
-        reason = "Discord refused the file as too large"
+        reason = translate(locale, "Discord refused the file as too large")
     elif status is not None and status >= 500:
-        reason = "Discord had a problem accepting it"
+        reason = translate(locale, "Discord had a problem accepting it")
     else:
-        reason = "Discord refused it"
-    return f"The image was made, but couldn't be delivered: {reason}. This didn't count against your quota."
+        reason = translate(locale, "Discord refused it")
+    return translate(
+        locale,
+        "The image was made, but couldn't be delivered: {reason}. This didn't count against your quota.",
+        reason=reason,
+    )
 
 
 # --- editing (cogs/edit/) -------------------------------------------------------------------------------
 
-EDIT_EMPTY_PROMPT = "Please say what to change in `prompt`."
-EDIT_NO_INSTRUCTION = "Please say what to change."
-MESSAGE_GONE = "I can't see that message any more."
-NO_IMAGE_TO_EDIT = "That message has no image to edit."
-SERVERS_ONLY_EDIT = "I edit images in servers only."
-REPLIED_MESSAGE_GONE = "I can't find the message you replied to; it may have been deleted."
-NO_IMAGE_SEEN = (
+EDIT_EMPTY_PROMPT = N_("Please say what to change in `prompt`.")
+EDIT_NO_INSTRUCTION = N_("Please say what to change.")
+MESSAGE_GONE = N_("I can't see that message any more.")
+NO_IMAGE_TO_EDIT = N_("That message has no image to edit.")
+SERVERS_ONLY_EDIT = N_("I edit images in servers only.")
+REPLIED_MESSAGE_GONE = N_("I can't find the message you replied to; it may have been deleted.")
+NO_IMAGE_SEEN = N_(
     "That message has no image I can see. Reply to a message with an image, or use "
     "right-click → **Apps** → **Edit image** on it."
 )
-REPLY_NO_INSTRUCTION = "What should I change? Reply again with an instruction, e.g. *make it night time*."
-PREPARING = "🎨 Getting the image ready…"
-HOW_TO_EDIT = (
+REPLY_NO_INSTRUCTION = N_("What should I change? Reply again with an instruction, e.g. *make it night time*.")
+PREPARING = N_("🎨 Getting the image ready…")
+HOW_TO_EDIT = N_(
     "To edit an image, reply to the message that has it, mention me and say what to change "
     "(for example *make it night time*), or right-click the message → **Apps** → **Edit image**. "
     "`/edit` takes an uploaded image; `/imagine` makes a new one."
 )
-REROLL_SOURCE_GONE = "The image this edit started from is gone, so it can't be rerolled."
-
-
-def input_dimensions_too_large(what: str, width: int, height: int) -> str:
-    return f"{what} is too large ({width}×{height})."
-
-
-def input_not_on_discord(what: str) -> str:
-    return f"{what} isn't hosted on Discord, so the bot won't fetch it."
-
-
-def input_download_failed(what: str) -> str:
-    return f"{what} couldn't be downloaded from Discord (was it deleted?)."
-
-
-def input_file_too_large(what: str, max_bytes: int) -> str:
-    return f"{what} is larger than the {max_bytes // 2**20} MB limit."
+REROLL_SOURCE_GONE = N_("The image this edit started from is gone, so it can't be rerolled.")

@@ -1,7 +1,7 @@
 """Validate the options of ``/imagine`` and ``/edit`` against the configured model, before any API call.
 
-``parse_options`` turns raw option values into ``ImageOptions`` or raises ``OptionError`` whose message
-is shown to the user (ephemeral). Pure logic, no Discord.
+``parse_options`` turns raw option values into ``ImageOptions`` or raises ``OptionError``, shown to the user
+(ephemeral) in the words ``bot/messages.py`` gives its code. Pure logic, no Discord.
 """
 
 from __future__ import annotations
@@ -41,7 +41,18 @@ class ImageOptions:
 
 
 class OptionError(ValueError):
-    """An option value or combination the model cannot do; the message is for the user."""
+    """An option value or combination the model cannot do: ``code`` names why, ``params`` fill the words.
+
+    ``bot/messages.py`` (``option_error``) words it, in the reader's language; ``str()`` is for logs.
+    """
+
+    def __init__(self, code: str, /, **params: Any) -> None:
+        super().__init__(code, params)
+        self.code = code
+        self.params = params
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.params}" if self.params else self.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,34 +91,35 @@ def parse_options(
         try:
             resolved_size = model.resolve_size(size.strip())
         except ValueError as exc:
-            raise OptionError(f"Size `{_clip(size)}` won't work with {model.name}: {exc}") from None
+            raise OptionError("size", size=_clip(size), model=model.name, reason=str(exc)) from None
     if quality:
         quality = quality.strip().lower()
         if quality not in model.qualities:
             raise OptionError(
-                f"Quality `{_clip(quality)}` isn't available on {model.name}; choose one of "
-                + ", ".join(f"`{q}`" for q in model.qualities)
-                + "."
+                "quality",
+                quality=_clip(quality),
+                model=model.name,
+                choices=", ".join(f"`{q}`" for q in model.qualities),
             )
     if background:
         background = background.strip().lower()
         if background not in BACKGROUNDS:
-            raise OptionError("Background must be `auto`, `opaque` or `transparent`.")
+            raise OptionError("background")
         if background == "transparent" and not model.supports_transparent:
-            raise OptionError(f"{model.name} can't make transparent backgrounds.")
+            raise OptionError("transparent", model=model.name)
     if output_format:
         output_format = output_format.strip().lower()
         if output_format == "jpg":
             output_format = "jpeg"
         if output_format not in FORMATS:
-            raise OptionError("Format must be `png`, `jpeg` or `webp`.")
+            raise OptionError("format")
     if background == "transparent" and output_format == "jpeg":
-        raise OptionError("JPEG can't be transparent: choose `png` or `webp` for a transparent background.")
+        raise OptionError("jpeg_transparent")
     if background == "transparent" and output_format is None:
         output_format = "png"
     n = 1 if count is None else count
     if not 1 <= n <= MAX_COUNT:
-        raise OptionError(f"Count must be between 1 and {MAX_COUNT}.")
+        raise OptionError("count", max=MAX_COUNT)
     return ImageOptions(resolved_size, quality, background, output_format, n)
 
 

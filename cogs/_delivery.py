@@ -19,6 +19,7 @@ from typing import Any
 import discord
 
 from bot import messages
+from bot.i18n import format_number, translate
 from bot.images.types import CompletedImage, PartialImage
 from bot.imaging import fit_upload, make_preview, pack_uploads
 from bot.jobs import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
@@ -29,6 +30,7 @@ from cogs._checks import require_bot_permissions
 from cogs._common import ImageBotBase, reply_ephemeral, upload_budget
 from cogs._errors import error_text
 from cogs._render import failure_content, file_name, preview_name, progress_content, result_embed
+from cogs._translator import locale_of
 from cogs.results import ProgressButtons, ResultView
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class Target:
 
     upload_limit: int
     channel: discord.abc.Messageable | None
+    locale: str  # the catalog the job's messages are in (cogs/_translator.py), fixed when the job starts
 
     async def edit(self, *, uploads: Sequence[Upload] | None = None, **fields: Any) -> discord.Message | None:
         raise NotImplementedError
@@ -95,6 +98,7 @@ def _attachments(uploads: Sequence[Upload] | None, fields: dict[str, Any]) -> di
 class InteractionTarget(Target):
     def __init__(self, interaction: discord.Interaction) -> None:
         self.interaction = interaction
+        self.locale = locale_of(interaction)
         self.upload_limit = upload_budget(interaction.filesize_limit)
         self.channel = interaction.channel if isinstance(interaction.channel, discord.abc.Messageable) else None
         self._fallback: discord.Message | None = None
@@ -134,8 +138,9 @@ class InteractionTarget(Target):
 class MessageTarget(Target):
     """A message the bot posted itself (e.g. its reply to someone's reply)."""
 
-    def __init__(self, message: discord.Message, upload_limit: int) -> None:
+    def __init__(self, message: discord.Message, upload_limit: int, locale: str) -> None:
         self.message = message
+        self.locale = locale
         self.channel = message.channel
         self.upload_limit = upload_budget(upload_limit)
 
@@ -158,6 +163,7 @@ class JobMessage:
     def __init__(self, bot: ImageBotBase, target: Target, spec: JobSpec, job_id: int, user: discord.abc.User) -> None:
         s = bot.services.settings
         self.bot, self.target, self.spec, self.job_id, self.user = bot, target, spec, job_id, user
+        self.locale = target.locale
         self.started = time.time()
         self.previews_off = False
         self.publisher = ProgressPublisher(
@@ -188,10 +194,12 @@ class JobMessage:
         if self.previews_off:
             return
         previews = [Upload(preview_name(s.slot), s.jpeg) for s in view.slots if s.jpeg is not None and not s.done]
-        fields: dict[str, Any] = {"content": progress_content(view, self.spec.prompt)}
+        fields: dict[str, Any] = {"content": progress_content(view, self.spec.prompt, self.locale)}
         try:
             await self.target.edit(
-                uploads=previews if previews or view.new_frame else None, view=ProgressButtons(self.job_id), **fields
+                uploads=previews if previews or view.new_frame else None,
+                view=ProgressButtons(self.job_id, self.locale),
+                **fields,
             )
         except MessageGone:
             # Deleting the progress message cancels the job: the streams close and nothing is charged.
@@ -208,7 +216,7 @@ class JobMessage:
             content=failure_content(text, self.spec.prompt),
             uploads=[],
             embeds=[],
-            view=ResultView(self.job_id, include_edit=False),
+            view=ResultView(self.job_id, include_edit=False, locale=self.locale),
         )
 
     async def deliver(self, outcome: JobOutcome) -> list[CompletedImage]:
@@ -218,21 +226,31 @@ class JobMessage:
         fitted = [await fit_upload(im.data, im.output_format, limit) for im in images]
         groups = pack_uploads([len(u.data) for u in fitted], limit)
         uploads = [Upload(file_name(outcome.job_id, i, u.extension), u.data) for i, u in enumerate(fitted)]
-        content = f"✅ Done in {int(time.time() - self.started)}s"
+        loc = self.locale
+        content = translate(loc, "✅ Done in {seconds}s", seconds=int(time.time() - self.started))
         failed = len(outcome.images) - len(images)
         if outcome.stopped:
-            content = messages.stopped(outcome.stopped, outcome.stopped_by, kept=len(images), total=len(outcome.images))
+            content = messages.stopped(
+                outcome.stopped, outcome.stopped_by, kept=len(images), total=len(outcome.images), locale=loc
+            )
         elif failed:
-            reason = messages.api_error(outcome.first_error or Exception())
-            content += f" · {failed} of {len(outcome.images)} images failed ({reason})"
+            reason = messages.api_error(outcome.first_error or Exception(), loc)
+            content += " · " + translate(
+                loc,
+                "{failed} of {total} images failed ({reason})",
+                failed=format_number(loc, failed),
+                total=format_number(loc, len(outcome.images)),
+                reason=reason,
+            )
         if any(u.reencoded for u in fitted):
-            content += " · re-encoded to fit Discord's upload limit"
-        embed = result_embed(self.spec, outcome.job_id, self.user, self.bot.services.settings.image_model, images)
+            content += " · " + translate(loc, "re-encoded to fit Discord's upload limit")
+        model = self.bot.services.settings.image_model
+        embed = result_embed(self.spec, outcome.job_id, self.user, model, images, loc)
         message = await self.target.edit(
             content=messages.clip(content, 2000),
             uploads=[uploads[i] for i in groups[0]],
             embeds=[embed],
-            view=ResultView(outcome.job_id),
+            view=ResultView(outcome.job_id, locale=loc),
         )
         delivered = [images[i] for i in groups[0]]
         if message is not None:
@@ -248,7 +266,7 @@ class JobMessage:
 
     async def tell_undelivered(self, exc: BaseException) -> None:
         """The result could not be posted: say so where we still can (the message, else the channel)."""
-        text = messages.undelivered(getattr(exc, "status", None), getattr(exc, "code", None))
+        text = messages.undelivered(getattr(exc, "status", None), getattr(exc, "code", None), self.locale)
         try:
             await self.target.edit(content=failure_content(text, self.spec.prompt), uploads=[], embeds=[], view=None)
             return
@@ -275,7 +293,7 @@ async def run_job(
             try:
                 reservation = await jobs.reserve(spec)
             except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
-                await target.withdraw(error_text(exc))
+                await target.withdraw(error_text(exc, target.locale))
                 return None
         message = JobMessage(bot, target, spec, reservation.job_id, user)
         message.publisher.start()
@@ -290,9 +308,11 @@ async def run_job(
         if not outcome.delivered:  # refunded by the job service
             err = outcome.first_error
             if outcome.stopped:
-                text = messages.stopped(outcome.stopped, outcome.stopped_by)
+                text = messages.stopped(outcome.stopped, outcome.stopped_by, locale=target.locale)
+            elif err is not None:
+                text = messages.api_error(err, target.locale)
             else:
-                text = messages.api_error(err) if err is not None else messages.NO_IMAGE
+                text = messages.text(target.locale, messages.NO_IMAGE)
             try:
                 await message.show_failure(text)
             except (discord.HTTPException, MessageGone) as exc:
@@ -330,7 +350,7 @@ async def start_interaction_job(bot: ImageBotBase, interaction: discord.Interact
         try:
             reservation = await asyncio.wait_for(jobs.reserve(spec), RESERVE_BEFORE_ACK)
         except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
-            await reply_ephemeral(interaction, error_text(exc))
+            await reply_ephemeral(interaction, error_text(exc, locale_of(interaction)))
             return
         except TimeoutError:
             log.warning("quota reservation took over %.1fs; acknowledging first", RESERVE_BEFORE_ACK)

@@ -21,6 +21,7 @@ from discord import app_commands
 
 from bot import messages
 from cogs._common import reply_ephemeral
+from cogs._translator import locale_of
 
 log = logging.getLogger(__name__)
 
@@ -41,29 +42,29 @@ class BotLacksPermissions(Exception):
         self.names = names
 
 
-def error_text(error: BaseException) -> str:
-    """Words for any error; logs the ones that are the bot's fault."""
+def error_text(error: BaseException, locale: str | None = None) -> str:
+    """Words for any error in the language of ``locale`` (English when None); logs the bot's own faults."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, NotModerator):
-        return messages.not_moderator(original.manager_role_id, admins_only=original.admins_only)
+        return messages.not_moderator(original.manager_role_id, admins_only=original.admins_only, locale=locale)
     if isinstance(original, BotLacksPermissions):
-        return messages.bot_missing_permissions(original.names)
+        return messages.bot_missing_permissions(original.names, locale)
     if isinstance(original, app_commands.NoPrivateMessage):
-        return messages.SERVERS_ONLY
+        return messages.text(locale, messages.SERVERS_ONLY)
     if isinstance(error, app_commands.TransformerError):
-        return messages.invalid_value(str(getattr(error, "value", "?")))
+        return messages.invalid_value(str(getattr(error, "value", "?")), locale)
     if isinstance(original, app_commands.CheckFailure):
-        return messages.NOT_HERE
-    text = messages.user_error(original)
+        return messages.text(locale, messages.NOT_HERE)
+    text = messages.user_error(original, locale)
     if text is None:
         log.error("unexpected error", exc_info=original)
-        return messages.GENERIC
+        return messages.text(locale, messages.GENERIC)
     return text
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
-    """Tell the user privately what went wrong, whatever state the interaction is in."""
-    await reply_ephemeral(interaction, error_text(error))
+    """Tell the user privately what went wrong, in their language, whatever state the interaction is in."""
+    await reply_ephemeral(interaction, error_text(error, locale_of(interaction)))
 
 
 class ErrorTree(app_commands.CommandTree[Any]):
@@ -83,12 +84,15 @@ async def answering_errors(interaction: discord.Interaction) -> AsyncIterator[No
 
 
 @contextlib.asynccontextmanager
-async def answering_errors_with(answer: Callable[[str], Awaitable[Any]]) -> AsyncIterator[None]:
-    """For plain messages (replies that mention the bot): the answer is a message, not an interaction."""
+async def answering_errors_with(
+    answer: Callable[[str], Awaitable[Any]], locale: str | None = None
+) -> AsyncIterator[None]:
+    """For plain messages (replies that mention the bot): the answer is a message, not an interaction;
+    ``locale`` is the server's."""
     try:
         yield
     except Exception as exc:
-        text = error_text(exc)
+        text = error_text(exc, locale)
         try:
             await answer(text)
         except discord.HTTPException as send_exc:  # e.g. no permission to answer in that channel

@@ -1,9 +1,13 @@
-"""How a job looks on Discord: the progress text, the result embed, the failure note, file names. Pure."""
+"""How a job looks on Discord: the progress text, the result embed, the failure note, file names. Pure.
+
+Every text is in the language of the ``locale`` given (a catalog name, ``cogs/_translator.py``).
+"""
 
 from __future__ import annotations
 
 import discord
 
+from bot.i18n import translate
 from bot.images.types import CompletedImage
 from bot.jobs import JobSpec
 from bot.messages import clip
@@ -11,6 +15,12 @@ from bot.progress import ProgressView
 from cogs._common import EMBED_COLOUR
 
 MESSAGE_MAX = 2000  # characters of a Discord message
+# Option values shown in the result embed that the catalogs translate (they are also choice names).
+_WORDS = frozenset({"auto", "low", "medium", "high", "opaque", "transparent"})
+
+
+def _value(locale: str | None, value: str) -> str:
+    return translate(locale, value) if value in _WORDS else value
 
 
 def prompt_line(prompt: str) -> str:
@@ -18,23 +28,27 @@ def prompt_line(prompt: str) -> str:
     return "> " + discord.utils.escape_markdown(clip(one_line, 300))
 
 
-def progress_content(view: ProgressView, prompt: str) -> str:
+def progress_content(view: ProgressView, prompt: str, locale: str | None = None) -> str:
     started = f"<t:{int(view.started_at)}:R>"
     if view.status == "queued":
-        head = f"⏳ **Queued**, position {view.queue_position} · requested {started}"
+        head = translate(
+            locale, "⏳ **Queued**, position {position} · requested {when}", position=view.queue_position, when=started
+        )
     else:
-        head = f"🎨 **Generating…** started {started}"
+        head = translate(locale, "🎨 **Generating…** started {when}", when=started)
     if len(view.slots) == 1:
         s = view.slots[0]
         if s.frame:
-            head += f" · frame {s.frame}/{s.total}"
+            head += " · " + translate(locale, "frame {frame}/{total}", frame=s.frame, total=s.total)
     else:
         parts = []
         for s in view.slots:
             if s.done:
-                state = "failed" if s.failed else "done"
+                state = translate(locale, "failed") if s.failed else translate(locale, "done")
+            elif s.frame:
+                state = translate(locale, "frame {frame}/{total}", frame=s.frame, total=s.total)
             else:
-                state = f"frame {s.frame}/{s.total}" if s.frame else "waiting"
+                state = translate(locale, "waiting")
             parts.append(f"{s.slot + 1}: {state}")
         head += "\n" + " · ".join(parts)
     return clip(f"{head}\n{prompt_line(prompt)}", MESSAGE_MAX)
@@ -45,23 +59,40 @@ def failure_content(text: str, prompt: str) -> str:
 
 
 def result_embed(
-    spec: JobSpec, job_id: int, user: discord.abc.User, model: str, images: list[CompletedImage]
+    spec: JobSpec,
+    job_id: int,
+    user: discord.abc.User,
+    model: str,
+    images: list[CompletedImage],
+    locale: str | None = None,
 ) -> discord.Embed:
-    title = "Edited image" if spec.kind == "edit" else "Imagined"
+    title = translate(locale, "Edited image") if spec.kind == "edit" else translate(locale, "Imagined")
     embed = discord.Embed(title=title, description=clip(spec.prompt, 1500), colour=EMBED_COLOUR)
     first = images[0] if images else None
     o = spec.options
-    embed.add_field(name="Model", value=clip(model, 100), inline=True)
-    embed.add_field(name="Size", value=(first.size if first and first.size else o.size) or "auto", inline=True)
+    embed.add_field(name=translate(locale, "Model"), value=clip(model, 100), inline=True)
     embed.add_field(
-        name="Quality", value=(first.quality if first and first.quality else o.quality) or "auto", inline=True
+        name=translate(locale, "Size"),
+        value=_value(locale, (first.size if first and first.size else o.size) or "auto"),
+        inline=True,
+    )
+    embed.add_field(
+        name=translate(locale, "Quality"),
+        value=_value(locale, (first.quality if first and first.quality else o.quality) or "auto"),
+        inline=True,
     )
     if o.background or (first and first.background):
-        embed.add_field(name="Background", value=(first.background if first else None) or o.background or "auto")
-    embed.add_field(name="Format", value=(first.output_format if first else None) or o.output_format or "png")
+        embed.add_field(
+            name=translate(locale, "Background"),
+            value=_value(locale, (first.background if first else None) or o.background or "auto"),
+        )
+    embed.add_field(
+        name=translate(locale, "Format"), value=(first.output_format if first else None) or o.output_format or "png"
+    )
     if o.count > 1:
-        embed.add_field(name="Images", value=f"{len(images)}/{o.count}")
-    embed.set_footer(text=clip(f"Requested by {user.display_name} · job #{job_id}", 200))
+        embed.add_field(name=translate(locale, "Images"), value=f"{len(images)}/{o.count}")
+    footer = translate(locale, "Requested by {name} · job #{job}", name=user.display_name, job=job_id)
+    embed.set_footer(text=clip(footer, 200))
     return embed
 
 

@@ -81,5 +81,15 @@ class CatalogTranslator(app_commands.Translator):
 
 def locale_of(interaction: discord.Interaction) -> str:
     """The catalog an interaction's answers are in: the user's language, else the server's, else English."""
-    guild_locale = interaction.guild_locale.value if interaction.guild_locale is not None else None
-    return resolve_locale(interaction.locale.value, guild_locale)
+    return resolve_locale(
+        _code(getattr(interaction, "locale", None)), _code(getattr(interaction, "guild_locale", None))
+    )
+
+
+def _code(locale: discord.Locale | str | None) -> str | None:
+    return locale.value if isinstance(locale, discord.Locale) else locale
+
+
+def server_locale(guild: discord.Guild | None) -> str:
+    """The catalog for answers to plain messages (replies that mention the bot): the server's language."""
+    return resolve_locale(_code(getattr(guild, "preferred_locale", None)))

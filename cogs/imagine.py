@@ -11,7 +11,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.i18n import translate
 from bot.images.models import ModelInfo
 from bot.jobs import JobSpec
 from bot.options import OptionError, parse_options
@@ -65,7 +64,7 @@ class ImagineCog(commands.Cog):
     ) -> None:
         # Everything before defer is pure and fast: bad input is answered privately, with no API call.
         if not prompt.strip():
-            await reply_ephemeral(interaction, translate(locale_of(interaction), messages.EMPTY_PROMPT))
+            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EMPTY_PROMPT))
             return
         options = parse_options(
             self.bot.services.model,

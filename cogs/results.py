@@ -19,12 +19,14 @@ from typing import Any
 import discord
 
 from bot import messages
+from bot.i18n import translate
 from bot.jobs import JobSpec
 from bot.options import ImageOptions
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
 from cogs._common import bot_of, channel_nsfw, reply_ephemeral, role_ids
 from cogs._errors import answering_errors
+from cogs._translator import locale_of
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +44,27 @@ def job_id_of(custom_id_text: str, action: str) -> int | None:
 
 
 class ResultView(discord.ui.View):
-    def __init__(self, job_id: int, *, include_edit: bool = True) -> None:
+    """The buttons under a result, labelled in the requester's language (``locale``): a message is
+    rendered once for everyone who sees it. Whoever clicks reads the answers in their own language."""
+
+    def __init__(self, job_id: int, *, include_edit: bool = True, locale: str | None = None) -> None:
         super().__init__(timeout=None)
-        self.add_item(RerollButton(job_id))
+        self.add_item(RerollButton(job_id, locale=locale))
         if include_edit:
-            self.add_item(EditButton(job_id))
-        self.add_item(DeleteButton(job_id))
+            self.add_item(EditButton(job_id, locale=locale))
+        self.add_item(DeleteButton(job_id, locale=locale))
+
+
+async def refuse(interaction: discord.Interaction, msgid: str) -> None:
+    """A button's refusal, privately, in the clicker's language."""
+    await reply_ephemeral(interaction, messages.text(locale_of(interaction), msgid))
 
 
 async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_channel: bool) -> JobRecord | None:
     """The job a button names, if it belongs where the button was clicked; answers the user if not."""
     job = await bot_of(interaction).services.quota.get_job(job_id)
     if job is None:
-        await reply_ephemeral(interaction, messages.JOB_UNKNOWN)
+        await refuse(interaction, messages.JOB_UNKNOWN)
         return None
     foreign = job.guild_id != interaction.guild_id or (same_channel and job.channel_id != interaction.channel_id)
     if foreign:
@@ -66,7 +76,7 @@ async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_c
             interaction.guild_id,
             interaction.channel_id,
         )
-        await reply_ephemeral(interaction, messages.JOB_NOT_HERE)
+        await refuse(interaction, messages.JOB_NOT_HERE)
         return None
     return job
 
@@ -97,8 +107,8 @@ class _JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"$^")
 class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
     action = "reroll"
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(job_id, label="Reroll", emoji="🎲", style=discord.ButtonStyle.primary)
+    def __init__(self, job_id: int, *, locale: str | None = None) -> None:
+        super().__init__(job_id, label=translate(locale, "Reroll"), emoji="🎲", style=discord.ButtonStyle.primary)
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
@@ -106,7 +116,7 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
             return
         handler = bot_of(interaction).result_actions.reroll.get(job.kind)
         if handler is None:
-            await reply_ephemeral(interaction, messages.FEATURE_UNAVAILABLE)
+            await refuse(interaction, messages.FEATURE_UNAVAILABLE)
             return
         spec = JobSpec(
             kind="edit" if job.kind == "edit" else "generate",
@@ -125,15 +135,15 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
 class EditButton(_JobButton, template=r"imagebot:edit:(?P<job>\d+)"):
     action = "edit"
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(job_id, label="Edit", emoji="✏️", style=discord.ButtonStyle.secondary)
+    def __init__(self, job_id: int, *, locale: str | None = None) -> None:
+        super().__init__(job_id, label=translate(locale, "Edit"), emoji="✏️", style=discord.ButtonStyle.secondary)
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         if await job_for_click(interaction, self.job_id, same_channel=True) is None:
             return
         handler = bot_of(interaction).result_actions.edit
         if handler is None:
-            await reply_ephemeral(interaction, messages.FEATURE_UNAVAILABLE)
+            await refuse(interaction, messages.FEATURE_UNAVAILABLE)
             return
         await handler(interaction, interaction.message)
 
@@ -141,20 +151,20 @@ class EditButton(_JobButton, template=r"imagebot:edit:(?P<job>\d+)"):
 class DeleteButton(_JobButton, template=r"imagebot:delete:(?P<job>\d+)"):
     action = "delete"
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(job_id, label="Delete", emoji="🗑️", style=discord.ButtonStyle.danger)
+    def __init__(self, job_id: int, *, locale: str | None = None) -> None:
+        super().__init__(job_id, label=translate(locale, "Delete"), emoji="🗑️", style=discord.ButtonStyle.danger)
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=False)
         if job is None:
             return
         if not (job.user_id == interaction.user.id or interaction.permissions.manage_messages):
-            await reply_ephemeral(interaction, messages.DELETE_NOT_YOURS)
+            await refuse(interaction, messages.DELETE_NOT_YOURS)
             return
         message = interaction.message
         if message is not None and job.message_id is not None and message.id != job.message_id:
             # The button must sit on the job's own result; anything else is a forged or stale payload.
-            await reply_ephemeral(interaction, messages.JOB_NOT_HERE)
+            await refuse(interaction, messages.JOB_NOT_HERE)
             return
         await interaction.response.defer()
         try:
@@ -169,29 +179,29 @@ class CancelButton(_JobButton, template=r"imagebot:cancel:(?P<job>\d+)"):
 
     action = "cancel"
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(job_id, label="Cancel", emoji="✖️", style=discord.ButtonStyle.secondary)
+    def __init__(self, job_id: int, *, locale: str | None = None) -> None:
+        super().__init__(job_id, label=translate(locale, "Cancel"), emoji="✖️", style=discord.ButtonStyle.secondary)
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
         if job is None:
             return
         if not (job.user_id == interaction.user.id or await is_job_moderator(interaction)):
-            await reply_ephemeral(interaction, messages.CANCEL_NOT_YOURS)
+            await refuse(interaction, messages.CANCEL_NOT_YOURS)
             return
         jobs = bot_of(interaction).services.jobs
         name = discord.utils.escape_mentions(discord.utils.escape_markdown(interaction.user.display_name))
         if not jobs.cancel(job.id, by=name):
-            await reply_ephemeral(interaction, messages.JOB_ALREADY_ENDED)
+            await refuse(interaction, messages.JOB_ALREADY_ENDED)
             return
         # The job's own message flow shows "Cancelled by …" (and keeps any finished images).
         await interaction.response.defer()
 
 
 class ProgressButtons(discord.ui.View):
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, locale: str | None = None) -> None:
         super().__init__(timeout=None)
-        self.add_item(CancelButton(job_id))
+        self.add_item(CancelButton(job_id, locale=locale))
 
 
 RESULT_BUTTONS = (RerollButton, EditButton, DeleteButton, CancelButton)

@@ -15,10 +15,12 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.i18n import format_number, translate
 from bot.messages import clip, relative_time, rule_error
 from bot.rules import MAX_REGEX_CHARS, MAX_REGEX_RULES, MAX_RULES, Rule, RuleError, RuleStore
 from cogs._checks import managers_only
 from cogs._common import EMBED_COLOUR
+from cogs._translator import locale_of
 
 LIST_CHARS = 3900  # of the embed description (Discord allows 4096)
 
@@ -28,23 +30,27 @@ def code(text: str, limit: int = 80) -> str:
     return f"`{clip(text.replace('`', 'ˋ'), limit)}`"
 
 
-def rule_line(rule: Rule, refusals: int = 0, *, limit: int = 80) -> str:
-    kind = "regex" if rule.kind == "regex" else "word"
-    where = "not in NSFW channels" if rule.sfw_only else "all channels"
-    counted = f" · {refusals} refused" if refusals else ""
-    return (
-        f"`#{rule.id}` {kind} {code(rule.pattern, limit)} · {where}{counted} · "
-        f"by <@{rule.created_by}> {relative_time(rule.created_at)}"
+def kind_text(rule: Rule, locale: str | None = None) -> str:
+    return translate(locale, "regex") if rule.kind == "regex" else translate(locale, "word")
+
+
+def rule_line(rule: Rule, refusals: int = 0, *, limit: int = 80, locale: str | None = None) -> str:
+    where = translate(locale, "not in NSFW channels") if rule.sfw_only else translate(locale, "all channels")
+    counted = " · " + translate(locale, "{n} refused", n=format_number(locale, refusals)) if refusals else ""
+    by = translate(
+        locale, "by {user} {when}", user="<@" + str(rule.created_by) + ">", when=relative_time(rule.created_at)
     )
+    return f"`#{rule.id}` {kind_text(rule, locale)} {code(rule.pattern, limit)} · {where}{counted} · {by}"
 
 
-def list_text(lines: Sequence[str], limit: int = LIST_CHARS) -> tuple[str, bool]:
+def list_text(lines: Sequence[str], limit: int = LIST_CHARS, locale: str | None = None) -> tuple[str, bool]:
     """As many lines as fit in ``limit`` characters, and whether some were left out."""
     out: list[str] = []
     size = 0
     for i, line in enumerate(lines):
         if size + len(line) + 40 > limit:
-            out.append(f"… and {len(lines) - i} more (all of them are in the attached file)")
+            left = format_number(locale, len(lines) - i)
+            out.append(translate(locale, "… and {n} more (all of them are in the attached file)", n=left))
             return "\n".join(out), True
         out.append(line)
         size += len(line) + 1
@@ -85,6 +91,7 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
         sfw_only: bool = False,
     ) -> None:
         assert interaction.guild_id is not None
+        loc = locale_of(interaction)
         try:
             rule = await rules.add(
                 interaction.guild_id,
@@ -94,17 +101,30 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
                 actor_id=interaction.user.id,
             )
         except RuleError as exc:
-            await answer(interaction, rule_error(exc))
+            await answer(interaction, rule_error(exc, loc))
             return
-        where = "only in channels that are not age-restricted" if rule.sfw_only else "in every channel"
-        kind = "Regular expression" if rule.kind == "regex" else "Word"
-        await answer(
-            interaction,
-            f"Added rule `#{rule.id}`: {kind.lower()} {code(rule.pattern, 300)}, {where}. Prompts that match it "
-            "are refused before anything is reserved or sent; members are not told the rule's text.\n"
-            f"-# Up to {MAX_RULES} rules per server, {MAX_REGEX_RULES} of them regular expressions. "
-            "`/quota rule remove` takes the number.",
+        if rule.sfw_only:
+            where = translate(loc, "only in channels that are not age-restricted")
+        else:
+            where = translate(loc, "in every channel")
+        kind = translate(loc, "regular expression") if rule.kind == "regex" else translate(loc, "word")
+        added = translate(
+            loc,
+            "Added rule `#{id}`: {kind} {rule}, {where}. Prompts that match it are refused before anything is "
+            "reserved or sent; members are not told the rule's text.",
+            id=rule.id,
+            kind=kind,
+            rule=code(rule.pattern, 300),
+            where=where,
         )
+        limits = translate(
+            loc,
+            "Up to {rules} rules per server, {regex} of them regular expressions. "
+            "`/quota rule remove` takes the number.",
+            rules=MAX_RULES,
+            regex=MAX_REGEX_RULES,
+        )
+        await answer(interaction, f"{added}\n-# {limits}")
 
     @group.command(name="remove", description="Moderators: remove a prompt rule (its number is in the list)")
     @app_commands.describe(rule_id="The rule's number, as /quota rule list shows it")
@@ -113,25 +133,40 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
     async def remove(interaction: discord.Interaction, rule_id: app_commands.Range[int, 1, 2**53 - 1]) -> None:
         assert interaction.guild_id is not None
         rule = await rules.remove(interaction.guild_id, int(rule_id), actor_id=interaction.user.id)
+        loc = locale_of(interaction)
         if rule is None:
-            await answer(interaction, f"This server has no rule `#{rule_id}`. `/quota rule list` shows them.")
+            await answer(
+                interaction,
+                translate(loc, "This server has no rule `#{id}`. `/quota rule list` shows them.", id=rule_id),
+            )
             return
-        await answer(interaction, f"Removed rule `#{rule.id}` ({rule.kind} {code(rule.pattern, 300)}).")
+        removed = translate(
+            loc,
+            "Removed rule `#{id}` ({kind} {rule}).",
+            id=rule.id,
+            kind=kind_text(rule, loc),
+            rule=code(rule.pattern, 300),
+        )
+        await answer(interaction, removed)
 
     @group.command(name="list", description="Moderators: this server's prompt rules")
     @managers_only()
     async def list_rules(interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         found = await rules.list_rules(interaction.guild_id)
+        loc = locale_of(interaction)
         if not found:
-            await answer(interaction, "This server has no prompt rules. Add one with `/quota rule add`.")
+            await answer(
+                interaction, translate(loc, "This server has no prompt rules. Add one with `/quota rule add`.")
+            )
             return
         refusals = await rules.refusal_counts(interaction.guild_id)
-        body, cut = list_text([rule_line(r, refusals.get(r.id, 0)) for r in found])
-        embed = discord.Embed(
-            title=f"Prompt rules ({len(found)} of {MAX_RULES})", description=body, colour=EMBED_COLOUR
+        body, cut = list_text([rule_line(r, refusals.get(r.id, 0), locale=loc) for r in found], locale=loc)
+        title = translate(loc, "Prompt rules ({n} of {max})", n=len(found), max=MAX_RULES)
+        embed = discord.Embed(title=title, description=body, colour=EMBED_COLOUR)
+        embed.set_footer(
+            text=translate(loc, "Words match whole words in any case or width; regular expressions use RE2 syntax.")
         )
-        embed.set_footer(text="Words match whole words in any case or width; regular expressions use RE2 syntax.")
         fields: dict[str, Any] = {"embed": embed}
         if cut:
             fields["file"] = rules_file(found, refusals)

@@ -4,6 +4,7 @@ documented, plurals and numbers read naturally, and the command translator keeps
 from __future__ import annotations
 
 import io
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,115 @@ def test_quota_me_in_english_reads_as_before() -> None:
     assert lines[2] == "**This month**: 1,200 used, no limit (server default) · resets <t:1796256000:R>"
     assert lines[3].startswith("**Server budget**: $1.25 of $5.00 spent this month ($3.75 remaining) · resets <t:")
     assert lines[4] == "-# Days and months follow the server's time zone (Asia/Shanghai)."
+
+
+# --- every domain error has Chinese words (bot/messages.py) ---------------------------------------------
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _domain_errors() -> list[BaseException]:
+    from datetime import UTC, datetime
+
+    from bot.inputs import InputRejected
+    from bot.jobs import ShuttingDown, TooManyJobs
+    from bot.options import OptionError
+    from bot.quota import QuotaExceeded
+    from bot.rules import PromptRefused, RuleError
+    from tests.test_error_path import API_ERRORS
+
+    resets = datetime(2030, 1, 1, tzinfo=UTC)
+    item = {"what": "The image", "name": "x.png"}
+    inputs = [
+        InputRejected(code, **item)
+        for code in ("not_image", "svg", "empty", "unreadable", "damaged", "no_pixels", "bomb", "incomplete")
+    ]
+    inputs += [
+        InputRejected("colour_format", what="Image 2", name="x.png"),
+        InputRejected("file_too_large", size=3 << 20, limit=2 << 20, **item),
+        InputRejected("too_many_pixels", max_pixels=40_000_000, **item),
+        InputRejected("too_many_pixels", max_pixels=40_000_000, width=9000, height=9000, **item),
+        InputRejected("dimensions_too_large", what="The mask", width=9000, height=9000),
+        InputRejected("not_on_discord", what="The image"),
+        InputRejected("download_failed", what="The image"),
+        InputRejected("download_too_large", what="The image", max_bytes=8 << 20),
+        InputRejected("mask_marks_nothing"),
+        InputRejected("mask_too_detailed"),
+        InputRejected("reroll_source_gone"),
+    ]
+    options = [
+        OptionError("size", size="9x9", model="gpt-image-2", reason="too small"),
+        OptionError("quality", quality="ultra", model="gpt-image-2", choices="`low`, `high`"),
+        OptionError("transparent", model="dall-e-3"),
+        OptionError("count", max=10),
+        *(OptionError(code) for code in ("background", "format", "jpeg_transparent")),
+    ]
+    rules = [
+        RuleError(code, limit=5, rule_id=3, used=9)
+        for code in (
+            "empty",
+            "too_long",
+            "invalid_regex",
+            "too_complex",
+            "too_complex_total",
+            "matches_everything",
+            "duplicate",
+            "too_many",
+            "too_many_regex",
+        )
+    ]
+    quotas = [
+        QuotaExceeded("daily", 1, 1, resets, 1),
+        QuotaExceeded("monthly", 30, 29, resets, 4),
+        QuotaExceeded("budget", 5.0, 5.0, resets, 0.1),
+        QuotaExceeded("blocked", 0, 0, resets, 1),
+    ]
+    return [
+        *inputs,
+        *options,
+        *rules,
+        *quotas,
+        *API_ERRORS,
+        TooManyJobs(3),
+        ShuttingDown(),
+        PromptRefused(7, "word"),
+    ]
+
+
+@pytest.mark.parametrize("exc", _domain_errors(), ids=lambda e: f"{type(e).__name__}-{getattr(e, 'code', '')}")
+def test_every_domain_error_reads_in_chinese_and_its_english_is_unchanged(exc: BaseException) -> None:
+    english = messages.user_error(exc)
+    chinese = messages.user_error(exc, "zh-CN")
+    assert english and chinese and HAN.search(chinese), (english, chinese)
+    assert not HAN.search(english)
+    assert messages.user_error(exc, "en-US") == english
+    # The fallbacks for an unknown code are never what a known code reads.
+    assert english not in ("That file can't be used.", "Those options won't work with this model.")
+
+
+def test_option_and_input_errors_keep_their_english_words() -> None:
+    from bot.inputs import InputRejected
+    from bot.options import OptionError
+
+    assert messages.option_error(OptionError("count", max=10)) == "Count must be between 1 and 10."
+    rejected = InputRejected("file_too_large", what="The mask", name="m.png", size=3 << 20, limit=2 << 20)
+    assert messages.input_rejected(rejected) == "The mask `m.png` is 3 MB; the limit is 2 MB."
+    assert messages.input_rejected(rejected, "zh-CN") == "蒙版 `m.png` 大小为 3 MB；上限是 2 MB。"
+    nth = InputRejected("dimensions_too_large", what="Image 2", width=10, height=20)
+    assert messages.input_rejected(nth, "zh-CN") == "第 2 张图片太大了（10×20）。"
+
+
+def test_job_words_in_chinese() -> None:
+    assert (
+        messages.stopped("cancel", "Ann", kept=1, total=2, locale="zh-CN")
+        == "🛑 已被 Ann 取消 · 2 张中已完成并保留 1 张"
+    )
+    assert messages.stopped("cancel", None, locale="zh-CN") == "🛑 已取消。未计费。"
+    assert HAN.search(messages.stopped("shutdown", None, locale="zh-CN"))
+    for status, code in ((403, 50013), (413, None), (502, None), (400, 50035)):
+        assert HAN.search(messages.undelivered(status, code, "zh-CN"))
+    missing = messages.bot_missing_permissions(["attach_files", "embed_links"], "zh-CN")
+    assert "**附加文件**、**嵌入链接**" in missing
+    english = messages.bot_missing_permissions(["attach_files"])
+    assert "missing the **Attach Files** permission." in english
+    assert "<@&42>" in messages.not_moderator(42, locale="zh-CN")

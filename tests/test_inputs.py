@@ -3,10 +3,12 @@ else is refused with a message for the user."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -23,8 +25,18 @@ from bot.inputs import (
     prepare_mask,
     prepare_mask_sync,
 )
+from bot.messages import input_rejected
 
 BIG = 10_000_000
+
+
+@contextlib.contextmanager
+def rejected(pattern: str) -> Iterator[None]:
+    """Like ``pytest.raises(InputRejected, match=...)``, on the English words ``bot/messages.py`` gives it."""
+    with pytest.raises(InputRejected) as info:
+        yield
+    words = input_rejected(info.value)
+    assert re.search(pattern, words), words
 
 
 def encode(im: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -56,17 +68,17 @@ def test_declared_checks() -> None:
     check_declared("cat.png", "image/png", 1000, max_bytes=2000)
     check_declared("cat.webp", None, 1000, max_bytes=2000)  # no content type: trust an image extension
     assert looks_like_image("a.JPG", None) and not looks_like_image("a.txt", None)
-    with pytest.raises(InputRejected, match="isn't an image"):
+    with rejected("isn't an image"):
         check_declared("notes.txt", "text/plain; charset=utf-8", 10, max_bytes=2000)
-    with pytest.raises(InputRejected, match="isn't an image"):
+    with rejected("isn't an image"):
         check_declared("clip.bin", None, 10, max_bytes=2000)
-    with pytest.raises(InputRejected, match="empty"):
+    with rejected("empty"):
         check_declared("cat.png", "image/png", 0, max_bytes=2000)
-    with pytest.raises(InputRejected, match=r"3 MB; the limit is 2 MB"):
+    with rejected(r"3 MB; the limit is 2 MB"):
         check_declared("cat.png", "image/png", 3 * 1024 * 1024, max_bytes=2 * 1024 * 1024)
-    with pytest.raises(InputRejected, match="SVG"):
+    with rejected("SVG"):
         check_declared("logo.svg", "image/svg+xml", 10, max_bytes=2000)
-    with pytest.raises(InputRejected, match=r"The mask `m\.txt`"):
+    with rejected(r"The mask `m\.txt`"):
         check_declared("m.txt", "text/plain", 10, max_bytes=2000, what="The mask")
 
 
@@ -133,21 +145,21 @@ def test_large_images_are_downscaled_to_max_side() -> None:
 
 
 def test_refusals() -> None:
-    with pytest.raises(InputRejected, match="empty"):
+    with rejected("empty"):
         prep(b"")
-    with pytest.raises(InputRejected, match="isn't an image"):
+    with rejected("isn't an image"):
         prep(b"just some text, not a picture at all", "notes.png")
     png = encode(gradient(200, 200), "PNG")
-    with pytest.raises(InputRejected, match=r"damaged|incomplete"):
+    with rejected(r"damaged|incomplete"):
         prep(png[: len(png) // 2])
     jpeg = encode(gradient(200, 200), "JPEG")
-    with pytest.raises(InputRejected, match=r"damaged|incomplete"):
+    with rejected(r"damaged|incomplete"):
         prep(jpeg[: len(jpeg) // 2], "x.jpg")
     corrupt = bytearray(png)
     corrupt[len(corrupt) // 2] ^= 0xFF  # a flipped byte inside IDAT: the CRC no longer matches
-    with pytest.raises(InputRejected, match=r"damaged|incomplete"):
+    with rejected(r"damaged|incomplete"):
         prep(bytes(corrupt))
-    with pytest.raises(InputRejected, match=r"too large \(200×200\)"):
+    with rejected(r"too large \(200×200\)"):
         prep(png, max_pixels=30_000)
 
 
@@ -164,10 +176,10 @@ def bomb_png(w: int, h: int) -> bytes:
 
 def test_decompression_bombs_are_refused_before_decoding() -> None:
     # Over our own limit (checked from the header, before any pixel is decoded).
-    with pytest.raises(InputRejected, match="too large"):
+    with rejected("too large"):
         prep(bomb_png(20_000, 20_000), max_pixels=40_000_000)
     # Over Pillow's own hard limit even when ours is set very high.
-    with pytest.raises(InputRejected, match="too large"):
+    with rejected("too large"):
         prep(bomb_png(100_000, 100_000), max_pixels=10**12)
 
 
@@ -202,11 +214,11 @@ def test_black_and_white_mask_is_converted_white_means_edit() -> None:
 
 
 def test_mask_refusals() -> None:
-    with pytest.raises(InputRejected, match="marks nothing"):
+    with rejected("marks nothing"):
         prepare_mask_sync(encode(Image.new("L", (8, 8), 0), "PNG"), (8, 8), max_pixels=BIG)
-    with pytest.raises(InputRejected, match=r"The mask `mask` isn't an image"):
+    with rejected(r"The mask `mask` isn't an image"):
         prepare_mask_sync(b"nope", (8, 8), max_pixels=BIG)
-    with pytest.raises(InputRejected, match="The mask `mask` is empty"):
+    with rejected("The mask `mask` is empty"):
         prepare_mask_sync(b"", (8, 8), max_pixels=BIG)
 
 

@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
+from bot.i18n import translate
 from bot.images.models import ModelInfo
 from bot.input_cache import EditInputs, InputCache
 from bot.inputs import InputRejected
@@ -29,6 +30,7 @@ from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_per
 from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
 from cogs._delivery import InteractionTarget, MessageTarget, Target, run_job
 from cogs._errors import answering_errors, answering_errors_with
+from cogs._translator import locale_of, server_locale
 from cogs.edit.loader import InputLoader
 from cogs.edit.sources import SourceFile, from_attachment, instruction_from
 from cogs.results import job_id_of
@@ -64,24 +66,28 @@ def build_edit_command(model: ModelInfo, cog: EditCog) -> app_commands.Command[E
 
 
 class EditModal(discord.ui.Modal):
-    """Asks for the instruction; used by the "Edit image" menu and the Edit button alike."""
+    """Asks for the instruction; used by the "Edit image" menu and the Edit button alike.
 
-    instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-        label="What should change?",
-        style=discord.TextStyle.paragraph,
-        placeholder="make it night time",
-        max_length=PROMPT_MAX,
-    )
+    A modal is shown to one person, so it is worded in their language (``locale``)."""
 
-    def __init__(self, cog: EditCog, files: list[SourceFile], parent: JobRecord | None) -> None:
-        super().__init__(title="Edit image", timeout=15 * 60)
+    def __init__(
+        self, cog: EditCog, files: list[SourceFile], parent: JobRecord | None, locale: str | None = None
+    ) -> None:
+        super().__init__(title=translate(locale, "Edit image"), timeout=15 * 60)
         self.cog, self.files, self.parent = cog, files, parent
+        self.instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label=translate(locale, "What should change?"),
+            style=discord.TextStyle.paragraph,
+            placeholder=translate(locale, "make it night time"),
+            max_length=PROMPT_MAX,
+        )
+        self.add_item(self.instruction)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         async with answering_errors(interaction):
             prompt = self.instruction.value.strip()
             if not prompt:
-                await reply_ephemeral(interaction, messages.EDIT_NO_INSTRUCTION)
+                await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_NO_INSTRUCTION))
                 return
             options = self.cog.inherited_options(self.parent)
             await self.cog.edit_interaction(interaction, self.files, prompt, options, parent=self.parent)
@@ -191,7 +197,7 @@ class EditCog(commands.Cog):
     ) -> None:
         # Everything before defer is pure and fast: bad input is answered privately (cogs/_errors.py).
         if not prompt.strip():
-            await reply_ephemeral(interaction, messages.EDIT_EMPTY_PROMPT)
+            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_EMPTY_PROMPT))
             return
         options = parse_options(
             self.bot.services.model,
@@ -223,7 +229,7 @@ class EditCog(commands.Cog):
         try:
             inputs = await self.loader.load(files, mask)
         except InputRejected as exc:
-            await target.withdraw(exc.message)
+            await target.withdraw(messages.input_rejected(exc, target.locale))
             return
         spec = self.make_spec(
             interaction.user,
@@ -243,15 +249,15 @@ class EditCog(commands.Cog):
 
     async def open_modal(self, interaction: discord.Interaction, message: discord.Message | None) -> None:
         if message is None:
-            await reply_ephemeral(interaction, messages.MESSAGE_GONE)
+            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.MESSAGE_GONE))
             return
         files = self.loader.images_in(message)
         if not files:
-            await reply_ephemeral(interaction, messages.NO_IMAGE_TO_EDIT)
+            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.NO_IMAGE_TO_EDIT))
             return
         files = self.loader.check_files(files)
         parent = await self.parent_of(message, interaction)
-        await interaction.response.send_modal(EditModal(self, files, parent))
+        await interaction.response.send_modal(EditModal(self, files, parent, locale_of(interaction)))
 
     # ---- Reroll of an edit --------------------------------------------------------------------------
 
@@ -267,7 +273,7 @@ class EditCog(commands.Cog):
             try:
                 inputs = await self.loader.refetch(job)
             except InputRejected as exc:
-                await target.withdraw(exc.message)
+                await target.withdraw(messages.input_rejected(exc, target.locale))
                 return
         spec = dataclasses.replace(spec, images=inputs.images, mask=inputs.mask)
         await self.run(target, spec, interaction.user)
@@ -279,8 +285,9 @@ class EditCog(commands.Cog):
         me = self.bot.user
         if me is None or message.author.bot or not any(u.id == me.id for u in message.mentions):
             return
-        async with answering_errors_with(lambda text: self.answer(message, text)):
-            await self.handle_reply(message, me.id)
+        locale = server_locale(message.guild)  # a plain message has no user locale: the server's language
+        async with answering_errors_with(lambda text: self.answer(message, text), locale):
+            await self.handle_reply(message, me.id, locale)
 
     async def answer(self, message: discord.Message, text: str) -> discord.Message:
         return await message.channel.send(
@@ -302,9 +309,12 @@ class EditCog(commands.Cog):
         except discord.HTTPException:
             return resolved if isinstance(resolved, discord.Message) else None
 
-    async def handle_reply(self, message: discord.Message, bot_id: int) -> None:
+    async def handle_reply(self, message: discord.Message, bot_id: int, locale: str) -> None:
+        def say(msgid: str) -> str:
+            return messages.text(locale, msgid)
+
         if message.guild is None:
-            await self.answer(message, messages.SERVERS_ONLY_EDIT)
+            await self.answer(message, say(messages.SERVERS_ONLY_EDIT))
             return
         perms = message.channel.permissions_for(message.guild.me)
         if missing_permissions(perms, ("view_channel", "send_messages")):
@@ -315,27 +325,27 @@ class EditCog(commands.Cog):
         files = self.loader.images_in(source) if source is not None else []
         own = self.loader.images_in(message)  # images attached to the reply itself come after
         if source is None and message.reference is not None and not own:
-            await self.answer(message, messages.REPLIED_MESSAGE_GONE)
+            await self.answer(message, say(messages.REPLIED_MESSAGE_GONE))
             return
         if not files and not own:
-            await self.answer(message, messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN)
+            await self.answer(message, say(messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN))
             return
         prompt = instruction_from(message, bot_id)
         if not prompt:
-            await self.answer(message, messages.REPLY_NO_INSTRUCTION)
+            await self.answer(message, say(messages.REPLY_NO_INSTRUCTION))
             return
         try:
             files = self.loader.check_files(files + own)
         except InputRejected as exc:
-            await self.answer(message, f"❌ {exc.message}")
+            await self.answer(message, f"❌ {messages.input_rejected(exc, locale)}")
             return
         parent = await self.parent_of(source)
-        status = await self.answer(message, messages.PREPARING)
-        async with answering_errors_with(lambda text: status.edit(content=f"❌ {text}")):
+        status = await self.answer(message, say(messages.PREPARING))
+        async with answering_errors_with(lambda text: status.edit(content=f"❌ {text}"), locale):
             try:
                 inputs = await self.loader.load(files)
             except InputRejected as exc:
-                await status.edit(content=f"❌ {exc.message}")
+                await status.edit(content=f"❌ {messages.input_rejected(exc, locale)}")
                 return
             spec = self.make_spec(
                 message.author,
@@ -348,5 +358,5 @@ class EditCog(commands.Cog):
                 source_url=files[0].url,
                 nsfw=channel_nsfw(message.channel),
             )
-            target = MessageTarget(status, upload_limit=message.guild.filesize_limit)
+            target = MessageTarget(status, upload_limit=message.guild.filesize_limit, locale=locale)
             await self.run(target, spec, message.author)

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def what_name(index: int, count: int) -> str:
-    return "The image" if count == 1 else f"Image {index + 1}"
+    """What an input is called in a refusal (``bot/messages.py`` words it in the reader's language)."""
+    return messages.THE_IMAGE if count == 1 else messages.nth_image(index + 1)
 
 
 class InputLoader:
@@ -45,12 +46,12 @@ class InputLoader:
                     f.filename, f.content_type, f.size or 0, max_bytes=self.settings.max_input_bytes, what=what
                 )
             elif f.dims is not None and f.dims[0] * f.dims[1] > self.settings.max_input_pixels:
-                raise InputRejected(messages.input_dimensions_too_large(what, *f.dims))
+                raise InputRejected("dimensions_too_large", what=what, width=f.dims[0], height=f.dims[1])
         return files
 
     def check_mask(self, mask: discord.Attachment) -> SourceFile:
         check_declared(
-            mask.filename, mask.content_type, mask.size, max_bytes=self.settings.max_input_bytes, what="The mask"
+            mask.filename, mask.content_type, mask.size, max_bytes=self.settings.max_input_bytes, what=messages.THE_MASK
         )
         return from_attachment(mask)
 
@@ -61,12 +62,12 @@ class InputLoader:
             elif allowed_media_host(f.url, self.extra_hosts):
                 data = await self.bot.http.get_from_cdn(f.url)
             else:
-                raise InputRejected(messages.input_not_on_discord(what))
+                raise InputRejected("not_on_discord", what=what)
         except discord.HTTPException as exc:
             log.info("could not download an input image (%s)", exc.status)
-            raise InputRejected(messages.input_download_failed(what)) from None
+            raise InputRejected("download_failed", what=what) from None
         if len(data) > self.settings.max_input_bytes:
-            raise InputRejected(messages.input_file_too_large(what, self.settings.max_input_bytes))
+            raise InputRejected("download_too_large", what=what, max_bytes=self.settings.max_input_bytes)
         return data
 
     async def load(self, files: list[SourceFile], mask: SourceFile | None = None) -> EditInputs:
@@ -83,7 +84,7 @@ class InputLoader:
             )
         mask_input = None
         if mask is not None:
-            data = await self.download(mask, "The mask")
+            data = await self.download(mask, messages.THE_MASK)
             mask_input = await prepare_mask(
                 data, prepared[0].size, max_pixels=s.max_input_pixels, filename=mask.filename
             )
@@ -107,4 +108,4 @@ class InputLoader:
         if url and allowed_media_host(url, self.extra_hosts):
             name = urlsplit(url).path.rsplit("/", 1)[-1] or "image.png"
             return await self.load([SourceFile(name, None, None, url)])
-        raise InputRejected(messages.REROLL_SOURCE_GONE)
+        raise InputRejected("reroll_source_gone")

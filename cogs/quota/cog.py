@@ -19,6 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import format_number, format_usd, translate
 from bot.messages import clip, relative_time
 from bot.quota import QuotaStore
 from bot.quota.store import LimitArg
@@ -85,7 +86,7 @@ class QuotaCog(commands.Cog):
         assert interaction.guild_id is not None
         usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
         jobs = await self.store.recent_jobs(interaction.guild_id, user.id, limit=10)
-        await self._answer(interaction, embed=show_embed(user, usage, jobs))
+        await self._answer(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
 
     @quota.command(name="set", description="Moderators: a member's own daily and monthly image limits")
     @app_commands.describe(user="Whose limits to set", daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -106,8 +107,11 @@ class QuotaCog(commands.Cog):
             interaction.guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
-        text = f"Limits of {user.mention}: {changes_text(details)}.\nNow:\n" + "\n".join(usage_lines(usage, you=False))
-        await self._answer(interaction, text)
+        loc = locale_of(interaction)
+        head = translate(
+            loc, "Limits of {user}: {changes}.\nNow:", user=user.mention, changes=changes_text(details, loc)
+        )
+        await self._answer(interaction, head + "\n" + "\n".join(usage_lines(usage, you=False, locale=loc)))
 
     @quota.command(name="role", description="Moderators: daily and monthly image limits for members of a role")
     @app_commands.describe(role="The role", daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -127,11 +131,12 @@ class QuotaCog(commands.Cog):
         details = await self.store.set_role_limit(
             interaction.guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
-        await self._answer(
-            interaction,
-            f"Limits of {role.mention}: {changes_text(details)}.\n"
-            "-# A member's own limit comes first; with several roles, the most generous role limit applies.",
+        loc = locale_of(interaction)
+        head = translate(loc, "Limits of {role}: {changes}.", role=role.mention, changes=changes_text(details, loc))
+        note = translate(
+            loc, "A member's own limit comes first; with several roles, the most generous role limit applies."
         )
+        await self._answer(interaction, f"{head}\n-# {note}")
 
     @quota.command(name="default", description="Moderators: the server's default daily and monthly image limits")
     @app_commands.describe(daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -150,13 +155,21 @@ class QuotaCog(commands.Cog):
         details = await self.store.set_default_limit(
             interaction.guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
-        bot_default = f"{limit_text(self.store.default_daily)} a day, {limit_text(self.store.default_monthly)} a month"
-        await self._answer(
-            interaction,
-            f"Server default: {changes_text(details)}.\n"
-            f"-# It applies to members without a limit of their own or from a role. Where it is not set, the bot "
-            f"default applies ({bot_default}).",
+        loc = locale_of(interaction)
+        bot_default = translate(
+            loc,
+            "{daily} a day, {monthly} a month",
+            daily=limit_text(self.store.default_daily, loc),
+            monthly=limit_text(self.store.default_monthly, loc),
         )
+        head = translate(loc, "Server default: {changes}.", changes=changes_text(details, loc))
+        note = translate(
+            loc,
+            "It applies to members without a limit of their own or from a role. Where it is not set, the bot "
+            "default applies ({bot_default}).",
+            bot_default=bot_default,
+        )
+        await self._answer(interaction, f"{head}\n-# {note}")
 
     async def _limit_changes(
         self, interaction: discord.Interaction, daily: int | None, monthly: int | None, clear: bool
@@ -165,14 +178,23 @@ class QuotaCog(commands.Cog):
         if daily is None and monthly is None and not clear:
             await reply_ephemeral(
                 interaction,
-                "Nothing to change: give `daily` and/or `monthly` (a number of images, 0 blocks, -1 is unlimited), "
-                "or `clear:True` to remove the limits set here.",
+                translate(
+                    locale_of(interaction),
+                    "Nothing to change: give `daily` and/or `monthly` (a number of images, 0 blocks, -1 is unlimited), "
+                    "or `clear:True` to remove the limits set here.",
+                ),
             )
             return None
         try:
             return limit_change(daily, clear=clear), limit_change(monthly, clear=clear)
-        except ValueError as exc:
-            await reply_ephemeral(interaction, str(exc).capitalize() + ".")
+        except ValueError:  # Discord enforces the range too; a forged payload ends here
+            loc = locale_of(interaction)
+            text = translate(
+                loc,
+                "A limit is -1 (unlimited), 0 (blocked) or a number of images up to {max}.",
+                max=format_number(loc, MAX_LIMIT),
+            )
+            await reply_ephemeral(interaction, text)
             return None
 
     @quota.command(name="reset", description="Moderators: clear a member's usage for today and this month")
@@ -181,11 +203,17 @@ class QuotaCog(commands.Cog):
     async def reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
         before = await self.store.reset_user(interaction.guild_id, user.id, actor_id=interaction.user.id)
+        loc = locale_of(interaction)
         await self._answer(
             interaction,
-            f"Cleared the usage of {user.mention}: the {plural(before.daily_used)} of today and "
-            f"{plural(before.monthly_used)} of this month no longer count against their limits. "
-            "The ledger and the server budget keep them.",
+            translate(
+                loc,
+                "Cleared the usage of {user}: the {daily} of today and {monthly} of this month no longer count "
+                "against their limits. The ledger and the server budget keep them.",
+                user=user.mention,
+                daily=plural(before.daily_used, locale=loc),
+                monthly=plural(before.monthly_used, locale=loc),
+            ),
         )
 
     @quota.command(name="budget", description="Moderators: the server's monthly spending cap in US dollars")
@@ -200,14 +228,23 @@ class QuotaCog(commands.Cog):
             value = None if float(usd) < 0 else round(float(usd), 4)
             await self.store.set_budget(guild_id, value, actor_id=interaction.user.id)
         usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        loc = locale_of(interaction)
         if usage.budget_usd is None:
-            head = "Budget removed: no monthly cap." if usd is not None else "This server has no monthly budget."
-            text = f"{head} Set one with `/quota budget usd:<dollars>`."
+            if usd is not None:
+                head = translate(loc, "Budget removed: no monthly cap.")
+            else:
+                head = translate(loc, "This server has no monthly budget.")
+            text = head + " " + translate(loc, "Set one with `/quota budget usd:<dollars>`.")
         else:
-            head = f"Monthly budget set to ${usage.budget_usd:.2f}." if usd is not None else "Monthly budget."
-            text = f"{head}\n{budget_line(usage)}"
+            if usd is not None:
+                head = translate(loc, "Monthly budget set to {budget}.", budget=format_usd(loc, usage.budget_usd))
+            else:
+                head = translate(loc, "Monthly budget.")
+            text = f"{head}\n{budget_line(usage, loc)}"
             if usage.budget_usd == 0:
-                text += "\nWith a budget of $0 nobody can make images until it is raised or removed (`usd:-1`)."
+                text += "\n" + translate(
+                    loc, "With a budget of $0 nobody can make images until it is raised or removed (`usd:-1`)."
+                )
         await self._answer(interaction, text)
 
     @quota.command(name="report", description="Moderators: this month's images and spend per member, with a CSV")
@@ -216,7 +253,7 @@ class QuotaCog(commands.Cog):
         guild_id = interaction.guild_id
         assert guild_id is not None
         limit = max(1024, upload_budget(interaction.filesize_limit))
-        build = asyncio.ensure_future(self._build_report(guild_id, limit))
+        build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction)))
         try:
             # Answer at once when the report is quick (the usual case); defer when a big ledger takes longer.
             fields = await asyncio.wait_for(asyncio.shield(build), REPORT_DEFER_AFTER)
@@ -230,15 +267,16 @@ class QuotaCog(commands.Cog):
             raise
         await interaction.response.send_message(ephemeral=True, **fields)
 
-    async def _build_report(self, guild_id: int, upload_limit: int) -> dict[str, Any]:
+    async def _build_report(self, guild_id: int, upload_limit: int, locale: str | None = None) -> dict[str, Any]:
         """The report's embed and, when it fits the upload limit, its CSV ledger."""
         report = await self.store.report(guild_id)
         ledger = await self.store.ledger_csv(guild_id, since=report.period_start)
         local = report.period_start.astimezone(zoneinfo.ZoneInfo(report.timezone))
         file = await asyncio.to_thread(csv_file, ledger, f"imagebot-ledger-{local:%Y-%m}", upload_limit)
-        embed = report_embed(report)
+        embed = report_embed(report, locale)
         if file is None:
-            embed.add_field(name="CSV", value="The ledger is too large to attach, even compressed.", inline=False)
+            too_large = translate(locale, "The ledger is too large to attach, even compressed.")
+            embed.add_field(name="CSV", value=too_large, inline=False)
             return {"embed": embed}
         return {"embed": embed, "file": file}
 
@@ -247,11 +285,18 @@ class QuotaCog(commands.Cog):
     async def audit(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         entries = await self.store.audit_log(interaction.guild_id, limit=20)
+        loc = locale_of(interaction)
         if not entries:
-            await self._answer(interaction, "No quota changes recorded yet.")
+            await self._answer(interaction, translate(loc, "No quota changes recorded yet."))
             return
-        body = lines_within([audit_line(e) for e in entries], 4000, lambda n: f"… and {n} older")
-        embed = discord.Embed(title="Quota changes, newest first", description=body, colour=EMBED_COLOUR)
+        body = lines_within(
+            [audit_line(e, loc) for e in entries],
+            4000,
+            lambda n: translate(loc, "… and {n} older", n=format_number(loc, n)),
+        )
+        embed = discord.Embed(
+            title=translate(loc, "Quota changes, newest first"), description=body, colour=EMBED_COLOUR
+        )
         await self._answer(interaction, embed=embed)
 
     @quota.command(name="timezone", description="Moderators: the time zone in which days and months start")
@@ -260,23 +305,31 @@ class QuotaCog(commands.Cog):
     async def timezone(self, interaction: discord.Interaction, tz: str | None = None) -> None:
         guild_id = interaction.guild_id
         assert guild_id is not None
+        loc = locale_of(interaction)
         if tz is not None:
             try:
                 await self.store.set_timezone(guild_id, tz, actor_id=interaction.user.id)
             except ValueError:
                 await reply_ephemeral(
                     interaction,
-                    f"`{clip(discord.utils.escape_markdown(tz), 60)}` isn't a time zone I know. "
-                    "Pick one from the list, e.g. `Europe/Berlin`.",
+                    translate(
+                        loc,
+                        "`{tz}` isn't a time zone I know. Pick one from the list, e.g. `Europe/Berlin`.",
+                        tz=clip(discord.utils.escape_markdown(tz), 60),
+                    ),
                 )
                 return
         usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
-        head = "Time zone set" if tz is not None else "Time zone"
-        await self._answer(
-            interaction,
-            f"{head}: **{usage.timezone}**. Days reset {relative_time(usage.daily_resets_at)}, "
-            f"months {relative_time(usage.monthly_resets_at)}.",
-        )
+        resets = {
+            "tz": usage.timezone,
+            "day": relative_time(usage.daily_resets_at),
+            "month": relative_time(usage.monthly_resets_at),
+        }
+        if tz is not None:
+            text = translate(loc, "Time zone set: **{tz}**. Days reset {day}, months {month}.", **resets)
+        else:
+            text = translate(loc, "Time zone: **{tz}**. Days reset {day}, months {month}.", **resets)
+        await self._answer(interaction, text)
 
     @timezone.autocomplete("tz")
     async def timezone_autocomplete(
@@ -292,15 +345,20 @@ class QuotaCog(commands.Cog):
     ) -> None:
         guild_id = interaction.guild_id
         assert guild_id is not None
+        loc = locale_of(interaction)
         if role is not None and clear:
-            await reply_ephemeral(interaction, "Give either `role` or `clear:True`, not both.")
+            await reply_ephemeral(interaction, translate(loc, "Give either `role` or `clear:True`, not both."))
             return
         if role is not None or clear:
             new_role = None if role is None else role.id
             await self.store.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
         current = await self.store.get_manager_role(guild_id)
         if current is None:
-            text = "No manager role: only members with Manage Server can manage quotas."
+            text = translate(loc, "No manager role: only members with Manage Server can manage quotas.")
         else:
-            text = f"Members with <@&{current}> can manage quotas (as can everyone with Manage Server)."
+            text = translate(
+                loc,
+                "Members with {role} can manage quotas (as can everyone with Manage Server).",
+                role="<@&" + str(current) + ">",
+            )
         await self._answer(interaction, text)

@@ -17,7 +17,7 @@ from typing import Any
 
 import discord
 
-from bot.i18n import format_number, format_usd, translate
+from bot.i18n import format_number, format_share, format_usd, translate, translate_plural
 from bot.messages import clip, relative_time
 from bot.quota import INHERIT, UNCHANGED, AuditEntry, JobRecord, Report, UsageSummary
 from bot.quota.store import LimitArg
@@ -46,26 +46,29 @@ def limit_change(value: int | None, *, clear: bool) -> LimitArg:
 # --- rendering (pure) -------------------------------------------------------------------------------
 
 
-def plural(n: int, noun: str = "image") -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def plural(n: int, noun: str = "image", locale: str | None = None) -> str:
+    """``3 images`` / ``2 jobs`` in the language of ``locale``."""
+    if noun == "job":
+        return translate_plural(locale, "{n} job", "{n} jobs", n)
+    return translate_plural(locale, "{n} image", "{n} images", n)
 
 
-def limit_text(value: int | None) -> str:
+def limit_text(value: int | None, locale: str | None = None) -> str:
     if value is None:
-        return "unlimited"
+        return translate(locale, "unlimited")
     if value == 0:
-        return "blocked (0)"
-    return str(value)
+        return translate(locale, "blocked (0)")
+    return format_number(locale, value)
 
 
-def audit_value(value: Any) -> str:
+def audit_value(value: Any, locale: str | None = None) -> str:
     """A limit as the audit log records it ("inherit", "unlimited" or a number)."""
     if value == "inherit":
-        return "not set"
+        return translate(locale, "not set")
     if value == "unlimited":
-        return "unlimited"
+        return translate(locale, "unlimited")
     if isinstance(value, int):
-        return limit_text(value)
+        return limit_text(value, locale)
     return str(value)
 
 
@@ -158,18 +161,21 @@ def me_text(usage: UsageSummary, locale: str | None = None) -> str:
     return clip("\n".join(lines), 2000)
 
 
-def job_images(job: JobRecord) -> str:
+def job_images(job: JobRecord, locale: str | None = None) -> str:
     if job.active:
-        return f"{plural(job.images_reserved)} reserved"
+        return translate_plural(locale, "{n} image reserved", "{n} images reserved", job.images_reserved)
     if job.status in ("done", "partial"):
-        return plural(job.images_done)
-    return "refunded"
+        return plural(job.images_done, locale=locale)
+    return translate(locale, "refunded")
 
 
-def job_line(job: JobRecord) -> str:
+def job_line(job: JobRecord, locale: str | None = None) -> str:
     cost = job.cost_actual if not job.active else job.cost_estimate
     prompt = discord.utils.escape_markdown(clip(" ".join(job.prompt.split()), 40))
-    return f"`#{job.id}` {relative_time(job.created_at)} · {job.status} · {job_images(job)} · ${cost:.3f} · {prompt}"
+    money = format_usd(locale, cost or 0.0, decimals=3)
+    return (
+        f"`#{job.id}` {relative_time(job.created_at)} · {job.status} · {job_images(job, locale)} · {money} · {prompt}"
+    )
 
 
 def lines_within(lines: Sequence[str], limit: int, more: Callable[[int], str]) -> str:
@@ -187,60 +193,84 @@ def lines_within(lines: Sequence[str], limit: int, more: Callable[[int], str]) -
     return "\n".join(out)
 
 
-def show_embed(user: discord.abc.User, usage: UsageSummary, jobs: Sequence[JobRecord]) -> discord.Embed:
+def show_embed(
+    user: discord.abc.User, usage: UsageSummary, jobs: Sequence[JobRecord], locale: str | None = None
+) -> discord.Embed:
     embed = discord.Embed(
-        title=clip(f"Image quota of {user.display_name}", 256),
-        description="\n".join([user.mention, *usage_lines(usage, you=False)]),
+        title=clip(translate(locale, "Image quota of {name}", name=user.display_name), 256),
+        description="\n".join([user.mention, *usage_lines(usage, you=False, locale=locale)]),
         colour=EMBED_COLOUR,
     )
-    recent = lines_within([job_line(j) for j in jobs], 1024, lambda n: f"… and {n} more") if jobs else "None yet."
-    embed.add_field(name="Recent jobs", value=recent, inline=False)
-    embed.set_footer(text=f"Time zone {usage.timezone} · -1 = unlimited, 0 = blocked")
-    return embed
-
-
-def changes_text(details: dict[str, dict[str, Any]]) -> str:
-    names = {"daily": "daily", "monthly": "monthly"}
-    parts = [
-        f"{names[p]} {audit_value(d['old'])} → **{audit_value(d['new'])}**" for p, d in details.items() if p in names
-    ]
-    return ", ".join(parts)
-
-
-def report_embed(report: Report) -> discord.Embed:
-    lines = [f"<@{u.user_id}>: {plural(u.images)} · {plural(u.jobs, 'job')} · ${u.spent_usd:.2f}" for u in report.users]
-    body = (
-        lines_within(lines[:REPORT_USERS], 3500, lambda n: f"… and {n} more") if lines else "No images this month yet."
-    )
-    if len(lines) > REPORT_USERS:
-        body += f"\n… and {len(lines) - REPORT_USERS} more users (see the CSV)"
-    embed = discord.Embed(
-        title="Image usage this month",
-        description=(
-            f"Since <t:{int(report.period_start.timestamp())}:D>, resets {relative_time(report.period_end)} "
-            f"({report.timezone})\n\n{body}"
-        ),
-        colour=EMBED_COLOUR,
-    )
-    embed.add_field(
-        name="Total",
-        value=f"{plural(report.total_images)} · {plural(report.total_jobs, 'job')} · ${report.total_spent:.2f}",
-        inline=False,
-    )
-    if report.budget_usd is not None:
-        share = f" ({report.total_spent / report.budget_usd:.0%})" if report.budget_usd > 0 else ""
-        embed.add_field(
-            name="Budget", value=f"${report.total_spent:.2f} of ${report.budget_usd:.2f}{share}", inline=False
+    recent = (
+        lines_within(
+            [job_line(j, locale) for j in jobs],
+            1024,
+            lambda n: translate(locale, "… and {n} more", n=format_number(locale, n)),
         )
-    embed.set_footer(text="The CSV lists every job of the month: status, images, tokens, estimated and actual cost.")
+        if jobs
+        else translate(locale, "None yet.")
+    )
+    embed.add_field(name=translate(locale, "Recent jobs"), value=recent, inline=False)
+    embed.set_footer(text=translate(locale, "Time zone {tz} · -1 = unlimited, 0 = blocked", tz=usage.timezone))
     return embed
 
 
-def money_text(value: Any) -> str:
-    return "no budget" if value is None else f"${float(value):.2f}"
+def changes_text(details: dict[str, dict[str, Any]], locale: str | None = None) -> str:
+    parts = []
+    for period, d in details.items():
+        values = {"old": audit_value(d["old"], locale), "new": audit_value(d["new"], locale)}
+        if period == "daily":
+            parts.append(translate(locale, "daily {old} → **{new}**", **values))
+        elif period == "monthly":
+            parts.append(translate(locale, "monthly {old} → **{new}**", **values))
+    return translate(locale, ", ").join(parts)
 
 
-def audit_line(entry: AuditEntry) -> str:
+def report_embed(report: Report, locale: str | None = None) -> discord.Embed:
+    def usd(amount: float) -> str:
+        return format_usd(locale, amount)
+
+    lines = [
+        f"<@{u.user_id}>: {plural(u.images, locale=locale)} · {plural(u.jobs, 'job', locale)} · {usd(u.spent_usd)}"
+        for u in report.users
+    ]
+    more = lambda n: translate(locale, "… and {n} more", n=format_number(locale, n))  # noqa: E731
+    body = lines_within(lines[:REPORT_USERS], 3500, more) if lines else translate(locale, "No images this month yet.")
+    if len(lines) > REPORT_USERS:
+        extra = format_number(locale, len(lines) - REPORT_USERS)
+        body += "\n" + translate(locale, "… and {n} more users (see the CSV)", n=extra)
+    since = translate(
+        locale,
+        "Since {day}, resets {when} ({tz})",
+        day="<t:" + str(int(report.period_start.timestamp())) + ":D>",
+        when=relative_time(report.period_end),
+        tz=report.timezone,
+    )
+    embed = discord.Embed(
+        title=translate(locale, "Image usage this month"), description=f"{since}\n\n{body}", colour=EMBED_COLOUR
+    )
+    total = (
+        f"{plural(report.total_images, locale=locale)} · {plural(report.total_jobs, 'job', locale)} · "
+        f"{usd(report.total_spent)}"
+    )
+    embed.add_field(name=translate(locale, "Total"), value=total, inline=False)
+    if report.budget_usd is not None:
+        share = f" ({format_share(locale, report.total_spent / report.budget_usd)})" if report.budget_usd > 0 else ""
+        spent = translate(locale, "{spent} of {budget}", spent=usd(report.total_spent), budget=usd(report.budget_usd))
+        embed.add_field(name=translate(locale, "Budget"), value=spent + share, inline=False)
+    embed.set_footer(
+        text=translate(
+            locale, "The CSV lists every job of the month: status, images, tokens, estimated and actual cost."
+        )
+    )
+    return embed
+
+
+def money_text(value: Any, locale: str | None = None) -> str:
+    return translate(locale, "no budget") if value is None else format_usd(locale, float(value))
+
+
+def audit_line(entry: AuditEntry, locale: str | None = None) -> str:
     target = ""
     if entry.target_id is not None:
         target = (
@@ -250,14 +280,20 @@ def audit_line(entry: AuditEntry) -> str:
         )
     details = entry.details
     if entry.action in ("set_user_limit", "set_role_limit", "set_default_limit"):
-        what = changes_text(details)
+        what = changes_text(details, locale)
     elif entry.action == "reset_user":
-        what = f"cleared {details.get('daily_used', 0)} today, {details.get('monthly_used', 0)} this month"
+        what = translate(
+            locale,
+            "cleared {daily} today, {monthly} this month",
+            daily=format_number(locale, details.get("daily_used", 0)),
+            monthly=format_number(locale, details.get("monthly_used", 0)),
+        )
     elif entry.action == "set_budget":
-        what = f"{money_text(details.get('old'))} → **{money_text(details.get('new'))}**"
+        what = f"{money_text(details.get('old'), locale)} → **{money_text(details.get('new'), locale)}**"
     elif entry.action == "set_manager_role":
         old, new = details.get("old"), details.get("new")
-        what = f"{f'<@&{old}>' if old else 'none'} → **{f'<@&{new}>' if new else 'none'}**"
+        none = translate(locale, "none")
+        what = f"{f'<@&{old}>' if old else none} → **{f'<@&{new}>' if new else none}**"
     else:
         what = f"{details.get('old')} → **{details.get('new')}**"
     return clip(f"{relative_time(entry.created_at)} <@{entry.actor_id}> `{entry.action}`{target}: {what}", 300)

@@ -110,6 +110,7 @@ class FakeGuild:
     name: str
     roles: dict[str, FakeRole]
     channel_ids: list[int] = field(default_factory=list)
+    locale: str = "en-US"  # the server's preferred_locale (interactions carry it as guild_locale)
 
 
 @dataclass
