@@ -19,14 +19,13 @@ import discord
 
 from bot.app import ImageBot, apply_endpoint_overrides
 from bot.config import ConfigError, Settings, describe, load_settings
-from bot.db import open_database
 from bot.health import HealthServer
 from bot.images.client import ImagesClient
 from bot.images.models import get_model
 from bot.joblog import JobEvents, JsonFormatter
 from bot.jobs import JobService
 from bot.metrics import Metrics
-from bot.quota import QuotaStore
+from bot.quota.connect import open_store
 from bot.rules import RuleStore
 from bot.services import Services
 
@@ -102,8 +101,9 @@ def discord_trace(metrics: Metrics) -> aiohttp.TraceConfig:
 
 
 def gateway_connected(bot: ImageBot) -> bool:
-    ws = bot.ws
-    return ws is not None and ws.open and bot.is_ready() and not bot.is_closed()
+    """READY, and every shard of this process connected."""
+    shards = bot.shards
+    return bool(shards) and bot.is_ready() and not bot.is_closed() and not any(s.is_closed() for s in shards.values())
 
 
 @contextlib.asynccontextmanager
@@ -114,8 +114,8 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
         return
 
     async def ping_db() -> None:
-        async with bot.services.db.execute("SELECT 1") as cur:
-            await cur.fetchone()
+        async with bot.services.quota.backend.plain() as tx:
+            await tx.fetchone("SELECT 1")
 
     server = HealthServer(
         settings.health_address, metrics, gateway_connected=lambda: gateway_connected(bot), database_ping=ping_db
@@ -139,7 +139,7 @@ async def run(settings: Settings) -> None:
     metrics = Metrics()
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,
-        open_database(settings.database_path) as db,
+        open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
         images_backend(settings) as base_url,
     ):
         client = ImagesClient(
@@ -150,10 +150,7 @@ async def run(settings: Settings) -> None:
             stall_timeout=settings.api_stall_timeout,
             request_timeout=settings.api_timeout,
         )
-        quota = QuotaStore(
-            db, default_daily=settings.default_daily_limit, default_monthly=settings.default_monthly_limit
-        )
-        rules = RuleStore(db)
+        rules = RuleStore(quota.backend)
         jobs = JobService(
             client=client,
             quota=quota,
@@ -168,7 +165,7 @@ async def run(settings: Settings) -> None:
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
-        services = Services(settings=settings, db=db, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
+        services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)
