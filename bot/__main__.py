@@ -26,6 +26,7 @@ from bot.joblog import JobEvents, JsonFormatter
 from bot.jobs import JobService
 from bot.metrics import Metrics
 from bot.quota.connect import open_store
+from bot.quota.slots import ClusterScheduler
 from bot.rules import RuleStore
 from bot.services import Services
 
@@ -141,6 +142,7 @@ async def run(settings: Settings) -> None:
         aiohttp.ClientSession(timeout=timeout) as http,
         open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
         images_backend(settings) as base_url,
+        contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
         client = ImagesClient(
             http,
@@ -151,6 +153,11 @@ async def run(settings: Settings) -> None:
             request_timeout=settings.api_timeout,
         )
         rules = RuleStore(quota.backend)
+        slots: ClusterScheduler | None = None
+        if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
+            slots = ClusterScheduler(quota, settings.max_concurrent_images)
+            await slots.start()
+            stack.push_async_callback(slots.close)
         jobs = JobService(
             client=client,
             quota=quota,
@@ -159,6 +166,7 @@ async def run(settings: Settings) -> None:
             model_name=settings.image_model,
             partial_images=settings.partial_images,
             max_concurrent_images=settings.max_concurrent_images,
+            slot_scheduler=slots,
             max_jobs_per_user=settings.max_queue_per_user,
             moderation=settings.moderation,
             output_compression=settings.output_compression,
