@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from bot.quota import QuotaStore
@@ -33,6 +33,13 @@ async def instances(
             stack.push_async_callback(sched.close)
             made.append(sched)
         yield made
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
 
 
 async def count(url: str, sql: str) -> int:
@@ -84,12 +91,14 @@ async def test_slots_go_round_robin_between_users_whatever_process_they_wait_in(
 
     async with instances(url, ["a", "b"], capacity=1) as (a, b):
         first = asyncio.create_task(stream(a, 1))  # takes the one slot
-        await asyncio.sleep(0.2)
+        await until(lambda: order == [1])
         waiting = [asyncio.create_task(stream(a, 1)) for _ in range(3)]  # user 1 queues three more in a
-        await asyncio.sleep(0.2)
-        waiting += [asyncio.create_task(stream(b, 2)), asyncio.create_task(stream(b, 3))]  # 2 and 3 in b
-        await asyncio.sleep(0.3)
-        assert order == [1] and a.waiting == 3 and b.waiting == 2
+        await until(lambda: a.waiting == 3)
+        waiting.append(asyncio.create_task(stream(b, 2)))  # then users 2 and 3, in b
+        await until(lambda: b.waiting == 1)
+        waiting.append(asyncio.create_task(stream(b, 3)))
+        await until(lambda: b.waiting == 2)
+        assert order == [1]
         for n in range(2, 7):
             release.set()  # the holder gives the slot back; the next in line gets it
             deadline = time.monotonic() + 10
