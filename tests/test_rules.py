@@ -320,3 +320,25 @@ def test_rule_texts_are_shown_as_defused_inline_code_and_long_lists_are_cut() ->
     assert list_text(lines[:3]) == ("\n".join(lines[:3]), False)
     data = rules_file([word(1, "bad"), regex(2, "a+b", sfw_only=True)], {2: 5}).fp.read().decode()
     assert data == "#1\tword\tall channels\t0 refused\tbad\n#2\tregex\tnot in NSFW channels\t5 refused\ta+b\n"
+
+
+async def test_on_postgresql_a_rule_added_in_one_process_applies_in_another_within_the_cache_time() -> None:
+    from bot.quota.postgres import PostgresBackend
+    from tests import pgserver
+
+    url = await pgserver.server().new_database()
+    b1, b2 = await PostgresBackend.connect(url), await PostgresBackend.connect(url)
+    try:
+        one, two = RuleStore(b1, clock=lambda: NOW), RuleStore(b2, clock=lambda: NOW)
+        assert one.cache_seconds == two.cache_seconds == 10.0
+        two.cache_seconds = 0.3
+        await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)  # cached: none
+        await one.add(1, "word", "cat", sfw_only=False, actor_id=7)
+        await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)  # not yet
+        await asyncio.sleep(0.4)
+        with pytest.raises(PromptRefused):
+            await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)
+        assert await one.refusal_counts(1) == {1: 1}  # the refusal, audited through the other process
+    finally:
+        await b1.close()
+        await b2.close()
