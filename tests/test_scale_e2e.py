@@ -109,7 +109,7 @@ def today(text: str) -> str:
     return found
 
 
-async def test_each_server_is_served_by_its_shard_and_the_quota_lives_in_the_shared_database(cluster: Cluster) -> None:
+async def test_each_server_is_served_by_its_shard_and_the_usage_lives_in_the_shared_database(cluster: Cluster) -> None:
     c = cluster
     await c.start(DEFAULT_DAILY_LIMIT="4")
     # Results in a server of each shard, each made by the process serving that shard.
@@ -131,7 +131,23 @@ async def test_each_server_is_served_by_its_shard_and_the_quota_lives_in_the_sha
         (c.guilds[1].id, "shards-1", "a blue whale", 1),
         (c.guilds[0].id, "shards-0", "a red fox", 2),
     ]
-    assert "4 used" in today(await c.quota_me(0)) and "2 used" in today(await c.quota_me(1))
+    # A reply to the result in server One asks for an edit: process 1 receives it and makes it.
+    ask = c.fd.reply("alice", f"<@{c.fd.bot_id}> make it night time", h1.original or {})
+    await c.fd.inject_message(ask)
+
+    def answer() -> dict[str, Any] | None:
+        for m in c.fd.bot_messages(c.guilds[1].channel_ids[0]):
+            if (m.get("message_reference") or {}).get("message_id") == ask["id"] and m.get("components"):
+                return m
+        return None
+
+    await c.fd.wait_for(answer, timeout=30)
+    await poll_async(lambda: all_settled(c), timeout=15)
+    edit = (await c.jobs())[4]
+    assert (edit["kind"], edit["guild_id"], edit["owner"]) == ("edit", c.guilds[1].id, "shards-1")
+    whale = min(r["id"] for r in jobs if r["prompt"] == "a blue whale")  # h1's job (the two first ran at once)
+    assert edit["parent_job_id"] == whale and edit["status"] == "done"
+    assert "4 used" in today(await c.quota_me(0)) and "3 used" in today(await c.quota_me(1))
 
     # Process 0 stops; process 1 takes over both shards (as when a machine goes away): it sees the usage
     # process 0 recorded, and the limit holds (4 of 4 used in server Zero: one more is refused).
@@ -143,7 +159,7 @@ async def test_each_server_is_served_by_its_shard_and_the_quota_lives_in_the_sha
     refused = await c.imagine(0, "one more fox")
     await refused.wait_for(lambda x: x.callbacks, timeout=10)
     assert refused.callbacks[0]["type"] == 4 and "limit" in (refused.callbacks[0]["data"]["content"] or "").lower()
-    assert len(await c.jobs()) == 4
+    assert len(await c.jobs()) == 5
 
 
 async def all_settled(c: Cluster) -> bool:
