@@ -26,6 +26,7 @@ from bot.joblog import JobEvents, JsonFormatter
 from bot.jobs import JobService
 from bot.metrics import Metrics
 from bot.quota.connect import open_store
+from bot.quota.lease import InstanceInUse
 from bot.quota.slots import ClusterScheduler
 from bot.rules import RuleStore
 from bot.services import Services
@@ -158,6 +159,11 @@ async def run(settings: Settings) -> None:
             slots = ClusterScheduler(quota, settings.max_concurrent_images)
             await slots.start()
             stack.push_async_callback(slots.close)
+        elif settings.shard_ids:
+            log.warning(
+                "SHARD_IDS is set but DATABASE_URL is SQLite: MAX_CONCURRENT_IMAGES and the fair queue hold for "
+                "this process only; several processes share them through PostgreSQL (README, Scaling out)"
+            )
         jobs = JobService(
             client=client,
             quota=quota,
@@ -216,7 +222,7 @@ def main() -> int:
     except discord.LoginFailure:
         print("imagebot: Discord rejected DISCORD_TOKEN (check the bot token in .env)", file=sys.stderr)
         return 2
-    except HealthAddressError as exc:
+    except (HealthAddressError, InstanceInUse) as exc:
         print(f"imagebot: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:

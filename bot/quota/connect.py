@@ -94,6 +94,8 @@ async def open_store(
             instance_id=instance_id or default_instance_id(settings.shard_ids),
         )
         store.lease_ttl = lease_ttl
+        if backend.dialect == "postgresql":  # processes of several machines: make sure this id is ours
+            await store.wait_for_predecessor()
         await store.renew_lease()
         task = asyncio.create_task(store.run_lease(), name="quota-lease")
         try:
