@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import discord
 
 from bot.app import ImageBot, apply_endpoint_overrides
@@ -231,6 +232,9 @@ def main() -> int:
     except (aiohttp.ClientConnectionError, OSError) as exc:
         print(f"imagebot: cannot reach Discord or the database: {exc}", file=sys.stderr)
         return 1
+    except asyncpg.PostgresError as exc:  # refused login, missing database, missing rights
+        print(f"imagebot: the PostgreSQL database refused: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

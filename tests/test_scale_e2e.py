@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ import asyncpg
 import pytest
 
 from tests import pgserver
-from tests.conftest import Rig
+from tests.conftest import REPO_ROOT, Rig
 from tests.e2e import buttons, has_result
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.fakes.world import FakeGuild
@@ -217,3 +219,24 @@ async def test_one_cap_for_the_whole_bot(cluster: Cluster) -> None:
 
 async def no_slots(c: Cluster) -> bool:
     return not await c.rows("SELECT * FROM image_slots")
+
+
+async def test_a_database_that_refuses_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
+    url = await pgserver.server().new_database()
+    missing = url.rsplit("/", 1)[0] + "/no_such_db"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO_ROOT),
+        "DISCORD_TOKEN": "t",
+        "DEMO_MODE": "true",
+        "DATABASE_URL": missing.replace("@", ":hunter2hunter2@", 1),  # a password (trust auth ignores it)
+        "IMAGEBOT_ENV_FILE": str(tmp_path / "none"),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2, err.decode()
+    assert err.decode().strip().splitlines()[-1].startswith("imagebot: the PostgreSQL database refused: ")
+    assert b"Traceback" not in err and b"hunter2" not in out + err
