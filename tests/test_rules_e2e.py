@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from tests.conftest import Rig
-from tests.e2e import EPHEMERAL, buttons, db, has_result, job_rows, results_of
+from tests.e2e import EPHEMERAL, buttons, db, has_result, job_rows, poll, results_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 from tests.test_edit_e2e import encode, modal_fields, pattern, wait_answer
 
@@ -255,6 +255,8 @@ async def test_catastrophic_regex_is_bounded_and_the_bot_keeps_answering(rig: Ri
     assert max(ack_latency(h) for h in probes) < 3.0
     for h in slow:  # none matched: all six were made
         await h.wait_for(has_result, timeout=30)
+    # A job is settled just after its result reached Discord (charged once delivered): wait for that.
+    await poll(lambda: all(r["status"] not in ("reserved", "running") for r in job_rows(rig)), timeout=10)
     made = [r for r in job_rows(rig) if r["status"] == "done"]
     assert len(made) == 6
     # (A reservation slower than 1.5 s under load is given back and taken again after the deferral.)
