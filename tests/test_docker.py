@@ -207,7 +207,7 @@ def test_runs_as_non_root_with_the_database_on_the_data_volume(tmp_path: Path) -
     assert any("/data" in exec_form(v) for v in RUNTIME.args("VOLUME"))
     url = env_of(RUNTIME)["DATABASE_URL"]
     settings = load_settings({**SECRETS, "DATABASE_URL": url}, cwd=tmp_path, env_file=tmp_path / "none")
-    assert settings.database_path.parent == Path("/data")
+    assert settings.database_path is not None and settings.database_path.parent == Path("/data")
 
 
 def test_healthcheck_and_command_are_the_projects_modules(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ class Cluster:
     def fd(self) -> FakeDiscord:
         return self.rig.discord
 
-    def env(self, shard: int, **extra: str) -> dict[str, str | None]:
+    def env(self, shard: int, **extra: str) -> dict[str, Any]:
         return {
             "DATABASE_URL": self.url,
             "SHARD_COUNT": "2",
