@@ -15,11 +15,11 @@ import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import discord
 
 from bot.app import ImageBot, apply_endpoint_overrides
 from bot.config import ConfigError, Settings, describe, load_settings
-from bot.db import open_database
 from bot.health import HealthServer
 from bot.images.b64 import write_stats_at_exit
 from bot.images.client import ImagesClient
@@ -28,7 +28,9 @@ from bot.imaging import start_preview_processes
 from bot.joblog import JobEvents, JsonFormatter
 from bot.jobs import JobService
 from bot.metrics import Metrics
-from bot.quota import QuotaStore
+from bot.quota.connect import open_store
+from bot.quota.lease import InstanceInUse
+from bot.quota.slots import ClusterScheduler
 from bot.rules import RuleStore
 from bot.services import Services
 
@@ -104,8 +106,9 @@ def discord_trace(metrics: Metrics) -> aiohttp.TraceConfig:
 
 
 def gateway_connected(bot: ImageBot) -> bool:
-    ws = bot.ws
-    return ws is not None and ws.open and bot.is_ready() and not bot.is_closed()
+    """READY, and every shard of this process connected."""
+    shards = bot.shards
+    return bool(shards) and bot.is_ready() and not bot.is_closed() and not any(s.is_closed() for s in shards.values())
 
 
 @contextlib.asynccontextmanager
@@ -116,8 +119,8 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
         return
 
     async def ping_db() -> None:
-        async with bot.services.db.execute("SELECT 1") as cur:
-            await cur.fetchone()
+        async with bot.services.quota.backend.plain() as tx:
+            await tx.fetchone("SELECT 1")
 
     server = HealthServer(
         settings.health_address, metrics, gateway_connected=lambda: gateway_connected(bot), database_ping=ping_db
@@ -141,8 +144,9 @@ async def run(settings: Settings) -> None:
     metrics = Metrics()
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,
-        open_database(settings.database_path) as db,
+        open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
         images_backend(settings) as base_url,
+        contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
         client = ImagesClient(
             http,
@@ -152,10 +156,17 @@ async def run(settings: Settings) -> None:
             stall_timeout=settings.api_stall_timeout,
             request_timeout=settings.api_timeout,
         )
-        quota = QuotaStore(
-            db, default_daily=settings.default_daily_limit, default_monthly=settings.default_monthly_limit
-        )
-        rules = RuleStore(db)
+        rules = RuleStore(quota.backend)
+        slots: ClusterScheduler | None = None
+        if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
+            slots = ClusterScheduler(quota, settings.max_concurrent_images)
+            await slots.start()
+            stack.push_async_callback(slots.close)
+        elif settings.shard_ids:
+            log.warning(
+                "SHARD_IDS is set but DATABASE_URL is SQLite: MAX_CONCURRENT_IMAGES and the fair queue hold for "
+                "this process only; several processes share them through PostgreSQL (README, Scaling out)"
+            )
         jobs = JobService(
             client=client,
             quota=quota,
@@ -164,13 +175,14 @@ async def run(settings: Settings) -> None:
             model_name=settings.image_model,
             partial_images=settings.partial_images,
             max_concurrent_images=settings.max_concurrent_images,
+            slot_scheduler=slots,
             max_jobs_per_user=settings.max_queue_per_user,
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
-        services = Services(settings=settings, db=db, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
+        services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)
@@ -216,7 +228,7 @@ def main() -> int:
     except discord.LoginFailure:
         print("imagebot: Discord rejected DISCORD_TOKEN (check the bot token in .env)", file=sys.stderr)
         return 2
-    except HealthAddressError as exc:
+    except (HealthAddressError, InstanceInUse) as exc:
         print(f"imagebot: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:
@@ -225,6 +237,9 @@ def main() -> int:
     except (aiohttp.ClientConnectionError, OSError) as exc:
         print(f"imagebot: cannot reach Discord or the database: {exc}", file=sys.stderr)
         return 1
+    except asyncpg.PostgresError as exc:  # refused login, missing database, missing rights
+        print(f"imagebot: the PostgreSQL database refused: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import Any
 
 import discord
 import yarl
@@ -17,7 +18,6 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.db import kv_get, kv_set
-from bot.quota import connection_lock
 from bot.services import Services
 from cogs._common import ImageBotBase, ResultActions
 from cogs._errors import ErrorTree
@@ -38,10 +38,22 @@ def apply_endpoint_overrides(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+def serves_shard_zero(settings: Settings) -> bool:
+    """Whether this process serves shard 0: the one process that syncs application commands (with no
+    SHARD_IDS, one process serves every shard)."""
+    return not settings.shard_ids or 0 in settings.shard_ids
+
+
 class ImageBot(ImageBotBase):
     def __init__(self, services: Services) -> None:
         intents = discord.Intents.default()  # no privileged intents: no message content, no members
+        settings = services.settings
+        # Neither set: one process, Discord's recommended shard count (GET /gateway/bot).
+        shards: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids:
+            shards["shard_ids"] = list(settings.shard_ids)
         super().__init__(
+            **shards,
             command_prefix=commands.when_mentioned,  # unused: no prefix commands (see process_commands)
             intents=intents,
             help_command=None,
@@ -70,6 +82,9 @@ class ImageBot(ImageBotBase):
             self.tree.copy_global_to(guild=guild)
         if mode == "never":
             return
+        if not serves_shard_zero(self.services.settings):
+            log.info("not syncing commands: the process serving shard 0 does")
+            return
         translator = self.tree.translator  # the digest covers the localizations too
         definitions = [
             await c.get_translated_payload(self.tree, translator) if translator else c.to_dict(self.tree)
@@ -77,7 +92,8 @@ class ImageBot(ImageBotBase):
         ]
         digest = hashlib.sha256(json.dumps(definitions, sort_keys=True).encode()).hexdigest()
         key = f"command_sync:{self.application_id}:{guild_id or 'global'}"
-        if mode == "auto" and await kv_get(self.services.db, key) == digest:
+        backend = self.services.quota.backend
+        if mode == "auto" and await kv_get(backend, key) == digest:
             log.info("commands unchanged since the last sync; not syncing")
             return
         try:
@@ -85,8 +101,7 @@ class ImageBot(ImageBotBase):
         except discord.HTTPException as exc:
             log.error("command sync failed (%s); slash commands may be out of date", exc.status)
             return
-        async with connection_lock(self.services.db):  # never join a quota transaction in flight
-            await kv_set(self.services.db, key, digest)
+        await kv_set(backend, key, digest)  # its own transaction (on SQLite, under the connection's lock)
         log.info("synced %d commands %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
 
     async def process_commands(self, message: discord.Message) -> None:
@@ -94,7 +109,14 @@ class ImageBot(ImageBotBase):
         return
 
     async def on_ready(self) -> None:
-        log.info("ready as %s (%s) in %d server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+        log.info(
+            "ready as %s (%s) in %d server(s), shards %s of %s",
+            self.user,
+            getattr(self.user, "id", "?"),
+            len(self.guilds),
+            sorted(self.shards),
+            self.shard_count,
+        )
 
     async def close(self) -> None:
         """Running jobs get ``SHUTDOWN_GRACE`` seconds to finish while Discord is still connected; the rest

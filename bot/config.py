@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from dotenv import dotenv_values
 
 from bot import config_parsers as parse
-from bot.config_parsers import parse_database_url
+from bot.config_parsers import is_postgres_url, parse_database_url
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -170,16 +170,19 @@ class Settings:
         "openai",
         "In demo mode, the gateway the built-in fake imitates: openai, new-api, one-api or litellm.",
     )
-    # Storage. ``database_path`` is not read itself: ``load_settings`` derives it from DATABASE_URL.
+    # Storage. ``database_path`` is not read itself: ``load_settings`` derives it from an SQLite
+    # DATABASE_URL (None for PostgreSQL).
     database_url: str = setting(
         "DATABASE_URL",
         parse.database_url,
         _DEFAULT_DATABASE_URL,
         "SQLite database: sqlite:///relative/path.db (relative to the working directory) or "
-        "sqlite:////absolute/path.db. The Docker image sets sqlite:////data/imagebot.db (the /data volume).",
+        "sqlite:////absolute/path.db. The Docker image sets sqlite:////data/imagebot.db (the /data volume). "
+        "Several processes share one PostgreSQL database instead: postgresql://user:password@host:5432/database "
+        '(see "Scaling out" in the README).',
         section="Storage",
     )
-    database_path: Path = _DEFAULT_DATABASE_PATH
+    database_path: Path | None = _DEFAULT_DATABASE_PATH
     # Quotas: the bot-wide defaults when a server sets nothing (None = unlimited).
     default_daily_limit: int | None = setting(
         "DEFAULT_DAILY_LIMIT",
@@ -333,9 +336,16 @@ class Settings:
     shard_ids: tuple[int, ...] | None = setting(
         "SHARD_IDS", parse.shard_ids, None, "The shards this process serves (e.g. 0-3). Empty = all of SHARD_COUNT."
     )
+    instance_lease_seconds: float = setting(
+        "INSTANCE_LEASE_SECONDS",
+        parse.number(1.0),
+        30.0,
+        "Seconds a process's lease in the database lasts (renewed every third of it). When a process dies, "
+        "its jobs are refunded and its image slots freed this long after. Leave it unless you know why.",
+    )
 
     def __repr__(self) -> str:  # never print secrets
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in _SECRETS)
+        shown = ", ".join(f"{name}={value!r}" for name, value in describe(self).items())
         return f"Settings({shown})"
 
 
@@ -381,7 +391,15 @@ def load_settings(
             values["openai_api_key"] = "demo"
             continue
         raise ConfigError(f"{spec.env} is not set: {spec.required}")
-    values["database_path"] = parse_database_url(values.get("database_url", _DEFAULT_DATABASE_URL), cwd)
+    url = values.get("database_url", _DEFAULT_DATABASE_URL)
+    values["database_path"] = None if is_postgres_url(url) else parse_database_url(url, cwd)
+    shard_count, shard_ids = values.get("shard_count"), values.get("shard_ids")
+    if shard_ids and shard_count is None:
+        raise ConfigError("SHARD_IDS needs SHARD_COUNT (the total number of shards across all processes)")
+    if shard_ids and shard_count is not None and max(shard_ids) >= shard_count:
+        raise ConfigError(
+            f"SHARD_IDS names shard {max(shard_ids)}, but SHARD_COUNT={shard_count} has shards 0-{shard_count - 1}"
+        )
     return Settings(**values)
 
 
@@ -391,8 +409,10 @@ def _shown(raw: str) -> str:
 
 
 def describe(settings: Settings) -> dict[str, Any]:
-    """The settings for a start-up log line, without secrets."""
-    return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in _SECRETS}
+    """The settings for a start-up log line, without secrets (nor a database password)."""
+    shown = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in _SECRETS}
+    shown["database_url"] = parse.without_password(settings.database_url)
+    return shown
 
 
 # --- .env.example ---------------------------------------------------------------------------------

@@ -94,9 +94,38 @@ def parse_database_url(raw: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else (base_dir / path)
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(raw: str) -> bool:
+    return raw.strip().startswith(POSTGRES_SCHEMES)
+
+
+def without_password(url: str) -> str:
+    """A database URL as it may be logged: ``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def database_url(raw: str) -> str:
-    parse_database_url(raw, Path())  # validates
-    return raw.strip()
+    """An SQLite URL (validated as ``parse_database_url`` reads it) or a PostgreSQL one."""
+    text = raw.strip()
+    if is_postgres_url(text):
+        rest = text.partition("://")[2]
+        if not rest or rest.startswith("/"):
+            raise ValueError("must name a server, e.g. postgresql://imagebot:secret@db:5432/imagebot")
+        return text
+    try:
+        parse_database_url(text, Path())
+    except ValueError:
+        raise ValueError(
+            "must look like sqlite:///relative/path.db, sqlite:////absolute/path.db or "
+            "postgresql://user:password@host:5432/database"
+        ) from None
+    return text
 
 
 def address(raw: str) -> str:

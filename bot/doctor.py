@@ -21,6 +21,7 @@ import aiohttp
 
 from bot import permissions as perms
 from bot.config import ConfigError, Settings, load_settings
+from bot.config_parsers import without_password
 from bot.db import migrations
 from bot.doctor_api import Report, check_images_api, safe_url
 
@@ -203,6 +204,41 @@ def check_database(path: Path, report: Report) -> None:
         report.ok(name, f"{path} is writable and migrated (schema version {version})")
 
 
+async def check_postgres(url: str, report: Report) -> None:
+    """The PostgreSQL database answers, this user may write the bot's tables, and the schema is current."""
+    import asyncpg
+
+    from bot.quota.postgres import probe
+
+    name, shown = "database", without_password(url)
+    latest = max((v for v, _, _ in migrations("postgresql")), default=0)
+    try:
+        version = await probe(url, connect_timeout=5.0, write=True)
+    except (OSError, TimeoutError) as exc:
+        report.fail(name, f"{shown}: cannot connect ({exc.__class__.__name__}): is the server running and reachable?")
+        return
+    except asyncpg.InvalidPasswordError:
+        report.fail(name, f"{shown}: the password was refused: fix the user and password in DATABASE_URL")
+        return
+    except asyncpg.InvalidCatalogNameError:
+        report.fail(name, f"{shown}: the database does not exist: create it (createdb) or fix DATABASE_URL")
+        return
+    except asyncpg.InsufficientPrivilegeError:
+        report.fail(name, f"{shown}: this user may not write the bot's tables: GRANT it, or use the owner")
+        return
+    except asyncpg.PostgresError as exc:
+        report.fail(name, f"{shown}: {exc.__class__.__name__}: check the server's log")
+        return
+    if version == 0:
+        report.ok(name, f"{shown} answers and is empty; the bot applies {latest} migration(s) on start")
+    elif version < latest:
+        report.fail(name, f"{shown} is at schema version {version}, this bot needs {latest}: start the bot once")
+    elif version > latest:
+        report.fail(name, f"{shown} is at schema version {version}, newer than this bot ({latest}): upgrade the bot")
+    else:
+        report.ok(name, f"{shown} is writable and migrated (schema version {version})")
+
+
 def _probe_sqlite(path: Path) -> int:
     """The schema version, after proving a write transaction can start (nothing is written)."""
     conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=3.0, isolation_level=None)
@@ -223,7 +259,7 @@ def describe_settings(settings: Settings) -> str:
         "demo mode (built-in fake image service)"
         if settings.demo_mode
         else f"Images API {safe_url(settings.openai_base_url)}",
-        f"database {settings.database_path}",
+        f"database {settings.database_path or without_password(settings.database_url)}",
         f"health endpoint {settings.health_address}" if settings.health_address else "health endpoint off",
         f"logs {settings.log_format}",
     ]
@@ -238,7 +274,10 @@ async def run_doctor(settings: Settings, out: TextIO) -> bool:
     async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
         app_id = await check_discord(settings, http, report)
         await check_images_api(settings, http, report)
-    await asyncio.to_thread(check_database, settings.database_path, report)
+    if settings.database_path is None:
+        await check_postgres(settings.database_url, report)
+    else:
+        await asyncio.to_thread(check_database, settings.database_path, report)
     if app_id is not None:
         print(f"invite: {perms.invite_url(app_id)}", file=out)
     else:

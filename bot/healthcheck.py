@@ -3,7 +3,8 @@
 With ``HEALTH_ADDRESS`` set it asks the bot's own ``/healthz`` endpoint (a wildcard listen address such as
 ``0.0.0.0`` is asked on the loopback address). Without it, it opens the configured SQLite database
 read-only and checks that it exists and has every migration shipped in ``bot/migrations`` applied
-(``PRAGMA user_version``, see ``bot/db.py``). It never creates or writes the database. One line on
+(``PRAGMA user_version``, see ``bot/db.py``); a PostgreSQL ``DATABASE_URL`` is asked the same over a
+connection that writes nothing. It never creates or writes the database. One line on
 stdout says why; Docker keeps it in the container's health log.
 """
 
@@ -65,6 +66,24 @@ def check_database(path: Path, timeout: float) -> tuple[bool, str]:
     return True, f"database {path} is at schema version {version}"
 
 
+def check_postgres(url: str, timeout: float) -> tuple[bool, str]:
+    """The PostgreSQL database answers and has every migration of ``bot/migrations/postgresql`` applied."""
+    import asyncio
+
+    from bot.config_parsers import without_password
+    from bot.quota.postgres import probe
+
+    shown = without_password(url)
+    newest = max((version for version, _, _ in migrations("postgresql")), default=0)
+    try:
+        version = asyncio.run(asyncio.wait_for(probe(url, connect_timeout=timeout, write=False), timeout))
+    except Exception as exc:  # refused, timed out, authentication: one line, whatever it is
+        return False, f"database {shown} cannot be read: {type(exc).__name__}"
+    if version < newest:
+        return False, f"database {shown} is at schema version {version}, the bot needs {newest}"
+    return True, f"database {shown} is at schema version {version}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.healthcheck", description="the container health check")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
@@ -76,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if settings.health_address:
         ok, reason = check_http(settings.health_address, args.timeout)
+    elif settings.database_path is None:
+        ok, reason = check_postgres(settings.database_url, args.timeout)
     else:
         ok, reason = check_database(settings.database_path, args.timeout)
     print(("healthy: " if ok else "unhealthy: ") + reason)

@@ -33,7 +33,7 @@ from bot.joblog import JobEvents
 from bot.options import ImageOptions
 from bot.quota import QuotaStore, Reservation
 from bot.rules import RuleStore
-from bot.scheduler import FairScheduler
+from bot.scheduler import FairScheduler, SlotScheduler
 from bot.verify import DamagedImage, verify_image
 
 log = logging.getLogger(__name__)
@@ -108,14 +108,15 @@ class JobService:
     output_compression: int | None = None
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
-    scheduler: FairScheduler = field(init=False)
+    slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
+    scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _running: dict[int, _RunningJob] = field(init=False, default_factory=dict)
     accepting: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
-        self.scheduler = FairScheduler(self.max_concurrent_images)
+        self.scheduler = self.slot_scheduler or FairScheduler(self.max_concurrent_images)
 
     def estimate(self, spec: JobSpec) -> float:
         o = spec.options

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
+
+
+class SlotScheduler(Protocol):
+    """What ``bot/jobs.py`` needs of a scheduler: ``FairScheduler`` in one process, or
+    ``bot/quota/slots.py``'s ``ClusterScheduler`` across the processes sharing a PostgreSQL database."""
+
+    running: int
+
+    async def acquire(self, user_id: int, on_wait: Any = None) -> None: ...
+    def release(self) -> None: ...
+    @property
+    def waiting(self) -> int: ...
 
 
 class FairScheduler:

@@ -1,10 +1,11 @@
-"""The services the Discord layer uses, created once in ``bot.__main__`` and handed to the bot. No Discord."""
+"""The services the Discord layer uses, created once in ``bot.__main__`` and handed to the bot. No Discord.
+
+The database is the quota store's: ``quota.backend`` (SQLite or PostgreSQL) for anything else that
+needs it (the command-sync hash, the health check)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import aiosqlite
 
 from bot.config import Settings
 from bot.images.client import ImagesClient
@@ -17,7 +18,6 @@ from bot.rules import RuleStore
 @dataclass
 class Services:
     settings: Settings
-    db: aiosqlite.Connection
     images: ImagesClient
     quota: QuotaStore
     jobs: JobService

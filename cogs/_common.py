@@ -43,8 +43,12 @@ class ResultActions:
     edit: EditHandler | None = None
 
 
-class ImageBotBase(commands.Bot):
-    """What the cogs know of the bot: its services and the result-button registry (``bot/app.py``)."""
+class ImageBotBase(commands.AutoShardedBot):
+    """What the cogs know of the bot: its services and the result-button registry (``bot/app.py``).
+
+    Always sharded (one code path): one process with Discord's recommended shard count by default, or
+    the shards ``SHARD_IDS`` of ``SHARD_COUNT``; every cog works in whichever process receives an event,
+    because all it needs is in the shared database."""
 
     services: Services
     result_actions: ResultActions

@@ -47,7 +47,9 @@ def test_env_file_and_environment_precedence(tmp_path: Path) -> None:
         ("PARTIAL_IMAGES", "5", "PARTIAL_IMAGES must be at most 3"),
         ("PARTIAL_IMAGES", "two", "PARTIAL_IMAGES must be a whole number"),
         ("SYNC_COMMANDS", "sometimes", "SYNC_COMMANDS must be one of auto, always, never"),
-        ("DATABASE_URL", "postgres://x", "DATABASE_URL must look like sqlite:///"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL must look like sqlite:///"),
+        ("DATABASE_URL", "postgresql://", "DATABASE_URL must name a server"),
+        ("SHARD_IDS", "0-1", "SHARD_IDS needs SHARD_COUNT"),
         ("OPENAI_BASE_URL", "api.openai.com", "OPENAI_BASE_URL must be a URL"),
         ("DEV_GUILD_ID", "abc", "DEV_GUILD_ID must be a whole number"),
     ],
@@ -70,6 +72,17 @@ def test_missing_secrets(tmp_path: Path) -> None:
 def test_database_urls(tmp_path: Path) -> None:
     assert parse_database_url("sqlite:////abs/x.db", tmp_path) == Path("/abs/x.db")
     assert parse_database_url("sqlite:///rel/x.db", tmp_path) == tmp_path / "rel" / "x.db"
+
+
+def test_a_postgresql_url_has_no_file_and_its_password_is_never_shown(tmp_path: Path) -> None:
+    url = "postgresql://imagebot:hunter2hunter2@db:5432/imagebot"
+    env = {"DISCORD_TOKEN": "t", "OPENAI_API_KEY": "k", "DATABASE_URL": url, "SHARD_COUNT": "4", "SHARD_IDS": "2-3"}
+    s = load_settings(env, cwd=tmp_path, env_file=tmp_path / "none")
+    assert s.database_url == url and s.database_path is None and s.shard_ids == (2, 3)
+    assert describe(s)["database_url"] == "postgresql://imagebot:***@db:5432/imagebot"
+    assert "hunter2" not in repr(describe(s)) and "hunter2" not in repr(s)
+    with pytest.raises(ConfigError, match="SHARD_IDS names shard 4, but SHARD_COUNT=4"):
+        load_settings({**env, "SHARD_IDS": "3-4"}, cwd=tmp_path, env_file=tmp_path / "none")
 
 
 # --- Each setting declared once; .env.example generated from the declarations and checked -------

@@ -207,7 +207,7 @@ def test_runs_as_non_root_with_the_database_on_the_data_volume(tmp_path: Path) -
     assert any("/data" in exec_form(v) for v in RUNTIME.args("VOLUME"))
     url = env_of(RUNTIME)["DATABASE_URL"]
     settings = load_settings({**SECRETS, "DATABASE_URL": url}, cwd=tmp_path, env_file=tmp_path / "none")
-    assert settings.database_path.parent == Path("/data")
+    assert settings.database_path is not None and settings.database_path.parent == Path("/data")
 
 
 def test_healthcheck_and_command_are_the_projects_modules(tmp_path: Path) -> None:
@@ -242,6 +242,28 @@ def test_compose_runs_the_image_with_the_env_file_and_a_named_volume() -> None:
     assert grace > Settings(discord_token="t", openai_api_key="k").shutdown_grace
     text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
     assert re.search(r"^  # new-api:$", text, re.M) and "calciumion/new-api" in text
+
+
+def test_the_scaled_out_compose_file_runs_two_shard_ranges_on_one_postgresql() -> None:
+    compose = yaml.safe_load((ROOT / "compose.scale.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    pg = services["postgres"]
+    assert pg["image"].startswith("postgres:") and "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    user, password, db = (pg["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+    bots = {name: s for name, s in services.items() if name.startswith("bot-")}
+    assert len(bots) == 2
+    shards: list[int] = []
+    for bot in bots.values():
+        assert bot["build"] == "." and bot["env_file"] == ".env"
+        assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+        env = {"DISCORD_TOKEN": "t", "OPENAI_API_KEY": "k", **{k: str(v) for k, v in bot["environment"].items()}}
+        settings = load_settings(env, env_file=Path("/nonexistent"))
+        assert settings.database_url == f"postgresql://{user}:{password}@postgres:5432/{db}"
+        assert settings.database_path is None and settings.shard_count == 2 and settings.shard_ids is not None
+        shards += settings.shard_ids
+        grace = float(bot["stop_grace_period"].removesuffix("s"))
+        assert grace > settings.shutdown_grace
+    assert sorted(shards) == [0, 1]  # every shard served, by one process each
 
 
 def test_hadolint_finds_nothing() -> None:

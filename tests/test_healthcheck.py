@@ -4,6 +4,7 @@ against real SQLite files, and the module run as Docker runs it (a process, exit
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import socket
 import sqlite3
@@ -150,6 +151,30 @@ async def test_module_checks_the_database_when_the_endpoint_is_off(tmp_path: Pat
     assert code == 0 and out.startswith("healthy: database") and "--timeout" not in out
     code, out = await run_module({"DATABASE_URL": "sqlite:///data/bot.db"}, tmp_path)  # relative to the cwd
     assert code == 0, out
+
+
+async def test_a_postgresql_database_is_checked_without_writing(tmp_path: Path) -> None:
+    from bot.doctor import check_postgres
+    from bot.doctor_api import Report
+    from bot.quota.postgres import PostgresBackend
+    from tests import pgserver
+
+    url = await pgserver.server().new_database()
+    code, out = await run_module({"DATABASE_URL": url}, tmp_path)
+    assert code == 1 and "is at schema version 0, the bot needs" in out  # empty: not migrated yet
+    backend = await PostgresBackend.connect(url)
+    await backend.close()
+    code, out = await run_module({"DATABASE_URL": url}, tmp_path)
+    assert code == 0 and out.startswith("healthy: database postgresql://"), out
+    gone = url.rsplit("/", 1)[0] + "/no_such_database"
+    code, out = await run_module({"DATABASE_URL": gone}, tmp_path)
+    assert code == 1 and "cannot be read: InvalidCatalogNameError" in out
+    # the doctor: writable and migrated, or which database is missing
+    for target, expected in ((url, "ok   database: postgresql://"), (gone, "FAIL database:")):
+        out_file = io.StringIO()
+        await check_postgres(target, Report(out_file, secrets=[]))
+        assert out_file.getvalue().startswith(expected), out_file.getvalue()
+    assert "does not exist: create it" in out_file.getvalue()
 
 
 async def test_module_reports_a_configuration_error(tmp_path: Path) -> None:

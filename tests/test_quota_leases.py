@@ -219,3 +219,29 @@ def test_dollar_params() -> None:
 
 def test_pg_server_found() -> None:
     assert pgserver.find_bin_dir() is not None, "PostgreSQL must be installed for the tests (see .ci/run)"
+
+
+async def test_a_new_process_waits_for_a_crashed_predecessors_lease_and_refuses_a_live_twin(
+    open_backend: BackendOpener,
+) -> None:
+    from bot.quota.lease import InstanceInUse, stop_lease
+
+    async with open_backend() as b1, open_backend() as b2:
+        old = QuotaStore(b1, default_daily=5, default_monthly=50, instance_id="shards-0")
+        old.lease_ttl = 0.6
+        await old.renew_lease()  # ... and then the process is killed: nobody renews it
+        new = QuotaStore(b2, default_daily=5, default_monthly=50, instance_id="shards-0")
+        started = time.monotonic()
+        await asyncio.wait_for(new.wait_for_predecessor(poll=0.05), 5)
+        assert time.monotonic() - started > 0.3  # it waited for the lease to run out
+        other = QuotaStore(b2, default_daily=5, default_monthly=50, instance_id="other")
+        await asyncio.wait_for(other.wait_for_predecessor(), 1)  # an id nobody holds: no wait
+
+        # A twin that is alive (renewing) is refused, not waited for.
+        await old.renew_lease()
+        renewing = asyncio.create_task(old.run_lease())
+        try:
+            with pytest.raises(InstanceInUse, match="give every process its own SHARD_IDS"):
+                await asyncio.wait_for(new.wait_for_predecessor(poll=0.05), 5)
+        finally:
+            await stop_lease(renewing)

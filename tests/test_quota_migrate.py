@@ -10,6 +10,7 @@ from bot.db import kv_get, kv_set, open_database
 from bot.quota import QuotaStore
 from bot.quota.migrate import TABLES
 from bot.quota.postgres import PostgresBackend
+from bot.rules import RuleStore
 from tests import pgserver
 from tests.stores import GUILD, MOD, USER, Clock, clock, reserve
 
@@ -38,6 +39,7 @@ async def test_copy_keeps_everything_and_refuses_a_second_time(tmp_path: Path, c
         await src.reset_user(GUILD, USER, actor_id=MOD)
         await reserve(src, prompt='quote " and, comma')
         await kv_set(conn, "command_sync:1:global", "digest")
+        rule = await RuleStore(conn, clock=clock).add(GUILD, "regex", "dr[a@]gon", sfw_only=True, actor_id=MOD)
         before_usage = await src.usage(GUILD, USER, (77,))
         before_report = await src.report(GUILD)
         before_csv = await src.ledger_csv(GUILD)
@@ -54,7 +56,10 @@ async def test_copy_keeps_everything_and_refuses_a_second_time(tmp_path: Path, c
         assert await dst.report(GUILD) == before_report
         assert await dst.ledger_csv(GUILD) == before_csv
         actions = [e.action for e in await dst.audit_log(GUILD)]
-        assert actions == ["reset_user", "set_role_limit", "set_timezone", "set_budget"]
+        assert actions == ["add_rule", "reset_user", "set_role_limit", "set_timezone", "set_budget"]
+        rules = RuleStore(backend, clock=clock)
+        assert await rules.list_rules(GUILD) == [rule]  # the prompt rules came along, and their ids go on
+        assert (await rules.add(GUILD, "word", "bad", sfw_only=False, actor_id=MOD)).id == rule.id + 1
         assert await kv_get(backend, "command_sync:1:global") == "digest"
         fresh = await reserve(dst)  # identity counters were moved past the copied ids
         assert fresh.job_id == 4
@@ -63,7 +68,7 @@ async def test_copy_keeps_everything_and_refuses_a_second_time(tmp_path: Path, c
         assert again.returncode == 1 and "not empty" in again.stderr and "jobs: 4" in again.stderr
         async with backend.plain() as tx:
             counts = {t: (await tx.fetchone(f"SELECT COUNT(*) FROM {t}"))[0] for t in TABLES}
-        assert counts["jobs"] == 4 and counts["audit_log"] == 4  # nothing added by the refused run
+        assert counts["jobs"] == 4 and counts["audit_log"] == 6  # nothing added by the refused run
     finally:
         await backend.close()
 

@@ -1,4 +1,5 @@
-"""Prompt rules: the matching engine (pure) and the store on a real SQLite file (``bot.rules``)."""
+"""Prompt rules: the matching engine (pure) and the store (``bot.rules``) on both databases, a real SQLite
+file and a real PostgreSQL (``tests/stores.py``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import open_database
 from bot.messages import PROMPT_REFUSED, rule_error, user_error
 from bot.rules import PromptRefused, Rule, RuleError, RuleSet, RuleStore, compile_regex, normalize_words
 from bot.rules.engine import MAX_REGEX_PROGRAM, contains_word
+from tests.stores import BackendOpener, database, dialect, open_backend
+
+__all__ = ["database", "dialect", "open_backend"]  # fixtures used by the store tests
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -157,9 +160,9 @@ def test_the_refusal_names_no_rule() -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[RuleStore]:
-    async with open_database(tmp_path / "rules.db") as conn:
-        yield RuleStore(conn, max_rules=5, max_regex_rules=2, clock=lambda: NOW)
+async def store(open_backend: BackendOpener) -> AsyncIterator[RuleStore]:
+    async with open_backend() as backend:
+        yield RuleStore(backend, max_rules=5, max_regex_rules=2, clock=lambda: NOW)
 
 
 def in_files(folder: Path, glob: str, needle: bytes) -> bool:
@@ -167,8 +170,8 @@ def in_files(folder: Path, glob: str, needle: bytes) -> bool:
 
 
 async def rows(store: RuleStore, sql: str) -> list[dict[str, object]]:
-    async with store._conn.execute(sql) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+    async with store.backend.plain() as tx:
+        return [dict(r) for r in await tx.fetchall(sql)]
 
 
 async def test_add_list_remove_and_every_change_audited(store: RuleStore) -> None:
@@ -213,9 +216,9 @@ async def test_duplicates_and_limits(store: RuleStore) -> None:
     assert len(await rows(store, "SELECT * FROM audit_log")) == 5  # refused additions are not audited
 
 
-async def test_the_regex_budget_of_a_server(tmp_path: Path) -> None:
-    async with open_database(tmp_path / "budget.db") as conn:
-        store = RuleStore(conn)
+async def test_the_regex_budget_of_a_server(open_backend: BackendOpener) -> None:
+    async with open_backend() as backend:
+        store = RuleStore(backend)
         await store.add(1, "regex", "(?:[ab]*a[ab]{150}){5}z", sfw_only=False, actor_id=7)
         await store.add(1, "regex", "(?:[ab]*b[ab]{150}){5}z", sfw_only=False, actor_id=7)
         with pytest.raises(RuleError) as over:
@@ -224,7 +227,7 @@ async def test_the_regex_budget_of_a_server(tmp_path: Path) -> None:
         assert "at most 2000" in rule_error(over.value)
 
 
-async def test_check_refuses_audits_and_stores_no_prompt(store: RuleStore, tmp_path: Path) -> None:
+async def test_check_refuses_audits_and_stores_no_prompt(store: RuleStore, dialect: str, database: str) -> None:
     await store.add(1, "word", "坏蛋", sfw_only=False, actor_id=7)
     await store.add(1, "regex", "(a+)+$", sfw_only=True, actor_id=7)
     await store.check(guild_id=1, user_id=42, channel_id=5, prompt="一个好人", nsfw_channel=False)
@@ -242,8 +245,12 @@ async def test_check_refuses_audits_and_stores_no_prompt(store: RuleStore, tmp_p
     assert [(e["actor_id"], json.loads(str(e["details"]))["rule_id"]) for e in audit] == [(42, 1), (42, 2)]
     assert json.loads(str(audit[0]["details"]))["channel_id"] == 5 and audit[0]["created_at"]
     assert await store.refusal_counts(1) == {1: 1, 2: 1}
-    await store._conn.execute("PRAGMA wal_checkpoint(FULL)")
-    assert not in_files(tmp_path, "rules.db*", b"8f3a")
+    for table in ("audit_log", "prompt_rules", "jobs"):
+        assert "8f3a" not in repr(await rows(store, f"SELECT * FROM {table}"))
+    if dialect == "sqlite":  # not in the file either (nor in its write-ahead log)
+        async with store.backend.plain() as tx:
+            await tx.execute("PRAGMA wal_checkpoint(FULL)")
+        assert not in_files(Path(database).parent, Path(database).name + "*", b"8f3a")
 
 
 async def test_rules_are_compiled_once_and_the_cache_follows_changes(store: RuleStore) -> None:
@@ -313,3 +320,25 @@ def test_rule_texts_are_shown_as_defused_inline_code_and_long_lists_are_cut() ->
     assert list_text(lines[:3]) == ("\n".join(lines[:3]), False)
     data = rules_file([word(1, "bad"), regex(2, "a+b", sfw_only=True)], {2: 5}).fp.read().decode()
     assert data == "#1\tword\tall channels\t0 refused\tbad\n#2\tregex\tnot in NSFW channels\t5 refused\ta+b\n"
+
+
+async def test_on_postgresql_a_rule_added_in_one_process_applies_in_another_within_the_cache_time() -> None:
+    from bot.quota.postgres import PostgresBackend
+    from tests import pgserver
+
+    url = await pgserver.server().new_database()
+    b1, b2 = await PostgresBackend.connect(url), await PostgresBackend.connect(url)
+    try:
+        one, two = RuleStore(b1, clock=lambda: NOW), RuleStore(b2, clock=lambda: NOW)
+        assert one.cache_seconds == two.cache_seconds == 10.0
+        two.cache_seconds = 0.3
+        await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)  # cached: none
+        await one.add(1, "word", "cat", sfw_only=False, actor_id=7)
+        await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)  # not yet
+        await asyncio.sleep(0.4)
+        with pytest.raises(PromptRefused):
+            await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)
+        assert await one.refusal_counts(1) == {1: 1}  # the refusal, audited through the other process
+    finally:
+        await b1.close()
+        await b2.close()

@@ -26,11 +26,16 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 class StoreSettings(Protocol):
     """The part of ``bot.config.Settings`` this module reads."""
 
-    database_url: str
-    database_path: Path
-    default_daily_limit: int | None
-    default_monthly_limit: int | None
-    shard_ids: tuple[int, ...] | None
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def database_path(self) -> Path | None: ...
+    @property
+    def default_daily_limit(self) -> int | None: ...
+    @property
+    def default_monthly_limit(self) -> int | None: ...
+    @property
+    def shard_ids(self) -> tuple[int, ...] | None: ...
 
 
 def is_postgres(url: str) -> bool:
@@ -78,6 +83,8 @@ async def open_store(
     """
     async with AsyncExitStack() as stack:
         sqlite_path = None if is_postgres(settings.database_url) else settings.database_path
+        if sqlite_path is None and not is_postgres(settings.database_url):
+            raise ValueError("an SQLite DATABASE_URL needs the file's path")
         backend = await stack.enter_async_context(open_backend(settings.database_url, sqlite_path))
         store = QuotaStore(
             backend,
@@ -87,6 +94,8 @@ async def open_store(
             instance_id=instance_id or default_instance_id(settings.shard_ids),
         )
         store.lease_ttl = lease_ttl
+        if backend.dialect == "postgresql":  # processes of several machines: make sure this id is ours
+            await store.wait_for_predecessor()
         await store.renew_lease()
         task = asyncio.create_task(store.run_lease(), name="quota-lease")
         try:

@@ -41,10 +41,41 @@ _RECOVER_AT_START = _RECOVER + f"(owner IS NULL OR owner = ? OR {_ORPHANED}) RET
 _RECOVER_SIBLINGS = _RECOVER + f"owner IS NOT NULL AND owner <> ? AND {_ORPHANED} RETURNING id"
 
 
+class InstanceInUse(Exception):
+    """Another running process renews the lease of this instance id (the same SHARD_IDS twice)."""
+
+
 class Leases(Ledger):
     """The ``instances`` table and crash recovery."""
 
     lease_ttl: float = DEFAULT_LEASE_TTL
+
+    async def wait_for_predecessor(self, *, poll: float = 0.25) -> None:
+        """Before taking this instance id: wait while its lease is live, which happens after a crash
+        (the dead process's lease runs out within ``lease_ttl``; a clean stop releases it at once).
+        Raises ``InstanceInUse`` when the lease is renewed meanwhile: a process with this id runs."""
+        first: str | None = None
+        while True:
+            async with self._plain() as tx:
+                row = await tx.fetchone(
+                    "SELECT lease_until, renewed_at FROM instances WHERE instance_id = ?", (self.instance_id,)
+                )
+            if row is None or str(row[0]) <= ts(self.now()):
+                return
+            if first is None:
+                first = str(row[1])
+                log.warning(
+                    "instance %s: the lease of an earlier process with this id is live until %s; waiting for it "
+                    "to expire (a process killed without a clean stop)",
+                    self.instance_id,
+                    row[0],
+                )
+            elif str(row[1]) != first:
+                raise InstanceInUse(
+                    f"another running process serves the same shards (instance {self.instance_id}): "
+                    "give every process its own SHARD_IDS"
+                )
+            await asyncio.sleep(poll)
 
     @runs_to_completion
     async def renew_lease(self) -> None:

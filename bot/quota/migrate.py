@@ -4,7 +4,7 @@
 ``postgresql://user:password@host:port/database``. Both are first migrated to the newest schema
 (so an older SQLite file is upgraded in place, as the bot would on start). The copy is one
 PostgreSQL transaction: the ledger, limits, resets, audit log, server settings and the key-value
-table, ids kept, identity counters moved past them; then the row counts of source and target
+table and the prompt rules, ids kept, identity counters moved past them; then the row counts of source and target
 are compared. Instance leases are not copied (they belong to running processes).
 
 A target that already holds any of those rows is refused, and nothing is written: run it twice
@@ -26,8 +26,8 @@ from bot.db import open_database
 from bot.quota.postgres import PostgresBackend
 
 # Parents before children (jobs.parent_job_id references jobs.id: copied in id order).
-TABLES: tuple[str, ...] = ("kv", "guild_settings", "quota_limits", "jobs", "quota_resets", "audit_log")
-_IDENTITY_TABLES: tuple[str, ...] = ("jobs", "quota_resets", "audit_log")
+TABLES: tuple[str, ...] = ("kv", "guild_settings", "quota_limits", "jobs", "quota_resets", "audit_log", "prompt_rules")
+_IDENTITY_TABLES: tuple[str, ...] = ("jobs", "quota_resets", "audit_log", "prompt_rules")
 _FLOAT_COLUMNS = frozenset({"cost_estimate", "cost_actual", "budget_usd"})
 _BATCH = 1000
 

@@ -66,6 +66,29 @@ def hashed_key(*parts: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+async def probe(url: str, *, connect_timeout: float, write: bool) -> int:
+    """The schema version of the database at ``url`` (0 before the first migration), for the doctor and
+    the container check. With ``write``, also proves that this user may write the bot's tables (a
+    lock taken in a transaction that is rolled back: nothing changes). Raises asyncpg's and OS errors."""
+    conn = await asyncpg.connect(url, timeout=connect_timeout)
+    try:
+        migrated = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        version = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")) if migrated else 0
+        if write and version:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE jobs, kv IN ROW EXCLUSIVE MODE NOWAIT")
+                raise _RolledBack
+    except _RolledBack:
+        pass
+    finally:
+        await conn.close()
+    return version
+
+
+class _RolledBack(Exception):
+    """Leaves a probe's transaction by rolling it back."""
+
+
 class PostgresTx(Tx):
     for_update = " FOR UPDATE"
 

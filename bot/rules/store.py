@@ -1,14 +1,17 @@
-"""Prompt rules in SQLite: add, remove, list, check a prompt, and audit all of it.
+"""Prompt rules in the bot's database (SQLite or PostgreSQL): add, remove, list, check a prompt, and audit it.
 
-Shares the bot's one aiosqlite connection with ``bot.quota``: every transaction here holds
-``bot.quota.connection_lock`` so no statement lands inside a quota transaction, and writes use
-``BEGIN IMMEDIATE`` like the quota store. Changes and refusals go to the same ``audit_log`` table, so
+Runs on the quota store's backend (``bot/quota/tx.py``: ``Backend``, ``Tx``), so its transactions are the
+store's: on SQLite they hold the shared connection's lock and write under ``BEGIN IMMEDIATE``; on
+PostgreSQL an addition locks the server's rules (an advisory lock) so two processes cannot both pass the
+limits. Changes and refusals go to the same ``audit_log`` table, so
 ``/quota audit`` shows them next to quota changes. A refusal records who, when, where and which rule;
 the prompt itself is never written anywhere (nor logged).
 
 Each server's rules are compiled once into a ``RuleSet`` and cached; adding or removing a rule drops the
-cache entry. Matching with regex rules runs on a small thread pool of its own (RE2 releases the GIL), so
-even a pattern that is slow on a long prompt never holds up the event loop.
+cache entry. With several processes the cache of each lives ``CACHE_SECONDS``: a rule added through one
+process applies in the others within that time. Matching with regex rules runs on a small thread pool
+of its own (RE2 releases the GIL), so even a pattern that is slow on a long prompt never holds up the
+event loop.
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ import asyncio
 import functools
 import json
 import logging
-import sqlite3
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from bot.quota import connection_lock
+from bot.quota.postgres import hashed_key
+from bot.quota.tx import Backend, SqliteBackend, Tx
 from bot.rules.engine import (
     MAX_REGEX_PROGRAM_TOTAL,
     RULE_KINDS,
@@ -46,6 +49,7 @@ MAX_RULES: Final = 100  # per server
 MAX_REGEX_RULES: Final = 20  # per server, within MAX_RULES
 INLINE_MATCH_CHARS: Final = 2000  # word-only rule sets match longer prompts off the loop too
 CACHE_GUILDS: Final = 1024  # compiled rule sets kept in memory (least recently used dropped)
+CACHE_SECONDS: Final = 10.0  # with PostgreSQL (several processes), how long a compiled rule set is trusted
 
 _T = TypeVar("_T")
 _executor: ThreadPoolExecutor | None = None
@@ -107,56 +111,42 @@ _RULE_COLUMNS: Final = "id, guild_id, kind, pattern, sfw_only, created_at, creat
 class RuleStore:
     def __init__(
         self,
-        conn: aiosqlite.Connection,
+        backend: Backend | aiosqlite.Connection,
         *,
         max_rules: int = MAX_RULES,
         max_regex_rules: int = MAX_REGEX_RULES,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._conn = conn
-        self._lock = connection_lock(conn)
+        self.backend = backend if isinstance(backend, Backend) else SqliteBackend(backend)
+        # One SQLite process sees every change itself; other processes' changes need the cache to age.
+        self.cache_seconds = None if self.backend.dialect == "sqlite" else CACHE_SECONDS
         self.max_rules = max_rules
         self.max_regex_rules = max_regex_rules
         self._clock = clock
-        self._cache: OrderedDict[int, RuleSet] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[float, RuleSet]] = OrderedDict()
         self._generation: dict[int, int] = {}
         self._matching: dict[tuple[int, bool, str], asyncio.Future[Rule | None]] = {}
 
     # ------------------------------------------------------------------ transactions
 
-    @asynccontextmanager
-    async def _transaction(self, *, immediate: bool) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            conn = self._conn
-            try:
-                await conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            except sqlite3.Error:
-                raise
-            except BaseException:
-                await asyncio.shield(conn.rollback())
-                raise
-            try:
-                yield conn
-                await conn.commit()
-            except BaseException:
-                await asyncio.shield(conn.rollback())
-                raise
-
-    async def _rules(self, conn: aiosqlite.Connection, guild_id: int) -> list[Rule]:
-        async with conn.execute(
+    async def _rules(self, tx: Tx, guild_id: int) -> list[Rule]:
+        rows = await tx.fetchall(
             f"SELECT {_RULE_COLUMNS} FROM prompt_rules WHERE guild_id = ? ORDER BY id", (guild_id,)
-        ) as cur:
-            return [_row_to_rule(r) for r in await cur.fetchall()]
+        )
+        return [_row_to_rule(r) for r in rows]
 
-    async def _audit(
-        self, conn: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, details: dict[str, Any]
-    ) -> None:
+    async def _audit(self, tx: Tx, guild_id: int, actor_id: int, action: str, details: dict[str, Any]) -> None:
         # target_id stays NULL: /quota audit renders a target as a member or role mention.
-        await conn.execute(
+        await tx.execute(
             "INSERT INTO audit_log (guild_id, actor_id, action, target_id, details, created_at) "
             "VALUES (?, ?, ?, NULL, ?, ?)",
             (guild_id, actor_id, action, _json(details), _ts(self._clock())),
         )
+
+    async def _lock_rules(self, tx: Tx, guild_id: int) -> None:
+        """Serialise changes to a server's rules until commit (SQLite's write transactions already do)."""
+        if self.backend.dialect == "postgresql":
+            await tx.execute("SELECT pg_advisory_xact_lock(?::bigint)", (hashed_key("rules", guild_id),))
 
     def _invalidate(self, guild_id: int) -> None:
         self._generation[guild_id] = self._generation.get(guild_id, 0) + 1
@@ -166,32 +156,35 @@ class RuleStore:
 
     async def list_rules(self, guild_id: int) -> list[Rule]:
         """The server's rules, oldest first."""
-        async with self._transaction(immediate=False) as conn:
-            return await self._rules(conn, guild_id)
+        async with self.backend.transaction(write=False) as tx:
+            return await self._rules(tx, guild_id)
 
     async def refusal_counts(self, guild_id: int) -> dict[int, int]:
         """How many prompts each rule has refused (from the audit log)."""
-        async with (
-            self._lock,
-            self._conn.execute(
-                "SELECT json_extract(details, '$.rule_id') AS rule_id, COUNT(*) AS n FROM audit_log "
+        rule_id = (
+            "json_extract(details, '$.rule_id')"
+            if self.backend.dialect == "sqlite"
+            else "(details::json ->> 'rule_id')"
+        )
+        async with self.backend.transaction(write=False) as tx:
+            rows = await tx.fetchall(
+                f"SELECT {rule_id} AS rule_id, COUNT(*) AS n FROM audit_log "
                 "WHERE guild_id = ? AND action = 'prompt_refused' GROUP BY 1",
                 (guild_id,),
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
+            )
         return {int(r["rule_id"]): int(r["n"]) for r in rows if r["rule_id"] is not None}
 
     async def ruleset(self, guild_id: int) -> RuleSet:
-        """The server's rules, compiled (cached until the next change)."""
+        """The server's rules, compiled (cached until the next change here, or ``cache_seconds``)."""
         cached = self._cache.get(guild_id)
-        if cached is not None:
+        if cached is not None and (self.cache_seconds is None or time.monotonic() - cached[0] < self.cache_seconds):
             self._cache.move_to_end(guild_id)
-            return cached
+            return cached[1]
         generation = self._generation.get(guild_id, 0)
+        read_at = time.monotonic()
         ruleset = RuleSet(await self.list_rules(guild_id))
         if self._generation.get(guild_id, 0) == generation:  # no change landed while we were reading
-            self._cache[guild_id] = ruleset
+            self._cache[guild_id] = (read_at, ruleset)
             while len(self._cache) > CACHE_GUILDS:
                 self._cache.popitem(last=False)
         return ruleset
@@ -235,8 +228,8 @@ class RuleStore:
             "old": "a prompt",
             "new": f"refused by rule #{rule.id}",
         }
-        async with self._transaction(immediate=True) as conn:
-            await self._audit(conn, guild_id, user_id, "prompt_refused", details)
+        async with self.backend.transaction(write=True) as tx:
+            await self._audit(tx, guild_id, user_id, "prompt_refused", details)
 
     # ------------------------------------------------------------------ changes (moderators)
 
@@ -253,8 +246,9 @@ class RuleStore:
         return await _to_completion(self._add(guild_id, kind, text, sfw_only, actor_id, size))
 
     async def _add(self, guild_id: int, kind: str, text: str, sfw_only: bool, actor_id: int, size: int) -> Rule:
-        async with self._transaction(immediate=True) as conn:
-            existing = await self._rules(conn, guild_id)
+        async with self.backend.transaction(write=True) as tx:
+            await self._lock_rules(tx, guild_id)
+            existing = await self._rules(tx, guild_id)
             for rule in existing:
                 same = (
                     normalize_words(rule.pattern) == normalize_words(text) if kind == "word" else rule.pattern == text
@@ -270,13 +264,11 @@ class RuleStore:
                 if total > MAX_REGEX_PROGRAM_TOTAL:
                     raise RuleError("too_complex_total", limit=MAX_REGEX_PROGRAM_TOTAL, used=total - size)
             now = self._clock()
-            cur = await conn.execute(
+            rule_id = await tx.insert(
                 "INSERT INTO prompt_rules (guild_id, kind, pattern, sfw_only, created_at, created_by) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (guild_id, kind, text, int(sfw_only), _ts(now), actor_id),
             )
-            rule_id = int(cur.lastrowid or 0)
-            await cur.close()
             rule = Rule(rule_id, guild_id, kind, text, sfw_only, now.astimezone(UTC), actor_id)  # type: ignore[arg-type]
             details = {
                 "rule_id": rule_id,
@@ -286,7 +278,7 @@ class RuleStore:
                 "old": "none",
                 "new": rule_label(rule),
             }
-            await self._audit(conn, guild_id, actor_id, "add_rule", details)
+            await self._audit(tx, guild_id, actor_id, "add_rule", details)
         self._invalidate(guild_id)
         return rule
 
@@ -295,15 +287,15 @@ class RuleStore:
         return await _to_completion(self._remove(guild_id, rule_id, actor_id))
 
     async def _remove(self, guild_id: int, rule_id: int, actor_id: int) -> Rule | None:
-        async with self._transaction(immediate=True) as conn:
-            async with conn.execute(
+        async with self.backend.transaction(write=True) as tx:
+            await self._lock_rules(tx, guild_id)
+            row = await tx.fetchone(
                 f"SELECT {_RULE_COLUMNS} FROM prompt_rules WHERE guild_id = ? AND id = ?", (guild_id, rule_id)
-            ) as cur:
-                row = await cur.fetchone()
+            )
             if row is None:
                 return None
             rule = _row_to_rule(row)
-            await conn.execute("DELETE FROM prompt_rules WHERE id = ?", (rule_id,))
+            await tx.execute("DELETE FROM prompt_rules WHERE id = ?", (rule_id,))
             details = {
                 "rule_id": rule.id,
                 "kind": rule.kind,
@@ -312,6 +304,6 @@ class RuleStore:
                 "old": rule_label(rule),
                 "new": "removed",
             }
-            await self._audit(conn, guild_id, actor_id, "remove_rule", details)
+            await self._audit(tx, guild_id, actor_id, "remove_rule", details)
         self._invalidate(guild_id)
         return rule
