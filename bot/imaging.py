@@ -93,7 +93,9 @@ class PreviewPool:
             del fut, func, args, work  # drop the frame's bytes before waiting for the next one
 
 
-_PREVIEW_POOL = PreviewPool()
+# One thread: with two on two cores, preview decodes took both cores in a rush and results queued behind
+# them (README, Benchmark: final p50 1.80x -> 0.91x the non-streaming baseline at N=32).
+_PREVIEW_POOL = PreviewPool(workers=1)
 
 
 async def run_blocking(func: Callable[..., T], *args: object) -> T:
