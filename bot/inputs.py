@@ -20,10 +20,10 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from bot.coded import CodedError
 from bot.images.types import CONTENT_TYPES, InputImage
 from bot.imaging import EXTENSIONS, run_blocking, to_rgb
 
@@ -50,19 +50,11 @@ _FORMAT_KEYS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 _JPEG_QUALITY = 92
 
 
-class InputRejected(Exception):
+class InputRejected(CodedError):
     """An input file the bot will not send: ``code`` names why, ``params`` fill the words.
 
     ``bot/messages.py`` (``input_rejected``) words it, in the reader's language; ``str()`` is for logs.
     """
-
-    def __init__(self, code: str, /, **params: Any) -> None:
-        super().__init__(code, params)
-        self.code = code
-        self.params = params
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.params}" if self.params else self.code
 
 
 @dataclass(frozen=True, slots=True)

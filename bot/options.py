@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.coded import CodedError
 from bot.images.models import ModelInfo
 
 FORMATS = ("png", "jpeg", "webp")
@@ -40,19 +41,11 @@ class ImageOptions:
         return cls(d.get("size"), d.get("quality"), d.get("background"), d.get("format"), int(d.get("count") or 1))
 
 
-class OptionError(ValueError):
+class OptionError(CodedError, ValueError):
     """An option value or combination the model cannot do: ``code`` names why, ``params`` fill the words.
 
     ``bot/messages.py`` (``option_error``) words it, in the reader's language; ``str()`` is for logs.
     """
-
-    def __init__(self, code: str, /, **params: Any) -> None:
-        super().__init__(code, params)
-        self.code = code
-        self.params = params
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.params}" if self.params else self.code
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,18 @@
+"""The base of domain errors that users read: a ``code`` naming why, and ``params`` that fill the words.
+
+``bot/messages.py`` words each code in the reader's language; ``str()`` is for logs only. No I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CodedError(Exception):
+    def __init__(self, code: str, /, **params: Any) -> None:
+        super().__init__(code, params)
+        self.code = code
+        self.params = params
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.params}" if self.params else self.code
