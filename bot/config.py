@@ -10,66 +10,24 @@ error messages so they are never logged.
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dotenv import dotenv_values
 
 from bot import config_parsers as parse
 from bot.config_parsers import is_postgres_url, parse_database_url
+from bot.config_spec import ConfigError, Spec, required, setting
 
-T = TypeVar("T")
-D = TypeVar("D")
+__all__ = ["ConfigError", "Settings", "declared", "describe", "load_settings", "render_env_example"]
 
 # Read from the real environment only (it names the file the other settings come from).
 ENV_FILE_VARIABLE = "IMAGEBOT_ENV_FILE"
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message is one line for the operator."""
-
-
-# --- Declarations ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """How one field of ``Settings`` is read: kept in the field's metadata under ``"setting"``."""
-
-    env: str
-    parse: Callable[[str], Any]
-    doc: str
-    section: str | None = None  # starts a new section of .env.example
-    example: str | None = None  # the default as written in .env.example, when not derivable
-    secret: bool = False
-    required: str | None = None  # when set: the value is required, and this says how to provide it
-
-
-def setting(
-    env: str,
-    parse: Callable[[str], T],
-    default: D,
-    doc: str,
-    *,
-    section: str | None = None,
-    example: str | None = None,
-) -> T | D:
-    """A dataclass field read from the environment variable ``env``; empty or unset = ``default``."""
-    meta = {"setting": Spec(env, parse, doc, section, example)}
-    if isinstance(default, dict | list | set):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _required(env: str, doc: str, how: str, *, section: str | None = None) -> dict[str, Spec]:
-    """Metadata for a required secret (no default; never shown)."""
-    return {"setting": Spec(env, parse.text, doc, section, secret=True, required=how)}
 
 
 _DEFAULT_DATABASE_URL = "sqlite:///data/imagebot.db"
@@ -80,7 +38,7 @@ _DEFAULT_DATABASE_PATH = parse_database_url(_DEFAULT_DATABASE_URL, Path())  # re
 class Settings:
     discord_token: str = field(
         repr=False,
-        metadata=_required(
+        metadata=required(
             "DISCORD_TOKEN",
             "The bot token from https://discord.com/developers/applications → your app → Bot → Reset Token.",
             "put your bot token in .env (see .env.example)",
@@ -89,7 +47,7 @@ class Settings:
     )
     openai_api_key: str = field(
         repr=False,
-        metadata=_required(
+        metadata=required(
             "OPENAI_API_KEY",
             "Your OpenAI API key (or the key of an OpenAI-compatible gateway). Not needed when DEMO_MODE=true.",
             "put your key in .env, or set DEMO_MODE=true to try the bot with the built-in fake image service",
