@@ -1,6 +1,6 @@
 """The base of domain errors that users read: a ``code`` naming why, and ``params`` that fill the words.
 
-``bot/messages.py`` words each code in the reader's language; ``str()`` is for logs only. No I/O.
+``bot/messages/`` words each code in the reader's language; ``str()`` is for logs only. No I/O.
 """
 
 from __future__ import annotations

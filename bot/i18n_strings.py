@@ -1,6 +1,6 @@
 """Catalog entries the extractor cannot find at their call sites: command names, descriptions and choices.
 
-Messages are marked where they are shown (``translate(locale, "...")`` or ``N_`` in ``bot/messages.py``).
+Messages are marked where they are shown (``translate(locale, "...")`` or ``N_`` in ``bot/messages/``).
 Command names, descriptions and choices are read from the command tree by ``cogs/_translator.py``; they
 are listed here because the extractor cannot see ``app_commands.describe(...)`` keywords. Each string is
 marked exactly as the command tree has it.

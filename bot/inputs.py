@@ -3,7 +3,7 @@
 No Discord imports. The cog checks what Discord declares about an attachment (``check_declared``) before
 downloading anything, then hands the bytes to ``prepare_image`` / ``prepare_mask``. Anything unusable
 raises ``InputRejected``, shown to the user; nothing is sent to the Images API and
-nothing is charged. ``InputRejected`` carries a code and its parameters; ``bot/messages.py`` words it in
+nothing is charged. ``InputRejected`` carries a code and its parameters; ``bot/messages/`` words it in
 the reader's language.
 
 What comes out is what the Images API accepts: 8-bit RGB or RGBA as PNG, JPEG or WebP with the matching
@@ -53,7 +53,7 @@ _JPEG_QUALITY = 92
 class InputRejected(CodedError):
     """An input file the bot will not send: ``code`` names why, ``params`` fill the words.
 
-    ``bot/messages.py`` (``input_rejected``) words it, in the reader's language; ``str()`` is for logs.
+    ``bot/messages/`` (``input_rejected``) words it, in the reader's language; ``str()`` is for logs.
     """
 
 

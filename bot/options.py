@@ -1,7 +1,7 @@
 """Validate the options of ``/imagine`` and ``/edit`` against the configured model, before any API call.
 
 ``parse_options`` turns raw option values into ``ImageOptions`` or raises ``OptionError``, shown to the user
-(ephemeral) in the words ``bot/messages.py`` gives its code. Pure logic, no Discord.
+(ephemeral) in the words ``bot/messages/`` gives its code. Pure logic, no Discord.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ImageOptions:
 class OptionError(CodedError, ValueError):
     """An option value or combination the model cannot do: ``code`` names why, ``params`` fill the words.
 
-    ``bot/messages.py`` (``option_error``) words it, in the reader's language; ``str()`` is for logs.
+    ``bot/messages/`` (``option_error``) words it, in the reader's language; ``str()`` is for logs.
     """
 
 

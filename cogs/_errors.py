@@ -1,4 +1,4 @@
-"""The one error path: every failure a user can meet ends here, worded by ``bot/messages.py``.
+"""The one error path: every failure a user can meet ends here, worded by ``bot/messages/``.
 
 * App commands: ``ErrorTree`` (the bot's ``tree_cls``) routes every command error to ``report_error``.
 * Buttons, modals and the reply listener wrap their work in ``answering_errors``, which calls the same
@@ -6,7 +6,7 @@
   screen for good).
 
 Raw exception text never reaches a user: errors the user can act on have their own words in
-``bot/messages.py``; anything else is logged with its traceback and answered with the generic message.
+``bot/messages/``; anything else is logged with its traceback and answered with the generic message.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``build_rule_group`` returns a group named ``rule``; ``cogs/quota/cog.py`` attaches it under ``/quota`` (so
 members type ``/quota rule add …``). Every subcommand is for moderators only (``cogs/_checks.py``), ``list``
 included: rule texts are shown to nobody else. The matching itself and every audit entry live in
-``bot/rules/``; the words for errors in ``bot/messages.py``.
+``bot/rules/``; the words for errors in ``bot/messages/``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one error path (``cogs/_errors.py`` + ``bot/messages.py``): every error type gets words of its own, and
+"""The one error path (``cogs/_errors.py`` + ``bot/messages/``): every error type gets words of its own, and
 raw exception text (the service's, a gateway's, a bug's) never reaches a user."""
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ def test_quota_me_in_english_reads_as_before() -> None:
     assert lines[4] == "-# Days and months follow the server's time zone (Asia/Shanghai)."
 
 
-# --- every domain error has Chinese words (bot/messages.py) ---------------------------------------------
+# --- every domain error has Chinese words (bot/messages/) ---------------------------------------------
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 

@@ -32,7 +32,7 @@ BIG = 10_000_000
 
 @contextlib.contextmanager
 def rejected(pattern: str) -> Iterator[None]:
-    """Like ``pytest.raises(InputRejected, match=...)``, on the English words ``bot/messages.py`` gives it."""
+    """Like ``pytest.raises(InputRejected, match=...)``, on the English words ``bot/messages/`` gives it."""
     with pytest.raises(InputRejected) as info:
         yield
     words = input_rejected(info.value)

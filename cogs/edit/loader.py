@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def what_name(index: int, count: int) -> str:
-    """What an input is called in a refusal (``bot/messages.py`` words it in the reader's language)."""
+    """What an input is called in a refusal (``bot/messages/`` words it in the reader's language)."""
     return messages.THE_IMAGE if count == 1 else messages.nth_image(index + 1)
 
 
