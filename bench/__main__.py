@@ -160,10 +160,15 @@ async def main_async(args: argparse.Namespace) -> int:
     }
     if args.smoke:
         out["burst"] = smoke_burst
+    return _finish(args, out, workdir, ok=not broken and len(runs) == len(sizes) * args.repeat)
+
+
+def _finish(args: argparse.Namespace, out: dict[str, Any], workdir: Path, *, ok: bool) -> int:
+    """Write the results; keep the work directory of a broken run (or with --keep). The exit status."""
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"\nresults: {args.json}")
-    if broken or len(runs) != len(sizes) * args.repeat:
+    if not ok:
         print(f"work directory kept for inspection: {workdir}", file=sys.stderr)
         return 1
     if args.keep:
@@ -194,18 +199,8 @@ async def burst_main(
         "burst_targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in report.burst_targets(results)],
         "runs": runs,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
-    print(f"\nresults: {args.json}")
     expected = len(ns) * len(args.burst_sizes.split(","))
-    if broken or len(results) != expected:
-        print(f"work directory kept for inspection: {workdir}", file=sys.stderr)
-        return 1
-    if args.keep:
-        print(f"work directory: {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return _finish(args, out, workdir, ok=not broken and len(results) == expected)
 
 
 def _without_parts(fig: dict[str, Any]) -> dict[str, Any]:

@@ -128,11 +128,7 @@ class InteractionTarget(Target):
             return self._fallback
 
     async def withdraw(self, text: str) -> None:
-        try:
-            await self.interaction.delete_original_response()
-        except discord.HTTPException:
-            pass
-        await self.interaction.followup.send(text, ephemeral=True)
+        await reply_ephemeral(self.interaction, text)  # deletes the public "thinking…" first
 
 
 class MessageTarget(Target):
@@ -166,6 +162,7 @@ class JobMessage:
         self.locale = target.locale
         self.started = time.time()
         self.previews_off = False
+        self.progress_buttons = ProgressButtons(job_id, self.locale)  # the same Cancel button on every edit
         self.publisher = ProgressPublisher(
             send=self._send_progress,
             # A job that shows nothing yet goes first in the preview queue.
@@ -198,7 +195,7 @@ class JobMessage:
         try:
             await self.target.edit(
                 uploads=previews if previews or view.new_frame else None,
-                view=ProgressButtons(self.job_id, self.locale),
+                view=self.progress_buttons,
                 **fields,
             )
         except MessageGone:
