@@ -34,7 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # What the result buttons do, by job kind. Feature cogs fill this registry; ``cogs/results.py`` reads it.
 RerollHandler = Callable[[discord.Interaction, "JobRecord", "JobSpec"], Awaitable[None]]
-EditHandler = Callable[[discord.Interaction, "discord.Message | None"], Awaitable[None]]
+EditHandler = Callable[[discord.Interaction, "discord.Message | None", "JobRecord | None"], Awaitable[None]]
 
 
 @dataclass

@@ -37,12 +37,6 @@ def custom_id(action: str, job_id: int) -> str:
     return f"{PREFIX}:{action}:{job_id}"
 
 
-def job_id_of(custom_id_text: str, action: str) -> int | None:
-    """The job id in a button's custom id, if it is this action's button."""
-    m = re.fullmatch(rf"{PREFIX}:{action}:(\d+)", custom_id_text)
-    return int(m[1]) if m else None
-
-
 class ResultView(discord.ui.View):
     """The buttons under a result, labelled in the requester's language (``locale``): a message is
     rendered once for everyone who sees it. Whoever clicks reads the answers in their own language."""
@@ -139,13 +133,14 @@ class EditButton(_JobButton, template=r"imagebot:edit:(?P<job>\d+)"):
         super().__init__(job_id, label=translate(locale, "Edit"), emoji="✏️", style=discord.ButtonStyle.secondary)
 
     async def clicked(self, interaction: discord.Interaction) -> None:
-        if await job_for_click(interaction, self.job_id, same_channel=True) is None:
+        job = await job_for_click(interaction, self.job_id, same_channel=True)
+        if job is None:
             return
         handler = bot_of(interaction).result_actions.edit
         if handler is None:
             await refuse(interaction, messages.FEATURE_UNAVAILABLE)
             return
-        await handler(interaction, interaction.message)
+        await handler(interaction, interaction.message, job)  # the button names its job: no second look-up
 
 
 class DeleteButton(_JobButton, template=r"imagebot:delete:(?P<job>\d+)"):

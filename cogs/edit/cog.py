@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
 
 import discord
 from discord import app_commands
@@ -33,7 +32,6 @@ from cogs._errors import answering_errors, answering_errors_with
 from cogs._translator import locale_of, server_locale
 from cogs.edit.loader import InputLoader
 from cogs.edit.sources import SourceFile, from_attachment, instruction_from
-from cogs.results import job_id_of
 
 log = logging.getLogger(__name__)
 
@@ -131,22 +129,12 @@ class EditCog(commands.Cog):
         except OptionError:  # the model changed since: fall back to the defaults
             return ImageOptions()
 
-    async def parent_of(
-        self, message: discord.Message | None, interaction: discord.Interaction | None = None
-    ) -> JobRecord | None:
+    async def parent_of(self, message: discord.Message | None) -> JobRecord | None:
         """The job whose result ``message`` is, if it is one of the bot's results."""
-        quota = self.bot.services.quota
-        # The Edit button names its job; this also works before the result's message id is recorded.
-        data: dict[str, Any] = dict(interaction.data or {}) if interaction is not None else {}
-        job_id = job_id_of(str(data.get("custom_id", "")), "edit")
-        if job_id is not None and interaction is not None:
-            job = await quota.get_job(job_id)
-            if job is not None and job.guild_id == interaction.guild_id:
-                return job
         me = self.bot.user
         if message is None or me is None or message.author.id != me.id:
             return None
-        return await quota.job_by_message(message.id)
+        return await self.bot.services.quota.job_by_message(message.id)
 
     def make_spec(
         self,
@@ -245,9 +233,13 @@ class EditCog(commands.Cog):
         await self.run(target, spec, interaction.user)
 
     async def edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        await self.open_modal(interaction, message)
+        await self.open_modal(interaction, message, None)
 
-    async def open_modal(self, interaction: discord.Interaction, message: discord.Message | None) -> None:
+    async def open_modal(
+        self, interaction: discord.Interaction, message: discord.Message | None, job: JobRecord | None
+    ) -> None:
+        """The Edit form for ``message``'s images; ``job``: the result the Edit button named (checked by
+        ``cogs/results.py``; it also works before the result's message id is recorded)."""
         if message is None:
             await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.MESSAGE_GONE))
             return
@@ -256,7 +248,7 @@ class EditCog(commands.Cog):
             await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.NO_IMAGE_TO_EDIT))
             return
         files = self.loader.check_files(files)
-        parent = await self.parent_of(message, interaction)
+        parent = job or await self.parent_of(message)
         await interaction.response.send_modal(EditModal(self, files, parent, locale_of(interaction)))
 
     # ---- Reroll of an edit --------------------------------------------------------------------------
