@@ -176,8 +176,7 @@ class JobService:
     async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
         """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
         try:
-            await self.quota.refund(reservation.job_id, status="cancelled", error=error)
-            self.events.refunded(reservation.job_id, status="cancelled", reason=error)
+            await self._refund_cancelled(reservation.job_id, error)
         finally:
             self._release_user(spec.user_id)
 
@@ -230,8 +229,7 @@ class JobService:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.shield(self.quota.refund(reservation.job_id, status="cancelled", error="cancelled"))
-            self.events.refunded(reservation.job_id, status="cancelled", reason="cancelled")
+            await self._refund_cancelled(reservation.job_id, "cancelled")
             raise
         finally:
             self._running.pop(outcome.job_id, None)
@@ -252,9 +250,6 @@ class JobService:
         for t in pending:
             t.cancel()
         return True
-
-    def is_running(self, job_id: int) -> bool:
-        return job_id in self._running
 
     async def _mark_running(self, job_id: int) -> None:
         await self.quota.mark_running(job_id)
@@ -344,8 +339,12 @@ class JobService:
 
     async def cancelled(self, outcome: JobOutcome, *, error: str) -> None:
         """Refund a job stopped between streaming and delivery (shutdown, cancel)."""
-        await asyncio.shield(self.quota.refund(outcome.job_id, status="cancelled", error=error))
-        self.events.refunded(outcome.job_id, status="cancelled", reason=error)
+        await self._refund_cancelled(outcome.job_id, error)
+
+    async def _refund_cancelled(self, job_id: int, error: str) -> None:
+        """Give a stopped job's images back; finishes even when the caller is being cancelled."""
+        await asyncio.shield(self.quota.refund(job_id, status="cancelled", error=error))
+        self.events.refunded(job_id, status="cancelled", reason=error)
 
     def _cost(self, images: list[CompletedImage]) -> float:
         usage = [im.usage for im in images]
