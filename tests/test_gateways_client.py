@@ -267,5 +267,5 @@ async def test_a_stall_before_the_first_event_is_not_retried(
 ) -> None:
     fake.hang_next(after_partials=0)  # headers sent, then nothing: the service may still be generating
     with pytest.raises(StreamError) as info:
-        await _all(client_for(fake, session, stall_timeout=0.3).generate(_gen()))
+        await _all(client_for(fake, session, stall_timeout=1.5).generate(_gen()))
     assert type(info.value).__name__ == "StreamStalled" and len(fake.requests) == 1
