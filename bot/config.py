@@ -155,6 +155,22 @@ class Settings:
         300,
         'Images per user per month when a server sets nothing: a number (0 blocks) or "unlimited".',
     )
+    # Bot-wide caps: every server together, which is what the operator's API key pays for.
+    bot_user_daily_limit: int | None = setting(
+        "BOT_USER_DAILY_LIMIT",
+        parse.limit,
+        None,
+        "Images one person may make per UTC day in all servers and DMs together, whatever the servers "
+        'set (so joining more servers gives nobody more): a number (0 blocks) or "unlimited".',
+        section="Bot-wide caps (all servers together: what your API key pays for)",
+    )
+    bot_monthly_budget_usd: float | None = setting(
+        "BOT_MONTHLY_BUDGET_USD",
+        parse.optional_money,
+        None,
+        "US dollars the bot may spend per UTC calendar month in all servers together (estimated while a job "
+        "runs, actual once it ends); reached, every server is refused until the month turns. Empty: no cap.",
+    )
     # Work scheduling and Discord pacing.
     max_concurrent_images: int = setting(
         "MAX_CONCURRENT_IMAGES",

@@ -46,6 +46,17 @@ def limit(raw: str) -> int | None:
     return integer(lo=0)(text)
 
 
+def optional_money(raw: str) -> float | None:
+    """US dollars, or empty/"none"/"unlimited" for no cap."""
+    text = raw.strip().lower()
+    if text in {"", "none", "unlimited"}:
+        return None
+    value = number(0.0)(text)
+    if value != value or value == float("inf"):
+        raise ValueError("must be a finite number")
+    return value
+
+
 def boolean(raw: str) -> bool:
     text = raw.strip().lower()
     if text in {"1", "true", "yes", "on"}:

@@ -52,6 +52,9 @@ def test_env_file_and_environment_precedence(tmp_path: Path) -> None:
         ("SHARD_IDS", "0-1", "SHARD_IDS needs SHARD_COUNT"),
         ("OPENAI_BASE_URL", "api.openai.com", "OPENAI_BASE_URL must be a URL"),
         ("DEV_GUILD_ID", "abc", "DEV_GUILD_ID must be a whole number"),
+        ("BOT_MONTHLY_BUDGET_USD", "-5", "BOT_MONTHLY_BUDGET_USD must be at least 0"),
+        ("BOT_MONTHLY_BUDGET_USD", "inf", "BOT_MONTHLY_BUDGET_USD must be a finite number"),
+        ("BOT_USER_DAILY_LIMIT", "lots", "BOT_USER_DAILY_LIMIT must be a whole number"),
     ],
 )
 def test_malformed_settings_give_one_line(tmp_path: Path, name: str, value: str, fragment: str) -> None:
@@ -196,5 +199,13 @@ def test_derived_and_scaled_values(tmp_path: Path) -> None:
     assert s.database_path == Path("/srv/x.db") and s.database_url == "sqlite:////srv/x.db"
     assert s.max_input_bytes == 10 * 1024 * 1024 and s.log_level == "DEBUG"
     assert load_settings(BASE, cwd=tmp_path, env_file=tmp_path / "none").openai_api_key == BASE["OPENAI_API_KEY"]
+    caps = load_settings(
+        {**BASE, "BOT_USER_DAILY_LIMIT": "40", "BOT_MONTHLY_BUDGET_USD": "12.5"},
+        cwd=tmp_path,
+        env_file=tmp_path / "none",
+    )
+    assert caps.bot_user_daily_limit == 40 and caps.bot_monthly_budget_usd == 12.5
+    off = load_settings(BASE, cwd=tmp_path, env_file=tmp_path / "none")
+    assert off.bot_user_daily_limit is None and off.bot_monthly_budget_usd is None  # off unless asked for
     demo = load_settings({"DISCORD_TOKEN": "t", "DEMO_MODE": "yes"}, cwd=tmp_path, env_file=tmp_path / "none")
     assert demo.openai_api_key == "demo"

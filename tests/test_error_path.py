@@ -65,6 +65,8 @@ def test_domain_errors_have_their_own_words() -> None:
     cases: list[tuple[BaseException, str]] = [
         (QuotaExceeded("daily", 2, 2, resets, 1), "limit of 2 images today"),
         (QuotaExceeded("budget", 5.0, 5.0, resets, 0.1), "monthly image budget"),
+        (QuotaExceeded("bot_daily", 3, 2, resets, 2), "limit of 3 images a day per person, counted in all"),
+        (QuotaExceeded("bot_budget", 50.0, 49.99, resets, 0.04), "budget for this month, in all its servers"),
         (TooManyJobs(3), "3 images in progress"),
         (ShuttingDown(), "restarting"),
         (OptionError("count", max=10), "Count must be between 1 and 10."),

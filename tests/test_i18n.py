@@ -308,6 +308,9 @@ def _domain_errors() -> list[BaseException]:
         QuotaExceeded("monthly", 30, 29, resets, 4),
         QuotaExceeded("budget", 5.0, 5.0, resets, 0.1),
         QuotaExceeded("blocked", 0, 0, resets, 1),
+        QuotaExceeded("bot_daily", 40, 40, resets, 1),
+        QuotaExceeded("bot_daily", 0, 0, resets, 1),
+        QuotaExceeded("bot_budget", 50.0, 49.99, resets, 0.04),
     ]
     return [
         *inputs,

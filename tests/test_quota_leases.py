@@ -114,6 +114,8 @@ class _Settings:
     database_path: Path
     default_daily_limit: int | None = 5
     default_monthly_limit: int | None = 50
+    bot_user_daily_limit: int | None = None
+    bot_monthly_budget_usd: float | None = None
     shard_ids: tuple[int, ...] | None = None
 
 

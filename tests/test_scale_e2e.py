@@ -164,6 +164,28 @@ async def test_each_server_is_served_by_its_shard_and_the_usage_lives_in_the_sha
     assert len(await c.jobs()) == 5
 
 
+async def test_a_persons_quota_used_in_a_shard_0_server_is_seen_in_a_shard_1_server(cluster: Cluster) -> None:
+    # Servers' own limits are per server; the bot-wide cap (BOT_USER_DAILY_LIMIT) counts a person's images
+    # in every server, whichever process serves it, through the shared database.
+    c = cluster
+    await c.start(BOT_USER_DAILY_LIMIT="2")
+    h0 = await c.imagine(0, "a red fox", count=2)
+    await h0.wait_for(has_result, timeout=30)
+    await poll_async(lambda: all_settled(c), timeout=15)
+    seen_by_1 = await c.quota_me(1)
+    assert "0 used" in today(seen_by_1)  # server One's own count
+    [everywhere] = [ln for ln in seen_by_1.splitlines() if ln.startswith("**Today in all servers**")]
+    assert "2 used" in everywhere and "**0** remaining" in everywhere
+    refused = await c.imagine(1, "a blue whale")
+    await refused.wait_for(lambda x: x.callbacks, timeout=10)
+    [cb] = refused.callbacks
+    assert cb["type"] == 4 and cb["data"]["flags"] & 64  # private, and nothing public appeared
+    assert "all the servers" in cb["data"]["content"]
+    assert len(await c.jobs()) == 1 and len(c.rig.images.requests) == 2  # the fox pair only: no new call
+    other = await c.imagine(1, "a blue whale", user="bob")  # someone else is not affected
+    await other.wait_for(has_result, timeout=30)
+
+
 async def all_settled(c: Cluster) -> bool:
     return all(r["status"] not in ("reserved", "running") for r in await c.jobs())
 

@@ -60,6 +60,12 @@ def quota_exceeded(exc: QuotaExceeded, locale: str | None = None) -> str:
             budget=format_usd(locale, exc.limit),
             when=when,
         )
+    if exc.scope == "bot_budget":  # the operator's cap for every server: no amount shown to members
+        return translate(
+            locale,
+            "This bot has used its image budget for this month, in all its servers. It resets {when}.",
+            when=when,
+        )
     left = max(0, int(exc.limit) - int(exc.used))
     asked = int(exc.requested or 0)
     used = format_number(locale, int(exc.used))
@@ -74,6 +80,19 @@ def quota_exceeded(exc: QuotaExceeded, locale: str | None = None) -> str:
     else:
         detail = translate(locale, "{used} used", used=used)
     n = int(exc.limit)
+    if exc.scope == "bot_daily":
+        if n == 0:
+            return translate(locale, "Image generation is turned off for everyone on this bot.")
+        return translate_plural(
+            locale,
+            "You've reached this bot's limit of {n} image a day per person, counted in all the servers it is "
+            "in together ({detail}). It resets {when}.",
+            "You've reached this bot's limit of {n} images a day per person, counted in all the servers it is "
+            "in together ({detail}). It resets {when}.",
+            n,
+            detail=detail,
+            when=when,
+        )
     if exc.scope == "daily":
         return translate_plural(
             locale,

@@ -35,6 +35,10 @@ class StoreSettings(Protocol):
     @property
     def default_monthly_limit(self) -> int | None: ...
     @property
+    def bot_user_daily_limit(self) -> int | None: ...
+    @property
+    def bot_monthly_budget_usd(self) -> float | None: ...
+    @property
     def shard_ids(self) -> tuple[int, ...] | None: ...
 
 
@@ -90,6 +94,8 @@ async def open_store(
             backend,
             default_daily=settings.default_daily_limit,
             default_monthly=settings.default_monthly_limit,
+            bot_user_daily=settings.bot_user_daily_limit,
+            bot_budget_usd=settings.bot_monthly_budget_usd,
             clock=clock,
             instance_id=instance_id or default_instance_id(settings.shard_ids),
         )

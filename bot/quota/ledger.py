@@ -41,6 +41,8 @@ from bot.quota.tx import StoreBase, Tx, runs_to_completion
 
 log = logging.getLogger(__name__)
 
+UTC_ZONE = get_zone("UTC")  # the bot-wide caps' days and months
+
 
 class Ledger(StoreBase):
     """The jobs table and the reads every quota decision needs."""
@@ -111,6 +113,40 @@ class Ledger(StoreBase):
         )
         return float(row[0])
 
+    async def _images_everywhere(self, tx: Tx, user_id: int, since: datetime) -> int:
+        """Images of one person since ``since`` in every server and DM (moderators' resets do not apply:
+        the bot-wide cap is the operator's)."""
+        row = await tx.fetchone(
+            f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, ts(since))
+        )
+        return int(row[0])
+
+    async def _spent_everywhere(self, tx: Tx, month: Period) -> float:
+        row = await tx.fetchone(
+            f"SELECT {COST_SPENT} FROM jobs WHERE created_at >= ? AND created_at < ?",
+            (ts(month.start), ts(month.end)),
+        )
+        return float(row[0])
+
+    async def _bot_wide_denial(
+        self, tx: Tx, user_id: int, now: datetime, images: int, estimate: float
+    ) -> QuotaExceeded | None:
+        """The bot-wide caps (``BOT_USER_DAILY_LIMIT``, ``BOT_MONTHLY_BUDGET_USD``), checked after the
+        server's own limits, under their locks (see ``Tx.lock_user_everywhere``)."""
+        if self.bot_user_daily is not None:
+            await tx.lock_user_everywhere(user_id)
+            day = day_period(now, UTC_ZONE)
+            used = await self._images_everywhere(tx, user_id, day.start)
+            if self.bot_user_daily == 0 or used + images > self.bot_user_daily:
+                return QuotaExceeded("bot_daily", self.bot_user_daily, used, day.end, images)
+        if self.bot_budget_usd is not None:
+            await tx.lock_bot_budget()
+            month = month_period(now, UTC_ZONE)
+            spent = await self._spent_everywhere(tx, month)
+            if check_budget(self.bot_budget_usd, spent=spent, estimate=estimate) is not None:
+                return QuotaExceeded("bot_budget", self.bot_budget_usd, spent, month.end, estimate)
+        return None
+
     async def _usage(
         self,
         tx: Tx,
@@ -130,6 +166,11 @@ class Ledger(StoreBase):
         spent = 0.0
         if guild_id is not None and settings.budget_usd is not None:
             spent = await self._budget_spent(tx, guild_id, month)
+        everywhere_used, everywhere_resets = 0, None
+        if self.bot_user_daily is not None:
+            utc_day = day_period(now, UTC_ZONE)
+            everywhere_used = await self._images_everywhere(tx, user_id, utc_day.start)
+            everywhere_resets = utc_day.end
         return UsageSummary(
             limits=limits,
             daily_used=daily_used,
@@ -139,6 +180,9 @@ class Ledger(StoreBase):
             budget_usd=settings.budget_usd,
             budget_spent=spent,
             timezone=settings.timezone,
+            everywhere_daily=self.bot_user_daily,
+            everywhere_used=everywhere_used,
+            everywhere_resets_at=everywhere_resets,
         )
 
     async def _job_status(self, tx: Tx, job_id: int) -> tuple[str, int]:
@@ -166,8 +210,8 @@ class Ledger(StoreBase):
         parent_job_id: int | None = None,
         source_image_url: str | None = None,
     ) -> Reservation:
-        """Check the user's day and month limits and the server's budget, and write the job as
-        'reserved' holding ``images`` and ``cost_estimate``, all in one transaction.
+        """Check the user's day and month limits, the server's budget and the bot-wide caps, and write
+        the job as 'reserved' holding ``images`` and ``cost_estimate``, all in one transaction.
 
         Raises QuotaExceeded (nothing written) if it does not fit. ``guild_id`` None (DMs) uses
         the bot defaults and has no budget.
@@ -194,6 +238,9 @@ class Ledger(StoreBase):
                 resets_at = usage.daily_resets_at if denial.period == "daily" else usage.monthly_resets_at
                 requested: float | int = estimate if denial.scope == "budget" else images
                 raise QuotaExceeded(denial.scope, denial.limit, denial.used, resets_at, requested)
+            refused = await self._bot_wide_denial(tx, user_id, now, images, estimate)
+            if refused is not None:
+                raise refused
             job_id = await tx.insert(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, kind, prompt, settings, model, status, "
                 "images_reserved, cost_estimate, parent_job_id, source_image_url, created_at, owner) "

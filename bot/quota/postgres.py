@@ -11,7 +11,10 @@ Why each operation stays one atomic step (READ COMMITTED, the default isolation)
   2. the (server, user) lock, EXCLUSIVE: a user's usage rises only by that user's reservations
      (``reset_user`` takes the same two locks), so they run one after another;
   3. when the server has a budget, the server's budget lock, EXCLUSIVE: spend rises with any
-     member's reservation, so a budgeted server's reservations run one after another.
+     member's reservation, so a budgeted server's reservations run one after another;
+  4. with a bot-wide per-person cap (``BOT_USER_DAILY_LIMIT``), the person's lock across servers,
+     EXCLUSIVE; 5. with a bot-wide budget (``BOT_MONTHLY_BUDGET_USD``), the bot's budget lock,
+     EXCLUSIVE: every reservation of the bot then runs one after another (as in a budgeted server).
   Under READ COMMITTED each statement sees every transaction committed before it started, and the
   previous holder of a lock committed before releasing it, so a check reads every earlier
   reservation it competes with: two reservations can never both see "1 left". There are no
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = (0x1A6E, 1)  # two-int advisory key: "imagebot", migrations
 _RECOVERY_LOCK = (0x1A6E, 2)  # two-int advisory key: "imagebot", crash recovery
+_BOT_BUDGET_LOCK = (0x1A6E, 4)  # two-int advisory key: "imagebot", the bot-wide budget (3 is slots.py's)
 
 
 @lru_cache(maxsize=512)
@@ -123,6 +127,12 @@ class PostgresTx(Tx):
 
     async def lock_server(self, guild_id: int) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", int(guild_id))
+
+    async def lock_user_everywhere(self, user_id: int) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", hashed_key("user-everywhere", user_id))
+
+    async def lock_bot_budget(self) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_BOT_BUDGET_LOCK)
 
     async def lock_recovery(self) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_RECOVERY_LOCK)

@@ -58,11 +58,11 @@ class QuotaExceeded(QuotaError):
     """A reservation was refused. Not frozen: contextlib and asyncio set ``__traceback__``
     on exceptions that pass through them, which a frozen dataclass would refuse."""
 
-    scope: str  # "daily" | "monthly" | "budget" | "blocked"
-    limit: float | int  # images, or USD for "budget"
+    scope: str  # "daily" | "monthly" | "budget" | "blocked"; bot-wide: "bot_daily" | "bot_budget"
+    limit: float | int  # images, or USD for "budget" and "bot_budget"
     used: float | int  # images used in the period, or USD spent this month
     resets_at: datetime  # aware UTC: when that period rolls over (for "blocked", too)
-    requested: float | int = 0  # images asked for, or the job's estimated USD for "budget"
+    requested: float | int = 0  # images asked for, or the job's estimated USD for the budgets
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
@@ -144,6 +144,10 @@ class UsageSummary:
     budget_usd: float | None
     budget_spent: float
     timezone: str = DEFAULT_TIMEZONE
+    # The bot-wide per-person cap (``BOT_USER_DAILY_LIMIT``, all servers together, UTC days); None: no cap.
+    everywhere_daily: int | None = None
+    everywhere_used: int = 0
+    everywhere_resets_at: datetime | None = None
 
     @property
     def daily_remaining(self) -> int | None:

@@ -31,7 +31,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import aiosqlite
 
 from bot.quota.periods import as_utc
-from bot.quota.policy import validate_limit
+from bot.quota.policy import validate_limit, validate_money
 from bot.quota.records import Reservation, utc_now
 
 _CONN_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -87,6 +87,15 @@ class Tx(ABC):
 
     async def lock_server(self, guild_id: int) -> None:
         """Exclude every reservation of the server until commit (to change its settings)."""
+        return None
+
+    async def lock_user_everywhere(self, user_id: int) -> None:
+        """Serialise, until commit, the reservations of one person in every server (the bot-wide
+        per-person cap). Taken after ``lock_quota`` and ``lock_budget``, before ``lock_bot_budget``."""
+        return None
+
+    async def lock_bot_budget(self) -> None:
+        """Serialise, until commit, every reservation of the bot (the bot-wide budget). Taken last."""
         return None
 
     async def lock_recovery(self) -> None:
@@ -217,6 +226,8 @@ class StoreBase:
         *,
         default_daily: int | None,
         default_monthly: int | None,
+        bot_user_daily: int | None = None,
+        bot_budget_usd: float | None = None,
         clock: Callable[[], datetime] = utc_now,
         instance_id: str | None = None,
     ) -> None:
@@ -227,6 +238,9 @@ class StoreBase:
             self._lock = backend.lock
         self.default_daily = validate_limit(default_daily, what="default_daily")
         self.default_monthly = validate_limit(default_monthly, what="default_monthly")
+        # Bot-wide caps, across every server and DMs, in UTC periods (None = no cap).
+        self.bot_user_daily = validate_limit(bot_user_daily, what="bot_user_daily")
+        self.bot_budget_usd = None if bot_budget_usd is None else validate_money(bot_budget_usd, what="bot_budget_usd")
         self._clock = clock
         self.instance_id = instance_id
         """Written as the owner of every job this store reserves (see ``bot/quota/lease.py``)."""

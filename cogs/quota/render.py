@@ -81,6 +81,8 @@ def source_text(source: str, *, you: bool, locale: str | None = None) -> str:
         return translate(locale, "from role {role}", role=role)
     if source == "server":
         return translate(locale, "server default")
+    if source == "everywhere":
+        return translate(locale, "the bot's cap per person, UTC days")
     return translate(locale, "bot default")
 
 
@@ -151,6 +153,18 @@ def usage_lines(usage: UsageSummary, *, you: bool, locale: str | None = None) ->
     ]
     if (budget := budget_line(usage, locale)) is not None:
         lines.append(budget)
+    if usage.everywhere_daily is not None and usage.everywhere_resets_at is not None:
+        lines.append(
+            period_line(
+                translate(locale, "Today in all servers"),
+                usage.everywhere_used,
+                usage.everywhere_daily,
+                "everywhere",
+                usage.everywhere_resets_at,
+                you=you,
+                locale=locale,
+            )
+        )
     return lines
 
 
