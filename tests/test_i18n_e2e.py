@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.conftest import Rig
-from tests.e2e import EPHEMERAL
+from tests.e2e import EPHEMERAL, db
 from tests.fakes.discord import FakeDiscord, InteractionHandle
 
 ZH = "zh-CN"
@@ -242,3 +242,14 @@ async def test_reply_to_edit_in_a_chinese_server_answers_in_chinese(rig: Rig) ->
     # ...and a user whose language has no catalog reads the server's.
     french = await _ephemeral(fd, fd.slash("imagine", {"prompt": "a cat"}, locale="fr"))
     assert french == "你在本服务器上的图片生成功能已被关闭。"
+
+
+async def test_the_bot_wide_budget_refuses_privately_in_the_readers_language(rig: Rig) -> None:
+    await rig.start_bot(BOT_MONTHLY_BUDGET_USD="0")  # the operator stopped all spending
+    fd = rig.discord
+    chinese = await _ephemeral(fd, fd.slash("imagine", {"prompt": "一只猫"}, locale=ZH))
+    assert chinese.startswith("本机器人本月在所有服务器的图片预算已用完，将于<t:"), chinese
+    english = await _ephemeral(fd, fd.slash("imagine", {"prompt": "a cat"}))
+    assert english.startswith("This bot has used its image budget for this month, in all its servers."), english
+    assert "$" not in english and "0.00" not in english  # the operator's figure is not shown to members
+    assert rig.images.requests == [] and db(rig, "SELECT id FROM jobs") == []
