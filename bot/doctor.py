@@ -266,9 +266,25 @@ def describe_settings(settings: Settings) -> str:
     return ", ".join(parts)
 
 
+def describe_caps(settings: Settings) -> str:
+    """What bounds the operator's spend across all servers (BOT_USER_DAILY_LIMIT, BOT_MONTHLY_BUDGET_USD)."""
+    caps = []
+    if settings.bot_user_daily_limit is not None:
+        caps.append(f"{settings.bot_user_daily_limit} images per person per UTC day")
+    if settings.bot_monthly_budget_usd is not None:
+        caps.append(f"${settings.bot_monthly_budget_usd:,.2f} per UTC month")
+    if not caps:
+        return (
+            "no bot-wide spending cap: only each server's own limits bound what the API key pays for "
+            "(BOT_USER_DAILY_LIMIT, BOT_MONTHLY_BUDGET_USD)"
+        )
+    return "bot-wide caps, all servers together: " + ", ".join(caps)
+
+
 async def run_doctor(settings: Settings, out: TextIO) -> bool:
     report = Report(out, secrets=[settings.discord_token, settings.openai_api_key])
     report.ok("settings", describe_settings(settings))
+    report.note("settings", describe_caps(settings))
     if settings.log_prompts:
         report.note("settings", "LOG_PROMPTS=true: prompts are written to the log")
     async with aiohttp.ClientSession(timeout=TIMEOUT) as http:

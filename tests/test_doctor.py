@@ -55,6 +55,8 @@ async def test_all_checks_pass_and_the_invite_asks_for_exactly_the_needed_permis
     code, out = await doctor(rig)
     assert code == 0, out
     assert lines(out, "ok", "settings")
+    [caps] = lines(out, "note", "settings")
+    assert "no bot-wide spending cap" in caps and "BOT_MONTHLY_BUDGET_USD" in caps
     assert lines(out, "ok", "discord") and "logged in as imagebot" in out
     assert lines(out, "ok", "servers") and rig.discord.guild_name in out
     assert lines(out, "ok", f"server {rig.discord.guild_name}")
@@ -71,6 +73,14 @@ async def test_all_checks_pass_and_the_invite_asks_for_exactly_the_needed_permis
     # No secret is ever printed, and the doctor generated no image.
     assert rig.discord.token not in out and API_KEY not in out
     assert not [r for r in rig.images.requests if "/images/" in r.path]
+
+
+async def test_the_bot_wide_caps_are_named(rig: Rig) -> None:
+    rig.images.api_key = API_KEY
+    code, out = await doctor(rig, BOT_USER_DAILY_LIMIT="40", BOT_MONTHLY_BUDGET_USD="50")
+    assert code == 0, out
+    [caps] = lines(out, "note", "settings")
+    assert caps.endswith("bot-wide caps, all servers together: 40 images per person per UTC day, $50.00 per UTC month")
 
 
 async def test_a_bad_token_is_reported_with_the_fix(rig: Rig) -> None:
