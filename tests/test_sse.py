@@ -70,3 +70,34 @@ async def test_done_marker_and_empty_events() -> None:
 async def test_data_without_space_and_colon_in_value() -> None:
     msgs = await _collect(b'data:{"url": "http://x"}\nevent:error\n\n')
     assert msgs == [SSEMessage("error", '{"url": "http://x"}')]
+
+
+async def test_a_long_data_line_stays_in_pieces_until_someone_joins_it() -> None:
+    value = b'{"type": "image_generation.partial_image", "b64_json": "' + b"QUJD" * 300_000 + b'"}'
+    stream = b"event: image_generation.partial_image\r\ndata: " + value + b"\r\n\r\n"
+    # The "\r" of the line end alone in the last piece, then at the end of a long piece, then a single chunk.
+    for size, cut in ((65_536, len(stream) - 3), (65_536, len(stream) - 4), (len(stream), None)):
+        [msg] = [m async for m in iter_sse(_pieces(stream, size, cut))]
+        assert msg.size == len(value) and not msg.is_done
+        if size < len(stream):  # arrived in pieces: handed over unjoined, and they join to the exact value
+            pieces = msg.take()
+            assert isinstance(pieces, list) and len(pieces) > 1 and b"".join(pieces) == value
+            assert msg.raw == b""  # the message let go of it
+        else:  # the whole line in one chunk: one slice of it, nothing to join
+            assert msg.take() == value
+
+
+async def test_a_message_in_pieces_reads_like_any_other() -> None:
+    payload = '{"a": "' + "x" * 200_000 + '"}'
+    [lazy] = [m async for m in iter_sse(_pieces(f"event: e\ndata: {payload}\n\n".encode(), 1000, None))]
+    assert lazy == SSEMessage("e", payload) and lazy.data == payload and type(lazy.raw) is bytes
+    assert "bytes=200009" in repr(lazy)
+
+
+async def _pieces(data: bytes, size: int, cut: int | None) -> AsyncIterator[bytes]:
+    """``data`` in chunks of ``size`` up to ``cut``, then the rest as one chunk."""
+    end = len(data) if cut is None else cut
+    for pos in range(0, end, size):
+        yield data[pos : min(pos + size, end)]
+    if end < len(data):
+        yield data[end:]

@@ -362,10 +362,10 @@ class ImagesClient:
         async for msg in iter_sse(seen.watch(self._chunks(resp, request_id))):
             if msg.is_done:
                 break
-            name, text = msg.event, msg.raw
+            name, size, text = msg.event, msg.size, msg.take()  # an image's line: still in pieces
             del msg
             try:
-                if len(text) > OFFLOAD_BYTES:
+                if size > OFFLOAD_BYTES:  # joined and parsed in a thread: the loop never copies the megabytes
                     obj, raw = await asyncio.to_thread(_read_event, text, name)
                 else:
                     obj, raw = _read_event(text, name)

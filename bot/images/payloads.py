@@ -114,9 +114,12 @@ def _decode_event(data: str | bytes) -> tuple[dict[str, Any], bytes | None]:
     return obj, _b64decode(text) if text is not None else None
 
 
-def _read_event(data: str | bytes, name: str | None) -> tuple[dict[str, Any], bytes | memoryview | None]:
-    """One stream event and its image field (in a thread for big payloads). A partial frame's field is left
-    encoded (``PartialImage.decode``: only if a preview of it is ever sent); any other is decoded."""
+def _read_event(data: str | bytes | list[bytes], name: str | None) -> tuple[dict[str, Any], bytes | memoryview | None]:
+    """One stream event and its image field (in a thread for big payloads; ``data`` may still be in the
+    pieces the SSE reader kept, joined here). A partial frame's field is left encoded
+    (``PartialImage.decode``: only if a preview of it is ever sent); any other is decoded."""
+    if isinstance(data, list):
+        data = b"".join(data)
     obj, text = _parse_event(data)
     kind = str(obj.get("type") or name or "")
     if text is None or kind.endswith(".partial_image"):

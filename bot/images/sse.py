@@ -2,10 +2,13 @@
 
 Image events carry a multi-megabyte base64 payload on a single ``data:`` line, which is beyond
 ``aiohttp``'s ``readline`` limit. ``iter_sse`` splits the byte chunks itself, and since it runs on the
-event loop it touches those megabytes as little as it can: each chunk is scanned once for newlines, a line
-spread over many chunks is joined once, and a message's data stays ``bytes`` (``SSEMessage.raw``; the
-``str`` form is decoded only if someone asks for ``data``). Measured on a 3.7 MB event: 4.3 ms of loop
-time per event with a growing ``bytearray`` and ``str`` decoding, about 1 ms this way.
+event loop it touches those megabytes as little as it can: each chunk is scanned once for newlines, and a
+data line spread over many chunks is *not* joined here: the message keeps the pieces (``SSEMessage.take``)
+and whoever needs one buffer joins them, off the loop (``bot/images/client.py`` does it in the thread that
+parses the event; CPython releases the GIL while it joins a megabyte or more). ``raw`` joins on first use,
+``data`` is the ``str`` form, decoded only if asked for. Measured on a 3.7 MB event: 4.3 ms of loop time per
+event with a growing ``bytearray`` and ``str`` decoding, about 1 ms with one join on the loop; in the burst
+profile at N=64 that join was the largest single cost left on the loop (README, Benchmark).
 """
 
 from __future__ import annotations
@@ -19,18 +22,40 @@ __all__ = ["DONE", "SSEMessage", "iter_sse"]
 DONE = "[DONE]"
 
 
+Pieces = list[bytes]  # one data value in the pieces it arrived in, in order (joined: the value)
+
+
 class SSEMessage:
-    """One event: its name (``event``) and its data, as bytes (``raw``) or text (``data``)."""
+    """One event: its name (``event``) and its data, as bytes (``raw``) or text (``data``), or still in
+    the pieces it arrived in (``take``)."""
 
-    __slots__ = ("_text", "event", "raw")
+    __slots__ = ("_pieces", "_raw", "_text", "event", "size")
 
-    def __init__(self, event: str | None, data: str | bytes) -> None:
-        self._text: str | None
+    def __init__(self, event: str | None, data: str | bytes | Pieces) -> None:
+        self._text: str | None = None
+        self._raw: bytes | None = None
+        self._pieces: Pieces | None = None
         self.event = event
         if isinstance(data, str):
-            self.raw, self._text = data.encode("utf-8"), data
+            self._raw, self._text = data.encode("utf-8"), data
+        elif isinstance(data, list):
+            self._pieces = data
         else:
-            self.raw, self._text = bytes(data), None
+            self._raw = bytes(data)
+        self.size = len(self._raw) if self._raw is not None else sum(len(p) for p in self._pieces or ())
+
+    @property
+    def raw(self) -> bytes:
+        """The data as one ``bytes`` (joins the pieces on first use: on the loop, if called there)."""
+        if self._raw is None:
+            self._raw, self._pieces = b"".join(self._pieces or ()), None
+        return self._raw
+
+    def take(self) -> bytes | Pieces:
+        """The data, as one ``bytes`` or still in pieces (join them off the loop); the message lets go of it."""
+        data: bytes | Pieces = self._raw if self._raw is not None else (self._pieces or [])
+        self._raw, self._pieces, self._text = b"", None, None
+        return data
 
     @property
     def data(self) -> str:
@@ -41,7 +66,7 @@ class SSEMessage:
     @property
     def is_done(self) -> bool:
         """The ``data: [DONE]`` end marker some gateways (e.g. new-api) send."""
-        return len(self.raw) < 64 and self.raw.strip() == DONE.encode()
+        return self.size < 64 and self.raw.strip() == DONE.encode()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SSEMessage):
@@ -51,8 +76,9 @@ class SSEMessage:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        shown = self.raw[:60].decode("utf-8", "replace") + ("…" if len(self.raw) > 60 else "")
-        return f"SSEMessage(event={self.event!r}, data={shown!r}, bytes={len(self.raw)})"
+        head = self._raw if self._raw is not None else (self._pieces or [b""])[0]
+        shown = head[:60].decode("utf-8", "replace") + ("…" if self.size > 60 else "")
+        return f"SSEMessage(event={self.event!r}, data={shown!r}, bytes={self.size})"
 
 
 class _Parser:
@@ -62,7 +88,7 @@ class _Parser:
 
     def __init__(self) -> None:
         self.event: str | None = None
-        self.data: list[bytes] = []
+        self.data: list[bytes | Pieces] = []
 
     def line(self, raw: bytes) -> SSEMessage | None:
         end = len(raw) - 1 if raw.endswith(b"\r") else len(raw)
@@ -85,16 +111,25 @@ class _Parser:
         # "id" and "retry" are irrelevant here; unknown fields are ignored (per the SSE spec).
         return None
 
-    def data_value(self, value: bytes) -> SSEMessage | None:
-        """A ``data:`` line whose value (after ``data: ``) is ``value``: what ``line`` does, without a copy."""
-        self.data.append(value[:-1] if value.endswith(b"\r") else value)
+    def data_pieces(self, pieces: Pieces) -> SSEMessage | None:
+        """A ``data:`` line whose value (after ``data: ``) is ``pieces`` joined: what ``line`` does, without
+        joining them (a ``\r`` line end is cut off the last non-empty piece, a small copy)."""
+        for i in range(len(pieces) - 1, -1, -1):
+            if pieces[i]:
+                if pieces[i].endswith(b"\r"):
+                    pieces[i] = pieces[i][:-1]
+                break
+        self.data.append(pieces)
         return None
 
     def flush(self) -> SSEMessage | None:
         if not self.data:
             self.event = None
             return None
-        data = self.data[0] if len(self.data) == 1 else b"\n".join(self.data)
+        if len(self.data) == 1:
+            data = self.data[0]
+        else:  # several data lines (small, in practice): one value joined with newlines
+            data = b"\n".join(b"".join(d) if isinstance(d, list) else d for d in self.data)
         msg = SSEMessage(self.event, data)
         self.event = None
         self.data = []
@@ -122,12 +157,11 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
             if pending:
                 pending.append(chunk[start:nl])
                 if pending[0].startswith(b"data: ") and len(pending[0]) > 6:
-                    # A long data line (an image): join its value only, so the megabytes are copied once
-                    # (the join) and not a second time to cut the "data: " prefix off.
+                    # A long data line (an image): its value stays in the pieces it came in (only the
+                    # first piece is copied, to cut the "data: " prefix off); see the module docstring.
                     pending[0] = pending[0][6:]
-                    line = b"".join(pending)
+                    msg = parser.data_pieces(pending)
                     pending = []
-                    msg = parser.data_value(line)
                 else:
                     line = b"".join(pending)
                     pending = []
