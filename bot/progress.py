@@ -16,6 +16,12 @@ partial frame as raw bytes). One background task turns that state into message e
   never waits behind preview work (only behind an edit already on the wire, so it lands last);
 * nothing is sent once every slot is finished: the result is about to replace the message anyway;
 * a frame's raw bytes are released as soon as it is rendered (megabytes per job under load);
+* with a ``latency`` estimate (the bot passes ``PREVIEW_LATENCY``), a frame that could not reach Discord
+  before its successor is due is dropped undecoded: its successor is expected one inter-frame gap after it
+  (the gap this slot's frames have shown so far), and showing it takes about as long as recent previews took
+  from the start of their render to Discord's answer. It is checked when the edit is decided and again when
+  the preview thread gets to the frame. Under a rush, that keeps stale frames off the message and decodes
+  close to previews; with frames seconds apart, as the real API sends them, it never triggers;
 * frames are opaque here: the job's observer hands in the frame still base64-encoded, and only ``render``
   (in a preview thread) decodes it, so a frame superseded before its edit is never decoded at all.
 
@@ -58,6 +64,8 @@ class ProgressView:
 class _Slot:
     raw: Frame | None = None  # the newest frame, as handed in (still encoded, if the caller kept it so)
     frame: int = 0
+    arrived: float = 0.0  # when ``raw`` arrived (publisher clock)
+    gap: float | None = None  # the time between this slot's frames so far: when the next one is due
     rendered_frame: int = 0
     jpeg: bytes | None = None
     done: bool = False
@@ -66,22 +74,35 @@ class _Slot:
     tracked: _Tracked | None = None  # the frame being rendered, if it is an encoded one
 
 
+class TooLate(Exception):
+    """A frame's render was about to begin after the moment it could still beat its successor to Discord."""
+
+
 class _Tracked:
-    """An encoded frame as handed to the renderer: records (in the render thread) that its decode began."""
+    """An encoded frame as handed to the renderer: records (in the render thread) that its decode began, and
+    refuses to begin it after ``deadline`` (then the frame is dropped undecoded, see ``PreviewLatency``)."""
 
-    __slots__ = ("frame", "started")
+    __slots__ = ("began", "clock", "deadline", "frame", "started")
 
-    def __init__(self, frame: Any) -> None:
+    def __init__(self, frame: Any, deadline: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.frame = frame
         self.started = False
+        self.deadline, self.clock = deadline, clock
+        self.began: float | None = None
+
+    def _begin(self) -> None:
+        now = self.clock()
+        if self.deadline is not None and now > self.deadline:
+            raise TooLate
+        self.started, self.began = True, now
 
     def decode(self) -> bytes:
-        self.started = True
+        self._begin()
         data: bytes = self.frame.decode()
         return data
 
     def encoded(self) -> bytes | memoryview:
-        self.started = True
+        self._begin()
         text: bytes | memoryview = self.frame.encoded()
         return text
 
@@ -114,6 +135,31 @@ class LoopLag:
 
 
 LOOP_LAG = LoopLag()
+
+
+class PreviewLatency:
+    """How long a preview takes from the start of its render to Discord's answer to the edit: a moving
+    average of recent previews (all jobs of the process), fading by half every ``half_life`` seconds
+    without a new one, so that after a rush previews come back by themselves. A frame whose render would
+    begin later than (its successor's due time - this) is dropped: when the edit is decided, and again
+    when the preview thread gets to it (time spent waiting in that queue counts)."""
+
+    def __init__(self, alpha: float = 0.3, half_life: float = 2.0) -> None:
+        self.alpha, self.half_life = alpha, half_life
+        self._value, self._at = 0.0, 0.0
+
+    def estimate(self, now: float) -> float:
+        if self._value == 0.0:
+            return 0.0
+        return self._value * 0.5 ** (max(0.0, now - self._at) / self.half_life)
+
+    def observe(self, seconds: float, now: float) -> None:
+        current = self.estimate(now)
+        self._value = seconds if current == 0.0 else self.alpha * seconds + (1 - self.alpha) * current
+        self._at = now
+
+
+PREVIEW_LATENCY = PreviewLatency()
 # Loop lag (seconds) above which no preview render starts: the bot is behind (a rush), a frame rendered now
 # would reach Discord late and probably stale, and its decode would compete with results and
 # acknowledgements. The frame stays encoded; once the loop is back on time it is rendered, unless a newer
@@ -136,6 +182,7 @@ class ProgressPublisher:
     clock: Callable[[], float] = time.monotonic
     started_at: float = field(default_factory=time.time)
     shed_lag: float | None = SHED_LAG  # None: render whatever the loop's lag
+    latency: PreviewLatency | None = None  # None: never drop a frame as too late (see the module docstring)
 
     _state: list[_Slot] = field(init=False)
     _status: str = field(init=False, default="generating")
@@ -148,11 +195,15 @@ class ProgressPublisher:
     _sending: bool = field(init=False, default=False)
     _rendered_new: bool = field(init=False, default=False)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
+    _status_dirty: bool = field(init=False, default=False)
+    _render_began: float | None = field(init=False, default=None)  # when the last snapshot's first decode began
+    _generating_since: float = field(init=False)
     sent_edits: int = field(init=False, default=0)
+    too_late: int = field(init=False, default=0)  # frames dropped undecoded as too late to be worth showing
 
     def __post_init__(self) -> None:
         self._state = [_Slot() for _ in range(self.slots)]
-        self._created = self.clock()
+        self._created = self._generating_since = self.clock()
 
     # --- inputs (cheap, synchronous: callable from any coroutine) ----------------------------------
 
@@ -165,11 +216,14 @@ class ProgressPublisher:
     def set_queued(self, position: int) -> None:
         if self._status != "queued" or self._position != position:
             self._status, self._position = "queued", position
+            self._status_dirty = True
             self._dirty.set()
 
     def set_generating(self) -> None:
         if self._status != "generating":
             self._status, self._position = "generating", None
+            self._generating_since = self.clock()
+            self._status_dirty = True
             self._dirty.set()
 
     def frame(self, slot: int, index: int, data: Frame) -> None:
@@ -178,7 +232,10 @@ class ProgressPublisher:
         s = self._state[slot]
         if s.done or index + 1 <= s.frame:
             return  # late or duplicate: never go backwards
-        s.raw, s.frame = data, index + 1
+        now = self.clock()
+        since = s.arrived if s.frame else self._generating_since
+        s.gap = (now - since) / (index + 1 - s.frame)  # frames skipped by the API share the interval
+        s.raw, s.frame, s.arrived = data, index + 1, now
         if s.rendering is not None and not (s.tracked is not None and s.tracked.started):
             s.rendering.cancel()  # the older frame's render has not begun: drop it undecoded, render this one
         # (a render whose decode has begun is finished and shown: its cost is paid, and it is the progress
@@ -235,9 +292,15 @@ class ProgressPublisher:
                     if self._closed:
                         return
                     continue
+                if self._drop_too_late() and not self._pending() and not self._status_dirty:
+                    self._frame_dirty = False
+                    continue  # nothing else to show: no edit
+                decided, status_change, late_before = self.clock(), self._status_dirty, self.too_late
                 view = await self._snapshot()
                 if self._closed:
                     return
+                if self.too_late != late_before and not self._rendered_new and not status_change:
+                    continue  # its frame came too late to show, and nothing else changed: no edit
                 if self._stale() and not self._rendered_new:
                     continue  # a newer frame is waiting and nothing new was rendered: render that one
                 if self._all_done():
@@ -249,6 +312,9 @@ class ProgressPublisher:
                     self._sending = False
                 self.sent_edits += 1
                 self._last_sent = self.clock()
+                if self.latency is not None and view.new_frame and self._rendered_new:
+                    began = self._render_began if self._render_began is not None else decided
+                    self.latency.observe(self._last_sent - began, self._last_sent)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -272,13 +338,19 @@ class ProgressPublisher:
 
     async def _snapshot(self) -> ProgressView:
         new_frame = self._frame_dirty
-        self._frame_dirty = False
+        self._frame_dirty = self._status_dirty = False
         self._rendered_new = False
         pending = [(i, s, s.raw, s.frame) for i, s in enumerate(self._state) if s.raw and s.frame != s.rendered_frame]
         if pending:
             tasks = []
+            tracked: list[_Tracked | None] = []
             for _, s, raw, _ in pending:
-                s.tracked = None if isinstance(raw, bytes | bytearray | memoryview) else _Tracked(raw)
+                s.tracked = (
+                    None
+                    if isinstance(raw, bytes | bytearray | memoryview)
+                    else _Tracked(raw, self._deadline(s), self.clock)
+                )
+                tracked.append(s.tracked)
                 s.rendering = asyncio.ensure_future(self.render(raw if s.tracked is None else s.tracked))
                 tasks.append(s.rendering)
             try:
@@ -286,9 +358,16 @@ class ProgressPublisher:
             finally:
                 for _, s, _, _ in pending:
                     s.rendering, s.tracked = None, None
+            began = [t.began for t in tracked if t is not None and t.began is not None]
+            self._render_began = min(began) if began else None
             for (_, s, _, frame), jpeg in zip(pending, rendered, strict=True):
                 if isinstance(jpeg, asyncio.CancelledError):
                     continue  # superseded by a newer frame while rendering
+                if isinstance(jpeg, TooLate):
+                    self.too_late += 1
+                    if s.frame == frame:
+                        s.raw = None  # never decoded; a newer frame (or the result) takes its place
+                    continue
                 if isinstance(jpeg, BaseException):
                     log.warning("could not render a preview frame: %s", jpeg)
                     continue
@@ -308,6 +387,32 @@ class ProgressPublisher:
         if self.shed_lag is None or LOOP_LAG.lag <= self.shed_lag:
             return False
         return any(s.raw is not None and not s.done and s.frame != s.rendered_frame for s in self._state)
+
+    def _pending(self) -> bool:
+        return any(s.raw is not None and not s.done and s.frame != s.rendered_frame for s in self._state)
+
+    def _deadline(self, s: _Slot) -> float | None:
+        """The latest moment a render of ``s``'s frame may begin and still reach Discord before its
+        successor is due (None: no limit)."""
+        if self.latency is None or s.gap is None:
+            return None
+        return s.arrived + s.gap - self.latency.estimate(self.clock())
+
+    def _drop_too_late(self) -> bool:
+        """Drop (undecoded) each frame that would reach Discord after its successor is due. True if any."""
+        if self.latency is None:
+            return False
+        now = self.clock()
+        dropped = False
+        for s in self._state:
+            if s.raw is None or s.done or s.frame == s.rendered_frame:
+                continue
+            deadline = self._deadline(s)
+            if deadline is not None and now > deadline:
+                s.raw = None
+                self.too_late += 1
+                dropped = True
+        return dropped
 
     def _all_done(self) -> bool:
         return all(s.done for s in self._state)

@@ -23,7 +23,7 @@ from bot.i18n import format_number, translate
 from bot.images.types import CompletedImage, PartialImage
 from bot.imaging import fit_upload, make_preview, pack_uploads
 from bot.jobs import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
-from bot.progress import ProgressPublisher, ProgressView
+from bot.progress import PREVIEW_LATENCY, ProgressPublisher, ProgressView
 from bot.quota import QuotaExceeded, Reservation
 from bot.rules import PromptRefused
 from cogs._checks import require_bot_permissions
@@ -172,6 +172,7 @@ class JobMessage:
             min_interval=s.preview_min_interval,
             status_grace=s.status_grace,
             started_at=self.started,
+            latency=PREVIEW_LATENCY,  # a frame too late to be worth showing is dropped undecoded
         )
 
     # JobObserver

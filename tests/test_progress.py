@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
-from bot.progress import ProgressPublisher, ProgressView
+from bot.progress import PreviewLatency, ProgressPublisher, ProgressView
 
 
 class Recorder:
@@ -118,4 +120,88 @@ async def test_a_failing_send_stops_previews_without_raising() -> None:
     pub.start()
     pub.frame(0, 0, b"x")
     await asyncio.sleep(0.05)
+    await pub.close()
+
+
+# --- frames too late to be worth showing (PreviewLatency) -------------------------------------------
+
+
+async def test_a_frame_that_would_reach_discord_after_its_successor_is_due_is_dropped_undecoded() -> None:
+    latency = PreviewLatency()
+    latency.observe(0.3, time.monotonic())  # previews take 0.3 s to reach Discord just now
+    rec = Recorder()
+    pub = ProgressPublisher(rec.send, rec.render, frames_per_slot=2, min_interval=0.05, status_grace=0, latency=latency)
+    pub.start()
+    pub.set_generating()
+    await asyncio.sleep(0.1)
+    pub.frame(0, 0, b"f1")  # 0.1 s after the start: the next is due in ~0.1 s, this one would take 0.3
+    await asyncio.sleep(0.1)
+    assert rec.rendered == [] and pub.too_late == 1
+    assert [v.new_frame for v in rec.views] == []  # and no edit for it
+    await pub.close()
+
+
+async def test_frames_far_enough_apart_are_shown_and_the_latency_is_learnt_from_the_edits() -> None:
+    latency = PreviewLatency()  # nothing learnt yet
+    rec = Recorder(send_delay=0.05)
+    pub = ProgressPublisher(rec.send, rec.render, frames_per_slot=2, min_interval=0.05, status_grace=0, latency=latency)
+    pub.start()
+    pub.set_generating()
+    await asyncio.sleep(0.2)
+    pub.frame(0, 0, b"f1")  # the next is due ~0.2 s later: time enough
+    await asyncio.sleep(0.15)
+    assert rec.rendered == [b"f1"] and pub.too_late == 0
+    assert 0.04 < latency.estimate(time.monotonic()) < 0.2  # learnt from this edit: ~0.05 s
+    await pub.close()
+
+
+async def test_after_a_rush_the_estimate_fades_and_previews_come_back() -> None:
+    latency = PreviewLatency(half_life=0.05)
+    latency.observe(0.5, time.monotonic())
+    await asyncio.sleep(0.4)  # eight half-lives without a preview: ~2 ms
+    rec = Recorder()
+    pub = ProgressPublisher(rec.send, rec.render, min_interval=0.05, status_grace=0, latency=latency)
+    pub.start()
+    pub.set_generating()
+    await asyncio.sleep(0.05)
+    pub.frame(0, 0, b"f1")
+    await asyncio.sleep(0.05)
+    assert rec.rendered == [b"f1"]
+    await pub.close()
+
+
+def test_preview_latency_is_a_fading_moving_average() -> None:
+    est = PreviewLatency(alpha=0.5, half_life=1.0)
+    assert est.estimate(0.0) == 0.0  # nothing learnt yet: never drops a frame
+    est.observe(0.4, now=10.0)
+    assert est.estimate(10.0) == 0.4  # the first sample is taken as it is
+    est.observe(0.2, now=10.0)
+    assert abs(est.estimate(10.0) - 0.3) < 1e-9
+    assert abs(est.estimate(11.0) - 0.15) < 1e-9 and abs(est.estimate(12.0) - 0.075) < 1e-9
+
+
+async def test_a_frame_whose_render_would_begin_too_late_is_never_decoded() -> None:
+    # The check also runs when the preview thread gets to the frame: time spent waiting in its queue counts.
+    latency = PreviewLatency()
+    latency.observe(0.05, time.monotonic())
+
+    class Encoded:
+        decoded = 0
+
+        def decode(self) -> bytes:
+            Encoded.decoded += 1
+            return b"pixels"
+
+    async def slow_queue(frame: Any) -> bytes:
+        await asyncio.sleep(0.25)  # a busy preview queue: by now the successor is due
+        return b"jpeg:" + frame.decode()
+
+    rec = Recorder()
+    pub = ProgressPublisher(rec.send, slow_queue, frames_per_slot=2, min_interval=0.05, status_grace=0, latency=latency)
+    pub.start()
+    pub.set_generating()
+    await asyncio.sleep(0.2)
+    pub.frame(0, 0, Encoded())  # due: ~0.2 s after it; checked now (in time) and at pickup (too late)
+    await asyncio.sleep(0.4)
+    assert Encoded.decoded == 0 and pub.too_late == 1 and rec.views == []
     await pub.close()
