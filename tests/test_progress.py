@@ -128,13 +128,13 @@ async def test_a_failing_send_stops_previews_without_raising() -> None:
 
 async def test_a_frame_that_would_reach_discord_after_its_successor_is_due_is_dropped_undecoded() -> None:
     latency = PreviewLatency()
-    latency.observe(0.3, time.monotonic())  # previews take 0.3 s to reach Discord just now
+    latency.observe(5.0, time.monotonic())  # previews take seconds to reach Discord just now (a rush)
     rec = Recorder()
     pub = ProgressPublisher(rec.send, rec.render, frames_per_slot=2, min_interval=0.05, status_grace=0, latency=latency)
     pub.start()
     pub.set_generating()
     await asyncio.sleep(0.1)
-    pub.frame(0, 0, b"f1")  # 0.1 s after the start: the next is due in ~0.1 s, this one would take 0.3
+    pub.frame(0, 0, b"f1")  # 0.1 s after the start: the next is due in ~0.1 s, this one would take seconds
     await asyncio.sleep(0.1)
     assert rec.rendered == [] and pub.too_late == 1
     assert [v.new_frame for v in rec.views] == []  # and no edit for it
@@ -151,7 +151,7 @@ async def test_frames_far_enough_apart_are_shown_and_the_latency_is_learnt_from_
     pub.frame(0, 0, b"f1")  # the next is due ~0.2 s later: time enough
     await asyncio.sleep(0.15)
     assert rec.rendered == [b"f1"] and pub.too_late == 0
-    assert 0.04 < latency.estimate(time.monotonic()) < 0.2  # learnt from this edit: ~0.05 s
+    assert 0.04 < latency.estimate(time.monotonic()) < 5  # learnt from this edit: ~0.05 s (more on a busy machine)
     await pub.close()
 
 
@@ -163,9 +163,9 @@ async def test_after_a_rush_the_estimate_fades_and_previews_come_back() -> None:
     pub = ProgressPublisher(rec.send, rec.render, min_interval=0.05, status_grace=0, latency=latency)
     pub.start()
     pub.set_generating()
-    await asyncio.sleep(0.05)
-    pub.frame(0, 0, b"f1")
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    pub.frame(0, 0, b"f1")  # its successor is due ~0.3 s later; the faded estimate is ~1 ms
+    await asyncio.sleep(0.1)
     assert rec.rendered == [b"f1"]
     await pub.close()
 
