@@ -82,19 +82,22 @@ class _Tracked:
     """An encoded frame as handed to the renderer: records (in the render thread) that its decode began, and
     refuses to begin it after ``deadline`` (then the frame is dropped undecoded, see ``PreviewLatency``)."""
 
-    __slots__ = ("began", "clock", "deadline", "frame", "started")
+    __slots__ = ("began", "clock", "deadline", "frame")
 
     def __init__(self, frame: Any, deadline: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.frame = frame
-        self.started = False
         self.deadline, self.clock = deadline, clock
-        self.began: float | None = None
+        self.began: float | None = None  # when its decode began (publisher clock)
+
+    @property
+    def started(self) -> bool:
+        return self.began is not None
 
     def _begin(self) -> None:
         now = self.clock()
         if self.deadline is not None and now > self.deadline:
             raise TooLate
-        self.started, self.began = True, now
+        self.began = now
 
     def decode(self) -> bytes:
         self._begin()
@@ -386,9 +389,10 @@ class ProgressPublisher:
         """Would this edit need a render while the loop is late? (Then it waits, see ``SHED_LAG``.)"""
         if self.shed_lag is None or LOOP_LAG.lag <= self.shed_lag:
             return False
-        return any(s.raw is not None and not s.done and s.frame != s.rendered_frame for s in self._state)
+        return self._pending()
 
     def _pending(self) -> bool:
+        """Has some slot a frame not shown yet?"""
         return any(s.raw is not None and not s.done and s.frame != s.rendered_frame for s in self._state)
 
     def _deadline(self, s: _Slot) -> float | None:

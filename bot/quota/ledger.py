@@ -155,7 +155,11 @@ class Ledger(StoreBase):
         role_ids: Sequence[int],
         now: datetime,
         settings: GuildSettings | None = None,
+        *,
+        everywhere: bool = True,
     ) -> UsageSummary:
+        """A user's usage; ``everywhere=False`` leaves out the bot-wide count (``reserve`` reads it itself,
+        under its lock)."""
         if settings is None:
             settings = await self._settings(tx, guild_id)
         tz = get_zone(settings.timezone)
@@ -167,7 +171,7 @@ class Ledger(StoreBase):
         if guild_id is not None and settings.budget_usd is not None:
             spent = await self._budget_spent(tx, guild_id, month)
         everywhere_used, everywhere_resets = 0, None
-        if self.bot_user_daily is not None:
+        if everywhere and self.bot_user_daily is not None:
             utc_day = day_period(now, UTC_ZONE)
             everywhere_used = await self._images_everywhere(tx, user_id, utc_day.start)
             everywhere_resets = utc_day.end
@@ -228,7 +232,7 @@ class Ledger(StoreBase):
             server = await self._settings(tx, guild_id)
             if guild_id is not None and server.budget_usd is not None:
                 await tx.lock_budget(guild_id)  # the budget is shared by the whole server
-            usage = await self._usage(tx, guild_id, user_id, role_ids, now, server)
+            usage = await self._usage(tx, guild_id, user_id, role_ids, now, server, everywhere=False)
             denial = check_images(
                 usage.limits, daily_used=usage.daily_used, monthly_used=usage.monthly_used, images=images
             )
