@@ -312,3 +312,22 @@ async def test_role_and_server_defaults_budget_timezone_and_audit(rig: Rig) -> N
         "set_default_limit",
     ]
     assert fd.users["mod"].mention in audit and "$0.00 → **no budget**" in audit
+
+
+async def test_the_bot_wide_daily_cap_counts_a_member_in_every_server(rig: Rig) -> None:
+    # BOT_USER_DAILY_LIMIT on the default SQLite store, one process, two servers.
+    fd = rig.discord
+    second = fd.add_guild("Second Server")
+    await rig.start_bot(BOT_USER_DAILY_LIMIT="1")
+    first = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a lighthouse"}))
+    await first.wait_for(has_result, timeout=20)
+    await poll(lambda: db(rig, "SELECT status FROM jobs")[0]["status"] == "done")
+    elsewhere = second.channel_ids[0]
+    refused = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a harbour"}, channel_id=elsewhere))
+    await refused.wait_for(lambda x: x.callbacks, timeout=10)
+    assert "all the servers" in answer(refused)["content"]
+    assert len(db(rig, "SELECT id FROM jobs")) == 1 and len(rig.images.requests) == 1
+    me = await fd.inject_interaction(fd.slash("quota", subcommand="me", channel_id=elsewhere))
+    await me.wait_for(lambda x: x.callbacks, timeout=10)
+    text = text_of(me)
+    assert "0 used" in line(text, "Today") and "1 used" in line(text, "Today in all servers")
