@@ -1,10 +1,11 @@
 """``./imagebot doctor`` (``python -m bot doctor``): check a deployment without starting the bot.
 
 One line per check, ``ok`` or ``FAIL`` with what is wrong and how to fix it (``note`` lines inform and never
-fail): the settings (and a note naming the bot-wide spending caps, or that there are none), the Discord login (REST only, no gateway session), the bot's servers and the channel
-permissions it lacks there, the Images API key and ``IMAGE_MODEL`` (models list, no image is generated), the
-database, and the invite URL with exactly the permissions the bot needs. Exit status 0 only if every check
-passed. Nothing printed contains the token or the API key.
+fail): the settings (and a note naming the bot-wide spending caps, or that there are none), the Discord login
+(REST only, no gateway session), the bot's servers and the channel permissions it lacks there, the Images API
+key and ``IMAGE_MODEL`` (models list, no image is generated), the database, and the invite URL with exactly
+the permissions the bot needs. Exit status 0 only if every check passed. Nothing printed contains the token or
+the API key.
 """
 
 from __future__ import annotations
