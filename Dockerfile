@@ -1,7 +1,7 @@
 # imagebot: the README's install (pip installs the project from pyproject.toml, as ./imagebot run does),
 # in two stages: wheels are built in the first, the slim runtime stage installs only those wheels.
 # The bot runs as a non-root user, keeps its SQLite database on the /data volume and starts `python -m bot`.
-# The Python version is the floor of requires-python in pyproject.toml (tests/test_docker.py checks it).
+# The Python version is the floor of requires-python in pyproject.toml (tests/unit/test_docker.py checks it).
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
@@ -30,5 +30,5 @@ USER 10001:10001
 VOLUME ["/data"]
 # /healthz when HEALTH_ADDRESS is set, else a read-only check that the database exists and is migrated.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "bot.healthcheck", "--timeout", "8"]
+    CMD ["python", "-m", "bot", "healthcheck", "--timeout", "8"]
 CMD ["python", "-m", "bot"]

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from bench.lag import LagMonitor
-from bot.fakeapi import FakeImagesAPI
+from bot.demo.images import FakeImagesAPI
 
 
 def cpu_seconds() -> float:

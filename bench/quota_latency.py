@@ -6,7 +6,7 @@ Each of C workers reserves back to back (different users of one server, no limit
 call admits and all of them contend for the server's reservation lock); the time of each
 ``QuotaStore.reserve`` call is recorded. Prints p50/p99 per database and concurrency (and JSON
 with ``--json FILE``). Without ``--postgres-url`` it starts a throwaway PostgreSQL server the way
-the tests do (``tests/pgserver.py``).
+the tests do (``tests/helpers/pgserver.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bot.quota import QuotaStore
 from bot.quota.connect import open_backend
-from bot.quota.tx import Backend
+from bot.storage.sqlite import Backend
 
 CONCURRENCY = (1, 8, 32)
 
@@ -58,7 +58,7 @@ async def backend_for(kind: str, postgres_url: str | None, workdir: Path) -> Asy
         return
     url = postgres_url
     if url is None:
-        from tests.pgserver import server
+        from tests.helpers.pgserver import server
 
         url = await server().new_database()
     async with open_backend(url) as backend:

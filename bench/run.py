@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.lag import LagMonitor
-from tests.fakes.discord import FakeDiscord, InteractionHandle
-from tests.fakes.payloads import FakeUser
+from bot.demo.discord import FakeDiscord, InteractionHandle
+from bot.demo.discord.payloads import FakeUser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -175,7 +175,7 @@ class BotProcess:
                 "OPENAI_BASE_URL": self.images_base,
                 "DISCORD_API_BASE": self.fd.api_base,
                 "DISCORD_GATEWAY_URL": self.fd.gateway_url,
-                "DATABASE_URL": f"sqlite:///{self.workdir / 'bot.db'}",
+                "DATABASE_URL": f"sqlite:///{self.workdir / 'bot.storage.db'}",
                 "SYNC_COMMANDS": "always",
                 "LOG_LEVEL": "WARNING",
                 "DEFAULT_DAILY_LIMIT": "unlimited",

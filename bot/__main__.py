@@ -1,38 +1,41 @@
-"""``python -m bot``: read settings, open the database and HTTP session, run the bot.
+"""``python -m bot <command>``: the one command line, and the composition root of the running bot.
 
-Exit status: 0 on a clean stop, 2 for a configuration problem (one line on stderr, no traceback),
-1 for anything else. ``python -m bot doctor`` checks a deployment instead (``bot.doctor``).
+``python -m bot`` with no command runs the bot (as deployments call it); ``python -m bot --help`` lists the
+commands. Running: read settings, open the database and HTTP session, build the services, run the bot.
+Exit status: 0 on a clean stop, 2 for a configuration problem (one line on stderr, no traceback), 1 for
+anything else.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import asyncpg
 import discord
 
-from bot.app import ImageBot, apply_endpoint_overrides
-from bot.config import ConfigError, Settings, describe, load_settings
-from bot.health import HealthServer
-from bot.images.b64 import write_stats_at_exit
-from bot.images.client import ImagesClient
-from bot.images.models import get_model
-from bot.imaging import start_preview_processes
-from bot.joblog import JobEvents, JsonFormatter
-from bot.jobs import JobService
-from bot.metrics import Metrics
+from bot.config.settings import ConfigError, Settings, describe, load_settings
+from bot.images_api.b64 import write_stats_at_exit
+from bot.images_api.client import ImagesClient
+from bot.images_api.models import get_model
+from bot.imaging.work import start_preview_processes
+from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.service import JobService
+from bot.jobs.services import Services
+from bot.ops.health_server import HealthServer
+from bot.ops.job_events import JobEvents, JsonFormatter
+from bot.ops.metrics import Metrics
 from bot.quota.connect import open_store
-from bot.quota.lease import InstanceInUse
-from bot.quota.slots import ClusterScheduler
+from bot.quota.leases import InstanceInUse
 from bot.rules import RuleStore
-from bot.services import Services
+from cogs.bot import ImageBot, apply_endpoint_overrides
 
 log = logging.getLogger("bot")
 
@@ -74,7 +77,7 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
     if not settings.demo_mode:
         yield settings.openai_base_url
         return
-    from bot.fakeapi import FakeImagesAPI
+    from bot.demo.images import FakeImagesAPI
 
     fake = FakeImagesAPI(gateway=settings.demo_gateway)
     base = await fake.start()
@@ -208,16 +211,8 @@ async def run(settings: Settings) -> None:
             await runner  # re-raises a failure to start (bad token, unreachable Discord)
 
 
-def main() -> int:
-    if sys.argv[1:2] == ["doctor"]:
-        from bot.doctor import main as doctor_main
-
-        return doctor_main(sys.argv[2:])
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"imagebot: configuration error: {exc}", file=sys.stderr)
-        return 2
+def run_bot(settings: Settings) -> int:
+    """``run``: the bot, until SIGTERM or SIGINT. Exit status as in this module's docstring."""
     setup_logging(settings)
     log.info("starting with %s", describe(settings))
     if settings.bench_stats_file:
@@ -243,6 +238,97 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _start(demo: bool) -> int:
+    if demo:
+        os.environ["DEMO_MODE"] = "true"
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"imagebot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return run_bot(settings)
+
+
+def _doctor(rest: list[str]) -> int:
+    from bot.ops.doctor import main as doctor_main
+
+    return doctor_main(rest)
+
+
+def _healthcheck(rest: list[str]) -> int:
+    from bot.ops.probe import main as probe_main
+
+    return probe_main(rest)
+
+
+def _migrate_db(rest: list[str]) -> int:
+    from bot.storage.copy import main as copy_main
+
+    return copy_main(rest)
+
+
+def _catalogs(rest: list[str]) -> int:
+    from bot.messages.catalog_tool import main as catalogs_main
+
+    return catalogs_main(rest)
+
+
+def _env_example(rest: list[str]) -> int:
+    from bot.config.settings import render_env_example
+
+    sys.stdout.write(render_env_example())
+    return 0
+
+
+def _images_api(rest: list[str]) -> int:
+    from bot.demo.images.__main__ import main as images_main
+
+    images_main(rest)
+    return 0
+
+
+# name -> (what it does, handler of the remaining arguments). Each handler parses its own arguments, so
+# ``python -m bot doctor --help`` shows the doctor's own help.
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "run": ("run the bot (the default when no command is given)", lambda rest: _start(demo=False)),
+    "demo": ("run the bot against the built-in image service (no OpenAI key needed)", lambda rest: _start(demo=True)),
+    "doctor": ("check the settings, Discord, the API key and model, and the database", _doctor),
+    "healthcheck": ("the container health check: /healthz, or the database when HEALTH_ADDRESS is unset", _healthcheck),
+    "migrate-db": ("copy an SQLite database into an empty PostgreSQL one: SQLITE_URL POSTGRES_URL", _migrate_db),
+    "catalogs": ("maintain the message catalogs: extract | update | check", _catalogs),
+    "env-example": ("print the .env.example generated from the settings' declarations", _env_example),
+    "images-api": ("serve the built-in image service alone (for trying gateways and the benchmark)", _images_api),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="imagebot: OpenAI's GPT image models in Discord. Without a command, runs the bot.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (summary, _) in COMMANDS.items():
+        sub.add_parser(name, help=summary, description=summary, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not args:
+        return _start(demo=False)
+    if args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        parser.parse_args(args[:1])  # prints the help, or the "invalid choice" error (exit 2)
+        return 0
+    name, rest = args[0], args[1:]
+    if name in ("run", "demo") and rest:
+        if rest[0] in ("-h", "--help"):
+            print(f"usage: python -m bot {name}\n\n{COMMANDS[name][0]}; settings come from the environment and .env")
+            return 0
+        parser.error(f"{name} takes no arguments (settings come from the environment and .env)")
+    return COMMANDS[name][1](rest)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.images.models import ModelInfo
-from bot.options import Choice, background_choices, format_choices, quality_choices, size_choices
-from bot.services import Services
+from bot.images_api.models import ModelInfo
+from bot.jobs.options import Choice, background_choices, format_choices, quality_choices, size_choices
+from bot.jobs.services import Services
 
 if TYPE_CHECKING:
-    from bot.jobs import JobSpec
+    from bot.jobs.service import JobSpec
     from bot.quota import JobRecord
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ResultActions:
 
 
 class ImageBotBase(commands.AutoShardedBot):
-    """What the cogs know of the bot: its services and the result-button registry (``bot/app.py``).
+    """What the cogs know of the bot: its services and the result-button registry (``cogs/bot.py``).
 
     Always sharded (one code path): one process with Discord's recommended shard count by default, or
     the shards ``SHARD_IDS`` of ``SHARD_COUNT``; every cog works in whichever process receives an event,

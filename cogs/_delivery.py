@@ -1,7 +1,7 @@
 """Running one job on Discord: where its message lives, its live progress, and delivering the result.
 
 ``run_job`` takes a validated ``JobSpec`` and a place to answer (a ``Target``): it reserves quota (unless
-the caller did), shows the queue position and live previews (``bot/progress.py``), edits in the result
+the caller did), shows the queue position and live previews (``bot/jobs/progress.py``), edits in the result
 with its embed and buttons (``cogs/results.py``), and only then charges the job. A result that could not
 be delivered is refunded, and the user is told why.
 """
@@ -19,11 +19,11 @@ from typing import Any
 import discord
 
 from bot import messages
-from bot.i18n import format_number, translate
-from bot.images.types import CompletedImage, PartialImage
-from bot.imaging import fit_upload, make_preview, pack_uploads
-from bot.jobs import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
-from bot.progress import PREVIEW_LATENCY, ProgressPublisher, ProgressView
+from bot.images_api.types import CompletedImage, PartialImage
+from bot.imaging.work import fit_upload, make_preview, pack_uploads
+from bot.jobs.progress import PREVIEW_LATENCY, ProgressPublisher, ProgressView
+from bot.jobs.service import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
+from bot.messages.i18n import format_number, translate
 from bot.quota import QuotaExceeded, Reservation
 from bot.rules import PromptRefused
 from cogs._checks import require_bot_permissions
@@ -154,7 +154,7 @@ class MessageTarget(Target):
 
 
 class JobMessage:
-    """Observer of one job (``bot.jobs.JobObserver``): paced previews while it runs, then the result."""
+    """Observer of one job (``bot.jobs.service.JobObserver``): paced previews while it runs, then the result."""
 
     def __init__(self, bot: ImageBotBase, target: Target, spec: JobSpec, job_id: int, user: discord.abc.User) -> None:
         s = bot.services.settings

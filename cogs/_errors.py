@@ -68,7 +68,7 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
 
 
 class ErrorTree(app_commands.CommandTree[Any]):
-    """The command tree of the bot (``bot/app.py`` passes it as ``tree_cls``)."""
+    """The command tree of the bot (``cogs/bot.py`` passes it as ``tree_cls``)."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await report_error(interaction, error)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import discord
 
-from bot.i18n import translate
-from bot.images.types import CompletedImage
-from bot.jobs import JobSpec
+from bot.images_api.types import CompletedImage
+from bot.jobs.progress import ProgressView
+from bot.jobs.service import JobSpec
 from bot.messages import clip
-from bot.progress import ProgressView
+from bot.messages.i18n import translate
 from cogs._common import EMBED_COLOUR
 
 MESSAGE_MAX = 2000  # characters of a Discord message

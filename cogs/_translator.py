@@ -1,9 +1,9 @@
 """Languages on the Discord side: command localizations from the catalogs, and whose language a reply is in.
 
-``CatalogTranslator`` is installed on the command tree in ``bot/app.py``; discord.py asks it for every
+``CatalogTranslator`` is installed on the command tree in ``cogs/bot.py``; discord.py asks it for every
 command, subcommand, group, option and choice name and description, once per Discord locale, when it
 builds the payload it syncs, which then carries ``name_localizations`` and ``description_localizations``.
-The translations come from the same ``.po`` catalogs as the messages (``bot/i18n.py``): names are the
+The translations come from the same ``.po`` catalogs as the messages (``bot/messages/i18n.py``): names are the
 entries with the ``command name`` context, descriptions and choices the plain ones.
 """
 
@@ -15,7 +15,7 @@ import re
 import discord
 from discord import app_commands
 
-from bot.i18n import COMMAND_NAME, DEFAULT_LOCALE, catalog_name, resolve_locale, translate, translate_context
+from bot.messages.i18n import COMMAND_NAME, DEFAULT_LOCALE, catalog_name, resolve_locale, translate, translate_context
 
 log = logging.getLogger(__name__)
 

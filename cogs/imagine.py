@@ -11,9 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.images.models import ModelInfo
-from bot.jobs import JobSpec
-from bot.options import OptionError, parse_options
+from bot.images_api.models import ModelInfo
+from bot.jobs.options import OptionError, parse_options
+from bot.jobs.service import JobSpec
 from bot.quota import JobRecord
 from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
 from cogs._delivery import start_interaction_job

@@ -1,7 +1,7 @@
 """The buttons of a job: Cancel while it runs, then Reroll, Edit and Delete under its result.
 
 They are ``DynamicItem``s whose custom id carries the job id, so they keep working after a restart (the
-job is in the database); ``bot/app.py`` registers them in ``setup_hook``, independent of any cog. What
+job is in the database); ``cogs/bot.py`` registers them in ``setup_hook``, independent of any cog. What
 Reroll and Edit do depends on the job's kind, so they dispatch through ``ResultActions``, the registry
 the feature cogs fill (``cogs/imagine.py``, ``cogs/edit/``); nothing here imports a feature cog.
 
@@ -19,9 +19,9 @@ from typing import Any
 import discord
 
 from bot import messages
-from bot.i18n import translate
-from bot.jobs import JobSpec
-from bot.options import ImageOptions
+from bot.jobs.options import ImageOptions
+from bot.jobs.service import JobSpec
+from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
 from cogs._common import bot_of, channel_nsfw, reply_ephemeral, role_ids

@@ -15,8 +15,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.i18n import format_number, translate
 from bot.messages import clip, relative_time, rule_error
+from bot.messages.i18n import format_number, translate
 from bot.rules import MAX_REGEX_CHARS, MAX_REGEX_RULES, MAX_RULES, Rule, RuleError, RuleStore
 from cogs._checks import managers_only
 from cogs._common import EMBED_COLOUR

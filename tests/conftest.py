@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from bot.fakeapi import FakeImagesAPI
-from tests.fakes.discord import FakeDiscord
+from bot.demo.discord import FakeDiscord
+from bot.demo.images import FakeImagesAPI
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 20.0
@@ -48,7 +48,7 @@ class Rig:
         self.tmp_path = tmp_path
         self.workdir = tmp_path / "cwd"
         self.workdir.mkdir(exist_ok=True)
-        self.db_path = tmp_path / "bot.db"
+        self.db_path = tmp_path / "bot.storage.db"
         self.log_path = tmp_path / "bot.log"
         self.bot_command: list[str] = [sys.executable, "-m", "bot"]
         self.allow_tracebacks = False

@@ -2,7 +2,7 @@
 
 Users never see raw exception text or a status code alone; operators get the details in the log.
 
-Every function takes the reader's ``locale`` (a locale code or catalog name, ``bot.i18n.resolve_locale``;
+Every function takes the reader's ``locale`` (a locale code or catalog name, ``bot.messages.i18n.resolve_locale``;
 None is English). The constants are msgids (the English text, marked for the extractor): show one with
 ``text(locale, CONSTANT)``. Domain errors raised elsewhere (``OptionError``, ``InputRejected``,
 ``RuleError``) carry a code and parameters; they are worded here. ``errors.py`` has the words for errors

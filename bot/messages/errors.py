@@ -2,7 +2,7 @@
 
 Users never see raw exception text or a status code alone; operators get the details in the log.
 
-Every function takes the reader's ``locale`` (a locale code or catalog name, ``bot.i18n.resolve_locale``;
+Every function takes the reader's ``locale`` (a locale code or catalog name, ``bot.messages.i18n.resolve_locale``;
 None is English). The constants are msgids (the English text, marked for the extractor): show one with
 ``text(locale, CONSTANT)``. Domain errors raised elsewhere (``OptionError``, ``InputRejected``,
 ``RuleError``) carry a code and parameters; they are worded here.
@@ -14,8 +14,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.i18n import N_, format_number, format_usd, translate, translate_plural
-from bot.images.errors import (
+from bot.images_api.errors import (
     AuthenticationFailed,
     BrokenImage,
     ContentBlocked,
@@ -32,9 +31,10 @@ from bot.images.errors import (
     StreamError,
     VerificationRequired,
 )
-from bot.inputs import InputRejected, megabytes
-from bot.jobs import ShuttingDown, TooManyJobs
-from bot.options import OptionError
+from bot.imaging.inputs import InputRejected, megabytes
+from bot.jobs.options import OptionError
+from bot.jobs.service import ShuttingDown, TooManyJobs
+from bot.messages.i18n import N_, format_number, format_usd, translate, translate_plural
 from bot.quota import QuotaExceeded
 from bot.rules import PromptRefused, RuleError
 
@@ -231,7 +231,7 @@ def rule_error(exc: RuleError, locale: str | None = None) -> str:
 _FIELD = re.compile(r"[a-z_]{1,40}(\[\d{0,2}\])?")
 
 
-# --- options and input files (bot/options.py, bot/inputs.py, cogs/edit/loader.py) ---------------------
+# --- options and input files (bot/jobs/options.py, bot/imaging/inputs.py, cogs/edit/loader.py) ---------------------
 
 
 # Words by code: the parameters are the exception's own (``what`` is translated by ``subject``).

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bot.i18n import N_, format_number, translate
+from bot.messages.i18n import N_, format_number, translate
 
 # --- jobs and their results (cogs/_delivery.py, cogs/results.py) -----------------------------------
 

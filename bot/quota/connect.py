@@ -1,8 +1,8 @@
 """Open the quota store that ``DATABASE_URL`` names, with this process's lease running.
 
-``sqlite:///path`` (the default) opens the file through ``bot.db.open_database``;
+``sqlite:///path`` (the default) opens the file through ``bot.storage.db.open_database``;
 ``postgresql://user:password@host:port/database`` (or ``postgres://``) opens an asyncpg pool
-(``bot/quota/postgres.py``). Both are migrated to the newest schema first.
+(``bot/storage/postgres.py``). Both are migrated to the newest schema first.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.db import open_database
-from bot.quota.lease import DEFAULT_LEASE_TTL, stop_lease
+from bot.quota.leases import DEFAULT_LEASE_TTL, stop_lease
 from bot.quota.records import utc_now
 from bot.quota.store import QuotaStore
-from bot.quota.tx import Backend, SqliteBackend
+from bot.storage.db import open_database
+from bot.storage.sqlite import Backend, SqliteBackend
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class StoreSettings(Protocol):
-    """The part of ``bot.config.Settings`` this module reads."""
+    """The part of ``bot.config.settings.Settings`` this module reads."""
 
     @property
     def database_url(self) -> str: ...
@@ -58,7 +58,7 @@ def default_instance_id(shard_ids: tuple[int, ...] | None) -> str:
 async def open_backend(url: str, sqlite_path: Path | None = None) -> AsyncIterator[Backend]:
     """The backend for ``url``: PostgreSQL for postgresql:// URLs, else SQLite at ``sqlite_path``."""
     if is_postgres(url):
-        from bot.quota.postgres import PostgresBackend
+        from bot.storage.postgres import PostgresBackend
 
         backend = await PostgresBackend.connect(url.strip())
         try:
@@ -82,7 +82,7 @@ async def open_store(
 ) -> AsyncIterator[QuotaStore]:
     """The migrated store, its instance lease registered and renewed in the background.
 
-    Call ``store.recover_reservations()`` once at start (``bot/app.py`` does, in setup_hook). On
+    Call ``store.recover_reservations()`` once at start (``cogs/bot.py`` does, in setup_hook). On
     exit the lease task stops, the lease is released and the database closed.
     """
     async with AsyncExitStack() as stack:

@@ -5,7 +5,7 @@ running jobs count ``images_reserved``, settled ones ``images_done``, refunded o
 only jobs after the user's latest reset. Budget spend counts ``cost_estimate`` of jobs in flight
 and ``cost_actual`` of finished ones (a refunded job may still have cost money).
 
-Each of reserve, mark_running, settle and refund is one transaction (``bot/quota/tx.py``).
+Each of reserve, mark_running, settle and refund is one transaction (``bot/storage/sqlite.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.quota.base import StoreBase, runs_to_completion
 from bot.quota.periods import Period, day_period, get_zone, month_period
 from bot.quota.policy import Limits, check_budget, check_images, resolve_limits, validate_money
 from bot.quota.records import (
@@ -37,7 +38,7 @@ from bot.quota.records import (
     to_json,
     ts,
 )
-from bot.quota.tx import StoreBase, Tx, runs_to_completion
+from bot.storage.sqlite import Tx
 
 log = logging.getLogger(__name__)
 

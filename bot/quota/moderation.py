@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any, Final, Literal
 
+from bot.quota.base import runs_to_completion
 from bot.quota.ledger import Ledger
 from bot.quota.periods import validate_timezone as _validate_timezone
 from bot.quota.policy import validate_limit, validate_money
@@ -26,7 +27,7 @@ from bot.quota.records import (
     to_json,
     ts,
 )
-from bot.quota.tx import Tx, runs_to_completion
+from bot.storage.sqlite import Tx
 
 _SettingsColumn = Literal["timezone", "budget_usd", "manager_role_id"]
 # One fixed statement per column (identifiers cannot be SQL parameters, so nothing is built from input).

@@ -127,7 +127,7 @@ class JobRecord:
     created_at: datetime
     finished_at: datetime | None
     started_at: datetime | None = None
-    owner: str | None = None  # the instance that reserved it (bot/quota/lease.py)
+    owner: str | None = None  # the instance that reserved it (bot/quota/leases.py)
 
     @property
     def active(self) -> bool:

@@ -8,10 +8,10 @@ import io
 from datetime import datetime
 from typing import Any, Final
 
+from bot.quota.base import runs_to_completion
 from bot.quota.ledger import Ledger
 from bot.quota.periods import get_zone, month_period
 from bot.quota.records import COST_SPENT, IMAGES_USED, JOB_COLUMNS, Report, UserReport, ts
-from bot.quota.tx import runs_to_completion
 
 _CSV_FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
 

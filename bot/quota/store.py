@@ -5,18 +5,18 @@ cancelled caller never leaves half an operation behind, and SQL is parameterised
 parts live by concern and ``QuotaStore`` puts them together:
 
 * ``bot/quota/records.py``: the records it returns and the errors it raises;
-* ``bot/quota/tx.py``: transactions, the SQLite backend, the run-to-completion rule;
-* ``bot/quota/postgres.py``: the PostgreSQL backend (an asyncpg pool);
+* ``bot/storage/sqlite.py``: transactions, the SQLite backend, the run-to-completion rule;
+* ``bot/storage/postgres.py``: the PostgreSQL backend (an asyncpg pool);
 * ``bot/quota/connect.py``: ``open_store(settings)``, which picks one from ``DATABASE_URL``;
 * ``bot/quota/ledger.py``: reserve / mark_running / settle / refund, usage;
-* ``bot/quota/lease.py``: jobs owned by a process, its lease, crash recovery;
+* ``bot/quota/leases.py``: jobs owned by a process, its lease, crash recovery;
 * ``bot/quota/moderation.py``: limits, budget, time zone, manager role, resets, audit log;
 * ``bot/quota/reports.py``: the monthly report and the ledger as CSV.
 """
 
 from __future__ import annotations
 
-from bot.quota.lease import Leases
+from bot.quota.leases import Leases
 from bot.quota.moderation import Moderation
 from bot.quota.policy import PERIODS
 from bot.quota.records import (
@@ -37,14 +37,14 @@ from bot.quota.records import (
     UserReport,
 )
 from bot.quota.reports import Reports
-from bot.quota.tx import connection_lock
+from bot.storage.sqlite import connection_lock
 
 
 class QuotaStore(Moderation, Reports, Leases):
     """Quotas, budget and the job ledger.
 
-    ``QuotaStore(conn, ...)`` takes an aiosqlite connection opened by ``bot.db.open_database``
-    or a ``bot.quota.tx.Backend`` (``bot.quota.postgres.PostgresBackend``).
+    ``QuotaStore(conn, ...)`` takes an aiosqlite connection opened by ``bot.storage.db.open_database``
+    or a ``bot.storage.sqlite.Backend`` (``bot.storage.postgres.PostgresBackend``).
     """
 
 

@@ -1,6 +1,6 @@
 """Prompt rules in the bot's database (SQLite or PostgreSQL): add, remove, list, check a prompt, and audit it.
 
-Runs on the quota store's backend (``bot/quota/tx.py``: ``Backend``, ``Tx``), so its transactions are the
+Runs on the quota store's backend (``bot/storage/sqlite.py``: ``Backend``, ``Tx``), so its transactions are the
 store's: on SQLite they hold the shared connection's lock and write under ``BEGIN IMMEDIATE``; on
 PostgreSQL an addition locks the server's rules (an advisory lock) so two processes cannot both pass the
 limits. Changes and refusals go to the same ``audit_log`` table, so
@@ -29,8 +29,6 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from bot.quota.postgres import hashed_key
-from bot.quota.tx import Backend, SqliteBackend, Tx
 from bot.rules.engine import (
     MAX_REGEX_PROGRAM_TOTAL,
     RULE_KINDS,
@@ -42,6 +40,8 @@ from bot.rules.engine import (
     normalize_words,
     validate_word,
 )
+from bot.storage.postgres import hashed_key
+from bot.storage.sqlite import Backend, SqliteBackend, Tx
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.i18n import translate
-from bot.images.models import ModelInfo
-from bot.input_cache import EditInputs, InputCache
-from bot.inputs import InputRejected
-from bot.jobs import JobSpec
-from bot.options import ImageOptions, OptionError, parse_options
+from bot.images_api.models import ModelInfo
+from bot.imaging.input_cache import EditInputs, InputCache
+from bot.imaging.inputs import InputRejected
+from bot.jobs.options import ImageOptions, OptionError, parse_options
+from bot.jobs.service import JobSpec
+from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
 from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids

@@ -1,7 +1,7 @@
 """Getting an edit's input images from Discord: check what Discord declares, download, normalise.
 
 Downloads go through discord.py only (``Attachment.read()``, or its CDN fetch for a link preview on
-Discord's media proxy); normalising (``bot/inputs.py``) runs off the event loop.
+Discord's media proxy); normalising (``bot/imaging/inputs.py``) runs off the event loop.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import discord
 
 from bot import messages
-from bot.input_cache import EditInputs
-from bot.inputs import MAX_INPUT_IMAGES, InputRejected, check_declared, prepare_image, prepare_mask
+from bot.imaging.input_cache import EditInputs
+from bot.imaging.inputs import MAX_INPUT_IMAGES, InputRejected, check_declared, prepare_image, prepare_mask
 from bot.quota import JobRecord
 from cogs._common import ImageBotBase
 from cogs.edit.sources import SourceFile, allowed_media_host, from_attachment, images_in

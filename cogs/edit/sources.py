@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import discord
 
-from bot.inputs import looks_like_image
+from bot.imaging.inputs import looks_like_image
 
 DISCORD_MEDIA_DOMAINS = ("discordapp.net", "discordapp.com", "discord.com", "discord.media")
 

@@ -19,8 +19,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.i18n import format_number, format_usd, translate
 from bot.messages import clip, relative_time
+from bot.messages.i18n import format_number, format_usd, translate
 from bot.quota import QuotaStore
 from bot.quota.store import LimitArg
 from cogs._checks import admins_only, managers_only

@@ -17,8 +17,8 @@ from typing import Any
 
 import discord
 
-from bot.i18n import format_number, format_share, format_usd, translate, translate_plural
 from bot.messages import clip, relative_time
+from bot.messages.i18n import format_number, format_share, format_usd, translate, translate_plural
 from bot.quota import INHERIT, UNCHANGED, AuditEntry, JobRecord, Report, UsageSummary
 from bot.quota.store import LimitArg
 from cogs._common import EMBED_COLOUR

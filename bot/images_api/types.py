@@ -1,0 +1,129 @@
+"""Typed requests and results of the Images API client.
+
+These types are the contract between the client (``bot/images/client.py``), the job runner
+(``bot/jobs.py``) and the fake Images API. No Discord imports here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.images_api.b64 import b64decode, count
+
+# Content types the Images API accepts for input images, by output format / file extension.
+CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def hashed_user(user_id: int) -> str:
+    """The end-user identifier sent as ``user``/``safety_identifier``: a hash of the Discord id, as the
+    OpenAI SDK advises (the raw id would name the person to the service and to every gateway on the way)."""
+    return "imagebot-" + hashlib.sha256(f"imagebot:discord-user:{user_id}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """One file part of an edit request (``image``/``image[]``/``mask``)."""
+
+    filename: str  # with a real extension: gateways guess the type from it
+    data: bytes
+    content_type: str  # image/png, image/jpeg or image/webp; never application/octet-stream
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    model: str
+    prompt: str
+    n: int = 1
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    moderation: str | None = None
+    partial_images: int = 0
+    stream: bool = True
+    user: str | None = None  # sent as user and safety_identifier (see hashed_user)
+
+
+@dataclass(frozen=True, slots=True)
+class EditRequest:
+    model: str
+    prompt: str
+    images: tuple[InputImage, ...]  # 1..16; one is sent as ``image``, several as ``image[]``
+    mask: InputImage | None = None
+    n: int = 1
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    input_fidelity: str | None = None
+    partial_images: int = 0
+    stream: bool = True
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:
+        if not d:
+            return None
+        details = d.get("input_tokens_details") or {}
+        return cls(
+            input_tokens=int(d.get("input_tokens") or 0),
+            output_tokens=int(d.get("output_tokens") or 0),
+            total_tokens=int(d.get("total_tokens") or 0),
+            input_text_tokens=int(details.get("text_tokens") or 0),
+            input_image_tokens=int(details.get("image_tokens") or 0),
+            raw=dict(d),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PartialImage:
+    """A partial frame: ``index`` is the API's 0-based ``partial_image_index``.
+
+    The frame stays base64-encoded (``b64``, a view into the event it came in) until someone asks for its
+    bytes with ``decode()``: most frames of a busy server are superseded by a newer frame or by the result
+    before a preview of them could be sent, and such a frame is dropped without ever being decoded.
+    ``decode()`` is blocking CPU work (a PNG's worth of base64): call it off the event loop, and it raises
+    ``ValueError`` on malformed base64."""
+
+    index: int
+    b64: bytes | memoryview  # the ``b64_json`` text, still encoded
+    output_format: str = "png"
+    size: str | None = None
+
+    def decode(self) -> bytes:
+        count("partial")
+        return b64decode(self.b64)
+
+    def encoded(self) -> bytes | memoryview:
+        """The field as is, for a decoder elsewhere (a preview worker process); counted as a decode."""
+        count("partial")
+        return self.b64
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedImage:
+    data: bytes
+    output_format: str = "png"
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    usage: Usage | None = None
+    request_id: str | None = None
+    revised_prompt: str | None = None
+
+
+ImageEvent = PartialImage | CompletedImage

@@ -1,0 +1,50 @@
+"""The prepared inputs of recent edit jobs, kept so that Reroll needs no download. No Discord.
+
+Bounded by bytes and by count (least recently used first out); lost on restart, when Reroll fetches the
+inputs again from Discord (``cogs/edit/loader.py``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from bot.images_api.types import InputImage
+
+
+@dataclass(frozen=True, slots=True)
+class EditInputs:
+    images: tuple[InputImage, ...]
+    mask: InputImage | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(i.data) for i in self.images) + (len(self.mask.data) if self.mask else 0)
+
+
+class InputCache:
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024, max_items: int = 64) -> None:
+        self.max_bytes, self.max_items = max_bytes, max_items
+        self._items: OrderedDict[int, EditInputs] = OrderedDict()
+        self._bytes = 0
+
+    def put(self, job_id: int, inputs: EditInputs) -> None:
+        if inputs.nbytes > self.max_bytes:
+            return
+        self.pop(job_id)
+        self._items[job_id] = inputs
+        self._bytes += inputs.nbytes
+        while self._bytes > self.max_bytes or len(self._items) > self.max_items:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
+
+    def get(self, job_id: int) -> EditInputs | None:
+        inputs = self._items.get(job_id)
+        if inputs is not None:
+            self._items.move_to_end(job_id)
+        return inputs
+
+    def pop(self, job_id: int) -> None:
+        old = self._items.pop(job_id, None)
+        if old is not None:
+            self._bytes -= old.nbytes

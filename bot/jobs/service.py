@@ -1,0 +1,419 @@
+"""Jobs: reserve quota, wait fairly for a slot, stream each image, settle or refund.
+
+One job is one ``/imagine`` (or edit) with ``count`` images. Each image is its own single-image stream,
+so each gets its own preview slot, and the scheduler hands out stream slots round-robin between users:
+one user's batch of ten never blocks everyone else.
+
+The Discord side implements ``JobObserver``; nothing here imports Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from bot.images_api.client import ImagesClient
+from bot.images_api.errors import BrokenImage, ContentBlocked, ImagesAPIError, StreamError
+from bot.images_api.models import ModelInfo
+from bot.images_api.types import (
+    CompletedImage,
+    EditRequest,
+    GenerateRequest,
+    ImageEvent,
+    InputImage,
+    PartialImage,
+    hashed_user,
+)
+from bot.imaging.verify import DamagedImage, verify_image
+from bot.jobs.options import ImageOptions
+from bot.jobs.scheduler import FairScheduler, SlotScheduler
+from bot.ops.job_events import JobEvents
+from bot.quota import QuotaStore, Reservation
+from bot.rules import RuleStore
+
+log = logging.getLogger(__name__)
+
+
+class ShuttingDown(Exception):
+    """The bot is stopping: it takes no new jobs."""
+
+
+class TooManyJobs(Exception):
+    """The user already has the maximum number of jobs queued or running."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} jobs at a time")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    kind: Literal["generate", "edit"]
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    role_ids: tuple[int, ...]
+    prompt: str
+    options: ImageOptions
+    images: tuple[InputImage, ...] = ()  # edits: the input images, the first one is masked
+    mask: InputImage | None = None
+    parent_job_id: int | None = None
+    source_image_url: str | None = None
+    channel_nsfw: bool = False  # an age-restricted channel: rules limited to other channels do not apply
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    job_id: int
+    images: list[CompletedImage | None]
+    errors: list[BaseException | None]
+    cost: float = 0.0
+    status: str = "done"
+    stopped: str | None = None  # why the job was stopped early: "cancelled", "message deleted", "shutdown"
+    stopped_by: str | None = None  # who cancelled it (a display name), for "cancelled"
+
+    @property
+    def delivered(self) -> list[CompletedImage]:
+        return [im for im in self.images if im is not None]
+
+    @property
+    def first_error(self) -> BaseException | None:
+        return next((e for e in self.errors if e is not None), None)
+
+
+class JobObserver(Protocol):
+    """What the Discord side does as a job moves on. Implementations must not raise."""
+
+    def queued(self, position: int) -> None: ...
+    def generating(self) -> None: ...
+    def partial(self, slot: int, frame: PartialImage) -> None: ...
+    def slot_done(self, slot: int, image: CompletedImage | None) -> None: ...
+
+
+@dataclass
+class JobService:
+    client: ImagesClient
+    quota: QuotaStore
+    model: ModelInfo
+    model_name: str
+    partial_images: int = 2
+    max_concurrent_images: int = 8
+    max_jobs_per_user: int = 3
+    moderation: str | None = None
+    output_compression: int | None = None
+    events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
+    rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
+    slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
+    scheduler: SlotScheduler = field(init=False)
+    _active: dict[int, int] = field(init=False, default_factory=dict)
+    _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
+    _running: dict[int, _RunningJob] = field(init=False, default_factory=dict)
+    accepting: bool = field(init=False, default=True)
+
+    def __post_init__(self) -> None:
+        self.scheduler = self.slot_scheduler or FairScheduler(self.max_concurrent_images)
+
+    def estimate(self, spec: JobSpec) -> float:
+        o = spec.options
+        return self.model.estimate_cost(
+            o.count, o.size or "auto", o.quality or "auto", prompt_chars=len(spec.prompt), input_images=len(spec.images)
+        )
+
+    async def reserve(self, spec: JobSpec) -> Reservation:
+        """Check the prompt against the server's rules, the per-user job limit, and reserve quota.
+
+        Raises ``PromptRefused`` (nothing reserved, the refusal audited), ``TooManyJobs`` or ``QuotaExceeded``.
+        Every way in (``/imagine``, ``/edit``, replies, the edit modal, Reroll) comes through here. Once a
+        shutdown has begun it raises ``ShuttingDown``.
+        """
+        if not self.accepting:
+            raise ShuttingDown()
+        if self.rules is not None and spec.guild_id is not None:
+            await self.rules.check(
+                guild_id=spec.guild_id,
+                user_id=spec.user_id,
+                channel_id=spec.channel_id,
+                prompt=spec.prompt,
+                nsfw_channel=spec.channel_nsfw,
+            )
+        if self._active.get(spec.user_id, 0) >= self.max_jobs_per_user:
+            raise TooManyJobs(self.max_jobs_per_user)
+        self._active[spec.user_id] = self._active.get(spec.user_id, 0) + 1
+        try:
+            reservation = await self.quota.reserve(
+                guild_id=spec.guild_id,
+                channel_id=spec.channel_id,
+                user_id=spec.user_id,
+                role_ids=spec.role_ids,
+                kind=spec.kind,
+                prompt=spec.prompt,
+                settings=spec.options.as_settings(),
+                model=self.model_name,
+                images=spec.options.count,
+                cost_estimate=self.estimate(spec),
+                parent_job_id=spec.parent_job_id,
+                source_image_url=spec.source_image_url,
+            )
+        except BaseException:
+            self._release_user(spec.user_id)
+            raise
+        self.events.queued(
+            reservation.job_id,
+            guild_id=spec.guild_id,
+            user_id=spec.user_id,
+            model=self.model_name,
+            kind=spec.kind,
+            images=spec.options.count,
+            prompt=spec.prompt,
+        )
+        return reservation
+
+    async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
+        """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
+        try:
+            await self._refund_cancelled(reservation.job_id, error)
+        finally:
+            self._release_user(spec.user_id)
+
+    @contextlib.contextmanager
+    def tracked(self) -> Iterator[None]:
+        """Own the current task until the block ends: ``shutdown`` cancels it (and waits for it)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def run(self, reservation: Reservation, spec: JobSpec, observer: JobObserver) -> JobOutcome:
+        """Stream every image of a reserved job. Never raises for API errors.
+
+        When no image came back the job is refunded here. Otherwise it stays ``running`` until the caller
+        has delivered the images and calls ``settle`` (what reached the user is charged) or ``undelivered``;
+        a crash in between leaves it to the crash recovery, which refunds it.
+        """
+        n = spec.options.count
+        outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
+        started = _Once(lambda: self._mark_running(reservation.job_id))
+        tasks = [
+            asyncio.create_task(
+                self._run_slot(spec, slot, observer, outcome, started), name=f"job-{outcome.job_id}-{slot}"
+            )
+            for slot in range(n)
+        ]
+        running = self._running[outcome.job_id] = _RunningJob(tasks)
+        try:
+            await asyncio.wait(tasks)
+            outcome.stopped, outcome.stopped_by = running.reason, running.by
+            if not outcome.delivered:
+                err = outcome.first_error
+                if outcome.stopped:
+                    outcome.status = "cancelled"
+                else:
+                    outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
+                error = outcome.stopped if outcome.stopped else _short(err)
+                if not outcome.stopped:
+                    self.events.failed(outcome.job_id, status=outcome.status, error=err)
+                await self.quota.refund(outcome.job_id, status=outcome.status, error=error)
+                reason = outcome.stopped or (type(err).__name__ if err else None)
+                self.events.refunded(outcome.job_id, status=outcome.status, reason=reason)
+            return outcome
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._refund_cancelled(reservation.job_id, "cancelled")
+            raise
+        finally:
+            self._running.pop(outcome.job_id, None)
+            self._release_user(spec.user_id)
+
+    def cancel(self, job_id: int, *, reason: str = "cancelled", by: str | None = None) -> bool:
+        """Stop a job that is queued or streaming here: its waiting slots leave the queue at once, its
+        streams are closed. Images already made are kept (and charged once delivered). False when the
+        job is not running in this process, or has nothing left to stop (its result is on its way)."""
+        running = self._running.get(job_id)
+        if running is None:
+            return False
+        pending = [t for t in running.tasks if not t.done()]
+        if not pending:
+            return False
+        if running.reason is None:
+            running.reason, running.by = reason, by
+        for t in pending:
+            t.cancel()
+        return True
+
+    async def _mark_running(self, job_id: int) -> None:
+        await self.quota.mark_running(job_id)
+        self.events.started(job_id)
+
+    async def _run_slot(
+        self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome, started: _Once
+    ) -> None:
+        await self.scheduler.acquire(spec.user_id, observer.queued)
+        try:
+            # Every slot waits for the job to be marked running; if that fails, no slot calls the API.
+            await started.wait()
+            observer.generating()
+            async for event in self._events(spec):
+                if isinstance(event, PartialImage):
+                    self.events.first_frame(outcome.job_id)
+                    observer.partial(slot, event)
+                    del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
+                else:
+                    outcome.images[slot] = await _whole(event)
+                    break
+            else:
+                raise StreamError("the image service returned no image")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one image's failure never breaks the others
+            outcome.errors[slot] = exc
+            self.events.api_error(outcome.job_id, exc)
+            if isinstance(exc, ImagesAPIError):
+                log.warning("job %s image %d failed: %s", outcome.job_id, slot + 1, exc)
+            else:
+                log.exception("job %s image %d failed unexpectedly", outcome.job_id, slot + 1)
+        finally:
+            self.scheduler.release()
+        observer.slot_done(slot, outcome.images[slot])
+
+    def _events(self, spec: JobSpec) -> AsyncIterator[ImageEvent]:
+        o = spec.options
+        common: dict[str, Any] = {
+            "model": self.model_name,
+            "prompt": spec.prompt,
+            "n": 1,
+            "size": o.size,
+            "quality": o.quality,
+            "background": o.background,
+            "output_format": o.output_format,
+            "output_compression": self.output_compression if o.output_format in ("jpeg", "webp") else None,
+            "partial_images": self.partial_images,
+            "stream": self.partial_images > 0,
+            "user": hashed_user(spec.user_id),  # sent as user and safety_identifier; never the raw id
+        }
+        if spec.kind == "edit":
+            return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
+        return self.client.generate(GenerateRequest(moderation=self.moderation, **common))
+
+    async def settle(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
+        """Charge what reached the user: the images ``delivered`` (and the cost of every image made).
+
+        With nothing delivered the job is refunded (status ``failed``), but its cost still counts
+        against the server's budget: the image service was paid.
+        """
+        made = outcome.delivered
+        outcome.cost = self._cost(made)
+        usage = [im.usage for im in made if im.usage is not None]
+        if delivered:
+            outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
+        else:
+            outcome.status = "failed"
+        await self.quota.settle(
+            outcome.job_id,
+            images=len(delivered),
+            cost=outcome.cost,
+            input_tokens=sum(u.input_tokens for u in usage),
+            output_tokens=sum(u.output_tokens for u in usage),
+        )
+        self.events.completed(
+            outcome.job_id,
+            status=outcome.status,
+            images=len(delivered),
+            cost=outcome.cost,
+            input_tokens=sum(u.input_tokens for u in usage),
+            output_tokens=sum(u.output_tokens for u in usage),
+            request_ids=[im.request_id for im in made if im.request_id],
+        )
+        if not delivered:
+            self.events.refunded(outcome.job_id, status=outcome.status, reason="undelivered")
+
+    async def cancelled(self, outcome: JobOutcome, *, error: str) -> None:
+        """Refund a job stopped between streaming and delivery (shutdown, cancel)."""
+        await self._refund_cancelled(outcome.job_id, error)
+
+    async def _refund_cancelled(self, job_id: int, error: str) -> None:
+        """Give a stopped job's images back; finishes even when the caller is being cancelled."""
+        await asyncio.shield(self.quota.refund(job_id, status="cancelled", error=error))
+        self.events.refunded(job_id, status="cancelled", reason=error)
+
+    def _cost(self, images: list[CompletedImage]) -> float:
+        usage = [im.usage for im in images]
+        cost = sum(self.model.cost_from_usage(u) for u in usage if u is not None)
+        missing = sum(1 for u in usage if u is None)
+        if missing:  # a gateway that sends no usage: charge the estimate for those images
+            cost += self.model.estimate_cost(1, images[0].size or "auto", images[0].quality or "auto") * missing
+        return cost
+
+    def _release_user(self, user_id: int) -> None:
+        left = self._active.get(user_id, 0) - 1
+        if left > 0:
+            self._active[user_id] = left
+        else:
+            self._active.pop(user_id, None)
+
+    async def shutdown(self, grace: float = 0.0) -> None:
+        """Stop taking jobs, give running ones ``grace`` seconds to finish, then stop the rest.
+
+        Stopped jobs end through their normal path (refunded, their message says why) while Discord is
+        still connected; whatever has not ended a few seconds later is cancelled outright (and refunded).
+        """
+        self.accepting = False
+        if self._tasks and grace > 0:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        for job_id in list(self._running):
+            self.cancel(job_id, reason="shutdown")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(slots=True)
+class _RunningJob:
+    tasks: list[asyncio.Task[None]]
+    reason: str | None = None
+    by: str | None = None
+
+
+class _Once:
+    """An awaitable step shared by a job's slots: started by the first slot, awaited by all."""
+
+    def __init__(self, factory: Callable[[], Awaitable[None]]) -> None:
+        self._factory = factory
+        self._task: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._factory())
+        await asyncio.shield(self._task)
+
+
+async def _whole(image: CompletedImage) -> CompletedImage:
+    """The completed image if its bytes are a whole image (checked in a thread), labelled with the format
+    they really are; else ``BrokenImage``, which makes the slot fail and, if no slot succeeds, the job
+    refunded. The check is cheap (under 1.1 ms for a 1536x1024 PNG, measured: see ``verify_image_sync``)."""
+    try:
+        fmt = await verify_image(image.data)
+    except DamagedImage as exc:
+        raise BrokenImage(f"the completed image is broken: {exc}", request_id=image.request_id) from None
+    return image if fmt == image.output_format else dataclasses.replace(image, output_format=fmt)
+
+
+def _short(err: BaseException | None) -> str | None:
+    if err is None:
+        return None
+    text = str(err) or type(err).__name__
+    return text[:500]

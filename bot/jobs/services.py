@@ -1,0 +1,25 @@
+"""The services the Discord layer uses, created once in ``bot.__main__`` and handed to the bot. No Discord.
+
+The database is the quota store's: ``quota.backend`` (SQLite or PostgreSQL) for anything else that
+needs it (the command-sync hash, the health check)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config.settings import Settings
+from bot.images_api.client import ImagesClient
+from bot.images_api.models import ModelInfo
+from bot.jobs.service import JobService
+from bot.quota import QuotaStore
+from bot.rules import RuleStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    images: ImagesClient
+    quota: QuotaStore
+    jobs: JobService
+    model: ModelInfo
+    rules: RuleStore

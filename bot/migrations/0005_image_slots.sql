@@ -1,4 +1,0 @@
--- Image stream slots shared by every process (bot/quota/slots.py). Only PostgreSQL uses them:
--- bot/migrations/postgresql/0005_image_slots.sql creates the tables. One SQLite database serves one
--- process, whose fair queue is in memory (bot/scheduler.py), so on SQLite this migration does nothing.
--- (No semicolons inside statements or comments: bot/db.py splits this file on them.)

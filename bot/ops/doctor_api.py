@@ -1,0 +1,204 @@
+"""The doctor's Images API check: is ``OPENAI_API_KEY`` accepted and ``IMAGE_MODEL`` offered, without
+generating an image? And which gateway answers (new-api, one-api, LiteLLM), read from its replies.
+
+Order: ``GET /models/{model}``; when that route is missing, ``GET /models``; when both are missing, a request
+to ``/images/generations`` that only validation answers (``n: 0`` can never produce an image).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
+
+from bot.config.settings import Settings
+from bot.images_api.errors import AuthenticationFailed, InsufficientQuota, PermissionDenied, error_from_response, redact
+
+NAME = "images api"
+
+
+@dataclass
+class Report:
+    """Prints each line as it comes; remembers whether anything failed."""
+
+    out: TextIO
+    secrets: list[str] = field(default_factory=list)
+    failed: int = 0
+    passed: int = 0
+
+    def line(self, status: str, name: str, text: str) -> None:
+        if status == "FAIL":
+            self.failed += 1
+        elif status == "ok":
+            self.passed += 1
+        print(f"{status:<4} {name}: {redact(text, self.secrets)}", file=self.out, flush=True)
+
+    def ok(self, name: str, text: str) -> None:
+        self.line("ok", name, text)
+
+    def fail(self, name: str, text: str) -> None:
+        self.line("FAIL", name, text)
+
+    def note(self, name: str, text: str) -> None:
+        self.line("note", name, text)
+
+
+def safe_url(url: str) -> str:
+    """The URL without any user:password part."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def recognise_gateway(headers: Mapping[str, str], body: Any = None) -> str | None:
+    """The gateway that sent a reply, from its headers and error body; None when nothing tells."""
+    keys = {k.lower() for k in headers}
+    error = body.get("error") if isinstance(body, dict) else None
+    etype = error.get("type") if isinstance(error, dict) else None
+    if any(k.startswith("x-litellm") for k in keys):
+        return "LiteLLM"
+    if etype == "new_api_error":
+        return "new-api"
+    if etype == "one_api_error":
+        return "one-api"
+    if "x-oneapi-request-id" in keys:
+        return "new-api or one-api"
+    if "openai-organization" in keys or "openai-processing-ms" in keys:
+        return "OpenAI"
+    return None
+
+
+class _Seen:
+    """Remembers the first gateway recognised across the replies."""
+
+    def __init__(self) -> None:
+        self.gateway: str | None = None
+
+    def look(self, headers: Mapping[str, str], body: Any) -> None:
+        # a later, more specific answer (an error body naming new-api) refines "new-api or one-api"
+        found = recognise_gateway(headers, body)
+        if found and (self.gateway is None or " or " in self.gateway):
+            self.gateway = found
+
+    def suffix(self) -> str:
+        return f" (answered by {self.gateway})" if self.gateway else ""
+
+
+async def _request(
+    http: aiohttp.ClientSession, method: str, url: str, key: str, seen: _Seen, body: Any = None
+) -> tuple[int, Any, Mapping[str, str]]:
+    headers = {"Authorization": f"Bearer {key}", "User-Agent": "imagebot-doctor/0.1", "Accept": "application/json"}
+    async with http.request(method, url, headers=headers, json=body) as resp:
+        raw = await resp.read()
+        try:
+            parsed = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            parsed = None
+        seen.look(resp.headers, parsed)
+        return resp.status, parsed, resp.headers
+
+
+def _is_error_object(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("error"), dict)
+
+
+def _key_problem(status: int, body: Any, headers: Mapping[str, str], key: str) -> str | None:
+    """A line about a rejected key / exhausted account, or None when the answer is about something else."""
+    if status not in (401, 402, 403, 429):
+        return None
+    err = error_from_response(status, json.dumps(body) if body is not None else b"", headers, secrets=[key])
+    if isinstance(err, AuthenticationFailed) or status == 401:
+        return (
+            f"the API rejected OPENAI_API_KEY ({status}: {err.message}): put a valid key in .env "
+            "(for a gateway, a token it issued, and check OPENAI_BASE_URL points at it)"
+        )
+    if isinstance(err, InsufficientQuota):
+        return f"the key works but its account has no credit left ({status}: {err.message}): add credit or quota"
+    if isinstance(err, PermissionDenied):
+        return f"the key may not use this API ({status}: {err.message}): check the key's permissions or project"
+    return None
+
+
+def _model_missing(status: int, body: Any) -> bool:
+    if not _is_error_object(body):
+        return False
+    err = body["error"]
+    code = str(err.get("code") or "")
+    message = str(err.get("message") or "").lower()
+    return code == "model_not_found" or "无可用渠道" in message or ("model" in message and status in (400, 404, 503))
+
+
+def _refuses_model(status: int, answer: Any) -> bool:
+    param = answer["error"].get("param")
+    return param == "model" or (_model_missing(status, answer) and param != "n")
+
+
+async def check_images_api(settings: Settings, http: aiohttp.ClientSession, report: Report) -> None:
+    if settings.demo_mode:
+        report.ok(NAME, "demo mode: images come from the built-in fake image service (no key to check)")
+        return
+    url, key, model = settings.openai_base_url.rstrip("/"), settings.openai_api_key, settings.image_model
+    base = safe_url(url)
+    seen = _Seen()
+    try:
+        status, body, headers = await _request(http, "GET", f"{url}/models/{quote(model, safe='')}", key, seen)
+        problem = _key_problem(status, body, headers, key)
+        if problem:
+            report.fail(NAME, problem + seen.suffix())
+            return
+        if status == 200 and isinstance(body, dict) and body.get("id"):
+            report.ok(NAME, f"key accepted; model {model} is available at {base}{seen.suffix()}")
+            return
+        offered: list[str] | None = None
+        s2, listing, h2 = await _request(http, "GET", f"{url}/models", key, seen)
+        problem = _key_problem(s2, listing, h2, key)
+        if problem:
+            report.fail(NAME, problem + seen.suffix())
+            return
+        if s2 == 200 and isinstance(listing, dict) and isinstance(listing.get("data"), list):
+            offered = [str(m.get("id")) for m in listing["data"] if isinstance(m, dict)]
+        if offered is not None and model in offered:
+            report.ok(NAME, f"key accepted; model {model} is listed at {base}/models{seen.suffix()}")
+            return
+        if offered is not None or _model_missing(status, body):
+            images = [m for m in offered or [] if "image" in m] or (offered or [])[:10]
+            choice = f" it offers {', '.join(images)};" if images else ""
+            report.fail(
+                NAME,
+                f"key accepted, but IMAGE_MODEL {model} is not available there:{choice} set IMAGE_MODEL to a model "
+                f"it serves (for a gateway, enable the model for this token's group/channel){seen.suffix()}",
+            )
+            return
+        await _probe_by_validation(http, url, key, model, seen, report)
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # ValueError: credentials in the URL
+        report.fail(NAME, f"cannot reach the Images API at {base}: {type(exc).__name__}; check OPENAI_BASE_URL")
+
+
+async def _probe_by_validation(
+    http: aiohttp.ClientSession, url: str, key: str, model: str, seen: _Seen, report: Report
+) -> None:
+    """No models routes: send a generation request that validation must refuse (``n: 0``)."""
+    base = safe_url(url)
+    body = {"model": model, "prompt": "imagebot doctor: validation probe", "n": 0}
+    status, answer, headers = await _request(http, "POST", f"{url}/images/generations", key, seen, body)
+    problem = _key_problem(status, answer, headers, key)
+    if problem:
+        report.fail(NAME, problem + seen.suffix())
+    elif _is_error_object(answer) and _refuses_model(status, answer):
+        message = answer["error"].get("message")
+        report.fail(NAME, f"IMAGE_MODEL {model} is refused ({status}: {message}): set a model it serves{seen.suffix()}")
+    elif status in (400, 422):
+        report.ok(
+            NAME,
+            f"key accepted (no models list at {base}; a request only validation answers was refused as expected); "
+            f"model {model} not verified{seen.suffix()}",
+        )
+    elif status == 404:
+        report.fail(NAME, f"{base}/images/generations does not exist (404): check OPENAI_BASE_URL (often ends in /v1)")
+    else:
+        report.fail(NAME, f"unexpected answer {status} from {base}/images/generations{seen.suffix()}; try again later")

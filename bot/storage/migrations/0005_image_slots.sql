@@ -1,0 +1,4 @@
+-- Image stream slots shared by every process (bot/jobs/cluster.py). Only PostgreSQL uses them:
+-- bot/storage/migrations/postgresql/0005_image_slots.sql creates the tables. One SQLite database serves one
+-- process, whose fair queue is in memory (bot/jobs/scheduler.py), so on SQLite this migration does nothing.
+-- (No semicolons inside statements or comments: bot/storage/db.py splits this file on them.)
