@@ -162,7 +162,7 @@ async def test_a_chinese_speaker_sees_chinese_commands_and_answers(open_page: Op
     await page.locator("#send").click()
     answer = page.locator(".msg.ephemeral").last
     await expect(answer).to_contain_text("只有您可以看到")
-    await expect(answer.locator(".embed")).to_contain_text("今天")
+    await expect(answer.locator(".content")).to_contain_text("今天")
 
 
 async def test_a_second_tab_sees_the_same_messages_live(open_page: OpenPage) -> None:
