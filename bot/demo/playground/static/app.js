@@ -109,6 +109,7 @@ function markdown(text) {
   text.split("\n").forEach((line, i) => {
     if (i) box.append("\n");
     if (line.startsWith("-# ")) box.append(el("span", { class: "subtext" }, inline(line.slice(3))));
+    else if (line.startsWith("> ")) box.append(el("span", { class: "quote" }, inline(line.slice(2))));
     else if (/^#{1,3} /.test(line)) box.append(el("strong", {}, inline(line.replace(/^#+ /, ""))));
     else box.append(inline(line));
   });
@@ -167,7 +168,7 @@ function renderMessage(msg) {
   if (atts.length) {
     body.append(el("div", { class: "attachments" }, atts.map((a) =>
       (a.content_type || "").startsWith("image/")
-        ? el("a", { href: a.url, target: "_blank" }, el("img", { src: a.url, alt: a.description || a.filename, "data-filename": a.filename, loading: "lazy" }))
+        ? el("a", { href: a.url, target: "_blank" }, el("img", { src: a.url, alt: a.description || a.filename, "data-filename": a.filename, onload: keepAtBottom, ...fitted(a, 300) }))
         : el("a", { class: "file", href: a.url, download: a.filename, text: "📄 " + a.filename }))));
   }
   for (const e of msg.embeds || []) body.append(renderEmbed(e, msg));
@@ -179,6 +180,13 @@ function renderMessage(msg) {
   node.append(body);
   node.append(renderTools(msg));
   return node;
+}
+
+// The size a picture will take, known before it loads, so the list does not jump as frames arrive.
+function fitted(a, max) {
+  if (!a.width || !a.height) return {};
+  const k = Math.min(1, max / Math.max(a.width, a.height));
+  return { width: Math.round(a.width * k), height: Math.round(a.height * k) };
 }
 
 function renderEmbed(e, msg) {
@@ -193,7 +201,7 @@ function renderEmbed(e, msg) {
   }
   if (e.image && e.image.url) {
     const name = (msg.attachments || []).find((a) => a.url === e.image.url);
-    box.append(el("div", { class: "e-image" }, el("img", { src: e.image.url, alt: S("image"), "data-filename": name ? name.filename : "" })));
+    box.append(el("div", { class: "e-image" }, el("img", { src: e.image.url, alt: S("image"), "data-filename": name ? name.filename : "", onload: keepAtBottom })));
   }
   if (e.thumbnail && e.thumbnail.url) box.append(el("div", { class: "e-thumb" }, el("img", { src: e.thumbnail.url, alt: "" })));
   const foot = [e.footer && e.footer.text, e.timestamp && new Date(e.timestamp).toLocaleString(state.snap.locale)].filter(Boolean);
@@ -255,11 +263,22 @@ function showMenu(ev, msg, menus) {
 }
 document.addEventListener("click", () => { $("#menu").hidden = true; });
 
+// Whether the list follows new messages: true while the reader is at the bottom (pictures that finish
+// loading later keep it there).
+let stickToBottom = true;
+$("#messages").addEventListener("scroll", () => {
+  const list = $("#messages");
+  stickToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+});
+function keepAtBottom() {
+  if (stickToBottom) $("#messages").scrollTop = $("#messages").scrollHeight;
+}
+
 function placeMessage(msg) {
   const list = $("#messages");
   const old = list.querySelector(`[data-id="${msg.id}"]`);
   if (!visibleHere(msg)) { if (old) old.remove(); return; }
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const atBottom = stickToBottom;
   const node = renderMessage(msg);
   if (old) old.replaceWith(node);
   else {
