@@ -71,7 +71,7 @@ class Actions:
             raise ActionError("unknown language")
         self.person(key).locale = locale
 
-    def upload(self, data: bytes, filename: str, content_type: str | None, channel_id: int) -> dict[str, Any]:
+    def upload(self, data: bytes, filename: str, content_type: str | None, channel_id: Any) -> dict[str, Any]:
         """A file a person attached in the composer, on the local CDN until it is sent."""
         if not data or len(data) > MAX_UPLOAD:
             raise ActionError("the file is empty or larger than 25 MB")

@@ -25,7 +25,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-VIEWPORT = {"width": 1000, "height": 720}
+VIEWPORT: Any = {"width": 1000, "height": 720}
 QUALITY = 72
 PROMPT = "a lighthouse on a cliff at sunset"
 
@@ -64,7 +64,6 @@ async def _new_src(page: Any, selector: str, seen: set[str]) -> str:
 async def capture(out: Path) -> list[Path]:
     from playwright.async_api import async_playwright, expect
 
-    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
         pg = Playground(Path(tmp) / "playground", port=0)
@@ -149,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(CHROMIUM).exists():
         print("needs Debian's chromium: sudo apt-get install -y chromium", file=sys.stderr)
         return 2
+    args.out.mkdir(parents=True, exist_ok=True)
     for path in asyncio.run(capture(args.out)):
         print(f"{path} ({path.stat().st_size // 1024} KB)")
     return 0

@@ -288,5 +288,3 @@ def reset(folder: Path) -> None:
     if folder.is_dir():
         shutil.rmtree(folder)
     log.info("cleared %s", folder)
-
-

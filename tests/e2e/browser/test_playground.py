@@ -1,6 +1,6 @@
 """The playground in a real browser: headless Chromium on the page, the real bot process behind it.
 
-Each test starts a fresh playground (``tests/helpers/browser.py``) and works the page as people would:
+Each test starts a fresh playground (``tests/e2e/browser/conftest.py``) and works the page as people would:
 typing slash commands, clicking buttons, replying, using the message menu and modals. Waiting is
 Playwright's ``expect`` (it retries until the state is there), never a sleep.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.helpers.browser import OpenPage, browser, open_page, playground  # noqa: F401
+from tests.e2e.browser.conftest import OpenPage
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -1,4 +1,5 @@
-"""Browser tests of the playground: headless Chromium (Debian's ``chromium``) driven by Playwright for Python.
+"""Fixtures of the browser tests of the playground: headless Chromium (Debian's ``chromium``) driven by
+Playwright for Python.
 
 ``chromium_executable()`` finds the browser, installing Debian's package once when running as root (as CI
 does; Playwright's own download cannot run here), or skips with the one command that enables the tests.
@@ -21,7 +22,7 @@ import pytest
 
 from bot.demo.playground.server import Playground
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "playground"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -92,9 +93,7 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def open_page(
-    browser: Any, playground: Playground, request: pytest.FixtureRequest
-) -> AsyncIterator[OpenPage]:
+async def open_page(browser: Any, playground: Playground, request: pytest.FixtureRequest) -> AsyncIterator[OpenPage]:
     """``await open_page("alice", locale=None)``: a new tab showing the playground as that person."""
     pages: list[tuple[str, Any]] = []
 
