@@ -54,6 +54,11 @@ async def serve(args: argparse.Namespace) -> None:
         url = await playground.start()
         if playground.real_api is not None:
             print(f"Real API at {playground.real_api.base_url}: images made in the playground cost money.", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                f"Listening on {args.host}: anyone who can reach it can act as any person of the playground.",
+                flush=True,
+            )
         print(f"Starting the bot (log: {playground.folder / 'bot.log'}) ...", flush=True)
         await playground.wait_bot_ready()
         print(f"imagebot playground: open {url}", flush=True)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # How fast the built-in service streams: slow enough that each preview frame can be seen (and cancelled).
 FIRST_EVENT_DELAY = 0.8
 BETWEEN_EVENTS_DELAY = 1.2
@@ -184,6 +185,10 @@ class Playground:
         origin = request.headers.get("Origin")
         if origin and urlparse(origin).netloc != request.host:
             return web.json_response({"error": "cross-origin request refused"}, status=403)
+        # Listening on this machine only, the page answers to this machine's names only: a site whose name
+        # is made to point at 127.0.0.1 (DNS rebinding) gets nothing.
+        if self.host in LOOPBACK and urlparse(f"//{request.host}").hostname not in LOOPBACK:
+            return web.json_response({"error": "unknown host name"}, status=403)
         return await handler(request)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:

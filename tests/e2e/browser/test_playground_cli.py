@@ -1,6 +1,6 @@
 """``python -m bot playground`` as people start it: one URL printed, the caller's ``.env`` ignored, ``--reset``,
 the real API (here the built-in service requiring a key, standing in for OpenAI) with its warning, and a page
-that refuses other sites."""
+that refuses other sites and other host names."""
 
 from __future__ import annotations
 
@@ -63,6 +63,10 @@ async def test_the_command_with_a_real_key_warns_and_uses_that_api(tmp_path: Pat
                 headers={"Origin": "http://evil.example"},
             ) as refused:  # fmt: skip
                 assert refused.status == 403
+            async with http.get(url, headers={"Host": "rebound.example"}) as rebound:
+                assert rebound.status == 403
+            async with http.get(url) as page_itself:
+                assert page_itself.status == 200
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
             page: Any = await browser.new_page()
