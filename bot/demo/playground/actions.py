@@ -18,6 +18,7 @@ PEOPLE = ("alice", "bob", "mod")
 LANGUAGES = ("en-US", "zh-CN")
 MAX_TEXT = 4000  # Discord's longest message (Nitro); the bot enforces its own prompt limits
 MAX_UPLOAD = 25 * 1024 * 1024
+AUTOCOMPLETE_WAIT = 3.0
 
 
 class ActionError(Exception):
@@ -132,6 +133,21 @@ class Actions:
 
     async def slash(self, body: dict[str, Any]) -> None:
         """A slash command: ``name``, optional ``group``/``subcommand``, ``options`` {name: value}."""
+        await self._interact(self._slash_payload(body, focused=None))
+
+    async def autocomplete(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the bot suggests for option ``focused`` while it is being typed (Discord's autocomplete)."""
+        focused = str(body.get("focused") or "")
+        payload = self._slash_payload(body, focused=focused)
+        handle = await self.fd.inject_interaction(payload)
+        try:
+            await handle.wait_for(lambda h: h.callbacks, timeout=AUTOCOMPLETE_WAIT)
+        except AssertionError:
+            return []  # Discord shows no suggestions when the bot is late
+        data = handle.callbacks[0].get("data") or {}
+        return list(data.get("choices") or []) if handle.callbacks[0].get("type") == 8 else []
+
+    def _slash_payload(self, body: dict[str, Any], *, focused: str | None) -> dict[str, Any]:
         person = self.person(body.get("person"))
         cid = self.channel(body.get("channel_id"))
         command = self._command(body.get("name"), 1)
@@ -148,8 +164,12 @@ class Actions:
         files: dict[str, dict[str, Any]] = {}
         for opt in declared:
             name = opt["name"]
+            if name == focused:  # what is typed so far, as a string, whatever the option's type
+                plain[name] = {"name": name, "type": int(opt["type"]), "value": str(values.get(name) or "")[:100],
+                               "focused": True}  # fmt: skip
+                continue
             if name not in values or values[name] in (None, ""):
-                if opt.get("required"):
+                if opt.get("required") and focused is None:
                     raise ActionError(f"{name} is required")
                 continue
             kind = int(opt["type"])
@@ -157,11 +177,15 @@ class Actions:
                 files[name] = self._attachment(values[name])
             else:
                 plain[name] = self._option_value(kind, values[name], opt)
+        if focused is not None and focused not in plain:
+            raise ActionError("unknown option")
         payload = self.fd.slash(
             command["name"], plain, user=person.key, subcommand=sub, group=group, attachments=files,
             channel_id=cid, locale=person.locale,
         )  # fmt: skip
-        await self._interact(payload)
+        if focused is not None:
+            payload["type"] = 4  # APPLICATION_COMMAND_AUTOCOMPLETE
+        return payload
 
     def _option_value(self, kind: int, raw: Any, opt: dict[str, Any]) -> Any:
         try:

@@ -260,6 +260,8 @@ class Playground:
                 await a.message_command(body)
             elif kind == "modal":
                 await a.modal_submit(body)
+            elif kind == "autocomplete":
+                return web.json_response({"ok": True, "choices": await a.autocomplete(body)})
             elif kind == "locale":
                 a.set_locale(body.get("person"), body.get("locale"))
                 self._on_event({"type": "status", "viewer": None})

@@ -175,3 +175,14 @@ async def test_a_second_tab_sees_the_same_messages_live(open_page: OpenPage) -> 
     await first.locator("#input").fill("hello from alice")
     await first.locator("#send").click()
     await expect(second.locator('.msg[data-author="alice"]', has_text="hello from alice")).to_be_visible()
+
+
+async def test_autocomplete_offers_the_bots_suggestions(open_page: OpenPage) -> None:
+    page = await open_page("mod")
+    await page.locator("#input").fill("/quota")
+    await page.locator('#command-list [data-command="quota timezone"]').click()
+    await page.locator('#command-form [data-option="tz"]').press_sequentially("berl")
+    await expect(page.locator('#command-form datalist option[value="Europe/Berlin"]')).to_have_count(1)
+    await page.locator('#command-form [data-option="tz"]').fill("Europe/Berlin")
+    await page.locator("#send").click()
+    await expect(page.locator('.msg[data-author="bot"]').last).to_contain_text("Europe/Berlin")

@@ -466,6 +466,16 @@ function optionField(o) {
     input = el("select", attrs, el("option", { value: "", text: S("choose") }), state.snap.roles.map((r) => el("option", { value: r.id, text: r.name })));
   } else if (o.type === 11) {
     input = el("input", { ...attrs, type: "file" });
+  } else if (o.autocomplete) {
+    const list = el("datalist", { id: "ac-" + o.name });
+    input = el("input", { ...attrs, type: "text", list: list.id, "data-autocomplete": "yes" });
+    input.addEventListener("input", () => {
+      clearTimeout(input.timer);
+      input.timer = setTimeout(() => suggest(o.name, list), 150);
+    });
+    input.addEventListener("focus", () => suggest(o.name, list));
+    return el("label", { class: o.required ? "req" : "", title: localized(o, "description") || "" },
+      el("span", { text: name }), input, list);
   } else if (o.type === 4 || o.type === 10) {
     input = el("input", { ...attrs, type: "number", step: o.type === 4 ? "1" : "any", min: o.min_value, max: o.max_value });
   } else {
@@ -474,6 +484,26 @@ function optionField(o) {
   const wide = o.type === 3 && !(o.choices && o.choices.length) && o.name === "prompt";
   return el("label", { class: (o.required ? "req" : "") + (wide ? " wide" : ""), title: localized(o, "description") || "" },
     el("span", { text: name }), input);
+}
+
+function currentOptions() {
+  const options = {};
+  for (const input of $("#command-form").querySelectorAll("[data-option]")) {
+    if (input.type !== "file" && input.value !== "") options[input.dataset.option] = input.value;
+  }
+  return options;
+}
+
+// The bot's suggestions for the option being typed (an autocomplete interaction, answered with choices).
+async function suggest(option, list) {
+  const c = state.command;
+  if (!c) return;
+  const body = { kind: "autocomplete", person: state.person, channel_id: state.channel, name: c.cmd.name,
+    group: c.group, subcommand: c.sub, options: currentOptions(), focused: option };
+  const res = await fetch("/api/action", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (!res.ok) return;
+  const data = await res.json();
+  list.replaceChildren(...data.choices.map((ch) => el("option", { value: String(ch.value), label: localized(ch, "name") })));
 }
 
 function cancelCommand() {
