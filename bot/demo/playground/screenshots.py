@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -148,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(CHROMIUM).exists():
         print("needs Debian's chromium: sudo apt-get install -y chromium", file=sys.stderr)
         return 2
+    if (
+        shutil.which("fc-list")
+        and not subprocess.run(
+            ["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    ):
+        print(
+            "warning: no Chinese font: the Chinese picture shows boxes (apt-get install fonts-noto-cjk)",
+            file=sys.stderr,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     for path in asyncio.run(capture(args.out)):
         print(f"{path} ({path.stat().st_size // 1024} KB)")

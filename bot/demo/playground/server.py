@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 from aiohttp import WSMsgType, web
 
 from bot.demo.discord.constants import MODERATOR_ROLE_ID
+from bot.demo.playground import history
 from bot.demo.playground.actions import ActionError, Actions
 from bot.demo.playground.botproc import BotProcess, ImageService, bot_env
 from bot.demo.playground.live import Event, LiveDiscord, visible_to
@@ -64,8 +65,8 @@ class Playground:
     # ---------------------------------------------------------------------------------- lifecycle
     async def start(self) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "uploads").mkdir(exist_ok=True)
         await self.fd.start()
+        history.load(self.fd, self.folder)
         if self.real_api is not None:
             self.image_service = self.real_api
         else:
@@ -124,6 +125,8 @@ class Playground:
             await self._runner.cleanup()
         if self.images is not None:
             await self.images.stop()
+        if self.fd._port is not None:
+            history.save(self.fd, self.folder)
         await self.fd.stop()
 
     # ------------------------------------------------------------------------------------ state
@@ -285,13 +288,11 @@ class Playground:
             )
         except ActionError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        with contextlib.suppress(OSError):
-            (self.folder / "uploads" / f"{att['id']}-{att['filename']}").write_bytes(data)
         return web.Response(text=self.fd.browser_json(att), content_type="application/json")
 
 
 def reset(folder: Path) -> None:
-    """Forget everything the playground kept: its database, uploads and log."""
+    """Forget everything the playground kept: its database, the channels' history with their files, the log."""
     if folder.is_dir():
         shutil.rmtree(folder)
     log.info("cleared %s", folder)

@@ -55,7 +55,8 @@ def skip_unless_browser() -> str:
         pytest.skip(f"browser tests need Playwright for Python and Chromium; enable them with: {ENABLE}")
     path = chromium_executable()
     if path is None:
-        pytest.skip(f"browser tests need Debian's chromium (not installed, and not root); enable them with: {ENABLE}")
+        why = "installing it failed" if os.geteuid() == 0 else "only root may install it"
+        pytest.skip(f"browser tests need Debian's chromium, which is missing ({why}); enable them with: {ENABLE}")
     return path
 
 

@@ -98,5 +98,7 @@ async def test_the_command_with_a_real_key_warns_and_uses_that_api(tmp_path: Pat
             await proc.wait()
         await api.stop()
     assert proc.returncode == 0, "".join(seen)
+    saved = (folder / "messages.json").read_text()  # the history, for the next start
+    assert "a paid picture" in saved and list((folder / "cdn").glob("*/imagebot-*"))
     log = (folder / "bot.log").read_text(errors="replace")
     assert "Traceback" not in log and "the-real-token" not in log

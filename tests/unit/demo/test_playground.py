@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.demo.discord.payloads import FLAG_EPHEMERAL
+from bot.demo.playground import history
 from bot.demo.playground.actions import ActionError, Actions
 from bot.demo.playground.botproc import ImageService, bot_env
 from bot.demo.playground.cli import build_parser, real_api_from_env
@@ -146,3 +147,26 @@ def test_reset_clears_the_one_folder(tmp_path: Path) -> None:
     assert not folder.exists() and (tmp_path / "keep.txt").exists()
     args = build_parser().parse_args([])
     assert (args.host, args.port, args.reset) == ("127.0.0.1", 8090, False)
+
+
+async def test_the_history_survives_a_restart_without_private_answers(live: LiveDiscord, tmp_path: Path) -> None:
+    att = live.add_attachment(b"\x89PNG-bytes", "cat.png")
+    shown = live.create_user_message("alice", "my cat", [att])
+    private = live.world.message_payload(
+        message_id=live.snowflakes.next(), channel_id=live.channel_id, author="bot", content="psst",
+        flags=FLAG_EPHEMERAL,
+    )  # fmt: skip
+    live._store(private)
+    assert history.save(live, tmp_path) == 1
+    again = LiveDiscord()
+    await again.start()
+    try:
+        assert again.base_url != live.base_url
+        assert history.load(again, tmp_path) == 1
+        restored = again.messages[int(shown["id"])]
+        assert restored["content"] == "my cat" and int(private["id"]) not in again.messages
+        url = restored["attachments"][0]["url"]
+        assert url.startswith(again.base_url + "/cdn/")
+        assert again.cdn_bytes(restored["attachments"][0]) == b"\x89PNG-bytes"
+    finally:
+        await again.stop()
