@@ -80,8 +80,6 @@ class Playground:
         env = bot_env(
             self.fd.token, self.fd.api_base, self.fd.gateway_url, self.image_service, self.folder / "imagebot.db"
         )
-        self.bot = BotProcess(env, self.folder, self.folder / "bot.log")
-        await self.bot.start()
         app = web.Application(client_max_size=30 * 1024 * 1024, middlewares=[self._same_origin])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
@@ -97,7 +95,10 @@ class Playground:
         assert server is not None
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         shown = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
-        self.url = f"http://{shown}:{port}/"
+        self.url = f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
+        # The bot starts last: a port already in use stops the playground before anything else runs.
+        self.bot = BotProcess(env, self.folder, self.folder / "bot.log")
+        await self.bot.start()
         return self.url
 
     async def wait_bot_ready(self, timeout: float = 60) -> None:  # noqa: ASYNC109
