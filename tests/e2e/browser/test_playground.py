@@ -186,3 +186,17 @@ async def test_autocomplete_offers_the_bots_suggestions(open_page: OpenPage) -> 
     await page.locator('#command-form [data-option="tz"]').fill("Europe/Berlin")
     await page.locator("#send").click()
     await expect(page.locator('.msg[data-author="bot"]').last).to_contain_text("Europe/Berlin")
+
+
+async def test_an_attachment_option_takes_a_file_from_the_picker(open_page: OpenPage, tmp_path: Path) -> None:
+    page = await open_page("bob")
+    await page.locator("#input").fill("/edit")
+    await page.locator('#command-list [data-command="edit"]').click()
+    await page.locator('#command-form [data-option="image"]').set_input_files(str(_photo(tmp_path)))
+    await page.locator('#command-form [data-option="prompt"]').fill("paint it blue")
+    await page.locator('#command-form [data-option="quality"]').select_option("low")
+    await page.locator("#send").click()
+    answer = page.locator('.msg[data-author="bot"]').filter(has=page.locator(RESULT))
+    await expect(answer).to_have_count(1, timeout=30_000)
+    await expect(answer.locator(".pre")).to_contain_text("Bob used /edit")
+    await expect(answer.locator(".embed")).to_contain_text("low")
