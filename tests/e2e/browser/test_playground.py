@@ -200,3 +200,19 @@ async def test_an_attachment_option_takes_a_file_from_the_picker(open_page: Open
     await expect(answer).to_have_count(1, timeout=30_000)
     await expect(answer.locator(".pre")).to_contain_text("Bob used /edit")
     await expect(answer.locator(".embed")).to_contain_text("low")
+
+
+async def test_a_rule_for_other_channels_lets_the_age_restricted_one_through(open_page: OpenPage) -> None:
+    mod = await open_page("mod")
+    await run_command(mod, "quota rule add", text="dragon", sfw_only="true")
+    await expect(mod.locator(".msg.ephemeral").last).to_contain_text("dragon")
+    alice = await open_page("alice")
+    await run_command(alice, "imagine", prompt="a friendly dragon")
+    refusal = alice.locator(".msg.ephemeral").last
+    await expect(refusal).to_contain_text("Only you can see this")
+    await expect(alice.locator(RESULT)).to_have_count(0)
+    await alice.locator('#channels [data-channel="after-dark"]').click()
+    await expect(alice.locator("#channel-badge")).to_contain_text("Age-restricted")
+    await expect(alice.locator(".msg")).to_have_count(0)
+    await run_command(alice, "imagine", prompt="a friendly dragon")
+    await expect(answer_to(alice, "a friendly dragon").locator(RESULT).first).to_be_visible(timeout=30_000)
