@@ -120,12 +120,19 @@ async def test_edit_image_menu_and_its_modal(open_page: OpenPage, tmp_path: Path
     await page.get_by_role("menuitem", name="Edit image").click()
     dialog = page.locator("dialog#modal")
     await expect(dialog).to_be_visible()
+    await expect(dialog.locator("#modal-title")).to_have_text("Edit image")
     field = dialog.locator("[data-field]").first
     await field.fill("give the cat a tiny hat")
     await dialog.locator("#modal-submit").click()
     await expect(dialog).to_be_hidden()
     result = page.locator('.msg[data-author="bot"]').filter(has=page.locator(RESULT))
     await expect(result).to_have_count(1, timeout=30_000)
+    # The same menu on a right-click, on the bot's own result this time.
+    await result.first.click(button="right")
+    await page.get_by_role("menuitem", name="Edit image").click()
+    await dialog.locator("[data-field]").first.fill("make the hat blue")
+    await dialog.locator("#modal-submit").click()
+    await expect(result).to_have_count(2, timeout=30_000)
 
 
 async def test_daily_limit_refusal_is_private(open_page: OpenPage) -> None:

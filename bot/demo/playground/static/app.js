@@ -179,6 +179,11 @@ function renderMessage(msg) {
   }
   node.append(body);
   node.append(renderTools(msg));
+  // Right-click opens the Apps menu, as Discord's message context menu does.
+  const menus = state.snap.commands.filter((c) => c.type === 3);
+  if (menus.length && !(flags & FLAG_EPHEMERAL)) {
+    node.addEventListener("contextmenu", (ev) => { ev.preventDefault(); showMenu(ev, msg, menus); });
+  }
   return node;
 }
 
@@ -255,9 +260,14 @@ function showMenu(ev, msg, menus) {
   menu.replaceChildren(...menus.map((c) => el("button", { type: "button", role: "menuitem",
     text: (c.name_localizations && c.name_localizations[state.snap.locale]) || c.name,
     onclick: () => { menu.hidden = true; act({ kind: "menu", message_id: msg.id, name: c.name }); } })));
-  const rect = ev.target.getBoundingClientRect();
-  menu.style.left = Math.max(8, rect.right - 200) + "px";
-  menu.style.top = rect.bottom + 4 + "px";
+  if (ev.type === "contextmenu") {
+    menu.style.left = ev.clientX + "px";
+    menu.style.top = ev.clientY + "px";
+  } else {
+    const rect = ev.target.getBoundingClientRect();
+    menu.style.left = Math.max(8, rect.right - 200) + "px";
+    menu.style.top = rect.bottom + 4 + "px";
+  }
   menu.hidden = false;
   ev.stopPropagation();
 }
