@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.demo.discord.payloads import FakeRole, FakeUser
 from bot.demo.playground.live import LiveDiscord, visible_to
+from bot.messages.i18n import N_
 
 PEOPLE = ("alice", "bob", "mod")
 LANGUAGES = ("en-US", "zh-CN")
@@ -22,7 +23,16 @@ AUTOCOMPLETE_WAIT = 3.0
 
 
 class ActionError(Exception):
-    """The page asked for something Discord would not let a person do (answered 400 with the reason)."""
+    """The page asked for something Discord would not let a person do (answered 400 with the reason, in the
+    person's language: ``msgid`` is marked with ``N_`` and translated where it is shown)."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        super().__init__(msgid)
+        self.msgid = msgid
+        self.params = params
+
+    def __str__(self) -> str:
+        return self.msgid.format(**self.params)
 
 
 @dataclass
@@ -32,7 +42,7 @@ class Person:
 
     def __post_init__(self) -> None:
         if self.key not in PEOPLE:
-            raise ActionError(f"unknown person {self.key!r}")
+            raise ActionError(N_("unknown person"))
 
 
 @dataclass
@@ -46,36 +56,36 @@ class Actions:
     # ------------------------------------------------------------------------------------ helpers
     def person(self, key: Any) -> Person:
         if not isinstance(key, str) or key not in self.people:
-            raise ActionError("unknown person")
+            raise ActionError(N_("unknown person"))
         return self.people[key]
 
     def channel(self, value: Any) -> int:
         try:
             cid = int(value)
         except (TypeError, ValueError):
-            raise ActionError("unknown channel") from None
+            raise ActionError(N_("unknown channel")) from None
         if self.fd.world.guild_of_channel(cid) != self.fd.guild_id:
-            raise ActionError("unknown channel")
+            raise ActionError(N_("unknown channel"))
         return cid
 
     def message(self, value: Any, person: Person) -> dict[str, Any]:
         try:
             msg = self.fd.messages[int(value)]
         except (TypeError, ValueError, KeyError):
-            raise ActionError("unknown message") from None
+            raise ActionError(N_("unknown message")) from None
         if not visible_to(msg, self.fd.world.users[person.key].id):
-            raise ActionError("unknown message")
+            raise ActionError(N_("unknown message"))
         return msg
 
     def set_locale(self, key: Any, locale: Any) -> None:
         if locale not in LANGUAGES:
-            raise ActionError("unknown language")
+            raise ActionError(N_("unknown language"))
         self.person(key).locale = locale
 
     def upload(self, data: bytes, filename: str, content_type: str | None, channel_id: Any) -> dict[str, Any]:
         """A file a person attached in the composer, on the local CDN until it is sent."""
         if not data or len(data) > MAX_UPLOAD:
-            raise ActionError("the file is empty or larger than 25 MB")
+            raise ActionError(N_("the file is empty or larger than 25 MB"))
         safe = re.sub(r"[^\w.\-]+", "_", filename or "file")[-80:] or "file"
         att = self.fd.add_attachment(data, safe, content_type, channel_id=self.channel(channel_id))
         self.uploads[att["id"]] = att
@@ -84,7 +94,7 @@ class Actions:
     def _attachment(self, value: Any) -> dict[str, Any]:
         att = self.uploads.get(str(value))
         if att is None:
-            raise ActionError("unknown attachment")
+            raise ActionError(N_("unknown attachment"))
         return att
 
     def _commands(self) -> list[dict[str, Any]]:
@@ -94,7 +104,7 @@ class Actions:
         for c in self._commands():
             if c["name"] == name and int(c.get("type") or 1) == ctype:
                 return c
-        raise ActionError("the bot has not registered that command")
+        raise ActionError(N_("the bot has not registered that command"))
 
     # ------------------------------------------------------------------------------------ actions
     async def send_message(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +114,7 @@ class Actions:
         content = str(body.get("content") or "")[:MAX_TEXT]
         atts = [self._attachment(a) for a in (body.get("attachments") or [])[:10]]
         if not content.strip() and not atts:
-            raise ActionError("empty message")
+            raise ActionError(N_("empty message"))
         bot = self.fd.bot_user
         # "@imagebot" typed in the composer is a mention of the bot, as Discord's autocomplete makes it.
         content = re.sub(r"@imagebot\b", bot.mention, content, flags=re.IGNORECASE)
@@ -113,7 +123,7 @@ class Actions:
         if ref is not None:
             target = self.message(ref, person)
             if int(target["channel_id"]) != cid:
-                raise ActionError("unknown message")
+                raise ActionError(N_("unknown message"))
             ping = bool(body.get("ping", True)) and int(target["author"]["id"]) == bot.id
             msg = self.fd.reply(person.key, content, target, mention_bot=mention or ping, attachments=atts)
         else:
@@ -127,7 +137,7 @@ class Actions:
         person = self.person(body.get("person"))
         msg = self.message(body.get("message_id"), person)
         if int(msg["author"]["id"]) != self.fd.world.users[person.key].id and person.key != "mod":
-            raise ActionError("only the author or a moderator deletes a message")
+            raise ActionError(N_("only the author or a moderator deletes a message"))
         await self.fd.delete_message(msg)
         self.fd.publish()
 
@@ -159,7 +169,7 @@ class Actions:
             declared = _child(declared, sub, 1).get("options") or []
         values = body.get("options") or {}
         if not isinstance(values, dict):
-            raise ActionError("bad options")
+            raise ActionError(N_("bad options"))
         plain: dict[str, Any] = {}
         files: dict[str, dict[str, Any]] = {}
         for opt in declared:
@@ -170,7 +180,7 @@ class Actions:
                 continue
             if name not in values or values[name] in (None, ""):
                 if opt.get("required") and focused is None:
-                    raise ActionError(f"{name} is required")
+                    raise ActionError(N_("{option} is required"), option=name)
                 continue
             kind = int(opt["type"])
             if kind == 11:
@@ -178,7 +188,7 @@ class Actions:
             else:
                 plain[name] = self._option_value(kind, values[name], opt)
         if focused is not None and focused not in plain:
-            raise ActionError("unknown option")
+            raise ActionError(N_("unknown option"))
         payload = self.fd.slash(
             command["name"], plain, user=person.key, subcommand=sub, group=group, attachments=files,
             channel_id=cid, locale=person.locale,
@@ -203,14 +213,14 @@ class Actions:
             elif kind == 8:
                 value = self.fd.world.role(int(raw))
             else:
-                raise ActionError(f"option type {kind} is not supported here")
+                raise ActionError(N_("this kind of option is not supported here"))
         except (TypeError, ValueError, KeyError):
-            raise ActionError(f"bad value for {opt['name']}") from None
+            raise ActionError(N_("{option}: not a valid value"), option=opt["name"]) from None
         choices = opt.get("choices")
         if choices and not isinstance(value, FakeUser | FakeRole):
             plain = value["value"] if isinstance(value, dict) else value
             if plain not in [c["value"] for c in choices]:
-                raise ActionError(f"{opt['name']}: not one of the choices")
+                raise ActionError(N_("{option}: not one of the choices"), option=opt["name"])
         return value
 
     async def button(self, body: dict[str, Any]) -> None:
@@ -224,13 +234,13 @@ class Actions:
             if c.get("custom_id") == custom_id
         }
         if not kinds:
-            raise ActionError("no such button on that message")
+            raise ActionError(N_("no such button on that message"))
         ctype, comp = next(iter(kinds.items()))
         if comp.get("disabled"):
-            raise ActionError("that button is disabled")
+            raise ActionError(N_("that button is disabled"))
         values = body.get("values")
         if ctype != 2 and not isinstance(values, list):
-            raise ActionError("a select needs values")
+            raise ActionError(N_("a select needs values"))
         payload = self.fd.button(
             custom_id, msg, user=person.key, component_type=ctype,
             values=[str(v) for v in values] if ctype != 2 and isinstance(values, list) else None,
@@ -251,7 +261,7 @@ class Actions:
         person = self.person(body.get("person"))
         fields = body.get("fields") or {}
         if not isinstance(fields, dict):
-            raise ActionError("bad fields")
+            raise ActionError(N_("bad fields"))
         mid = body.get("message_id")
         msg = self.message(mid, person) if mid is not None else None
         cid = self.channel(body.get("channel_id") or (msg or {}).get("channel_id"))
@@ -272,4 +282,4 @@ def _child(options: list[dict[str, Any]], name: Any, kind: int) -> dict[str, Any
     for opt in options:
         if opt.get("name") == name and int(opt.get("type", 0)) == kind:
             return opt
-    raise ActionError(f"unknown subcommand {name!r}")
+    raise ActionError(N_("unknown subcommand"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from bot.demo.discord.constants import MODERATOR_ROLE_ID
 from bot.demo.playground import history
@@ -22,6 +22,7 @@ from bot.demo.playground.actions import ActionError, Actions
 from bot.demo.playground.botproc import BotProcess, ImageService, bot_env
 from bot.demo.playground.live import Event, LiveDiscord, visible_to
 from bot.demo.playground.texts import page_strings
+from bot.messages.i18n import N_, translate
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +235,8 @@ class Playground:
 
         task = asyncio.create_task(writer())
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT and msg.data == "snapshot":
-                    client.queue.put_nowait(self.fd.browser_json(self.snapshot(person)))
+            async for _ in ws:  # the page only listens; this ends when it goes away
+                pass
         finally:
             self.clients.discard(client)
             task.cancel()
@@ -272,23 +272,30 @@ class Playground:
             else:
                 raise ActionError("unknown action")
         except ActionError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        except AssertionError as exc:  # the local Discord's own checks, e.g. the bot is not connected
-            return web.json_response({"error": str(exc)}, status=409)
+            return web.json_response({"error": self._say(body, exc.msgid, **exc.params)}, status=400)
+        except AssertionError:  # the local Discord's own check: no bot connected to hear it
+            return web.json_response({"error": self._say(body, N_("the bot is not connected"))}, status=409)
         return web.json_response({"ok": True})
 
+    def _say(self, body: dict[str, Any], msgid: str, **params: Any) -> str:
+        """``msgid`` in the language of the person who asked."""
+        person = self.actions.people.get(str(body.get("person")))
+        return translate(person.locale if person else None, msgid, **params)
+
     async def _upload(self, request: web.Request) -> web.StreamResponse:
-        reader = await request.multipart()
-        field: Any = await reader.next()
+        body = {"person": request.query.get("person")}
+        field: Any = None
+        if request.content_type.startswith("multipart/"):
+            field = await (await request.multipart()).next()
         if field is None or getattr(field, "name", None) != "file":
-            return web.json_response({"error": "expected a file"}, status=400)
+            return web.json_response({"error": self._say(body, N_("no file was sent"))}, status=400)
         data = bytes(await field.read(decode=False))
         try:
             att = self.actions.upload(
                 data, field.filename or "file", field.headers.get("Content-Type"), request.query.get("channel_id", "")
             )
         except ActionError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+            return web.json_response({"error": self._say(body, exc.msgid, **exc.params)}, status=400)
         return web.Response(text=self.fd.browser_json(att), content_type="application/json")
 
 

@@ -15,6 +15,7 @@ from bot.demo.playground.botproc import ImageService, bot_env
 from bot.demo.playground.cli import build_parser, real_api_from_env
 from bot.demo.playground.live import LiveDiscord, visible_to
 from bot.demo.playground.server import reset
+from bot.messages.i18n import translate
 
 IMAGINE = {
     "name": "imagine",
@@ -76,7 +77,10 @@ async def test_cdn_links_are_made_relative_for_the_page(live: LiveDiscord) -> No
         ({"person": "alice", "name": "nope", "options": {}}, "not registered"),
         ({"person": "alice", "name": "imagine", "options": {}}, "prompt is required"),
         ({"person": "alice", "name": "imagine", "options": {"prompt": "x", "quality": "ultra"}}, "choices"),
-        ({"person": "alice", "name": "imagine", "options": {"prompt": "x", "count": "two"}}, "bad value"),
+        (
+            {"person": "alice", "name": "imagine", "options": {"prompt": "x", "count": "two"}},
+            "count: not a valid value",
+        ),
         ({"person": "alice", "name": "imagine", "channel_id": "1", "options": {"prompt": "x"}}, "unknown channel"),
     ],
 )
@@ -170,3 +174,10 @@ async def test_the_history_survives_a_restart_without_private_answers(live: Live
         assert again.cdn_bytes(restored["attachments"][0]) == b"\x89PNG-bytes"
     finally:
         await again.stop()
+
+
+async def test_a_refused_action_is_explained_in_the_persons_language(live: LiveDiscord) -> None:
+    with pytest.raises(ActionError) as caught:
+        await Actions(live).slash({"person": "bob", "name": "imagine", "channel_id": str(live.channel_id)})
+    assert str(caught.value) == "prompt is required"
+    assert translate("zh-CN", caught.value.msgid, **caught.value.params) == "prompt 为必填项"

@@ -392,7 +392,7 @@ function renderFiles() {
 async function upload(file) {
   const form = new FormData();
   form.append("file", file, file.name);
-  const res = await fetch(`/api/upload?channel_id=${state.channel}`, { method: "POST", body: form });
+  const res = await fetch(`/api/upload?channel_id=${state.channel}&person=${encodeURIComponent(state.person)}`, { method: "POST", body: form });
   const data = await res.json();
   if (!res.ok) { toast(S("error", { reason: data.error })); return null; }
   return data;
