@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", type=Path, default=DEFAULT_FOLDER, help=f"where its database, uploads and log live ({DEFAULT_FOLDER})"
     )
     parser.add_argument("--reset", action="store_true", help="clear that folder first: a fresh start")
+    parser.add_argument(
+        "--no-example",
+        dest="example",
+        action="store_false",
+        help="do not start with an example picture in an empty channel (there is none with a real API anyway)",
+    )
     return parser
 
 
@@ -61,6 +67,8 @@ async def serve(args: argparse.Namespace) -> None:
             )
         print(f"Starting the bot (log: {playground.folder / 'bot.log'}) ...", flush=True)
         await playground.wait_bot_ready()
+        if args.example:
+            await playground.post_example()
         print(f"imagebot playground: open {url}", flush=True)
         bot_exit = asyncio.create_task(_bot_exited(playground))
         stopper = asyncio.create_task(stop.wait())

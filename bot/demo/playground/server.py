@@ -32,6 +32,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # How fast the built-in service streams: slow enough that each preview frame can be seen (and cancelled).
 FIRST_EVENT_DELAY = 0.8
 BETWEEN_EVENTS_DELAY = 1.2
+EXAMPLE_PROMPT = "a lighthouse on a cliff at dusk, watercolour"
 
 
 class Client:
@@ -59,6 +60,7 @@ class Playground:
         self.clients: set[Client] = set()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.restored = 0  # messages found in the folder at start
         # The second channel is age-restricted, so the bot's rules for such channels can be tried.
         self.fd.world.channels[self.fd.other_channel_id].update({"nsfw": True, "name": "after-dark"})
         self.fd.listeners.append(self._on_event)
@@ -67,7 +69,7 @@ class Playground:
     async def start(self) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         await self.fd.start()
-        history.load(self.fd, self.folder)
+        self.restored = history.load(self.fd, self.folder)
         if self.real_api is not None:
             self.image_service = self.real_api
         else:
@@ -117,6 +119,16 @@ class Playground:
                 raise RuntimeError(f"the bot did not connect in {timeout:.0f}s:\n{self.bot and self.bot.log_tail()}")
             with contextlib.suppress(AssertionError):
                 await self.fd.wait_for(ready, timeout=0.5)
+
+    async def post_example(self) -> None:
+        """A first picture for a first visit: Alice asks for one, so the page opens on a stream or its result.
+        Only with the built-in service (a real API would bill it) and in an empty channel."""
+        if (self.image_service is None or self.image_service.real) or self.restored:
+            return
+        await self.actions.slash(
+            {"person": "alice", "channel_id": str(self.fd.channel_id), "name": "imagine",
+             "options": {"prompt": EXAMPLE_PROMPT}}
+        )  # fmt: skip
 
     async def stop(self) -> None:
         for client in list(self.clients):

@@ -48,4 +48,10 @@ def page_strings(locale: str) -> dict[str, str]:
         "disconnected": translate(locale, "Connection to the playground lost; reconnecting…"),
         "waiting_bot": translate(locale, "Waiting for the bot to connect…"),
         "image": translate(locale, "Image"),
+        "welcome": translate(locale, "Welcome to #{channel}!"),
+        "welcome_text": translate(
+            locale,
+            "Type / for the bot's commands. Upload a picture with ＋ and reply to it with @imagebot and what to "
+            "change, or right-click a message for its Apps. Switch people and languages at the bottom left.",
+        ),
     }

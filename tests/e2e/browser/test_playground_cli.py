@@ -102,3 +102,43 @@ async def test_the_command_with_a_real_key_warns_and_uses_that_api(tmp_path: Pat
     assert "a paid picture" in saved and list((folder / "cdn").glob("*/imagebot-*"))
     log = (folder / "bot.log").read_text(errors="replace")
     assert "Traceback" not in log and "the-real-token" not in log
+
+
+async def test_a_fresh_start_shows_a_first_image_with_no_other_step(tmp_path: Path) -> None:
+    """What a newcomer sees: no .env, no key, the command, the URL, and a picture arriving in the page."""
+    path = skip_unless_browser()
+    from playwright.async_api import async_playwright, expect
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "IMAGEBOT_"))}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "playground", "--port", "0",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    seen: list[str] = []
+    try:
+        url = await asyncio.wait_for(_read_url(proc, seen), 60)
+        assert (tmp_path / ".imagebot-playground" / "imagebot.db").is_file()  # its one folder, by default
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+            page: Any = await browser.new_page()
+            try:
+                await page.goto(url)
+                await expect(page.locator("#banner")).not_to_have_class("real")
+                await expect(page.locator(".welcome")).to_contain_text("Welcome to #general")
+                await expect(page.locator('.msg img[data-filename^="imagebot-"]')).to_be_visible(timeout=30_000)
+            except Exception:
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(SCREENSHOTS / "test_a_fresh_start.png"))
+                raise
+            finally:
+                await browser.close()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 15)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, "".join(seen)

@@ -331,7 +331,8 @@ function renderAll() {
   $("#attach").title = S("attach");
   $("#modal-cancel").textContent = S("cancel");
   $("#modal-submit").textContent = S("submit");
-  $("#messages").replaceChildren();
+  $("#messages").replaceChildren(el("div", { class: "welcome", "data-id": "0" },
+    el("h2", { text: S("welcome", { channel: channel.name }) }), el("p", { text: S("welcome_text") })));
   [...state.messages.values()].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1)).forEach(placeMessage);
   renderReplyBar();
   renderFiles();
