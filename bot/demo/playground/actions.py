@@ -216,6 +216,7 @@ class Actions:
                 raise ActionError(N_("this kind of option is not supported here"))
         except (TypeError, ValueError, KeyError):
             raise ActionError(N_("{option}: not a valid value"), option=opt["name"]) from None
+        _check_bounds(value, opt)
         choices = opt.get("choices")
         if choices and not isinstance(value, FakeUser | FakeRole):
             plain = value["value"] if isinstance(value, dict) else value
@@ -276,6 +277,20 @@ class Actions:
         # A modal answer is looked for even if it came before this line: ``publish`` checks the handle.
         handle = await self.fd.inject_interaction(payload)
         self.fd.watch_modal(handle)
+
+
+def _check_bounds(value: Any, opt: dict[str, Any]) -> None:
+    """Discord's own checks of an option's value before the command reaches the bot: number ranges and
+    string lengths the bot declared."""
+    name = opt["name"]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = opt.get("min_value"), opt.get("max_value")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ActionError(N_("{option}: out of range"), option=name)
+    if isinstance(value, dict) and isinstance(value.get("value"), str):
+        length = len(value["value"])
+        if length < int(opt.get("min_length") or 0) or length > int(opt.get("max_length") or 6000):
+            raise ActionError(N_("{option}: too short or too long"), option=name)
 
 
 def _child(options: list[dict[str, Any]], name: Any, kind: int) -> dict[str, Any]:

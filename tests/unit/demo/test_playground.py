@@ -24,7 +24,8 @@ IMAGINE = {
     "options": [
         {"type": 3, "name": "prompt", "description": "What to draw", "required": True},
         {"type": 3, "name": "quality", "description": "q", "choices": [{"name": "Low", "value": "low"}]},
-        {"type": 4, "name": "count", "description": "n"},
+        {"type": 4, "name": "count", "description": "n", "min_value": 1, "max_value": 10},
+        {"type": 3, "name": "style", "description": "s", "max_length": 5},
     ],
 }
 
@@ -82,6 +83,8 @@ async def test_cdn_links_are_made_relative_for_the_page(live: LiveDiscord) -> No
             "count: not a valid value",
         ),
         ({"person": "alice", "name": "imagine", "channel_id": "1", "options": {"prompt": "x"}}, "unknown channel"),
+        ({"person": "alice", "name": "imagine", "options": {"prompt": "x", "count": "11"}}, "count: out of range"),
+        ({"person": "alice", "name": "imagine", "options": {"prompt": "x", "style": "baroque"}}, "style: too short"),
     ],
 )
 async def test_slash_commands_are_checked_before_the_bot_sees_them(
