@@ -32,6 +32,11 @@ ENV_FILE_VARIABLE = "IMAGEBOT_ENV_FILE"
 
 
 _DEFAULT_DATABASE_URL = "sqlite:///data/imagebot.db"
+# Finite on purpose: an operator who wants no cap says "unlimited".
+DEFAULT_BOT_USER_DAILY_LIMIT = 50
+DEFAULT_BOT_MONTHLY_BUDGET_USD = 20.0
+# The jobs' grace, plus the few seconds the stopped jobs take to say so, stays under Docker's 10 s.
+DEFAULT_SHUTDOWN_GRACE = 5.0
 _DEFAULT_DATABASE_PATH = parse_database_url(_DEFAULT_DATABASE_URL, Path())  # relative to the working directory
 
 
@@ -160,17 +165,58 @@ class Settings:
     bot_user_daily_limit: int | None = setting(
         "BOT_USER_DAILY_LIMIT",
         parse.limit,
-        None,
+        DEFAULT_BOT_USER_DAILY_LIMIT,
         "Images one person may make per UTC day in all servers and DMs together, whatever the servers "
-        'set (so joining more servers gives nobody more): a number (0 blocks) or "unlimited".',
+        'set (so joining more servers gives nobody more): a number (0 blocks) or "unlimited" (no cap, '
+        "on purpose). On by default. Images paid by a server's own key do not count.",
         section="Bot-wide caps (all servers together: what your API key pays for)",
     )
     bot_monthly_budget_usd: float | None = setting(
         "BOT_MONTHLY_BUDGET_USD",
         parse.optional_money,
-        None,
+        DEFAULT_BOT_MONTHLY_BUDGET_USD,
         "US dollars the bot may spend per UTC calendar month in all servers together (estimated while a job "
-        "runs, actual once it ends); reached, every server is refused until the month turns. Empty: no cap.",
+        "runs, actual once it ends); reached, every server using your key is refused until the month turns. "
+        'On by default; "unlimited" removes the cap, on purpose. Spend paid by a server\'s own key does not count.',
+    )
+    # Who the operator's API key pays for.
+    allowed_guild_ids: tuple[int, ...] = setting(
+        "ALLOWED_GUILD_IDS",
+        parse.id_list,
+        (),
+        "Servers (comma-separated ids) that use your API key even while the application is public. The owner "
+        "can approve more at run time with /operator approve. Empty: none beyond the approved ones.",
+        section="Servers: who your API key pays for (see docs/setup/public-or-private.md)",
+    )
+    operator_key_servers: str = setting(
+        "OPERATOR_KEY_SERVERS",
+        parse.choice("auto", "approved", "none"),
+        "auto",
+        "Which servers use your API key. auto: while the application is private (Developer Portal → Bot → Public "
+        "Bot off) every server it is in; while it is public only ALLOWED_GUILD_IDS and approved servers. "
+        "approved: only those, whatever the switch says. none: nobody, every server brings its own key.",
+    )
+    server_key_secret: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "setting": Spec(
+                "SERVER_KEY_SECRET",
+                parse.fernet_key,
+                "A secret that encrypts the API keys servers bring (/apikey set). Make one with: python -c "
+                '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())". Keep it: '
+                "without it the stored keys cannot be read. Empty: servers cannot store a key.",
+                secret=True,
+            )
+        },
+    )
+    allow_private_base_urls: bool = setting(
+        "ALLOW_PRIVATE_BASE_URLS",
+        parse.boolean,
+        False,
+        "true = a server's own key may use an http:// base URL or one on a private network (a gateway on your "
+        "own network). Off: only https:// addresses on the public internet, so nobody can point the bot at "
+        "machines inside your network.",
     )
     # Work scheduling and Discord pacing.
     max_concurrent_images: int = setting(
@@ -282,8 +328,10 @@ class Settings:
     shutdown_grace: float = setting(
         "SHUTDOWN_GRACE",
         parse.number(0.0),
-        20.0,
-        "Seconds running jobs may finish after SIGTERM/SIGINT before they are cancelled and refunded.",
+        DEFAULT_SHUTDOWN_GRACE,
+        "Seconds running jobs may finish after SIGTERM/SIGINT before they are cancelled and refunded. With the "
+        "default the bot exits within Docker's default stop timeout (10 s); raise both together "
+        "(docker run --stop-timeout, compose stop_grace_period).",
         section="Operations",
     )
     health_address: str | None = setting(
@@ -404,7 +452,7 @@ def example_value(f: Field[Any], spec: Spec) -> str:
     if spec.example is not None:
         return spec.example
     default = f.default_factory() if callable(f.default_factory) else f.default
-    if spec.required or default is None or default == {}:
+    if spec.required or default is None or default == {} or default == ():
         return ""
     if isinstance(default, bool):
         return "true" if default else "false"
