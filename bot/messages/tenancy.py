@@ -15,7 +15,6 @@ KEYS_DISABLED = N_(
 KEY_MODAL_TITLE = N_("Your API key for this server")
 KEY_LABEL = N_("API key")
 BASE_URL_LABEL = N_("Base URL (optional: OpenAI when empty)")
-KEY_CHECKING = N_("Checking the key against its API (no image is made)…")
 KEY_NOTHING_TO_REMOVE = N_("This server has no API key of its own.")
 KEY_REMOVED_OPERATOR = N_("Removed. Images in this server now use the bot operator's key again.")
 KEY_REMOVED_REFUSED = N_(

@@ -51,6 +51,10 @@ class Report:
     def note(self, name: str, text: str) -> None:
         self.line("note", name, text)
 
+    def warn(self, name: str, text: str) -> None:
+        """Something the operator should know and probably change; does not fail the run."""
+        self.line("warn", name, text)
+
 
 def safe_url(url: str) -> str:
     """The URL without any user:password part."""
