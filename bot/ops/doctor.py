@@ -193,7 +193,36 @@ def _bot_role_name(roles: list[Mapping[str, Any]], member_roles: list[int]) -> s
 
 
 # ---- database ---------------------------------------------------------------------------------------
-def check_database(path: Path, report: Report) -> None:
+def writable_by(path: Path, uid: int | None, *, search: bool = False) -> bool:
+    """Whether ``uid`` may write ``path`` (and, with ``search``, enter it, as a folder): ``os.access`` for this
+    process's own user (None), else from the owner, group and mode bits (for the user the bot will run as)."""
+    want = os.W_OK | (os.X_OK if search else 0)
+    if uid is None:
+        return os.access(path, want)
+    if uid == 0:
+        return True
+    st = path.stat()
+    if st.st_uid == uid:
+        bits = (st.st_mode >> 6) & 7
+    elif hasattr(os, "getgrouplist") and st.st_gid in _groups_of(uid):
+        bits = (st.st_mode >> 3) & 7
+    else:
+        bits = st.st_mode & 7
+    return bits & want == want
+
+
+def _groups_of(uid: int) -> set[int]:
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:  # a uid with no account here (the container's 10001 on the host): no groups
+        return set()
+    return set(os.getgrouplist(entry.pw_name, entry.pw_gid))
+
+
+def check_database(path: Path, report: Report, *, uid: int | None = None) -> None:
+    """The SQLite database: writable by ``uid`` (None: the user running the doctor), migrated, an imagebot one."""
     name = "database"
     latest = max((v for v, _, _ in migrations()), default=0)
     if path.is_dir():
@@ -203,16 +232,16 @@ def check_database(path: Path, report: Report) -> None:
         ancestor = path.parent
         while not ancestor.exists() and ancestor != ancestor.parent:
             ancestor = ancestor.parent
-        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-            why = "is not a directory" if not ancestor.is_dir() else f"is not writable by {_this_user()}"
+        if not ancestor.is_dir() or not writable_by(ancestor, uid, search=True):
+            why = "is not a directory" if not ancestor.is_dir() else f"is not writable by {_this_user(uid)}"
             report.fail(name, f"cannot create {path}: {ancestor} {why}; fix DATABASE_URL or the directory")
             return
         report.ok(name, f"{path} does not exist yet; the bot creates it and applies {latest} migration(s) on start")
         return
     # SQLite writes the file and, in WAL mode, creates its -wal and -shm files beside it: both must be writable.
-    for target, what, mode in ((path, "the database file", os.W_OK), (path.parent, "its folder", os.W_OK | os.X_OK)):
-        if not os.access(target, mode):
-            report.fail(name, f"{target} ({what}) is not writable by {_this_user()}: {_ownership_hint(path)}")
+    for target, what, search in ((path, "the database file", False), (path.parent, "its folder", True)):
+        if not writable_by(target, uid, search=search):
+            report.fail(name, f"{target} ({what}) is not writable by {_this_user(uid)}: {_ownership_hint(path, uid)}")
             return
     try:
         version = _probe_sqlite(path)
@@ -275,13 +304,17 @@ async def check_postgres(url: str, report: Report) -> None:
         report.ok(name, f"{shown} is writable and migrated (schema version {version})")
 
 
-def _this_user() -> str:
-    return f"the user the bot runs as (uid {os.getuid()})" if hasattr(os, "getuid") else "this user"
+def _uid(uid: int | None) -> int | str:
+    return uid if uid is not None else (os.getuid() if hasattr(os, "getuid") else "<uid>")
 
 
-def _ownership_hint(path: Path) -> str:
+def _this_user(uid: int | None) -> str:
+    return f"the user the bot runs as (uid {_uid(uid)})"
+
+
+def _ownership_hint(path: Path, uid: int | None) -> str:
     return (
-        f"give that user the folder, e.g. chown -R {os.getuid() if hasattr(os, 'getuid') else '<uid>'} {path.parent} "
+        f"give that user the folder, e.g. chown -R {_uid(uid)} {path.parent} "
         "(the Docker image runs as uid 10001: a volume created by root needs this once)"
     )
 
