@@ -253,3 +253,54 @@ async def test_a_base_url_inside_the_network_is_refused_unless_allowed(rig: Rig)
     h = await set_key(fd, SERVER_KEY, "http://127.0.0.1:9/v1")
     assert "public internet" in private_text(h)
     assert db(rig, "SELECT * FROM guild_api_keys") == []
+
+
+def embed_text(h: InteractionHandle) -> str:
+    [cb] = h.callbacks
+    data = cb["data"]
+    parts = [data.get("content") or ""]
+    for embed in data.get("embeds") or []:
+        parts += [embed.get("title") or "", embed.get("description") or ""]
+        parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
+    return "\n".join(parts)
+
+
+async def command(fd: FakeDiscord, name: str, sub: str, options: dict[str, Any], user: str) -> InteractionHandle:
+    h = await fd.inject_interaction(fd.slash(name, options, subcommand=sub, user=user))
+    await h.wait_for(lambda x: x.callbacks, timeout=10)
+    return h
+
+
+async def test_tenants_stay_apart(rig: Rig) -> None:
+    fd = rig.discord
+    second = fd.add_guild("Second")
+    await rig.start_bot(BOT_USER_DAILY_LIMIT="5")
+    alice = fd.users["alice"]
+    h = await ask(fd, fd.slash("imagine", {"prompt": "a lighthouse"}))
+    assert has_result(h)
+    await poll(lambda: [j["status"] for j in job_rows(rig)] == ["done"])
+
+    # In the second server a moderator sees that server's figures only; alice herself sees her bot-wide count.
+    elsewhere = second.channel_ids[0]
+    shown = await fd.inject_interaction(
+        fd.slash("quota", {"user": alice}, subcommand="show", user="mod", channel_id=elsewhere)
+    )
+    await shown.wait_for(lambda x: x.callbacks, timeout=10)
+    text = embed_text(shown)
+    assert "all servers" not in text and "0 used" in text
+    me = await fd.inject_interaction(fd.slash("quota", {}, subcommand="me", user="alice", channel_id=elsewhere))
+    await me.wait_for(lambda x: x.callbacks, timeout=10)
+    [everywhere] = [ln for ln in embed_text(me).splitlines() if "Today in all servers" in ln]
+    assert "1 used" in everywhere
+
+    # Refused prompts are counted per member, apart from the moderators' changes.
+    added = await fd.inject_interaction(fd.slash("quota", {"text": "bad"}, group="rule", subcommand="add", user="mod"))
+    await added.wait_for(lambda x: x.callbacks, timeout=10)
+    for user in ("alice", "alice", "alice", "bob"):
+        refused = await ask(fd, fd.slash("imagine", {"prompt": "a bad dog"}, user=user))
+        assert "moderators don't allow" in private_text(refused), private_text(refused)
+    await command(fd, "quota", "set", {"user": fd.users["bob"], "daily": 3}, "mod")
+    audit = embed_text(await command(fd, "quota", "audit", {}, "mod"))
+    changes, _, refusals = audit.partition("Refused prompts, last 30 days")
+    assert "refused" not in changes.lower() and "daily" in changes
+    assert f"<@{alice.id}>: 3 refused prompts" in refusals and f"<@{fd.users['bob'].id}>: 1 refused prompt," in refusals
