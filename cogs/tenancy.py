@@ -14,7 +14,7 @@ import time
 
 import discord
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from bot.jobs.payers import OPENAI_BASE_URL, Application
 from bot.messages import invalid_value
@@ -98,6 +98,21 @@ class TenancyCog(commands.Cog):
 
     def __init__(self, bot: ImageBotBase) -> None:
         self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.reread.start()
+
+    async def cog_unload(self) -> None:
+        self.reread.cancel()
+
+    @tasks.loop(seconds=APPLICATION_FRESH)
+    async def reread(self) -> None:
+        """The Public Bot switch and the team may change while the bot runs: read them again."""
+        await self.bot.wait_until_ready()
+        try:
+            await refresh_application(self.bot, force=True)
+        except discord.HTTPException as exc:
+            log.warning("could not read the application from Discord: %s", exc.status)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
