@@ -12,11 +12,13 @@ application is private unless a test turns ``world.bot_public`` on) and the fake
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from PIL import Image
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.discord.constants import OWNER_ID
@@ -304,3 +306,23 @@ async def test_tenants_stay_apart(rig: Rig) -> None:
     changes, _, refusals = audit.partition("Refused prompts, last 30 days")
     assert "refused" not in changes.lower() and "daily" in changes
     assert f"<@{alice.id}>: 3 refused prompts" in refusals and f"<@{fd.users['bob'].id}>: 1 refused prompt," in refusals
+
+
+async def test_an_edit_in_an_uncovered_server_is_refused_privately_before_any_api_call(rig: Rig) -> None:
+    fd = rig.discord
+    fd.world.bot_public = True
+    await rig.start_bot()
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, "PNG")
+    photo = fd.create_user_message("bob", "", [fd.add_attachment(buffer.getvalue(), "red.png", "image/png")])
+    menu = await fd.inject_interaction(fd.message_command("Edit image", photo))
+    await menu.wait_for(lambda x: x.modal is not None, timeout=5)
+    assert menu.modal is not None
+    text_input = menu.modal["components"][0]["components"][0]
+    sub = await fd.inject_interaction(
+        fd.modal_submit(menu.modal["custom_id"], {text_input["custom_id"]: "make it blue"})
+    )
+    await sub.wait_for(lambda x: bool(private_text(x)), timeout=15)
+    assert NOT_COVERED in private_text(sub)
+    assert not [r for r in rig.images.requests if "/images/" in r.path] and job_rows(rig) == []
+    assert not [m for m in fd.bot_messages() if not (m.get("flags", 0) & EPHEMERAL)]  # nothing public remains
