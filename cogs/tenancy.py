@@ -36,9 +36,9 @@ KEY_MAX = 400
 async def refresh_application(bot: ImageBotBase, *, force: bool = False) -> Application:
     """Read ``GET /oauth2/applications/@me`` (at most every ``APPLICATION_FRESH`` seconds unless forced)."""
     payers = bot.services.payers
-    fetched = getattr(bot, "_application_read_at", 0.0)
-    if not force and payers.application.bot_public is not None and time.monotonic() - fetched < APPLICATION_FRESH:
-        return payers.application
+    known = payers.application
+    if not force and known.bot_public is not None and time.monotonic() - known.read_at < APPLICATION_FRESH:
+        return known
     info = await bot.application_info()
     if info.team is not None:
         owners = {
@@ -48,8 +48,7 @@ async def refresh_application(bot: ImageBotBase, *, force: bool = False) -> Appl
         }
     else:
         owners = {info.owner.id}
-    payers.application = Application(bot_public=bool(info.bot_public), owner_ids=frozenset(owners))
-    bot._application_read_at = time.monotonic()  # type: ignore[attr-defined]
+    payers.application = Application(bool(info.bot_public), frozenset(owners), time.monotonic())
     return payers.application
 
 

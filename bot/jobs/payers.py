@@ -15,13 +15,16 @@ Anything else raises ``ServerNotCovered`` before any reservation or API call.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bot import CodedError
 from bot.images_api.client import ImagesClient
-from bot.quota.tenants import TenantStore
+from bot.quota.tenants import KeyUnreadable, TenantStore
+
+log = logging.getLogger(__name__)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"  # a server's key without a base URL of its own
 
@@ -46,6 +49,7 @@ class Application:
 
     bot_public: bool | None = None  # None: not read yet
     owner_ids: frozenset[int] = frozenset()
+    read_at: float = 0.0  # time.monotonic() of the reading
 
 
 @dataclass
@@ -75,7 +79,11 @@ class Payers:
     async def payer_for(self, guild_id: int | None) -> Payer:
         """The key a job in this server uses; raises ``ServerNotCovered`` (nothing reserved yet)."""
         if guild_id is not None:
-            own = await self.tenants.key_for(guild_id)
+            try:
+                own = await self.tenants.key_for(guild_id)
+            except KeyUnreadable as exc:  # SERVER_KEY_SECRET changed: as if the server had no key
+                log.warning("%s; the server is treated as having none until its managers set it again", exc)
+                own = None
             if own is not None:
                 base = own.base_url or OPENAI_BASE_URL
                 fingerprint = hashlib.sha256(f"{base}\n{own.api_key}".encode()).hexdigest()

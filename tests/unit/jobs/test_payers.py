@@ -91,8 +91,11 @@ async def test_a_servers_key_is_encrypted_used_first_replaced_and_removed(
         assert info.value.keys_enabled
 
         await tenants.set_key(GUILD, KEY, None, OWNER)
+        rotated = TenantStore(backend, Fernet.generate_key().decode())
         with pytest.raises(KeyUnreadable):
-            await TenantStore(backend, Fernet.generate_key().decode()).key_for(GUILD)
+            await rotated.key_for(GUILD)
+        with pytest.raises(ServerNotCovered):  # under another secret the key is unreadable: as if it had none
+            await payers_for(rotated, http, mode="none").payer_for(GUILD)
         assert await TenantStore(backend, None).key_for(GUILD) is None  # no secret: no stored keys are used
         with pytest.raises(KeysDisabled):
             await TenantStore(backend, None).set_key(GUILD, KEY, None, OWNER)
