@@ -90,10 +90,18 @@ class KeyModal(discord.ui.Modal):
 
 
 class TenancyCog(commands.Cog):
+    # Hidden by default from members without Manage Server (servers may change that; the bot checks anyway).
     apikey = app_commands.Group(
-        name="apikey", description="This server's own API key for images (server managers)", guild_only=True
+        name="apikey",
+        description="This server's own API key for images (server managers)",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
     )
-    operator = app_commands.Group(name="operator", description="Servers the bot's owner pays for (owner only)")
+    operator = app_commands.Group(
+        name="operator",
+        description="Servers the bot's owner pays for (owner only)",
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
 
     def __init__(self, bot: ImageBotBase) -> None:
         self.bot = bot

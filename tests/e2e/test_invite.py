@@ -212,7 +212,7 @@ async def test_a_server_brings_its_own_key(rig: Rig) -> None:
             "key_removed",
         ]
         await rig.stop_bot()
-        assert leaked(rig, SERVER_KEY) == []
+        assert leaked(rig, SERVER_KEY) == [] and leaked(rig, WRONG_KEY) == []
     finally:
         await own.stop()
 
