@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.demo.discord.payloads import FakeRole, FakeUser
+from bot.demo.discord.payloads import ADMINISTRATOR, FakeRole, FakeUser
 from bot.demo.playground.live import LiveDiscord, visible_to
 from bot.messages.i18n import N_
 
@@ -100,11 +100,22 @@ class Actions:
     def _commands(self) -> list[dict[str, Any]]:
         return [*self.fd.commands.get(self.fd.guild_id, []), *self.fd.commands.get(None, [])]
 
-    def _command(self, name: Any, ctype: int) -> dict[str, Any]:
+    def _command(self, name: Any, ctype: int, person: Person) -> dict[str, Any]:
         for c in self._commands():
             if c["name"] == name and int(c.get("type") or 1) == ctype:
+                if not self.may_use(person.key, c):
+                    raise ActionError(N_("you do not have the permissions to use that command"))
                 return c
         raise ActionError(N_("the bot has not registered that command"))
+
+    def may_use(self, key: str, command: dict[str, Any]) -> bool:
+        """Discord's rule for a command's ``default_member_permissions``: none set, everyone; otherwise
+        members whose server permissions include them all (administrators always)."""
+        required = command.get("default_member_permissions")
+        if required is None:
+            return True
+        have = self.fd.world.permissions_of(key)
+        return have & ADMINISTRATOR != 0 or (int(required) != 0 and have & int(required) == int(required))
 
     # ------------------------------------------------------------------------------------ actions
     async def send_message(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +171,7 @@ class Actions:
     def _slash_payload(self, body: dict[str, Any], *, focused: str | None) -> dict[str, Any]:
         person = self.person(body.get("person"))
         cid = self.channel(body.get("channel_id"))
-        command = self._command(body.get("name"), 1)
+        command = self._command(body.get("name"), 1, person)
         group, sub = body.get("group"), body.get("subcommand")
         declared = command.get("options") or []
         if group is not None:
@@ -253,7 +264,7 @@ class Actions:
         """Apps → a message command (e.g. "Edit image") on a message."""
         person = self.person(body.get("person"))
         msg = self.message(body.get("message_id"), person)
-        command = self._command(body.get("name"), 3)
+        command = self._command(body.get("name"), 3, person)
         payload = self.fd.message_command(command["name"], msg, user=person.key)
         payload["locale"] = person.locale
         await self._interact(payload)

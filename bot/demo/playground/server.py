@@ -180,7 +180,11 @@ class Playground:
             "guild": {"id": str(guild.id), "name": guild.name},
             "channels": channels,
             "bot": {"id": str(fd.bot_id), "name": fd.bot_user.username, "connected": fd.bot_connected},
-            "commands": [*fd.commands.get(fd.guild_id, []), *fd.commands.get(None, [])],
+            "commands": [
+                c
+                for c in (*fd.commands.get(fd.guild_id, []), *fd.commands.get(None, []))
+                if self.actions.may_use(person, c)
+            ],
             "roles": [{"id": str(r.id), "name": r.name} for k, r in fd.world.roles.items() if k != "bot"],
             "messages": messages,
             "real_api": bool(service and service.real),

@@ -223,3 +223,14 @@ async def test_a_rule_for_other_channels_lets_the_age_restricted_one_through(ope
     await expect(alice.locator(".msg")).to_have_count(0)
     await run_command(alice, "imagine", prompt="a friendly dragon")
     await expect(answer_to(alice, "a friendly dragon").locator(RESULT).first).to_be_visible(timeout=30_000)
+
+
+async def test_commands_for_server_managers_are_listed_for_the_moderator_only(open_page: OpenPage) -> None:
+    alice = await open_page("alice")
+    mod = await open_page("mod")
+    await mod.locator("#input").fill("/apikey")
+    await expect(mod.locator("#command-list .cmd[data-command^='apikey']").first).to_be_visible()
+    await alice.locator("#input").fill("/apikey")
+    await expect(alice.locator("#command-list")).to_contain_text("No matching command")
+    await alice.locator("#input").fill("/imagine")
+    await expect(alice.locator('#command-list [data-command="imagine"]')).to_be_visible()

@@ -184,3 +184,15 @@ async def test_a_refused_action_is_explained_in_the_persons_language(live: LiveD
         await Actions(live).slash({"person": "bob", "name": "imagine", "channel_id": str(live.channel_id)})
     assert str(caught.value) == "prompt is required"
     assert translate("zh-CN", caught.value.msgid, **caught.value.params) == "prompt 为必填项"
+
+
+async def test_commands_for_managers_are_theirs_only(live: LiveDiscord) -> None:
+    keys = dict(IMAGINE, name="apikey", default_member_permissions=str(1 << 5))  # Manage Server
+    live.commands[None].append(live._command_out(None, keys))
+    actions = Actions(live)
+    assert actions.may_use("mod", live.commands[None][-1]) and not actions.may_use("alice", live.commands[None][-1])
+    assert actions.may_use("alice", live.commands[None][0])
+    with pytest.raises(ActionError, match="permissions"):
+        await actions.slash(
+            {"person": "alice", "name": "apikey", "channel_id": str(live.channel_id), "options": {"prompt": "x"}}
+        )
