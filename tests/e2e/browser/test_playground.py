@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.demo.playground.server import Playground
 from tests.e2e.browser.conftest import OpenPage
 
 pytestmark = pytest.mark.timeout(150)
@@ -47,7 +48,14 @@ def answer_to(page: Any, text: str) -> Any:
     return page.locator('.msg[data-author="bot"]', has_text=text).last
 
 
-async def test_imagine_shows_a_partial_frame_then_the_final_image(open_page: OpenPage) -> None:
+def slow_stream(playground: Playground, seconds: float) -> None:
+    """Keep each preview frame on screen for ``seconds`` (the built-in service's own pacing knob), so that a
+    busy machine cannot make a check miss a frame."""
+    playground.images.delay_between_events = seconds
+
+
+async def test_imagine_shows_a_partial_frame_then_the_final_image(open_page: OpenPage, playground: Playground) -> None:
+    slow_stream(playground, 3.0)
     page = await open_page("alice")
     await run_command(page, "imagine", prompt="a lighthouse at dusk")
     msg = answer_to(page, "a lighthouse at dusk")
@@ -71,7 +79,8 @@ async def test_reroll_makes_another_image_and_delete_removes_it(open_page: OpenP
     await expect(results).to_have_count(1)
 
 
-async def test_cancel_while_streaming(open_page: OpenPage) -> None:
+async def test_cancel_while_streaming(open_page: OpenPage, playground: Playground) -> None:
+    slow_stream(playground, 60.0)  # the result would come long after the test's timeout
     page = await open_page("alice")
     await run_command(page, "imagine", prompt="a slow sunrise")
     msg = answer_to(page, "a slow sunrise")
@@ -172,7 +181,8 @@ async def test_a_chinese_speaker_sees_chinese_commands_and_answers(open_page: Op
     await expect(answer.locator(".content")).to_contain_text("今天")
 
 
-async def test_a_second_tab_sees_the_same_messages_live(open_page: OpenPage) -> None:
+async def test_a_second_tab_sees_the_same_messages_live(open_page: OpenPage, playground: Playground) -> None:
+    slow_stream(playground, 3.0)
     first = await open_page("alice")
     second = await open_page("bob")
     await run_command(first, "imagine", prompt="a paper boat")
