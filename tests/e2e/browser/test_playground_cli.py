@@ -122,11 +122,18 @@ async def test_a_fresh_start_shows_a_first_image_with_no_other_step(tmp_path: Pa
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
             page: Any = await browser.new_page()
+            fetched: list[str] = []
+            page.on("request", lambda request: fetched.append(request.url))
             try:
                 await page.goto(url)
                 await expect(page.locator("#banner")).not_to_have_class("real")
                 await expect(page.locator(".welcome")).to_contain_text("Welcome to #general")
                 await expect(page.locator('.msg img[data-filename^="imagebot-"]')).to_be_visible(timeout=30_000)
+                # Nothing from the internet: every script, style, picture and socket is the playground's own.
+                origin = url.rstrip("/")
+                assert fetched and all(
+                    u.startswith((origin + "/", origin.replace("http", "ws", 1) + "/")) for u in fetched
+                )
             except Exception:
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 await page.screenshot(path=str(SCREENSHOTS / "test_a_fresh_start.png"))
