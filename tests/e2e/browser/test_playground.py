@@ -244,3 +244,12 @@ async def test_commands_for_server_managers_are_listed_for_the_moderator_only(op
     await expect(alice.locator("#command-list")).to_contain_text("No matching command")
     await alice.locator("#input").fill("/imagine")
     await expect(alice.locator('#command-list [data-command="imagine"]')).to_be_visible()
+
+
+async def test_a_deferred_answer_shows_the_bot_thinking(open_page: OpenPage, playground: Playground) -> None:
+    page = await open_page("alice")
+    playground.fd.latency = 1.5  # the local Discord answers each call of the bot late: "thinking" lasts
+    await run_command(page, "imagine", prompt="a slow answer")
+    await expect(page.locator(".msg .thinking")).to_have_text("imagebot is thinking…")
+    await expect(page.locator(".msg .thinking")).to_have_count(0, timeout=30_000)
+    await expect(answer_to(page, "a slow answer")).to_be_visible()
