@@ -287,7 +287,7 @@ class Actions:
     async def _interact(self, payload: dict[str, Any]) -> None:
         # A modal answer is looked for even if it came before this line: ``publish`` checks the handle.
         handle = await self.fd.inject_interaction(payload)
-        self.fd.watch_modal(handle)
+        self.fd.watch(handle)
 
 
 def _check_bounds(value: Any, opt: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ id of the one person who may see them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.discord.payloads import FLAG_EPHEMERAL
 
 Event = dict[str, Any]
+RESPONSE_DEADLINE = 3.0  # Discord's time for the bot to acknowledge an interaction
 Listener = Callable[[Event], None]
 
 
@@ -50,10 +52,19 @@ class LiveDiscord(FakeDiscord):
         await super()._notify()
         self.publish()
 
-    def watch_modal(self, handle: InteractionHandle) -> None:
-        """Publish the modal the bot may answer ``handle`` with (to the person who asked)."""
+    def watch(self, handle: InteractionHandle) -> None:
+        """Publish the modal the bot may answer ``handle`` with (to the person who asked), and tell that
+        person when the bot did not answer within Discord's 3 seconds (the answer is still taken later)."""
         self._awaiting_modal.append(handle)
+        asyncio.get_running_loop().call_later(RESPONSE_DEADLINE, self._check_answered, handle)
         self.publish()
+
+    def _check_answered(self, handle: InteractionHandle) -> None:
+        if handle.callbacks:
+            return
+        event = {"type": "no_answer", "viewer": int(handle.payload["member"]["user"]["id"])}
+        for listener in list(self.listeners):
+            listener(event)
 
     def publish(self) -> None:
         """Hand every change since the last call to the listeners."""

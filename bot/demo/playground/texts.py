@@ -48,6 +48,7 @@ def page_strings(locale: str) -> dict[str, str]:
         "disconnected": translate(locale, "Connection to the playground lost; reconnecting…"),
         "waiting_bot": translate(locale, "Waiting for the bot to connect…"),
         "image": translate(locale, "Image"),
+        "no_answer": translate(locale, "The application did not respond"),
         "welcome": translate(locale, "Welcome to #{channel}!"),
         "welcome_text": translate(
             locale,

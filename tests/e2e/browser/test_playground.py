@@ -253,3 +253,13 @@ async def test_a_deferred_answer_shows_the_bot_thinking(open_page: OpenPage, pla
     await expect(page.locator(".msg .thinking")).to_have_text("imagebot is thinking…")
     await expect(page.locator(".msg .thinking")).to_have_count(0, timeout=30_000)
     await expect(answer_to(page, "a slow answer")).to_be_visible()
+
+
+async def test_a_bot_that_answers_too_late_is_reported_as_in_discord(
+    open_page: OpenPage, playground: Playground
+) -> None:
+    page = await open_page("bob")
+    playground.fd.latency = 4.0  # every call of the bot reaches the local Discord after Discord's 3 seconds
+    await run_command(page, "quota me")
+    await expect(page.locator("#toast")).to_have_text("The application did not respond")
+    await expect(page.locator(".msg.ephemeral")).to_have_count(1, timeout=30_000)  # still taken, late

@@ -640,6 +640,8 @@ function handle(data) {
     if (node) node.remove();
   } else if (data.type === "modal") {
     openModal(data);
+  } else if (data.type === "no_answer") {
+    toast(S("no_answer"));
   }
 }
 
