@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, Rig
 from tests.helpers.e2e import files_of, final_files, has_result, job_rows, poll
+from tests.plugins.rig import REPO_ROOT, Rig
 
 
 async def run_bot_briefly(env: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -10,8 +10,8 @@ import copy
 from typing import Any
 
 from bot.demo.discord import InteractionHandle
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, buttons, has_result, job_rows
+from tests.plugins.rig import Rig
 
 
 async def _result(rig: Rig) -> InteractionHandle:

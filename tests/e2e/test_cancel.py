@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from bot.demo.discord import InteractionHandle
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, buttons, has_result, job_rows, poll
+from tests.plugins.rig import Rig
 
 
 def _has_cancel(h: InteractionHandle) -> bool:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from bot.demo.discord.payloads import ATTACH_FILES, BOT_ROLE_ID, EMBED_LINKS, VIEW_CHANNEL
 from bot.ops.doctor_api import recognise_gateway
 from bot.storage.db import migrations
-from tests.conftest import REPO_ROOT, Rig
+from tests.plugins.rig import REPO_ROOT, Rig
 
 API_KEY = "sk-doctor-right-key-0123456789"
 NEEDED = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 38)  # the five + threads

@@ -17,8 +17,8 @@ from typing import Any
 from PIL import Image
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, buttons, files_of, has_result, job_rows, poll, results_of
+from tests.plugins.rig import Rig
 
 MESSAGE_CONTENT_INTENT = 1 << 15
 

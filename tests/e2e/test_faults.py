@@ -11,8 +11,8 @@ import asyncio
 import time
 
 from bot.demo.discord import InteractionHandle
-from tests.conftest import Rig
 from tests.helpers.e2e import buttons, files_of, has_result, job_rows, poll, results_of
+from tests.plugins.rig import Rig
 
 ORIGINAL = r"/webhooks/\d+/[^/]+/messages/@original$"
 

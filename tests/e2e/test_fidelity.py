@@ -11,8 +11,8 @@ from typing import Any
 from PIL import Image
 
 from bot.demo.discord import FakeDiscord
-from tests.conftest import Rig
 from tests.helpers.e2e import files_of, final_files, has_result, job_rows, poll, results_of
+from tests.plugins.rig import Rig
 
 W, H = 64, 32
 

@@ -14,8 +14,8 @@ from PIL import Image
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.images.gateways import Gateway
 from bot.images_api.types import hashed_user
-from tests.conftest import Rig
 from tests.helpers.e2e import db, final_files, has_result, job_rows, poll
+from tests.plugins.rig import Rig
 
 # The ledger's count of images used (running jobs count what they reserved, refunded ones nothing).
 USED_SQL = (

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.ops.health_server import HealthServer
 from bot.ops.metrics import Metrics
-from tests.conftest import Rig
 from tests.helpers.e2e import has_result, job_rows, poll
+from tests.plugins.rig import Rig
 
 PROMPT = "a lighthouse in a storm, oil painting"
 

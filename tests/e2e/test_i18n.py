@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, db
+from tests.plugins.rig import Rig
 
 ZH = "zh-CN"
 # Discord's rule for CHAT_INPUT command and option names; \w is Unicode-aware (letters and digits of

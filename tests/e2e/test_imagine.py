@@ -10,8 +10,8 @@ from typing import Any
 
 from PIL import Image
 
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, buttons, files_of, final_files, has_result, job_rows, poll
+from tests.plugins.rig import Rig
 
 
 async def test_imagine_streams_previews_then_posts_the_exact_image(rig: Rig) -> None:

@@ -24,8 +24,8 @@ from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.discord.constants import OWNER_ID
 from bot.demo.discord.world import FakeUser
 from bot.demo.images import FakeImagesAPI
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, db, has_result, job_rows, poll
+from tests.plugins.rig import Rig
 
 SERVER_KEY = "sk-server-own-key-3f9d2a7c51e84b06WXYZ"
 WRONG_KEY = "sk-server-wrong-key-000000000000QQQQ"

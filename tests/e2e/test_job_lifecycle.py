@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, has_result, job_rows, poll
+from tests.plugins.rig import Rig
 
 
 def _add_trigger(rig: Rig, sql: str) -> None:

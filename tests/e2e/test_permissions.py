@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from bot.demo.discord.payloads import ATTACH_FILES, EMBED_LINKS
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, job_rows
+from tests.plugins.rig import Rig
 
 
 def _deny_bot(rig: Rig, permission: int) -> None:

@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
-from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, db, has_result, poll
+from tests.plugins.rig import Rig
 
 MODERATOR_SUBCOMMANDS = ("show", "set", "role", "default", "reset", "budget", "report")
 

@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
-from tests.conftest import Rig
 from tests.e2e.test_edit import encode, modal_fields, pattern, wait_answer
 from tests.helpers.e2e import EPHEMERAL, buttons, db, has_result, job_rows, poll, results_of
+from tests.plugins.rig import Rig
 
 REFUSED = "moderators don't allow"
 

@@ -22,9 +22,9 @@ import pytest
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.discord.world import FakeGuild
-from tests.conftest import REPO_ROOT, Rig
 from tests.helpers import pgserver
 from tests.helpers.e2e import buttons, has_result
+from tests.plugins.rig import REPO_ROOT, Rig
 
 LEASE = "1.5"  # seconds: renewed every 0.5 s, a dead process's work comes back 1.5-2 s after
 

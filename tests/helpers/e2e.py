@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from bot.demo.discord import InteractionHandle
-from tests.conftest import Rig
+from tests.plugins.rig import Rig
 
 EPHEMERAL = 64  # message flag
 

@@ -1,8 +1,8 @@
-"""Fixtures that run the quota store tests against both databases: SQLite and a real PostgreSQL.
+"""Helpers of the storage tests, which run against both databases: SQLite and a real PostgreSQL.
 
-Import the fixtures into a test module (``from tests.helpers.stores import clock, dialect, ...``). The
-PostgreSQL server is ``tests/helpers/pgserver.py``'s, started once per test process; every test gets
-a database of its own.
+The fixtures (``dialect``, ``database``, ``open_backend``, ``store``, ``clock``) are in
+``tests/plugins/stores.py``; a test names them as parameters. This module holds what tests import: the ids,
+``Clock``, ``BackendOpener``, ``connect``, ``reserve``, ``rows`` and the cross-process race worker.
 """
 
 from __future__ import annotations
@@ -11,28 +11,26 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.quota import QuotaExceeded, QuotaStore, Reservation
 from bot.storage.db import open_database
 from bot.storage.postgres import PostgresBackend
 from bot.storage.sqlite import Backend, SqliteBackend
-from tests.helpers import pgserver
 
 GUILD = 1000
 CHANNEL = 2000
 USER = 3000
 MOD = 4000
-DIALECTS = ("sqlite", "postgresql")
 
 BackendOpener = Callable[[], AbstractAsyncContextManager[Backend]]
 
 
 class Clock:
+    """A fake clock: the store reads ``clock()``, the test moves it with ``advance(days=1)``."""
+
     def __init__(self, now: datetime) -> None:
         self.now = now
 
@@ -41,24 +39,6 @@ class Clock:
 
     def advance(self, **kw: float) -> None:
         self.now += timedelta(**kw)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2024, 6, 15, 12, 0, tzinfo=UTC))
-
-
-@pytest.fixture(params=DIALECTS)
-def dialect(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def database(dialect: str, tmp_path: Path) -> str:
-    """Where the test's database lives: an SQLite file path, or a fresh PostgreSQL database's URL."""
-    if dialect == "postgresql":
-        return await pgserver.server().new_database()
-    return str(tmp_path / "bot.storage.db")
 
 
 @asynccontextmanager
@@ -73,18 +53,6 @@ async def connect(dialect: str, database: str) -> AsyncIterator[Backend]:
     else:
         async with open_database(Path(database)) as conn:
             yield SqliteBackend(conn)
-
-
-@pytest.fixture
-def open_backend(dialect: str, database: str) -> BackendOpener:
-    """Opens another backend on the test's database (as a second process would)."""
-    return lambda: connect(dialect, database)
-
-
-@pytest.fixture
-async def store(open_backend: BackendOpener, clock: Clock) -> AsyncIterator[QuotaStore]:
-    async with open_backend() as backend:
-        yield QuotaStore(backend, default_daily=5, default_monthly=50, clock=clock)
 
 
 async def reserve(store: QuotaStore, *, images: int = 1, cost: float = 0.04, **kw: Any) -> Reservation:

@@ -10,8 +10,8 @@ import pytest
 
 from bot.demo.discord import FakeDiscord, validate_discord_body
 from bot.demo.discord.payloads import MANAGE_GUILD, MANAGE_MESSAGES
-from tests.conftest import Rig
 from tests.helpers.minimal_bot import PNG
+from tests.plugins.rig import Rig
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 
 from bot.demo.discord import FakeDiscord
 from bot.demo.discord.payloads import World, shard_of
-from tests.conftest import Rig
 from tests.helpers.dpy import dpy_client, seen, until
+from tests.plugins.rig import Rig
 
 MEMBERS = discord.Intents.default()
 MEMBERS.members = True  # discord.py caches the members of GUILD_CREATE only with it

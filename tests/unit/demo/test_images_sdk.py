@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 from PIL import Image
 
 from bot.demo.images import FakeImagesAPI
-from tests.conftest import FAKE_API_KEY
+from tests.plugins.fakes import FAKE_API_KEY
 
 KEY = FAKE_API_KEY
 

@@ -29,15 +29,9 @@ from bot.images_api import (
     StreamError,
     StreamStalled,
 )
-from tests.conftest import FAKE_API_KEY
+from tests.plugins.fakes import FAKE_API_KEY
 
 KEY = FAKE_API_KEY
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from bot.images_api import (
 )
 from bot.images_api.errors import DownloadFailed, EditsNotSupported, MalformedResponse, ModelUnavailable
 from bot.messages import api_error
-from tests.conftest import FAKE_API_KEY
+from tests.plugins.fakes import FAKE_API_KEY
 
 
 def err(status: int, message: str, type_: str | None = None, code: str | None = None, **headers: str) -> ImagesAPIError:
@@ -112,12 +112,6 @@ def test_stream_fallback_and_field_signs() -> None:
 
 
 # ---- over HTTP against the fake ----------------------------------------------------------------
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def client_for(fake: FakeImagesAPI, session: aiohttp.ClientSession, **kw: Any) -> ImagesClient:

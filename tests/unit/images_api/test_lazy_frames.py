@@ -13,7 +13,6 @@ import base64
 import binascii
 import io
 import threading
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -23,7 +22,7 @@ from bot.demo.images import FakeImagesAPI
 from bot.images_api import CompletedImage, GenerateRequest, ImagesClient, PartialImage, b64
 from bot.imaging.work import URGENT, PreviewPool, make_preview_sync
 from bot.jobs.progress import ProgressPublisher, ProgressView
-from tests.conftest import FAKE_API_KEY
+from tests.plugins.fakes import FAKE_API_KEY
 
 WAIT = 5.0
 
@@ -43,12 +42,6 @@ def _partial_decodes() -> int:
 
 
 # --- the client keeps partial frames encoded ------------------------------------------------------
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def test_client_hands_partial_frames_over_encoded_and_decodes_the_final(

@@ -15,9 +15,7 @@ from bot.images_api.client import ImagesClient
 from bot.jobs.payers import OPENAI_BASE_URL, Application, Payers, ServerNotCovered
 from bot.quota.tenants import KeysDisabled, KeyUnreadable, TenantStore, last4
 from bot.storage.sqlite import Backend
-from tests.helpers.stores import GUILD, BackendOpener, database, dialect, open_backend
-
-__all__ = ["database", "dialect", "open_backend"]  # fixtures used here
+from tests.helpers.stores import GUILD, BackendOpener
 
 KEY = "sk-unit-server-key-0123456789abcdefLAST"
 OWNER = 42

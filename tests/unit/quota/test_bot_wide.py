@@ -15,20 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.quota import QuotaExceeded, QuotaStore
-from tests.helpers.stores import (
-    GUILD,
-    USER,
-    BackendOpener,
-    Clock,
-    clock,
-    database,
-    dialect,
-    open_backend,
-    reserve,
-    rows,
-)
-
-__all__ = ["clock", "database", "dialect", "open_backend"]  # fixtures used here
+from tests.helpers.stores import GUILD, USER, BackendOpener, Clock, reserve, rows
 
 OTHER_GUILD = GUILD + 1
 

@@ -19,24 +19,10 @@ import pytest
 
 from bot.quota import INHERIT, JobNotFound, JobStateError, QuotaExceeded, QuotaStore
 from bot.storage.db import migrations, open_database
-from tests.helpers.stores import (
-    CHANNEL,
-    GUILD,
-    MOD,
-    USER,
-    Clock,
-    clock,
-    database,
-    dialect,
-    open_backend,
-    reserve,
-    rows,
-    store,
-)
+from tests.helpers.stores import CHANNEL, GUILD, MOD, USER, Clock, reserve, rows
 
 LATEST = migrations()[-1][0]
 
-__all__ = ["clock", "database", "dialect", "open_backend", "store"]  # fixtures used here
 
 # --------------------------------------------------------------------------- lifecycle
 

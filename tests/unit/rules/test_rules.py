@@ -16,9 +16,7 @@ import pytest
 from bot.messages import PROMPT_REFUSED, rule_error, user_error
 from bot.rules import PromptRefused, Rule, RuleError, RuleSet, RuleStore, compile_regex, normalize_words
 from bot.rules.engine import MAX_REGEX_PROGRAM, contains_word
-from tests.helpers.stores import BackendOpener, database, dialect, open_backend
-
-__all__ = ["database", "dialect", "open_backend"]  # fixtures used by the store tests
+from tests.helpers.stores import BackendOpener
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

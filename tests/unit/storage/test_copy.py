@@ -12,9 +12,7 @@ from bot.storage.copy import TABLES
 from bot.storage.db import kv_get, kv_set, open_database
 from bot.storage.postgres import PostgresBackend
 from tests.helpers import pgserver
-from tests.helpers.stores import GUILD, MOD, USER, Clock, clock, reserve
-
-__all__ = ["clock"]  # fixtures used here
+from tests.helpers.stores import GUILD, MOD, USER, Clock, reserve
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -18,24 +18,7 @@ from bot.storage.db import kv_get, kv_set, migrations, open_database
 from bot.storage.postgres import PostgresBackend, to_dollar_params
 from bot.storage.sqlite import Backend
 from tests.helpers import pgserver
-from tests.helpers.stores import (
-    GUILD,
-    MOD,
-    USER,
-    BackendOpener,
-    Clock,
-    clock,
-    connect,
-    database,
-    dialect,
-    open_backend,
-    race_worker,
-    reserve,
-    rows,
-    store,
-)
-
-__all__ = ["clock", "database", "dialect", "open_backend", "store"]  # fixtures used here
+from tests.helpers.stores import GUILD, MOD, USER, BackendOpener, Clock, connect, race_worker, reserve, rows
 
 
 async def started(backend: Backend, clock: Clock, name: str) -> QuotaStore:
