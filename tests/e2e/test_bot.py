@@ -85,7 +85,7 @@ async def test_busy_bot_shows_queue_position_then_serves_everyone(rig: Rig) -> N
     await rig.start_bot(MAX_CONCURRENT_IMAGES="1", STATUS_GRACE="0.1")
     fd = rig.discord
     first = await fd.inject_interaction(fd.slash("imagine", {"prompt": "first"}, user="alice"))
-    await asyncio.sleep(0.2)
+    await poll(lambda: len(rig.images.requests) == 1)  # the first job holds the only slot
     second = await fd.inject_interaction(fd.slash("imagine", {"prompt": "second"}, user="bob"))
     await second.wait_for(lambda h: h.original and "Queued" in (h.original.get("content") or ""), timeout=10)
     assert "position 1" in second.msg["content"]

@@ -7,7 +7,6 @@ bad input: a short answer and no call to the Images API.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import random
 import struct
@@ -17,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
-from tests.helpers.e2e import EPHEMERAL, buttons, files_of, has_result, job_rows, poll, results_of
+from tests.helpers.e2e import EPHEMERAL, barrier, buttons, files_of, has_result, job_rows, poll, results_of
 from tests.plugins.rig import Rig
 
 MESSAGE_CONTENT_INTENT = 1 << 15
@@ -220,7 +219,7 @@ async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(r
         answer = await wait_answer(fd, ask, lambda m, e=expected: e in m["content"])
         assert not answer["attachments"] and not answer["components"]
     await wait_answer(fd, hint, lambda m: "reply to the message" in m["content"])
-    await asyncio.sleep(0.3)
+    await barrier(fd)
     assert answer_to(fd, silent) is None
     assert rig.images.requests == []
     assert job_rows(rig) == []  # nothing reserved, nothing charged

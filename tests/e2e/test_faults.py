@@ -7,11 +7,10 @@ Each test then checks what the user finally sees, the ledger, and that the next 
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from bot.demo.discord import InteractionHandle
-from tests.helpers.e2e import buttons, files_of, has_result, job_rows, poll, results_of
+from tests.helpers.e2e import barrier, buttons, files_of, has_result, job_rows, poll, results_of
 from tests.plugins.rig import Rig
 
 ORIGINAL = r"/webhooks/\d+/[^/]+/messages/@original$"
@@ -70,9 +69,9 @@ async def test_deleting_the_progress_message_mid_job_cancels_it(rig: Rig) -> Non
     await fd.delete_message(h.msg)
     await poll(lambda: job_rows(rig)[0]["status"] == "cancelled", timeout=15)
     await poll(lambda: rig.images.closed_by_client == 1, timeout=10)
-    await asyncio.sleep(0.5)
+    await barrier(fd)
     # Nothing was posted instead: no channel message, no ping, no empty file.
-    assert fd.bot_messages() == []
+    assert fd.bot_messages(fd.channel_id) == []
     assert job_rows(rig)[0]["images_done"] == 0
     await _next_request_works(rig)
 

@@ -53,13 +53,15 @@ async def test_healthz_and_metrics_while_a_job_runs_and_after(rig: Rig) -> None:
     fd.rate_limit_next("PATCH", r"^/webhooks/", retry_after=0.1)  # one 429 that discord.py retries
     await rig.start_bot(HEALTH_ADDRESS=f"127.0.0.1:{port}", LOG_LEVEL="INFO")
 
-    for _ in range(100):  # READY follows IDENTIFY once the guilds have arrived
+    async def healthy() -> tuple[str, str] | None:  # READY follows IDENTIFY once the guilds have arrived
         status, ctype, body = await get(base + "/healthz")
         if status == 200:
-            break
+            return ctype, body
         assert json.loads(body)["checks"]["gateway"] == "not connected to the Discord gateway"
-        await asyncio.sleep(0.1)
-    assert status == 200 and ctype.startswith("application/json")
+        return None
+
+    ctype, body = await poll(healthy)
+    assert ctype.startswith("application/json")
     assert json.loads(body) == {"ok": True, "checks": {"gateway": "ok", "database": "ok"}}
     status, _, body = await get(base + "/healthz", accept="text/plain")
     assert status == 200 and body.splitlines()[0] == "ok"
@@ -76,11 +78,12 @@ async def test_healthz_and_metrics_while_a_job_runs_and_after(rig: Rig) -> None:
 
     await h.wait_for(has_result, timeout=20)
     await poll(lambda: value_now(rig) is not None)  # settled in the database
-    for _ in range(50):
-        _, _, after = await get(base + "/metrics")
-        if value(after, "imagebot_jobs_total", status="done") == 1:
-            break
-        await asyncio.sleep(0.1)
+
+    async def metrics_after_the_job() -> str | None:
+        text = (await get(base + "/metrics"))[2]
+        return text if value(text, "imagebot_jobs_total", status="done") == 1 else None
+
+    after = await poll(metrics_after_the_job, timeout=5)
     [job] = job_rows(rig)
     assert value(after, "imagebot_jobs_total", status="done") == 1
     assert value(after, "imagebot_images_total") == 1

@@ -7,7 +7,6 @@ file is read directly to prove what changed (and what did not).
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -15,7 +14,7 @@ import re
 from typing import Any
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
-from tests.helpers.e2e import EPHEMERAL, db, has_result, poll
+from tests.helpers.e2e import EPHEMERAL, barrier, db, has_result, poll
 from tests.plugins.rig import Rig
 
 MODERATOR_SUBCOMMANDS = ("show", "set", "role", "default", "reset", "budget", "report")
@@ -123,7 +122,7 @@ async def test_daily_limit_of_two_refuses_the_third_imagine_without_an_api_call(
     assert "limit of 2 images today" in answer["content"]
     assert re.search(r"resets <t:\d+:R>", answer["content"])
     assert third.callback_types == [4] and third.followups == []  # no public "thinking…" ever appeared
-    await asyncio.sleep(0.2)
+    await barrier(fd)
     assert generations(rig) == 2
     assert len(db(rig, "SELECT id FROM jobs")) == 2
 

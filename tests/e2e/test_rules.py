@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from tests.e2e.test_edit import encode, modal_fields, pattern, wait_answer
-from tests.helpers.e2e import EPHEMERAL, buttons, db, has_result, job_rows, poll, results_of
+from tests.helpers.e2e import EPHEMERAL, barrier, buttons, db, has_result, job_rows, poll, results_of
 from tests.plugins.rig import Rig
 
 REFUSED = "moderators don't allow"
@@ -150,7 +150,7 @@ async def test_imagine_and_reroll_refused_before_any_reservation(rig: Rig) -> No
         assert text is not None and REFUSED in text, (prompt, text)
         assert "bad" not in text.lower() and "坏蛋" not in text  # the rule's text is not named
         assert h.callback_types == [4] and h.followups == []  # no public "thinking…" ever appeared
-    await asyncio.sleep(0.2)
+    await barrier(fd)
     assert len(job_rows(rig)) == 1 and api_calls(rig) == 1
 
     # Whole words only; the NSFW-scoped rule does not apply in the age-restricted channel.
@@ -163,7 +163,7 @@ async def test_imagine_and_reroll_refused_before_any_reservation(rig: Rig) -> No
     reroll = await fd.inject_interaction(fd.button(buttons(fox.original or {})["Reroll"], fox.original or {}))
     await reroll.wait_for(lambda x: refusal(x), timeout=10)
     assert REFUSED in (refusal(reroll) or "") and reroll.callback_types == [4]
-    await asyncio.sleep(0.2)
+    await barrier(fd)
     assert len(job_rows(rig)) == 3 and api_calls(rig) == 3
 
     # The audit log counts each refusal: who, when, which rule. Never the prompt.
@@ -220,7 +220,7 @@ async def test_reply_edit_modal_and_edit_reroll_refused_without_an_api_call(rig:
         assert note["flags"] & EPHEMERAL and REFUSED in note["content"], note
         assert h.original is None  # the "thinking…" message was withdrawn
 
-    await asyncio.sleep(0.2)
+    await barrier(fd)
     assert api_calls(rig) == 1 and len(job_rows(rig)) == 1
     assert sorted(json.loads(r["details"])["rule_id"] for r in refusals(rig)) == [1, 1, 1, 2]
     for prompt in ("make it NIGHT time", "a ｎｉｇｈｔ sky", "by night"):

@@ -23,7 +23,7 @@ import pytest
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.discord.world import FakeGuild
 from tests.helpers import pgserver
-from tests.helpers.e2e import buttons, has_result
+from tests.helpers.e2e import buttons, has_result, poll
 from tests.plugins.rig import REPO_ROOT, Rig
 
 LEASE = "1.5"  # seconds: renewed every 0.5 s, a dead process's work comes back 1.5-2 s after
@@ -127,7 +127,7 @@ async def test_each_server_is_served_by_its_shard_and_the_usage_lives_in_the_sha
         msg = h.original or {}
         reroll = await c.fd.inject_interaction(c.fd.button(buttons(msg)["Reroll"], msg, user="alice"))
         await reroll.wait_for(has_result, timeout=30)
-    await poll_async(lambda: all_settled(c), timeout=15)
+    await poll(lambda: all_settled(c), timeout=15)
     jobs = await c.jobs()
     assert [(r["guild_id"], r["owner"], r["prompt"], r["images_done"]) for r in jobs[2:]] == [
         (c.guilds[1].id, "shards-1", "a blue whale", 1),
@@ -144,7 +144,7 @@ async def test_each_server_is_served_by_its_shard_and_the_usage_lives_in_the_sha
         return None
 
     await c.fd.wait_for(answer, timeout=30)
-    await poll_async(lambda: all_settled(c), timeout=15)
+    await poll(lambda: all_settled(c), timeout=15)
     edit = (await c.jobs())[4]
     assert (edit["kind"], edit["guild_id"], edit["owner"]) == ("edit", c.guilds[1].id, "shards-1")
     whale = min(r["id"] for r in jobs if r["prompt"] == "a blue whale")  # h1's job (the two first ran at once)
@@ -171,7 +171,7 @@ async def test_a_persons_quota_used_in_a_shard_0_server_is_seen_in_a_shard_1_ser
     await c.start(BOT_USER_DAILY_LIMIT="2")
     h0 = await c.imagine(0, "a red fox", count=2)
     await h0.wait_for(has_result, timeout=30)
-    await poll_async(lambda: all_settled(c), timeout=15)
+    await poll(lambda: all_settled(c), timeout=15)
     seen_by_1 = await c.quota_me(1)
     assert "0 used" in today(seen_by_1)  # server One's own count
     [everywhere] = [ln for ln in seen_by_1.splitlines() if ln.startswith("**Today in all servers**")]
@@ -190,14 +190,6 @@ async def all_settled(c: Cluster) -> bool:
     return all(r["status"] not in ("reserved", "running") for r in await c.jobs())
 
 
-async def poll_async(predicate: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    for _ in range(int(timeout / 0.1)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 async def test_a_killed_process_job_is_refunded_by_its_sibling_whose_own_job_completes(cluster: Cluster) -> None:
     c = cluster
     await c.start()
@@ -212,7 +204,7 @@ async def test_a_killed_process_job_is_refunded_by_its_sibling_whose_own_job_com
 
     assert await c.rig.kill_bot() == -9  # SIGKILL: process 0 refunds nothing on its way out
     await h1.wait_for(has_result, timeout=30)
-    await poll_async(lambda: all_settled(c), timeout=15)
+    await poll(lambda: all_settled(c), timeout=15)
     [j0, j1] = await c.jobs()
     assert j0["status"] == "crashed" and j0["error"] == "interrupted: its process stopped renewing its lease"
     assert j0["images_done"] == 0 and j0["cost_actual"] in (0, None)
@@ -234,9 +226,9 @@ async def test_one_cap_for_the_whole_bot(cluster: Cluster) -> None:
     for h in handles:
         await h.wait_for(has_result, timeout=60)
     assert c.rig.images.max_open_streams == 4  # reached, never exceeded
-    await poll_async(lambda: all_settled(c), timeout=15)
+    await poll(lambda: all_settled(c), timeout=15)
     assert {r["status"] for r in await c.jobs()} == {"done"}
-    await poll_async(lambda: no_slots(c), timeout=10)
+    await poll(lambda: no_slots(c), timeout=10)
 
 
 async def no_slots(c: Cluster) -> bool:

@@ -1,13 +1,27 @@
-"""Helpers shared by the end-to-end tests: reading what the fake Discord recorded and the bot's database."""
+"""Helpers shared by the end-to-end tests: reading what the fake Discord recorded and the bot's database,
+waiting for a state (``poll``), and checking that nothing else happened (``barrier``)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from typing import Any
 
-from bot.demo.discord import InteractionHandle
+from bot.demo.discord import FakeDiscord, InteractionHandle
+from tests.helpers.waiting import poll
 from tests.plugins.rig import Rig
+
+__all__ = [
+    "EPHEMERAL",
+    "barrier",
+    "buttons",
+    "db",
+    "files_of",
+    "final_files",
+    "has_result",
+    "job_rows",
+    "poll",
+    "results_of",
+]
 
 EPHEMERAL = 64  # message flag
 
@@ -40,13 +54,32 @@ def buttons(message: dict[str, Any]) -> dict[str, str]:
     }
 
 
-async def poll(predicate: Any, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    """Wait for something outside the fakes (e.g. the bot's database) to become true."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+def answered(h: InteractionHandle) -> bool:
+    """The bot has answered the interaction: a message, or a deferral followed by its edit or a follow-up."""
+    if not h.callbacks:
+        return False
+    return h.callbacks[0]["type"] != 5 or bool(h.edits) or bool(h.followups)
+
+
+async def barrier(
+    fd: FakeDiscord,
+    *,
+    user: str = "alice",
+    channel_id: int | None = None,
+    timeout: float = 10,  # noqa: ASYNC109
+) -> InteractionHandle:
+    """Prove the bot has handled what the test sent before, so that a "nothing else happened" check means
+    something: send a cheap probe (``/quota me``) and wait for its answer.
+
+    Gateway events reach the bot in order on one connection and discord.py starts their handlers in that
+    order, so once the probe is answered, everything sent before it has been received and handled at least
+    as far as its first wait. A fixed sleep proves nothing on a slow machine; the barrier waits exactly as
+    long as the bot needs. The probe goes to the other channel by default (``channel_id`` to choose), so its
+    own answer does not mix with the messages the test checks in the main channel. Returns the probe."""
+    channel = fd.other_channel_id if channel_id is None else channel_id
+    probe = await fd.inject_interaction(fd.slash("quota", subcommand="me", user=user, channel_id=channel))
+    await probe.wait_for(answered, timeout=timeout)
+    return probe
 
 
 def db(rig: Rig, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -63,12 +64,14 @@ def test_ledger_is_gzipped_when_too_big_and_dropped_when_even_that_is() -> None:
 
 
 class _Recorder:
-    def __init__(self) -> None:
+    def __init__(self, on_call: Callable[[str], None] = lambda name: None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.on_call = on_call
 
     def __getattr__(self, name: str) -> Any:
         async def record(*args: Any, **kwargs: Any) -> None:
             self.calls.append((name, kwargs))
+            self.on_call(name)
 
         return record
 
@@ -76,9 +79,11 @@ class _Recorder:
 async def test_a_slow_report_is_deferred_then_sent_as_a_follow_up(monkeypatch: pytest.MonkeyPatch) -> None:
     start, end = datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC)
 
+    deferred = asyncio.Event()
+
     class SlowStore:
         async def report(self, guild_id: int) -> Report:
-            await asyncio.sleep(0.05)
+            await deferred.wait()  # the report takes longer than REPORT_DEFER_AFTER: done only once deferred
             return Report(guild_id, "UTC", start, end, None, 0, 0, 0.0, [])
 
         async def ledger_csv(self, guild_id: int, *, since: datetime) -> str:
@@ -87,7 +92,7 @@ async def test_a_slow_report_is_deferred_then_sent_as_a_follow_up(monkeypatch: p
 
     monkeypatch.setattr(qc, "REPORT_DEFER_AFTER", 0.01)
     bot: Any = SimpleNamespace(services=SimpleNamespace(quota=SlowStore(), rules=None))
-    response, followup = _Recorder(), _Recorder()
+    response, followup = _Recorder(on_call=lambda name: deferred.set() if name == "defer" else None), _Recorder()
     interaction: Any = SimpleNamespace(guild_id=1, filesize_limit=10_000_000, response=response, followup=followup)
     await qc.QuotaCog.report.callback(qc.QuotaCog(bot), interaction)  # type: ignore[call-arg, arg-type]
     assert [c[0] for c in response.calls] == ["defer"] and response.calls[0][1]["ephemeral"] is True

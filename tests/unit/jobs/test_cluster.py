@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from bot.jobs.cluster import ClusterScheduler
 from bot.quota import QuotaStore
 from bot.storage.postgres import PostgresBackend
 from tests.helpers import pgserver
+from tests.helpers.waiting import poll
 
 
 @asynccontextmanager
@@ -33,13 +34,6 @@ async def instances(
             stack.push_async_callback(sched.close)
             made.append(sched)
         yield made
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def count(url: str, sql: str) -> int:
@@ -71,8 +65,7 @@ async def test_the_cap_holds_across_processes_and_every_stream_gets_its_turn() -
     async with instances(url, ["a", "b"], capacity=3) as (a, b):
         await asyncio.wait_for(asyncio.gather(*(stream(a if i % 2 else b, 100 + i % 5) for i in range(24))), timeout=60)
         assert len(done) == 24 and peak <= 3
-        await asyncio.sleep(0.3)  # the last releases land
-        assert a.running == b.running == 0
+        await poll(lambda: a.running == b.running == 0)  # the last releases land
     assert await count(url, "SELECT COUNT(*) FROM image_slots") == 0
     assert await count(url, "SELECT COUNT(*) FROM image_turns") == 0
 
@@ -91,20 +84,21 @@ async def test_slots_go_round_robin_between_users_whatever_process_they_wait_in(
 
     async with instances(url, ["a", "b"], capacity=1) as (a, b):
         first = asyncio.create_task(stream(a, 1))  # takes the one slot
-        await until(lambda: order == [1])
+        await poll(lambda: order == [1])
         waiting = [asyncio.create_task(stream(a, 1)) for _ in range(3)]  # user 1 queues three more in a
-        await until(lambda: a.waiting == 3)
+        await poll(lambda: a.waiting == 3)
         waiting.append(asyncio.create_task(stream(b, 2)))  # then users 2 and 3, in b
-        await until(lambda: b.waiting == 1)
+        await poll(lambda: b.waiting == 1)
         waiting.append(asyncio.create_task(stream(b, 3)))
-        await until(lambda: b.waiting == 2)
+        await poll(lambda: b.waiting == 2)
         assert order == [1]
         for n in range(2, 7):
             release.set()  # the holder gives the slot back; the next in line gets it
-            deadline = time.monotonic() + 10
-            while len(order) < n:
-                assert time.monotonic() < deadline, order
-                await asyncio.sleep(0.02)
+
+            def granted(n: int = n) -> bool:
+                return len(order) >= n
+
+            await poll(granted, what=f"{n} slots granted")
         release.set()
         await asyncio.wait_for(asyncio.gather(first, *waiting), 10)
     # as FairScheduler: user 1 was in line first, then 2 and 3 joined; turns alternate between users

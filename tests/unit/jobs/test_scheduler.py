@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.jobs.scheduler import FairScheduler
+from tests.helpers.waiting import poll
 
 
 async def test_capacity_and_round_robin_between_users() -> None:
@@ -23,7 +24,7 @@ async def test_capacity_and_round_robin_between_users() -> None:
     tasks = [asyncio.create_task(work(1, f"a{i}")) for i in (2, 3, 4)]
     await asyncio.sleep(0)
     tasks.append(asyncio.create_task(work(2, "b1")))
-    await asyncio.sleep(0.01)
+    await poll(lambda: sched.waiting == 4)
     assert order == ["a1"] and sched.running == 1
     gate.set()
     await asyncio.gather(first, *tasks)
@@ -38,7 +39,7 @@ async def test_positions_and_cancellation() -> None:
     seen: list[int] = []
     waiter = asyncio.create_task(sched.acquire(2, seen.append))
     other = asyncio.create_task(sched.acquire(3))
-    await asyncio.sleep(0.01)
+    await poll(lambda: sched.waiting == 2)
     assert seen == [1]
     waiter.cancel()
     await asyncio.gather(waiter, return_exceptions=True)
