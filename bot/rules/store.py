@@ -124,6 +124,7 @@ class RuleStore:
         max_rules: int = MAX_RULES,
         max_regex_rules: int = MAX_REGEX_RULES,
         clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend if isinstance(backend, Backend) else SqliteBackend(backend)
         # One SQLite process sees every change itself; other processes' changes need the cache to age.
@@ -131,6 +132,7 @@ class RuleStore:
         self.max_rules = max_rules
         self.max_regex_rules = max_regex_rules
         self._clock = clock
+        self._monotonic = monotonic  # the cache's age: a test moves it instead of waiting
         self._cache: OrderedDict[int, tuple[float, RuleSet]] = OrderedDict()
         self._generation: dict[int, int] = {}
         self._matching: dict[tuple[int, bool, str], asyncio.Future[Rule | None]] = {}
@@ -197,11 +199,11 @@ class RuleStore:
     async def ruleset(self, guild_id: int) -> RuleSet:
         """The server's rules, compiled (cached until the next change here, or ``cache_seconds``)."""
         cached = self._cache.get(guild_id)
-        if cached is not None and (self.cache_seconds is None or time.monotonic() - cached[0] < self.cache_seconds):
+        if cached is not None and (self.cache_seconds is None or self._monotonic() - cached[0] < self.cache_seconds):
             self._cache.move_to_end(guild_id)
             return cached[1]
         generation = self._generation.get(guild_id, 0)
-        read_at = time.monotonic()
+        read_at = self._monotonic()
         ruleset = RuleSet(await self.list_rules(guild_id))
         if self._generation.get(guild_id, 0) == generation:  # no change landed while we were reading
             self._cache[guild_id] = (read_at, ruleset)

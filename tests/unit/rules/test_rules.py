@@ -17,6 +17,7 @@ from bot.messages import PROMPT_REFUSED, rule_error, user_error
 from bot.rules import PromptRefused, Rule, RuleError, RuleSet, RuleStore, compile_regex, normalize_words
 from bot.rules.engine import MAX_REGEX_PROGRAM, contains_word
 from tests.helpers.stores import BackendOpener
+from tests.helpers.waiting import poll
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -293,8 +294,7 @@ async def test_the_same_check_asked_again_while_it_runs_waits_for_the_first(stor
     await store.add(1, "regex", "(?:[ab]*a[ab]{150}){5}z", sfw_only=False, actor_id=7)
     text = "".join(random.Random(6).choice("ab") for _ in range(32000))
     first = asyncio.ensure_future(store.check(guild_id=1, user_id=42, channel_id=None, prompt=text, nsfw_channel=False))
-    await asyncio.sleep(0.01)
-    assert len(store._matching) == 1
+    await poll(lambda: len(store._matching) == 1)
     first.cancel()  # as asyncio.wait_for does to a slow reserve
     second = store.check(guild_id=1, user_id=42, channel_id=None, prompt=text, nsfw_channel=False)
     assert len(store._matching) == 1
@@ -327,13 +327,15 @@ async def test_on_postgresql_a_rule_added_in_one_process_applies_in_another_with
     url = await pgserver.server().new_database()
     b1, b2 = await PostgresBackend.connect(url), await PostgresBackend.connect(url)
     try:
-        one, two = RuleStore(b1, clock=lambda: NOW), RuleStore(b2, clock=lambda: NOW)
+        elapsed = [0.0]  # a fake monotonic clock: the cache ages when the test says so
+        one = RuleStore(b1, clock=lambda: NOW)
+        two = RuleStore(b2, clock=lambda: NOW, monotonic=lambda: elapsed[0])
         assert one.cache_seconds == two.cache_seconds == 10.0
-        two.cache_seconds = 0.3
         await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)  # cached: none
         await one.add(1, "word", "cat", sfw_only=False, actor_id=7)
+        elapsed[0] = 9.9
         await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)  # not yet
-        await asyncio.sleep(0.4)
+        elapsed[0] = 10.0
         with pytest.raises(PromptRefused):
             await two.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)
         assert await one.refusal_counts(1) == {1: 1}  # the refusal, audited through the other process
