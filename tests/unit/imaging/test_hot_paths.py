@@ -42,6 +42,7 @@ from bot.imaging.work import (
     open_image,
     run_preview,
 )
+from tests.helpers.waiting import poll
 
 WAIT = 5.0  # seconds: generous upper bound for a thread hand-off; never reached when things work
 
@@ -626,9 +627,14 @@ async def test_events_are_yielded_as_soon_as_they_end() -> None:
     """Pins: iter_sse does not wait for more input once a blank line ended an event (the preview of a
     partial frame must not wait for the next frame)."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    asked = 0  # chunks the reader has asked for
 
     async def chunks() -> AsyncIterator[bytes]:
-        while (item := await queue.get()) is not None:
+        nonlocal asked
+        while True:
+            asked += 1
+            if (item := await queue.get()) is None:
+                return
             yield item
 
     it = iter_sse(chunks()).__aiter__()
@@ -637,7 +643,7 @@ async def test_events_are_yielded_as_soon_as_they_end() -> None:
     first = await asyncio.wait_for(it.__anext__(), WAIT)
     assert first == SSEMessage(None, "one")
     nxt = asyncio.ensure_future(it.__anext__())
-    await asyncio.sleep(0.01)
+    await poll(lambda: asked == 3)  # the reader has read "tw" and waits for a third chunk
     assert not nxt.done()  # "tw" has no end yet
     queue.put_nowait(b"o\n\n")
     assert await asyncio.wait_for(nxt, WAIT) == SSEMessage(None, "two")
