@@ -128,60 +128,78 @@ class InteractionRoutes(Permissions):
 
     async def _callback(self, rec: RecordedRequest, m: re.Match[str]) -> tuple[int, Any]:
         handle = self._interactions_by_id.get(int(m.group("iid")))
-        if handle is None or handle.token != m.group("token") or handle.expired:
-            return error(404, 10062, "Unknown interaction")
-        if self.interaction_ack_timeout is not None and (
-            time.monotonic() - handle.created > self.interaction_ack_timeout
-        ):
-            return error(404, 10062, "Unknown interaction")
-        if handle.callbacks:
-            return error(400, 40060, "Interaction has already been acknowledged.")
+        if (refused := self._unusable(handle, m.group("token"))) is not None:
+            return refused
+        assert handle is not None
         body = rec.json
-        valid = self._validate(rec, "interaction_callback", body)
-        if not valid and self.reject_invalid:
+        if not self._validate(rec, "interaction_callback", body) and self.reject_invalid:
             return self._invalid_body(rec)
         if (bad := self._check_uploads(rec)) is not None:
             return bad
         ctype = int(body["type"])
         data = body.get("data") or {}
-        p = handle.payload
-        channel_id = int(p["channel_id"])
         if rec.files:
-            self._require_for_interaction(channel_id, ATTACH_FILES)
+            self._require_for_interaction(int(handle.payload["channel_id"]), ATTACH_FILES)
         if ctype in (4, 7):
             self._check_mentions(rec, data)
-        resource: dict[str, Any] = {"type": ctype}
+        resource = self._callback_resource(rec, handle, ctype, data)
+        if isinstance(resource, tuple):
+            return resource
         info: dict[str, Any] = {
             "id": str(handle.id),
-            "type": p["type"],
+            "type": handle.payload["type"],
             "response_message_loading": ctype == 5,
             "response_message_ephemeral": bool(int(data.get("flags") or 0) & FLAG_EPHEMERAL),
         }
+        if "message" in resource:
+            info["response_message_id"] = resource["message"]["id"]
+        handle.callbacks.append(body)
+        return 200, {"interaction": info, "resource": resource}
+
+    def _unusable(self, handle: InteractionHandle | None, token: str) -> tuple[int, Any] | None:
+        """Discord's answer to a callback for an unknown, expired, late or already acknowledged interaction."""
+        if handle is None or handle.token != token or handle.expired:
+            return error(404, 10062, "Unknown interaction")
+        timeout = self.interaction_ack_timeout
+        if timeout is not None and time.monotonic() - handle.created > timeout:
+            return error(404, 10062, "Unknown interaction")
+        if handle.callbacks:
+            return error(400, 40060, "Interaction has already been acknowledged.")
+        return None
+
+    def _callback_resource(
+        self, rec: RecordedRequest, handle: InteractionHandle, ctype: int, data: dict[str, Any]
+    ) -> dict[str, Any] | tuple[int, Any]:
+        """What the callback of type ``ctype`` does (the ``resource`` of Discord's answer), or an error."""
+        resource: dict[str, Any] = {"type": ctype}
         if ctype in (4, 5):
-            mtype = MESSAGE_CHAT_INPUT_COMMAND if p["type"] == 2 else MESSAGE_DEFAULT
-            if p["type"] == 2 and (p.get("data") or {}).get("type") == 3:
-                mtype = MESSAGE_CONTEXT_MENU_COMMAND
-            msg = self._new_bot_message(
-                rec, data, channel_id, message_type=mtype, webhook=True,
-                extra_flags=FLAG_LOADING if ctype == 5 else 0, interaction=handle,
-            )  # fmt: skip
-            handle.original_id = int(msg["id"])
-            resource["message"] = msg
-            info["response_message_id"] = msg["id"]
+            resource["message"] = self._response_message(rec, handle, ctype, data)
         elif ctype in (6, 7):
-            target = p.get("message")
+            target = handle.payload.get("message")
             if target is None:
                 return error(400, 50035, "Invalid Form Body", errors={"type": "no message to update"})
             handle.original_id = int(target["id"])
             if ctype == 7:
                 current = self.messages.get(int(target["id"]), target)
-                msg = self._apply_edit(current, rec, data)
-                resource["message"] = msg
-                info["response_message_id"] = msg["id"]
+                resource["message"] = self._apply_edit(current, rec, data)
         elif ctype == 9:
             handle.modal = data
-        handle.callbacks.append(body)
-        return 200, {"interaction": info, "resource": resource}
+        return resource
+
+    def _response_message(
+        self, rec: RecordedRequest, handle: InteractionHandle, ctype: int, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The interaction's @original message, created by a reply (4) or a deferral (5: "thinking…")."""
+        p = handle.payload
+        mtype = MESSAGE_CHAT_INPUT_COMMAND if p["type"] == 2 else MESSAGE_DEFAULT
+        if p["type"] == 2 and (p.get("data") or {}).get("type") == 3:
+            mtype = MESSAGE_CONTEXT_MENU_COMMAND
+        msg = self._new_bot_message(
+            rec, data, int(p["channel_id"]), message_type=mtype, webhook=True,
+            extra_flags=FLAG_LOADING if ctype == 5 else 0, interaction=handle,
+        )  # fmt: skip
+        handle.original_id = int(msg["id"])
+        return msg
 
     def _webhook_target(self, m: re.Match[str]) -> tuple[InteractionHandle, int | None]:
         """The interaction behind a webhook URL and the message id it names (raises _Fail)."""
