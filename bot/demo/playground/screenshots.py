@@ -80,62 +80,71 @@ async def capture(out: Path) -> list[Path]:
                 page.set_default_timeout(60_000)
                 await page.goto(pg.url)
                 await expect(page.locator("body[data-ready=yes]")).to_have_count(1)
-
-                # A preview streaming: one frame per state (thinking, each preview, the result).
-                frames: list[Image.Image] = []
-                await _command(page, "imagine", prompt=PROMPT)
-                await expect(page.locator(".thinking")).to_be_visible()
-                frames.append(_webp(await page.screenshot(), out / "_frame.webp"))
-                seen: set[str] = set()
-                await _new_src(page, '.msg img[data-filename^="preview-"]', seen)
-                shot = await page.screenshot()
-                frames.append(_webp(shot, out / "playground-preview.webp"))
-                written.append(out / "playground-preview.webp")
-                await _new_src(page, '.msg img[data-filename^="preview-"]', seen)
-                frames.append(_webp(await page.screenshot(), out / "_frame.webp"))
-                await page.wait_for_function(f"{SHOW_LAST_RESULT} >= 1")
-                await page.locator(".msg").last.get_by_role("button", name="Reroll").wait_for()
-                shot = await page.screenshot()
-                frames.append(_webp(shot, out / "playground-result.webp"))
-                written.append(out / "playground-result.webp")
-                (out / "_frame.webp").unlink()
-                durations = [700] + [1100] * (len(frames) - 2) + [2500]
-                frames[0].save(
-                    out / "playground-streaming.webp", "WEBP", save_all=True, append_images=frames[1:],
-                    duration=durations, loop=0, quality=QUALITY - 12, method=6,
-                )  # fmt: skip
-                written.append(out / "playground-streaming.webp")
-
-                # A reply that mentions the bot edits the picture it answers.
-                result = page.locator('.msg[data-author="bot"]').last
-                await result.hover()
-                await result.get_by_role("button", name="Reply").click()
-                await page.locator("#input").fill("@imagebot make it night time, with stars")
-                await page.locator("#send").click()
-                await page.wait_for_function(f"{SHOW_LAST_RESULT} >= 2")
-                await page.locator(".msg").last.get_by_role("button", name="Reroll").wait_for()
-                await page.mouse.move(0, 0)
-                ask = page.locator('.msg[data-author="alice"]').last
-                await ask.evaluate("e => { e.scrollIntoView({block: 'start'}); e.parentElement.scrollTop -= 40; }")
-                written.append(out / "playground-reply-edit.webp")
-                _webp(await page.screenshot(), written[-1])
-
-                # /quota me, as a person who reads Chinese.
-                await page.locator('[data-person="bob"]').click()
-                await expect(page.locator("body[data-ready=yes]")).to_have_count(1)
-                await page.locator("#language").select_option("zh-CN")
-                await expect(page.locator("#send")).to_have_text("发送")
-                await page.locator("#input").fill("/quota")
-                await page.locator('#command-list [data-command="quota me"]').click()
-                await page.locator("#send").click()
-                await page.locator(".msg.ephemeral").last.wait_for()
-                await page.mouse.move(0, 0)
-                written.append(out / "playground-quota-zh.webp")
-                _webp(await page.screenshot(), written[-1])
+                written += await _streaming(page, out)
+                written.append(await _reply_edit(page, out))
+                written.append(await _quota_in_chinese(page, out))
                 await browser.close()
         finally:
             await pg.stop()
     return written
+
+
+async def _streaming(page: Any, out: Path) -> list[Path]:
+    """A preview streaming: one frame per state (thinking, each preview, the result), and the animation."""
+    from playwright.async_api import expect
+
+    frames: list[Image.Image] = []
+    await _command(page, "imagine", prompt=PROMPT)
+    await expect(page.locator(".thinking")).to_be_visible()
+    frames.append(_webp(await page.screenshot(), out / "_frame.webp"))
+    seen: set[str] = set()
+    await _new_src(page, '.msg img[data-filename^="preview-"]', seen)
+    frames.append(_webp(await page.screenshot(), out / "playground-preview.webp"))
+    await _new_src(page, '.msg img[data-filename^="preview-"]', seen)
+    frames.append(_webp(await page.screenshot(), out / "_frame.webp"))
+    await page.wait_for_function(f"{SHOW_LAST_RESULT} >= 1")
+    await page.locator(".msg").last.get_by_role("button", name="Reroll").wait_for()
+    frames.append(_webp(await page.screenshot(), out / "playground-result.webp"))
+    (out / "_frame.webp").unlink()
+    durations = [700] + [1100] * (len(frames) - 2) + [2500]
+    frames[0].save(
+        out / "playground-streaming.webp", "WEBP", save_all=True, append_images=frames[1:],
+        duration=durations, loop=0, quality=QUALITY - 12, method=6,
+    )  # fmt: skip
+    return [out / "playground-preview.webp", out / "playground-result.webp", out / "playground-streaming.webp"]
+
+
+async def _reply_edit(page: Any, out: Path) -> Path:
+    """A reply that mentions the bot edits the picture it answers."""
+    result = page.locator('.msg[data-author="bot"]').last
+    await result.hover()
+    await result.get_by_role("button", name="Reply").click()
+    await page.locator("#input").fill("@imagebot make it night time, with stars")
+    await page.locator("#send").click()
+    await page.wait_for_function(f"{SHOW_LAST_RESULT} >= 2")
+    await page.locator(".msg").last.get_by_role("button", name="Reroll").wait_for()
+    await page.mouse.move(0, 0)
+    ask = page.locator('.msg[data-author="alice"]').last
+    await ask.evaluate("e => { e.scrollIntoView({block: 'start'}); e.parentElement.scrollTop -= 40; }")
+    _webp(await page.screenshot(), out / "playground-reply-edit.webp")
+    return out / "playground-reply-edit.webp"
+
+
+async def _quota_in_chinese(page: Any, out: Path) -> Path:
+    """/quota me, as a person who reads Chinese."""
+    from playwright.async_api import expect
+
+    await page.locator('[data-person="bob"]').click()
+    await expect(page.locator("body[data-ready=yes]")).to_have_count(1)
+    await page.locator("#language").select_option("zh-CN")
+    await expect(page.locator("#send")).to_have_text("发送")
+    await page.locator("#input").fill("/quota")
+    await page.locator('#command-list [data-command="quota me"]').click()
+    await page.locator("#send").click()
+    await page.locator(".msg.ephemeral").last.wait_for()
+    await page.mouse.move(0, 0)
+    _webp(await page.screenshot(), out / "playground-quota-zh.webp")
+    return out / "playground-quota-zh.webp"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -265,33 +266,36 @@ class Playground:
             return web.json_response({"error": "expected JSON"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "expected an object"}, status=400)
-        kind = body.get("kind")
-        a = self.actions
         try:
-            if kind == "message":
-                await a.send_message(body)
-            elif kind == "delete":
-                await a.delete_message(body)
-            elif kind == "slash":
-                await a.slash(body)
-            elif kind == "button":
-                await a.button(body)
-            elif kind == "menu":
-                await a.message_command(body)
-            elif kind == "modal":
-                await a.modal_submit(body)
-            elif kind == "autocomplete":
-                return web.json_response({"ok": True, "choices": await a.autocomplete(body)})
-            elif kind == "locale":
-                a.set_locale(body.get("person"), body.get("locale"))
-                self._on_event({"type": "status", "viewer": None})
-            else:
-                raise ActionError("unknown action")
+            extra = await self._perform(body)
         except ActionError as exc:
             return web.json_response({"error": self._say(body, exc.msgid, **exc.params)}, status=400)
         except AssertionError:  # the local Discord's own check: no bot connected to hear it
             return web.json_response({"error": self._say(body, N_("the bot is not connected"))}, status=409)
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, **extra})
+
+    async def _perform(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Do what the page asked (``body["kind"]``); returns what the answer adds to ``{"ok": true}``."""
+        a = self.actions
+        acts: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "message": a.send_message,
+            "delete": a.delete_message,
+            "slash": a.slash,
+            "button": a.button,
+            "menu": a.message_command,
+            "modal": a.modal_submit,
+        }
+        kind = body.get("kind")
+        if isinstance(kind, str) and kind in acts:
+            await acts[kind](body)
+            return {}
+        if kind == "autocomplete":
+            return {"choices": await a.autocomplete(body)}
+        if kind == "locale":
+            a.set_locale(body.get("person"), body.get("locale"))
+            self._on_event({"type": "status", "viewer": None})
+            return {}
+        raise ActionError("unknown action")
 
     def _say(self, body: dict[str, Any], msgid: str, **params: Any) -> str:
         """``msgid`` in the language of the person who asked."""
