@@ -52,19 +52,7 @@ async def test_healthz_and_metrics_while_a_job_runs_and_after(rig: Rig) -> None:
     fd = rig.discord
     fd.rate_limit_next("PATCH", r"^/webhooks/", retry_after=0.1)  # one 429 that discord.py retries
     await rig.start_bot(HEALTH_ADDRESS=f"127.0.0.1:{port}", LOG_LEVEL="INFO")
-
-    async def healthy() -> tuple[str, str] | None:  # READY follows IDENTIFY once the guilds have arrived
-        status, ctype, body = await get(base + "/healthz")
-        if status == 200:
-            return ctype, body
-        assert json.loads(body)["checks"]["gateway"] == "not connected to the Discord gateway"
-        return None
-
-    ctype, body = await poll(healthy)
-    assert ctype.startswith("application/json")
-    assert json.loads(body) == {"ok": True, "checks": {"gateway": "ok", "database": "ok"}}
-    status, _, body = await get(base + "/healthz", accept="text/plain")
-    assert status == 200 and body.splitlines()[0] == "ok"
+    await until_healthy(base)
 
     h = await fd.inject_interaction(fd.slash("imagine", {"prompt": PROMPT}))
     await poll(lambda: bool(job_rows(rig)) and job_rows(rig)[0]["status"] == "running")
@@ -85,6 +73,28 @@ async def test_healthz_and_metrics_while_a_job_runs_and_after(rig: Rig) -> None:
 
     after = await poll(metrics_after_the_job, timeout=5)
     [job] = job_rows(rig)
+    check_metrics_after_the_job(after, job, fd.rate_limited_count)
+    check_job_events_logged(rig, job)
+
+
+async def until_healthy(base: str) -> None:
+    """Wait until /healthz says ok (READY follows IDENTIFY once the guilds have arrived), in both formats."""
+
+    async def healthy() -> tuple[str, str] | None:
+        status, ctype, body = await get(base + "/healthz")
+        if status == 200:
+            return ctype, body
+        assert json.loads(body)["checks"]["gateway"] == "not connected to the Discord gateway"
+        return None
+
+    ctype, body = await poll(healthy)
+    assert ctype.startswith("application/json")
+    assert json.loads(body) == {"ok": True, "checks": {"gateway": "ok", "database": "ok"}}
+    status, _, body = await get(base + "/healthz", accept="text/plain")
+    assert status == 200 and body.splitlines()[0] == "ok"
+
+
+def check_metrics_after_the_job(after: str, job: Any, rate_limited: int) -> None:
     assert value(after, "imagebot_jobs_total", status="done") == 1
     assert value(after, "imagebot_images_total") == 1
     assert value(after, "imagebot_tokens_total", kind="output") == job["output_tokens"] > 0
@@ -96,11 +106,14 @@ async def test_healthz_and_metrics_while_a_job_runs_and_after(rig: Rig) -> None:
     total = value(after, "imagebot_time_to_completion_seconds_sum")
     assert 0.4 < first < total < 20  # the fake waited 0.5 s before the first frame, 0.8 s between events
     assert value(after, "imagebot_streams_running") == 0
-    assert value(after, "imagebot_discord_rate_limited_total") == 1 == fd.rate_limited_count
+    assert value(after, "imagebot_discord_rate_limited_total") == 1 == rate_limited
     latency = value(after, "imagebot_gateway_latency_seconds")
     assert 0 <= latency < 5  # measured from the gateway heartbeat
 
-    # One line per job event, with the ids and no prompt at info level.
+
+def check_job_events_logged(rig: Rig, job: Any) -> None:
+    """One line per job event, with the ids and no prompt at info level."""
+    fd = rig.discord
     log = rig.log_text()
     events = [line for line in log.splitlines() if "bot.jobs.service.events" in line]
     names = [line.split("bot.jobs.service.events: ")[1].split()[2] for line in events]
