@@ -10,6 +10,9 @@ import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +35,74 @@ async def _read_url(proc: asyncio.subprocess.Process, seen: list[str]) -> str:
     raise AssertionError("the playground exited without a URL:\n" + "".join(seen))
 
 
+@dataclass
+class Started:
+    url: str
+    output: list[str]  # the lines it printed so far
+
+
+@asynccontextmanager
+async def playground_command(*args: str, cwd: Path, env: dict[str, str]) -> AsyncIterator[Started]:
+    """Run ``python -m bot playground --port 0 ARGS`` until it prints its URL; at the end, stop it as Ctrl+C
+    does, and check it exited cleanly."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "playground", "--port", "0", *args,
+        cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    seen: list[str] = []
+    try:
+        yield Started(await asyncio.wait_for(_read_url(proc, seen), 60), seen)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 15)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, "".join(seen)
+
+
+@asynccontextmanager
+async def browser_page(executable: str, screenshot: str) -> AsyncIterator[Any]:
+    """A page of a headless Chromium; a screenshot of it lands in SCREENSHOTS when the test fails in it."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page: Any = await browser.new_page()
+        try:
+            yield page
+        except Exception:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOTS / screenshot))
+            raise
+        finally:
+            await browser.close()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without any of its bot settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "IMAGEBOT_"))}
+    return {**env, "PYTHONPATH": str(REPO_ROOT), **extra}
+
+
+async def refuses_other_sites_and_host_names(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            url + "api/action", json={"kind": "locale", "person": "alice", "locale": "zh-CN"},
+            headers={"Origin": "http://evil.example"},
+        ) as refused:  # fmt: skip
+            assert refused.status == 403
+        async with http.get(url, headers={"Host": "rebound.example"}) as rebound:
+            assert rebound.status == 403
+        async with http.get(url) as page_itself:
+            assert page_itself.status == 200
+
+
 async def test_the_command_with_a_real_key_warns_and_uses_that_api(tmp_path: Path) -> None:
     path = skip_unless_browser()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     api = FakeImagesAPI(api_key=KEY)
     base = await api.start()
@@ -45,33 +113,16 @@ async def test_the_command_with_a_real_key_warns_and_uses_that_api(tmp_path: Pat
     folder = tmp_path / "pg"
     folder.mkdir()
     (folder / "old-state").write_text("from before")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "IMAGEBOT_"))}
-    env.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base, "PYTHONPATH": str(REPO_ROOT)})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "playground", "--port", "0", "--dir", str(folder), "--reset",
-        cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    seen: list[str] = []
+    env = clean_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=base)
     try:
-        url = await asyncio.wait_for(_read_url(proc, seen), 60)
-        assert url.startswith("http://127.0.0.1:")
-        assert not (folder / "old-state").exists()
-        assert any("cost money" in line for line in seen)
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
-                url + "api/action", json={"kind": "locale", "person": "alice", "locale": "zh-CN"},
-                headers={"Origin": "http://evil.example"},
-            ) as refused:  # fmt: skip
-                assert refused.status == 403
-            async with http.get(url, headers={"Host": "rebound.example"}) as rebound:
-                assert rebound.status == 403
-            async with http.get(url) as page_itself:
-                assert page_itself.status == 200
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-            page: Any = await browser.new_page()
-            page.set_default_timeout(20_000)
-            try:
+        async with playground_command("--dir", str(folder), "--reset", cwd=cwd, env=env) as started:
+            url = started.url
+            assert url.startswith("http://127.0.0.1:")
+            assert not (folder / "old-state").exists()
+            assert any("cost money" in line for line in started.output)
+            await refuses_other_sites_and_host_names(url)
+            async with browser_page(path, "test_the_command_with_a_real_key.png") as page:
+                page.set_default_timeout(20_000)
                 await page.goto(url)
                 await expect(page.locator("#banner.real")).to_contain_text("costs money")
                 await expect(page.locator("#banner")).to_contain_text(base)
@@ -80,24 +131,10 @@ async def test_the_command_with_a_real_key_warns_and_uses_that_api(tmp_path: Pat
                 await page.locator('#command-form [data-option="prompt"]').fill("a paid picture")
                 await page.locator("#send").click()
                 await expect(page.locator('.msg img[data-filename^="imagebot-"]')).to_be_visible(timeout=30_000)
-            except Exception:
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOTS / "test_the_command_with_a_real_key.png"))
-                raise
-            finally:
-                await browser.close()
-        assert api.billed == 1 and api.validation_errors == []
-        assert api.requests and all(r.headers.get("Authorization") == f"Bearer {KEY}" for r in api.requests)
+            assert api.billed == 1 and api.validation_errors == []
+            assert api.requests and all(r.headers.get("Authorization") == f"Bearer {KEY}" for r in api.requests)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 15)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         await api.stop()
-    assert proc.returncode == 0, "".join(seen)
     saved = (folder / "messages.json").read_text()  # the history, for the next start
     assert "a paid picture" in saved and list((folder / "cdn").glob("*/imagebot-*"))
     log = (folder / "bot.log").read_text(errors="replace")
@@ -107,45 +144,18 @@ async def test_the_command_with_a_real_key_warns_and_uses_that_api(tmp_path: Pat
 async def test_a_fresh_start_shows_a_first_image_with_no_other_step(tmp_path: Path) -> None:
     """What a newcomer sees: no .env, no key, the command, the URL, and a picture arriving in the page."""
     path = skip_unless_browser()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_", "IMAGEBOT_"))}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "playground", "--port", "0",
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    seen: list[str] = []
-    try:
-        url = await asyncio.wait_for(_read_url(proc, seen), 60)
+    async with playground_command(cwd=tmp_path, env=clean_env()) as started:
+        url = started.url
         assert (tmp_path / ".imagebot-playground" / "imagebot.db").is_file()  # its one folder, by default
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-            page: Any = await browser.new_page()
+        async with browser_page(path, "test_a_fresh_start.png") as page:
             fetched: list[str] = []
             page.on("request", lambda request: fetched.append(request.url))
-            try:
-                await page.goto(url)
-                await expect(page.locator("#banner")).not_to_have_class("real")
-                await expect(page.locator(".welcome")).to_contain_text("Welcome to #general")
-                await expect(page.locator('.msg img[data-filename^="imagebot-"]')).to_be_visible(timeout=30_000)
-                # Nothing from the internet: every script, style, picture and socket is the playground's own.
-                origin = url.rstrip("/")
-                assert fetched and all(
-                    u.startswith((origin + "/", origin.replace("http", "ws", 1) + "/")) for u in fetched
-                )
-            except Exception:
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOTS / "test_a_fresh_start.png"))
-                raise
-            finally:
-                await browser.close()
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 15)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, "".join(seen)
+            await page.goto(url)
+            await expect(page.locator("#banner")).not_to_have_class("real")
+            await expect(page.locator(".welcome")).to_contain_text("Welcome to #general")
+            await expect(page.locator('.msg img[data-filename^="imagebot-"]')).to_be_visible(timeout=30_000)
+            # Nothing from the internet: every script, style, picture and socket is the playground's own.
+            origin = url.rstrip("/")
+            assert fetched and all(u.startswith((origin + "/", origin.replace("http", "ws", 1) + "/")) for u in fetched)
