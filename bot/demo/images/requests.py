@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.images_api.models import get_model
+from bot.images_api.models import ModelInfo, get_model
 
 from . import draw
 
@@ -194,64 +194,81 @@ class RequestReader:
     def _check_rules(
         self, params: dict[str, Any], images: list[RecordedFile], mask: RecordedFile | None, edit: bool
     ) -> None:
+        """The documented rules the schema cannot say: ranges, and what each model supports."""
         model_name = params.get("model")
         if not model_name:
             raise _BadRequest("Missing 'model': the default would be dall-e-2.", "model", "missing_required_parameter")
         model = get_model(str(model_name))
-        n = params.get("n") or 1
-        if not isinstance(n, int) or not 1 <= n <= 10:
-            raise _BadRequest("n must be between 1 and 10.", "n", "integer_out_of_range")
-        partials = params.get("partial_images") or 0
-        if not isinstance(partials, int) or not 0 <= partials <= 3:
-            raise _BadRequest("partial_images must be between 0 and 3.", "partial_images", "integer_out_of_range")
-        prompt = params.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 32000:
-            raise _BadRequest("prompt must be 1 to 32000 characters.", "prompt", "invalid_value")
-        fmt = params.get("output_format") or "png"
-        if params.get("background") == "transparent":
-            if fmt not in ("png", "webp"):
-                raise _BadRequest("Transparent background requires png or webp output.", "background", "invalid_value")
-            if not model.supports_transparent and model.known:
-                raise _BadRequest(f"{model.name} does not support transparency.", "background", "invalid_value")
-        quality = params.get("quality")
-        if quality is not None and quality not in model.qualities:
-            raise _BadRequest(f"Invalid quality {quality!r} for {model_name}.", "quality", "invalid_value")
-        size = params.get("size")
-        if size is not None:
-            try:
-                model.resolve_size(str(size), allow_experimental=True)
-            except ValueError as exc:
-                raise _BadRequest(f"Invalid size: {exc}", "size", "invalid_value") from None
-        if not edit:
-            return
-        if params.get("input_fidelity") is not None and not model.input_fidelity and model.known:
-            raise _BadRequest(f"input_fidelity is not supported for {model.name}.", "input_fidelity", "invalid_value")
-        if not images:
-            raise _BadRequest("Missing required parameter: 'image'.", "image", "missing_required_parameter")
-        if len(images) > 16:
-            raise _BadRequest("At most 16 images are allowed.", "image", "invalid_value")
-        first_size: tuple[int, int] | None = None
-        for i, img in enumerate(images):
-            ctype = (img.content_type or "").split(";")[0].strip().lower()
-            if ctype not in IMAGE_TYPES:
-                raise _BadRequest(
-                    f"Invalid file 'image[{i}]': unsupported mimetype ('{ctype}'). Supported file formats are "
-                    "'image/jpeg', 'image/png', and 'image/webp'.",
-                    f"image[{i}]",
-                    "unsupported_file_mimetype",
-                )
-            try:
-                dims = draw.image_size(img.data)
-            except Exception:
-                raise _BadRequest(f"Invalid image file 'image[{i}]'.", f"image[{i}]", "invalid_image_file") from None
-            if first_size is None:
-                first_size = dims
-        if mask is not None:
-            ctype = (mask.content_type or "").split(";")[0].strip().lower()
-            if ctype != "image/png" or not mask.data.startswith(b"\x89PNG"):
-                raise _BadRequest("The mask must be a PNG file.", "mask", "invalid_image_format")
-            if draw.image_size(mask.data) != first_size:
-                raise _BadRequest("The mask must have the same dimensions as the image.", "mask", "invalid_value")
+        _check_counts_and_prompt(params)
+        _check_output(params, model)
+        if edit:
+            _check_edit_inputs(params, model, images, mask)
+
+
+def _check_counts_and_prompt(params: dict[str, Any]) -> None:
+    n = params.get("n") or 1
+    if not isinstance(n, int) or not 1 <= n <= 10:
+        raise _BadRequest("n must be between 1 and 10.", "n", "integer_out_of_range")
+    partials = params.get("partial_images") or 0
+    if not isinstance(partials, int) or not 0 <= partials <= 3:
+        raise _BadRequest("partial_images must be between 0 and 3.", "partial_images", "integer_out_of_range")
+    prompt = params.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 32000:
+        raise _BadRequest("prompt must be 1 to 32000 characters.", "prompt", "invalid_value")
+
+
+def _check_output(params: dict[str, Any], model: ModelInfo) -> None:
+    """Background, quality and size, for the model asked for."""
+    fmt = params.get("output_format") or "png"
+    if params.get("background") == "transparent":
+        if fmt not in ("png", "webp"):
+            raise _BadRequest("Transparent background requires png or webp output.", "background", "invalid_value")
+        if not model.supports_transparent and model.known:
+            raise _BadRequest(f"{model.name} does not support transparency.", "background", "invalid_value")
+    quality = params.get("quality")
+    if quality is not None and quality not in model.qualities:
+        raise _BadRequest(f"Invalid quality {quality!r} for {params.get('model')}.", "quality", "invalid_value")
+    size = params.get("size")
+    if size is not None:
+        try:
+            model.resolve_size(str(size), allow_experimental=True)
+        except ValueError as exc:
+            raise _BadRequest(f"Invalid size: {exc}", "size", "invalid_value") from None
+
+
+def _check_edit_inputs(
+    params: dict[str, Any], model: ModelInfo, images: list[RecordedFile], mask: RecordedFile | None
+) -> None:
+    """An edit's images (1 to 16, PNG, JPEG or WebP) and its mask (a PNG the size of the first image)."""
+    if params.get("input_fidelity") is not None and not model.input_fidelity and model.known:
+        raise _BadRequest(f"input_fidelity is not supported for {model.name}.", "input_fidelity", "invalid_value")
+    if not images:
+        raise _BadRequest("Missing required parameter: 'image'.", "image", "missing_required_parameter")
+    if len(images) > 16:
+        raise _BadRequest("At most 16 images are allowed.", "image", "invalid_value")
+    sizes = [_image_size(i, img) for i, img in enumerate(images)]
+    if mask is not None:
+        ctype = (mask.content_type or "").split(";")[0].strip().lower()
+        if ctype != "image/png" or not mask.data.startswith(b"\x89PNG"):
+            raise _BadRequest("The mask must be a PNG file.", "mask", "invalid_image_format")
+        if draw.image_size(mask.data) != sizes[0]:
+            raise _BadRequest("The mask must have the same dimensions as the image.", "mask", "invalid_value")
+
+
+def _image_size(i: int, img: RecordedFile) -> tuple[int, int]:
+    """The size of input image ``i``, which must be an image of a supported type."""
+    ctype = (img.content_type or "").split(";")[0].strip().lower()
+    if ctype not in IMAGE_TYPES:
+        raise _BadRequest(
+            f"Invalid file 'image[{i}]': unsupported mimetype ('{ctype}'). Supported file formats are "
+            "'image/jpeg', 'image/png', and 'image/webp'.",
+            f"image[{i}]",
+            "unsupported_file_mimetype",
+        )
+    try:
+        return draw.image_size(img.data)
+    except Exception:
+        raise _BadRequest(f"Invalid image file 'image[{i}]'.", f"image[{i}]", "invalid_image_file") from None
 
 
 def _convert_form_value(key: str, value: str) -> Any:
