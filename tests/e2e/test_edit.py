@@ -152,7 +152,13 @@ async def test_reply_edits_the_image_and_a_reply_to_the_result_edits_the_result(
     assert second["parent_job_id"] == first["id"]
     assert second["source_image_url"] == result["url"]
 
-    # Several images in the replied-to message go out as image[], in order (the first is the masked one).
+    await several_images_go_out_in_order(rig)
+    await a_link_preview_is_the_image(rig)
+
+
+async def several_images_go_out_in_order(rig: Rig) -> None:
+    """Several images in the replied-to message go out as image[], in order (the first is the masked one)."""
+    fd = rig.discord
     pics = [encode(pattern(64, 64, seed)) for seed in (11, 12, 13)]
     atts = [fd.add_attachment(p, f"p{i}.png", "image/png") for i, p in enumerate(pics)]
     notes = fd.add_attachment(b"shopping list", "notes.txt", "text/plain")
@@ -165,7 +171,10 @@ async def test_reply_edits_the_image_and_a_reply_to_the_result_edits_the_result(
     assert len(sent) == 3 and not parts(req3, "image")
     assert all(same_pixels(s.data, p) for s, p in zip(sent, pics, strict=True))
 
-    # A posted link: Discord's link preview (served by its media proxy) is the image.
+
+async def a_link_preview_is_the_image(rig: Rig) -> None:
+    """A posted link: Discord's link preview (served by its media proxy) is the image."""
+    fd = rig.discord
     linked_png = encode(pattern(48, 48, seed=21))
     cdn = fd.add_attachment(linked_png, "linked.png", "image/png")  # stands in for the media proxy's copy
     preview = {"url": "https://example.com/linked.png", "proxy_url": cdn["proxy_url"], "width": 48, "height": 48}
