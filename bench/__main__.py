@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,48 +98,16 @@ async def main_async(args: argparse.Namespace) -> int:
         size=args.size, partials=args.partials, pool=args.pool, delay_first=args.delay_first,
         delay_between=args.delay_between, jitter=args.jitter, log_path=workdir / "fakeapi.log",
     )  # fmt: skip
-    runs: list[dict[str, Any]] = []
-    summaries: list[dict[str, Any]] = []
-    broken = False
+    sweep = Sweep()
     started = time.monotonic()
     try:
         await api.start()
         print(f"fake Images API ready ({args.pool} pictures per stage drawn in {api.prewarm_seconds:g} s)", flush=True)
-        run_id = 0
         for n in sizes:
-            print(f"\n== N={n}: {n} simultaneous /imagine {args.size}, {args.partials} partial frames ==", flush=True)
-            figs_n = []
-            for rep in range(args.repeat):
-                run_id += 1
-                opts = LoadOptions(
-                    jobs=n, size=args.size, partials=args.partials, probe_interval=args.probe_interval,
-                    bot_env=bot_env, workdir=workdir, seed=args.seed + rep,
-                    profile=args.profile / f"bot-n{n}-{rep + 1}.txt" if args.profile else None,
-                )  # fmt: skip
-                try:
-                    raw = await run_load(run_id, api, opts)
-                except BenchError as exc:
-                    print(f"run broken: {exc}", file=sys.stderr, flush=True)
-                    broken = True
-                    continue
-                fig = metrics.compute(raw)
-                runs.append({"jobs": n, "figures": fig, "raw": raw})
-                figs_n.append(fig)
-                if args.repeat > 1:
-                    print(f"run {rep + 1}/{args.repeat}: {report.one_line(fig)}", flush=True)
-                if fig["problems"]:
-                    broken = True
-                    print("PROBLEMS: " + "; ".join(fig["problems"]) + f"\n(bot log: {raw['log_path']})", flush=True)
-            if not figs_n:
-                continue
-            fig = metrics.summarise([p for f in figs_n for p in f["parts"]])
-            summaries.append(fig)
-            print(report.table(fig))
-            print(report.details(fig))
-            misses = report.missed(fig)
-            print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
+            await sweep.run_size(args, api, n, bot_env, workdir)
     finally:
         await api.stop()
+    broken = sweep.broken
     if args.smoke:
         burst_results, _, burst_broken = await burst.run_burst(
             args, [args.jobs], args.burst_sizes.split(","), workdir, bot_env
@@ -147,7 +116,7 @@ async def main_async(args: argparse.Namespace) -> int:
         smoke_burst = [
             {**r, "ours": _without_parts(r["ours"]), "baseline": _without_parts(r["baseline"])} for r in burst_results
         ]
-    figs = summaries
+    figs = sweep.summaries
     if len(figs) > 1:
         print("\n== sweep ==")
         print(report.sweep_table(figs))
@@ -155,12 +124,58 @@ async def main_async(args: argparse.Namespace) -> int:
         "machine": info,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "seconds": round(time.monotonic() - started, 1),
-        "summaries": summaries,
-        "runs": runs,
+        "summaries": sweep.summaries,
+        "runs": sweep.runs,
     }
     if args.smoke:
         out["burst"] = smoke_burst
-    return _finish(args, out, workdir, ok=not broken and len(runs) == len(sizes) * args.repeat)
+    return _finish(args, out, workdir, ok=not broken and len(sweep.runs) == len(sizes) * args.repeat)
+
+
+@dataclass
+class Sweep:
+    """The runs of a sweep so far: each run's figures, each N's summary, and whether a run broke."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    broken: bool = False
+    run_id: int = 0
+
+    async def run_size(
+        self, args: argparse.Namespace, api: ImagesAPIProcess, n: int, bot_env: dict[str, str], workdir: Path
+    ) -> None:
+        """``--repeat`` runs of N simultaneous jobs, then their pooled table."""
+        print(f"\n== N={n}: {n} simultaneous /imagine {args.size}, {args.partials} partial frames ==", flush=True)
+        figs_n = []
+        for rep in range(args.repeat):
+            self.run_id += 1
+            opts = LoadOptions(
+                jobs=n, size=args.size, partials=args.partials, probe_interval=args.probe_interval,
+                bot_env=bot_env, workdir=workdir, seed=args.seed + rep,
+                profile=args.profile / f"bot-n{n}-{rep + 1}.txt" if args.profile else None,
+            )  # fmt: skip
+            try:
+                raw = await run_load(self.run_id, api, opts)
+            except BenchError as exc:
+                print(f"run broken: {exc}", file=sys.stderr, flush=True)
+                self.broken = True
+                continue
+            fig = metrics.compute(raw)
+            self.runs.append({"jobs": n, "figures": fig, "raw": raw})
+            figs_n.append(fig)
+            if args.repeat > 1:
+                print(f"run {rep + 1}/{args.repeat}: {report.one_line(fig)}", flush=True)
+            if fig["problems"]:
+                self.broken = True
+                print("PROBLEMS: " + "; ".join(fig["problems"]) + f"\n(bot log: {raw['log_path']})", flush=True)
+        if not figs_n:
+            return
+        fig = metrics.summarise([p for f in figs_n for p in f["parts"]])
+        self.summaries.append(fig)
+        print(report.table(fig))
+        print(report.details(fig))
+        misses = report.missed(fig)
+        print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
 
 
 def _finish(args: argparse.Namespace, out: dict[str, Any], workdir: Path, *, ok: bool) -> int:

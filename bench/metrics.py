@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 FRAME = re.compile(r"frame (\d+)/(\d+)")
@@ -79,6 +80,79 @@ def _is_final(r: dict[str, Any]) -> bool:
     )
 
 
+@dataclass
+class _Tally:
+    """What the jobs' edits showed, job by job: latency samples and counts."""
+
+    first_preview: list[float] = field(default_factory=list)
+    every_preview: list[float] = field(default_factory=list)
+    finals: list[float] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+    extra_edits: int = 0
+    stale: int = 0
+    frames_sent: int = 0
+    frames_shown: int = 0
+    no_preview: int = 0
+    delivered: int = 0
+
+    def add_job(self, reqs: list[dict[str, Any]], evs: list[dict[str, Any]]) -> None:
+        """One job: the requests of its token (in time order) and the events the fake API wrote for it."""
+        partial_ev = {int(e["partial_index"]) + 1: e for e in evs if e["type"].endswith(".partial_image")}
+        # the stream's result, or a non-streaming answer (the baseline bot)
+        completed = next((e for e in evs if e["type"].endswith(".completed") or e["type"] == "response"), None)
+        self.frames_sent += len(partial_ev)
+        self.calls.append(len(reqs))
+        shown, final_at = self._read_edits(reqs, partial_ev, completed)
+        self.frames_shown += len(shown)
+        if shown and 1 in partial_ev:
+            self.first_preview.append(min(shown.values()) - partial_ev[1]["started"])
+        elif partial_ev:
+            self.no_preview += 1
+        for k, t in shown.items():
+            if k in partial_ev:
+                self.every_preview.append(t - partial_ev[k]["started"])
+        if final_at is not None:
+            self.delivered += 1
+            if completed is not None:
+                self.finals.append(final_at - completed["started"])
+
+    def _read_edits(
+        self, reqs: list[dict[str, Any]], partial_ev: dict[int, dict[str, Any]], completed: dict[str, Any] | None
+    ) -> tuple[dict[int, float], float | None]:
+        """When each frame was first shown, and when the result arrived; counts stale and status-only edits."""
+        shown: dict[int, float] = {}
+        final_at: float | None = None
+        for r in reqs:
+            frame = _frame_shown(r)
+            if frame is not None:
+                shown.setdefault(frame, r["time"])
+                newer = [e["time"] for k, e in partial_ev.items() if k > frame]
+                if completed is not None:
+                    newer.append(completed["time"])
+                if newer and r["time"] > min(newer):
+                    self.stale += 1
+            elif _is_final(r):
+                final_at = final_at or r["time"]
+            elif r["method"] == "PATCH":
+                self.extra_edits += 1  # neither a new frame nor the result: a status-only edit
+        return shown, final_at
+
+
+def _ack_latency(
+    by_token: dict[str, list[dict[str, Any]]], handles: list[tuple[str, float]]
+) -> tuple[list[float], int]:
+    """Seconds from sending each interaction to its callback, and how many got no successful callback."""
+    lat: list[float] = []
+    failed = 0
+    for token, sent in handles:
+        cb = next((r for r in by_token.get(token, []) if r["path"].endswith("/callback")), None)
+        if cb is None or cb["status"] != 200:
+            failed += 1
+        if cb is not None:
+            lat.append(cb["time"] - sent)
+    return lat, failed
+
+
 def compute(raw: dict[str, Any]) -> dict[str, Any]:
     n = int(raw["jobs"])
     partials = int(raw["partials"])
@@ -90,84 +164,30 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
     events: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for e in raw["events"]:
         events[int(e["job"])].append(e)
-
-    first_preview: list[float] = []
-    every_preview: list[float] = []
-    finals: list[float] = []
-    calls: list[int] = []
-    extra_edits = 0
-    stale = 0
-    frames_sent = 0
-    frames_shown = 0
-    no_preview = 0
-    delivered = 0
+    tally = _Tally()
     for token, job in token_job.items():
-        reqs = by_token.get(token, [])
-        evs = events.get(job, [])
-        partial_ev = {int(e["partial_index"]) + 1: e for e in evs if e["type"].endswith(".partial_image")}
-        # the stream's result, or a non-streaming answer (the baseline bot)
-        completed = next((e for e in evs if e["type"].endswith(".completed") or e["type"] == "response"), None)
-        frames_sent += len(partial_ev)
-        calls.append(len(reqs))
-        shown: dict[int, float] = {}
-        final_at: float | None = None
-        for r in reqs:
-            frame = _frame_shown(r)
-            if frame is not None:
-                shown.setdefault(frame, r["time"])
-                newer = [e["time"] for k, e in partial_ev.items() if k > frame]
-                if completed is not None:
-                    newer.append(completed["time"])
-                if newer and r["time"] > min(newer):
-                    stale += 1
-            elif _is_final(r):
-                final_at = final_at or r["time"]
-            elif r["method"] == "PATCH":
-                extra_edits += 1  # neither a new frame nor the result: a status-only edit
-        frames_shown += len(shown)
-        if shown and 1 in partial_ev:
-            first_preview.append(min(shown.values()) - partial_ev[1]["started"])
-        elif partial_ev:
-            no_preview += 1
-        for k, t in shown.items():
-            if k in partial_ev:
-                every_preview.append(t - partial_ev[k]["started"])
-        if final_at is not None:
-            delivered += 1
-            if completed is not None:
-                finals.append(final_at - completed["started"])
-
-    def ack(handles: list[tuple[str, float]]) -> tuple[list[float], int]:
-        lat: list[float] = []
-        failed = 0
-        for token, sent in handles:
-            cb = next((r for r in by_token.get(token, []) if r["path"].endswith("/callback")), None)
-            if cb is None or cb["status"] != 200:
-                failed += 1
-            if cb is not None:
-                lat.append(cb["time"] - sent)
-        return lat, failed
-
-    probe_lat, probe_failed = ack([(p["token"], p["sent"]) for p in raw["probes"]])
-    burst_lat, burst_failed = ack([(tok, raw["job_sent"][j]) for j, tok in raw["job_tokens"].items()])
+        tally.add_job(by_token.get(token, []), events.get(job, []))
+    probe_lat, probe_failed = _ack_latency(by_token, [(p["token"], p["sent"]) for p in raw["probes"]])
+    job_handles = [(tok, raw["job_sent"][j]) for j, tok in raw["job_tokens"].items()]
+    burst_lat, burst_failed = _ack_latency(by_token, job_handles)
     bot = raw["bot"]
     problems = list(raw["problems"])
     if probe_failed:
         problems.append(f"{probe_failed} of {len(raw['probes'])} probe interactions were not acknowledged")
     if burst_failed:
         problems.append(f"{burst_failed} of {n} jobs' interactions were not acknowledged")
-    if delivered < n:
-        problems.append(f"{n - delivered} of {n} jobs got no result")
+    if tally.delivered < n:
+        problems.append(f"{n - tally.delivered} of {n} jobs got no result")
     part = {
         "runs": 1,
         "jobs": n,
         "partials": partials,
-        "delivered": delivered,
+        "delivered": tally.delivered,
         "wall_s": raw["t_done"] - raw["t0"],
         "samples": {
-            "preview": first_preview,
-            "preview_all": every_preview,
-            "final": finals,
+            "preview": tally.first_preview,
+            "preview_all": tally.every_preview,
+            "final": tally.finals,
             "ack": probe_lat,
             "burst_ack": burst_lat,
             "bench_lag": raw["bench"]["loop_lag"],
@@ -179,13 +199,13 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
         "idle_rss_mb": bot["idle_rss_mb"],
         "peak_rss_mb": bot["peak_rss_mb"],
         "threads": {"idle": bot["threads_idle"], "busy": bot["threads_busy"]},
-        "calls": calls,
-        "status_only_edits": extra_edits,
+        "calls": tally.calls,
+        "status_only_edits": tally.extra_edits,
         "rate_limited": int(raw["rate_limited"]),
-        "stale_frames": stale,
-        "frames_sent": frames_sent,
-        "frames_shown": frames_shown,
-        "jobs_without_preview": no_preview,
+        "stale_frames": tally.stale,
+        "frames_sent": tally.frames_sent,
+        "frames_shown": tally.frames_shown,
+        "jobs_without_preview": tally.no_preview,
         # partial frames the bot decoded (it counts them itself, bot/images/b64.py); None if it does not count
         "partial_decodes": (bot.get("stats") or {}).get("decodes", {}).get("partial"),
         "final_decodes": (bot.get("stats") or {}).get("decodes", {}).get("final"),
