@@ -33,24 +33,9 @@ def _verify_png(data: bytes) -> None:
     pos, end = 8, len(data)
     idat = 0  # 0: none yet, 1: in the IDAT run, 2: after it
     while True:
-        if pos + 12 > end:
-            raise DamagedImage(f"PNG cut off at byte {end} (no IEND chunk)")
-        length = int.from_bytes(view[pos : pos + 4], "big")
-        kind = bytes(view[pos + 4 : pos + 8])
-        body_end = pos + 8 + length
-        if length > 0x7FFFFFFF or body_end + 4 > end:
-            raise DamagedImage(f"PNG cut off inside its {kind!r} chunk (byte {pos} of {end})")
-        if zlib.crc32(view[pos + 8 : body_end], zlib.crc32(kind)) != int.from_bytes(
-            view[body_end : body_end + 4], "big"
-        ):
-            raise DamagedImage(f"PNG {kind!r} chunk at byte {pos} fails its CRC")
+        kind, body_end = _png_chunk(view, pos, end)
         if pos == 8:
-            if kind != b"IHDR" or length != 13:
-                raise DamagedImage("PNG does not start with an IHDR chunk")
-            width, height = int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big")
-            depth, colour, interlace = view[24], view[25], view[28]
-            if not width or not height or depth not in _PNG_DEPTHS.get(colour, ()) or interlace > 1:
-                raise DamagedImage(f"PNG header is invalid ({width}x{height}, depth {depth}, colour {colour})")
+            _png_header(view, kind, body_end - pos - 8)
         elif kind == b"IDAT":
             if idat == 2:
                 raise DamagedImage("PNG IDAT chunks are not consecutive")
@@ -62,6 +47,31 @@ def _verify_png(data: bytes) -> None:
         pos = body_end + 4
     if not idat:
         raise DamagedImage("PNG has no image data (IDAT)")
+
+
+def _png_chunk(view: memoryview, pos: int, end: int) -> tuple[bytes, int]:
+    """The type of the whole, CRC-checked chunk at ``pos`` and where its data ends (its CRC follows)."""
+    if pos + 12 > end:
+        raise DamagedImage(f"PNG cut off at byte {end} (no IEND chunk)")
+    length = int.from_bytes(view[pos : pos + 4], "big")
+    kind = bytes(view[pos + 4 : pos + 8])
+    body_end = pos + 8 + length
+    if length > 0x7FFFFFFF or body_end + 4 > end:
+        raise DamagedImage(f"PNG cut off inside its {kind!r} chunk (byte {pos} of {end})")
+    if zlib.crc32(view[pos + 8 : body_end], zlib.crc32(kind)) != int.from_bytes(view[body_end : body_end + 4], "big"):
+        raise DamagedImage(f"PNG {kind!r} chunk at byte {pos} fails its CRC")
+    return kind, body_end
+
+
+def _png_header(view: memoryview, kind: bytes, length: int) -> tuple[int, int]:
+    """The first chunk must be a valid IHDR; returns the image's width and height."""
+    if kind != b"IHDR" or length != 13:
+        raise DamagedImage("PNG does not start with an IHDR chunk")
+    width, height = int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big")
+    depth, colour, interlace = view[24], view[25], view[28]
+    if not width or not height or depth not in _PNG_DEPTHS.get(colour, ()) or interlace > 1:
+        raise DamagedImage(f"PNG header is invalid ({width}x{height}, depth {depth}, colour {colour})")
+    return width, height
 
 
 def _verify_with_pillow(data: bytes, fmt: str) -> None:
