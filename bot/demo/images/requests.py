@@ -155,41 +155,32 @@ class RequestReader:
         images: list[RecordedFile] = []
         mask: RecordedFile | None = None
         if edit:
-            params: dict[str, Any] = {}
-            for key, value in rec.form.items():
-                params[key] = _convert_form_value(key, value)
-            for f in rec.files:
-                if f.field in ("image", "image[]") or (f.field.startswith("image[") and f.field.endswith("]")):
-                    images.append(f)
-                elif f.field == "mask":
-                    mask = f
-                else:
-                    raise _BadRequest(f"Unknown parameter: '{f.field}'.", f.field, "unknown_parameter")
-            if images:
-                single = len(images) == 1 and images[0].field == "image"
-                params["image"] = "<binary>" if single else ["<binary>"] * len(images)
-            if mask is not None:
-                params["mask"] = "<binary>"
+            params, images, mask = _edit_params(rec)
         else:
             params = dict(rec.json or {})
 
         if self._validators is not None:
-            known = self._validators["_properties"][schema_name] | EXTRA_FIELDS
-            for key in params:
-                if key not in known:
-                    raise _BadRequest(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
-            errors = sorted(self._validators[schema_name].iter_errors(params), key=lambda e: list(e.path))
-            if errors:
-                err = errors[0]
-                param = ".".join(str(p) for p in err.path) or None
-                if param is None and err.validator == "required":
-                    param = str(err.message).split("'")[1] if "'" in err.message else None
-                raise _BadRequest(f"Invalid value: {err.message}", param, "invalid_value")
+            self._check_schema(schema_name, params)
         elif "prompt" not in params:
             raise _BadRequest("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
 
         self._check_rules(params, images, mask, edit)
         return params, images, mask
+
+    def _check_schema(self, schema_name: str, params: dict[str, Any]) -> None:
+        """No parameter the schema does not know, and every value valid, as OpenAI words its refusals."""
+        assert self._validators is not None
+        known = self._validators["_properties"][schema_name] | EXTRA_FIELDS
+        for key in params:
+            if key not in known:
+                raise _BadRequest(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
+        errors = sorted(self._validators[schema_name].iter_errors(params), key=lambda e: list(e.path))
+        if errors:
+            err = errors[0]
+            param = ".".join(str(p) for p in err.path) or None
+            if param is None and err.validator == "required":
+                param = str(err.message).split("'")[1] if "'" in err.message else None
+            raise _BadRequest(f"Invalid value: {err.message}", param, "invalid_value")
 
     def _check_rules(
         self, params: dict[str, Any], images: list[RecordedFile], mask: RecordedFile | None, edit: bool
@@ -203,6 +194,26 @@ class RequestReader:
         _check_output(params, model)
         if edit:
             _check_edit_inputs(params, model, images, mask)
+
+
+def _edit_params(rec: RecordedRequest) -> tuple[dict[str, Any], list[RecordedFile], RecordedFile | None]:
+    """An edit's multipart form as parameters (files as ``"<binary>"``), its images and its mask."""
+    params: dict[str, Any] = {key: _convert_form_value(key, value) for key, value in rec.form.items()}
+    images: list[RecordedFile] = []
+    mask: RecordedFile | None = None
+    for f in rec.files:
+        if f.field in ("image", "image[]") or (f.field.startswith("image[") and f.field.endswith("]")):
+            images.append(f)
+        elif f.field == "mask":
+            mask = f
+        else:
+            raise _BadRequest(f"Unknown parameter: '{f.field}'.", f.field, "unknown_parameter")
+    if images:
+        single = len(images) == 1 and images[0].field == "image"
+        params["image"] = "<binary>" if single else ["<binary>"] * len(images)
+    if mask is not None:
+        params["mask"] = "<binary>"
+    return params, images, mask
 
 
 def _check_counts_and_prompt(params: dict[str, Any]) -> None:
