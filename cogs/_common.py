@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.images_api.models import ModelInfo
-from bot.jobs.options import Choice, background_choices, format_choices, quality_choices, size_choices
+from bot.jobs.options import Choice, ImageOptions, background_choices, format_choices, quality_choices, size_choices
+from bot.jobs.service import JobSpec
 from bot.jobs.services import Services
 
 if TYPE_CHECKING:
-    from bot.jobs.service import JobSpec
     from bot.quota import JobRecord
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ UPLOAD_MARGIN = 64 * 1024
 F = TypeVar("F", bound=Callable[..., Any])
 
 # What the result buttons do, by job kind. Feature cogs fill this registry; ``cogs/results.py`` reads it.
-RerollHandler = Callable[[discord.Interaction, "JobRecord", "JobSpec"], Awaitable[None]]
+RerollHandler = Callable[[discord.Interaction, "JobRecord", JobSpec], Awaitable[None]]
 EditHandler = Callable[[discord.Interaction, "discord.Message | None", "JobRecord | None"], Awaitable[None]]
 
 
@@ -75,6 +75,42 @@ def channel_nsfw(channel: object) -> bool:
 def role_ids(user: discord.abc.User) -> tuple[int, ...]:
     roles = getattr(user, "roles", None) or []
     return tuple(r.id for r in roles)
+
+
+def guild_id_of(interaction: discord.Interaction) -> int:
+    """The server an interaction came from. Server-only commands never run in DMs; should one get
+    there anyway, the error path answers "servers only" (``NoPrivateMessage``)."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+def job_spec(
+    where: discord.Interaction | discord.Message,
+    kind: Literal["generate", "edit"],
+    prompt: str,
+    options: ImageOptions,
+    **more: Any,
+) -> JobSpec:
+    """A job asked for by whoever sent ``where`` (an interaction, or a message that mentions the bot), in
+    its server and channel; ``more``: the edit's fields (parent, source URL, expected inputs)."""
+    if isinstance(where, discord.Interaction):
+        user: discord.abc.User = where.user
+        guild_id, channel_id = where.guild_id, where.channel_id
+    else:
+        user, channel_id = where.author, where.channel.id
+        guild_id = where.guild.id if where.guild is not None else None
+    return JobSpec(
+        kind=kind,
+        user_id=user.id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        role_ids=role_ids(user),
+        prompt=prompt,
+        options=options,
+        channel_nsfw=channel_nsfw(where.channel),
+        **more,
+    )
 
 
 async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:

@@ -1,18 +1,20 @@
 """Running one job on Discord: where its message lives, its live progress, and delivering the result.
 
-``run_job`` takes a validated ``JobSpec`` and a place to answer (a ``Target``): it reserves quota (unless
-the caller did), shows the queue position and live previews (``bot/jobs/progress.py``), edits in the result
-with its embed and buttons (``cogs/results.py``), and only then charges the job. A result that could not
-be delivered is refunded, and the user is told why.
+``start_interaction_job`` opens a job from a validated ``JobSpec`` (``JobService.open``: the job's money,
+``bot/jobs/job.py``) and acknowledges the interaction in time; ``run_job`` runs an open job in a place to
+answer (a ``Target``): the queue position and live previews (``bot/jobs/progress.py``), then the result
+with its embed and buttons (``cogs/results.py``), and only then settles it. A result that could not be
+delivered is not settled (its owner refunds it), and the user is told why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,21 +23,19 @@ import discord
 from bot import messages
 from bot.images_api.types import CompletedImage, PartialImage
 from bot.imaging.work import fit_upload, make_preview, pack_uploads
+from bot.jobs.job import Job
 from bot.jobs.progress import PREVIEW_LATENCY, ProgressPublisher, ProgressView
-from bot.jobs.service import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
+from bot.jobs.service import JobOutcome, JobSpec
 from bot.messages.i18n import format_number, translate
-from bot.quota import QuotaExceeded, Reservation
-from bot.rules import PromptRefused
 from cogs._checks import require_bot_permissions
-from cogs._common import ImageBotBase, reply_ephemeral, upload_budget
-from cogs._errors import error_text
+from cogs._common import ImageBotBase, upload_budget
 from cogs._render import failure_content, file_name, preview_name, progress_content, result_embed
 from cogs._translator import locale_of
 from cogs.results import ProgressButtons, ResultView
 
 log = logging.getLogger(__name__)
 
-RESERVE_BEFORE_ACK = 1.5  # seconds; Discord drops interactions not acknowledged within 3
+ACK_AFTER = 1.5  # seconds; Discord drops interactions not acknowledged within 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +84,6 @@ class Target:
             return None
         return await self.channel.send(files=files(uploads))
 
-    async def withdraw(self, text: str) -> None:
-        """Replace the progress message by a note (quota refusals and the like)."""
-        await self.edit(content=text, uploads=[], embeds=[], view=None)
-
 
 def _attachments(uploads: Sequence[Upload] | None, fields: dict[str, Any]) -> dict[str, Any]:
     if uploads is not None:
@@ -126,9 +122,6 @@ class InteractionTarget(Target):
                 **fields,
             )
             return self._fallback
-
-    async def withdraw(self, text: str) -> None:
-        await reply_ephemeral(self.interaction, text)  # deletes the public "thinking…" first
 
 
 class MessageTarget(Target):
@@ -209,13 +202,24 @@ class JobMessage:
             log.warning("job %s: progress update refused (%s %s); no more previews", self.job_id, exc.status, exc.code)
             self.previews_off = True
 
-    async def show_failure(self, text: str) -> None:
-        await self.target.edit(
-            content=failure_content(text, self.spec.prompt),
-            uploads=[],
-            embeds=[],
-            view=ResultView(self.job_id, include_edit=False, locale=self.locale),
-        )
+    async def show_failure(self, outcome: JobOutcome) -> None:
+        """No image came back: say why (stopped, the image service's error), with Reroll and Delete."""
+        err = outcome.first_error
+        if outcome.stopped:
+            text = messages.stopped(outcome.stopped, outcome.stopped_by, locale=self.locale)
+        elif err is not None:
+            text = messages.api_error(err, self.locale)
+        else:
+            text = messages.text(self.locale, messages.NO_IMAGE)
+        try:
+            await self.target.edit(
+                content=failure_content(text, self.spec.prompt),
+                uploads=[],
+                embeds=[],
+                view=ResultView(self.job_id, include_edit=False, locale=self.locale),
+            )
+        except (discord.HTTPException, MessageGone) as exc:
+            log.warning("job %s: could not show how it ended (%s)", self.job_id, type(exc).__name__)
 
     async def deliver(self, outcome: JobOutcome) -> list[CompletedImage]:
         """Edit the result in; returns the images that reached Discord (raises if the first message fails)."""
@@ -277,85 +281,101 @@ class JobMessage:
                 log.warning("job %s: could not tell the user in the channel either (%s)", self.job_id, last.status)
 
 
-async def run_job(
-    bot: ImageBotBase,
-    target: Target,
-    spec: JobSpec,
-    user: discord.abc.User,
-    reservation: Reservation | None = None,
-) -> JobOutcome | None:
-    """Reserve (unless done already), stream, deliver, then charge. Refusals are answered via ``target``."""
-    jobs = bot.services.jobs
-    with jobs.tracked():  # a shutdown cancels the job (refunding it) instead of cutting it off mid-write
-        if reservation is None:
-            try:
-                reservation = await jobs.reserve(spec)
-            except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
-                await target.withdraw(error_text(exc, target.locale))
-                return None
-        message = JobMessage(bot, target, spec, reservation.job_id, user)
-        message.publisher.start()
-        try:
-            outcome = await jobs.run(reservation, spec, message)
-        finally:
-            await message.publisher.close()  # pending previews are dropped: the result wins
-        if outcome.stopped == "message deleted":  # nobody is there to deliver to: not charged
-            if outcome.delivered:
-                await jobs.settle(outcome, [])
-            return outcome
-        if not outcome.delivered:  # refunded by the job service
-            err = outcome.first_error
-            if outcome.stopped:
-                text = messages.stopped(outcome.stopped, outcome.stopped_by, locale=target.locale)
-            elif err is not None:
-                text = messages.api_error(err, target.locale)
-            else:
-                text = messages.text(target.locale, messages.NO_IMAGE)
-            try:
-                await message.show_failure(text)
-            except (discord.HTTPException, MessageGone) as exc:
-                log.warning("job %s: could not show how it ended (%s)", outcome.job_id, type(exc).__name__)
-            return outcome
-        try:
-            delivered = await message.deliver(outcome)
-        except asyncio.CancelledError:
-            await jobs.cancelled(outcome, error="stopped before the result was delivered")
-            raise
-        except MessageGone:
-            log.info("job %s: its message was deleted before the result; not charged", outcome.job_id)
-            await jobs.settle(outcome, [])
-            return outcome
-        except Exception as exc:
-            if isinstance(exc, discord.HTTPException):
-                log.warning("job %s: the result could not be delivered (%s %s)", outcome.job_id, exc.status, exc.code)
-            else:
-                log.exception("job %s: delivering the result failed", outcome.job_id)
-            await jobs.settle(outcome, [])  # not charged: nothing reached the user
-            await message.tell_undelivered(exc)
-            return outcome
-        await jobs.settle(outcome, delivered)
+async def run_job(bot: ImageBotBase, target: Target, job: Job, user: discord.abc.User) -> JobOutcome:
+    """Stream ``job`` into ``target``'s message, edit the result in, and settle what reached the user.
+
+    Settling is the one money decision here: every other way out leaves the job to its owner
+    (``JobService.open``), which gives the images back for the reason that ended it."""
+    message = JobMessage(bot, target, job.spec, job.id, user)
+    message.publisher.start()
+    try:
+        outcome = await job.run(message)
+    finally:
+        await message.publisher.close()  # pending previews are dropped: the result wins
+    if outcome.stopped == "message deleted":  # nobody is there to deliver to
         return outcome
+    if not outcome.delivered:
+        await message.show_failure(outcome)
+        return outcome
+    try:
+        delivered = await message.deliver(outcome)
+    except MessageGone:
+        log.info("job %s: its message was deleted before the result; not charged", outcome.job_id)
+        return outcome
+    except Exception as exc:
+        if isinstance(exc, discord.HTTPException):
+            log.warning("job %s: the result could not be delivered (%s %s)", outcome.job_id, exc.status, exc.code)
+        else:
+            log.exception("job %s: delivering the result failed", outcome.job_id)
+        await message.tell_undelivered(exc)
+        return outcome
+    await job.settle(delivered)
+    return outcome
 
 
-async def start_interaction_job(bot: ImageBotBase, interaction: discord.Interaction, spec: JobSpec) -> None:
-    """Reserve before acknowledging, so a refusal is one private reply and nothing public appears; then
-    defer (public "thinking") and run. Reserving is one small SQLite transaction; should it ever be slow,
-    the bot defers first so the 3-second acknowledgement is never missed."""
-    require_bot_permissions(interaction.app_permissions)  # refused privately by the error path, nothing reserved
-    jobs = bot.services.jobs
-    with jobs.tracked():
-        reservation: Reservation | None = None
+class Acknowledgement:
+    """Acknowledges an interaction publicly (the "thinking…" that becomes the job's message) no later than
+    ``ACK_AFTER`` seconds after the job was asked for, while the work before it (reserving, downloading the
+    inputs) goes on in the same task: a slow database delays the answer, never repeats the reservation.
+
+    A refusal found before then is one private answer (``reply_ephemeral`` through the error path);
+    after it, the "thinking…" is replaced by that private answer."""
+
+    def __init__(self, interaction: discord.Interaction, after: float = ACK_AFTER) -> None:
+        self.interaction = interaction
+        self._deferring = False
+        self._timer = asyncio.create_task(self._defer_after(after), name=f"ack-{interaction.id}")
+
+    async def _defer_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._deferring = True
+        log.warning("interaction %s: still preparing after %.1fs; acknowledging first", self.interaction.id, delay)
+        await self._defer()
+
+    async def _defer(self) -> None:
+        if not self.interaction.response.is_done():
+            await self.interaction.response.defer(thinking=True)
+
+    async def _stop_timer(self) -> None:
+        if not self._deferring:
+            self._timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._timer  # a deferral under way is finished, not cut off; its failure is raised
+
+    async def now(self) -> None:
+        """The job is about to run: acknowledge now if that has not happened yet."""
+        await self._stop_timer()
+        await self._defer()
+
+    async def close(self) -> None:
         try:
-            reservation = await asyncio.wait_for(jobs.reserve(spec), RESERVE_BEFORE_ACK)
-        except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
-            await reply_ephemeral(interaction, error_text(exc, locale_of(interaction)))
-            return
-        except TimeoutError:
-            log.warning("quota reservation took over %.1fs; acknowledging first", RESERVE_BEFORE_ACK)
-        try:
-            await interaction.response.defer(thinking=True)
-        except discord.HTTPException:
-            if reservation is not None:
-                await jobs.abandon(reservation, spec, error="interaction could not be acknowledged")
-            raise
-        await run_job(bot, InteractionTarget(interaction), spec, interaction.user, reservation)
+            await self._stop_timer()
+        except discord.HTTPException as exc:  # the interaction is lost; the error path logs its own try
+            log.warning("interaction %s could not be acknowledged (%s)", self.interaction.id, exc.status)
+
+
+@contextlib.asynccontextmanager
+async def acknowledging(interaction: discord.Interaction) -> AsyncIterator[Acknowledgement]:
+    ack = Acknowledgement(interaction)
+    try:
+        yield ack
+    finally:
+        await ack.close()
+
+
+Prepare = Callable[[Job], Awaitable[None]]
+
+
+async def start_interaction_job(
+    bot: ImageBotBase, interaction: discord.Interaction, spec: JobSpec, prepare: Prepare | None = None
+) -> JobOutcome:
+    """Run a job asked for by an interaction: check the bot's permissions, open the job (rules, limits,
+    one reservation), ``prepare`` it (an edit's inputs: downloaded only now, refunded if refused), then
+    acknowledge and run it in the interaction's response. Every refusal propagates to the one error path,
+    which answers privately; the job's owner has already given back whatever was reserved."""
+    require_bot_permissions(interaction.app_permissions)  # refused before anything is reserved
+    async with acknowledging(interaction) as ack, bot.services.jobs.open(spec) as job:
+        if prepare is not None:
+            await prepare(job)
+        await ack.now()
+        return await run_job(bot, InteractionTarget(interaction), job, interaction.user)

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 import discord
 
 from bot import messages
 from bot.jobs.options import ImageOptions
-from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
-from cogs._common import bot_of, channel_nsfw, reply_ephemeral, role_ids
+from cogs._common import bot_of, job_spec, reply_ephemeral
 from cogs._errors import answering_errors
 from cogs._translator import locale_of
 
@@ -112,17 +111,8 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
         if handler is None:
             await refuse(interaction, messages.FEATURE_UNAVAILABLE)
             return
-        spec = JobSpec(
-            kind="edit" if job.kind == "edit" else "generate",
-            user_id=interaction.user.id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            role_ids=role_ids(interaction.user),
-            prompt=job.prompt,
-            options=ImageOptions.from_settings(job.settings),
-            parent_job_id=job.id if job.kind == "edit" else None,
-            channel_nsfw=channel_nsfw(interaction.channel),
-        )
+        kind: Literal["generate", "edit"] = "edit" if job.kind == "edit" else "generate"
+        spec = job_spec(interaction, kind, job.prompt, ImageOptions.from_settings(job.settings))
         await handler(interaction, job, spec)
 
 

@@ -1,4 +1,4 @@
-"""Jobs: reserve quota, wait fairly for a slot, stream each image, settle or refund.
+"""Jobs: reserve quota, wait fairly for a slot, stream each image; ``bot/jobs/job.py`` settles or refunds.
 
 One job is one ``/imagine`` (or edit) with ``count`` images. Each image is its own single-image stream,
 so each gets its own preview slot, and the scheduler hands out stream slots round-robin between users:
@@ -30,6 +30,7 @@ from bot.images_api.types import (
     hashed_user,
 )
 from bot.imaging.verify import DamagedImage, verify_image
+from bot.jobs.job import Ending, Job
 from bot.jobs.options import ImageOptions
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.ops.job_events import JobEvents
@@ -61,6 +62,8 @@ class JobSpec:
     prompt: str
     options: ImageOptions
     images: tuple[InputImage, ...] = ()  # edits: the input images, the first one is masked
+    # edits whose inputs are downloaded after the reservation: how many there will be (for the estimate)
+    expected_inputs: int = 0
     mask: InputImage | None = None
     parent_job_id: int | None = None
     source_image_url: str | None = None
@@ -121,16 +124,32 @@ class JobService:
     def estimate(self, spec: JobSpec) -> float:
         o = spec.options
         return self.model.estimate_cost(
-            o.count, o.size or "auto", o.quality or "auto", prompt_chars=len(spec.prompt), input_images=len(spec.images)
+            o.count,
+            o.size or "auto",
+            o.quality or "auto",
+            prompt_chars=len(spec.prompt),
+            input_images=max(len(spec.images), spec.expected_inputs),
         )
 
-    async def reserve(self, spec: JobSpec) -> Reservation:
-        """Check the prompt against the server's rules, the per-user job limit, and reserve quota.
+    @contextlib.asynccontextmanager
+    async def open(self, spec: JobSpec) -> AsyncIterator[Job]:
+        """Reserve a job and own its money until the block ends (``bot/jobs/job.py``).
 
-        Raises ``PromptRefused`` (nothing reserved, the refusal audited), ``TooManyJobs`` or ``QuotaExceeded``.
-        Every way in (``/imagine``, ``/edit``, replies, the edit modal, Reroll) comes through here. Once a
-        shutdown has begun it raises ``ShuttingDown``.
+        Raises a refusal before anything is reserved: ``PromptRefused`` (the refusal audited),
+        ``TooManyJobs``, ``QuotaExceeded`` or, once a shutdown has begun, ``ShuttingDown``. Every way in
+        (``/imagine``, Reroll, ``/edit``, replies, the menu and the Edit button) comes through here. The
+        task that opens the job is tracked: a shutdown cancels it, which refunds the job.
         """
+        with self.tracked():
+            job = Job(self, spec, await self._reserve(spec))
+            try:
+                yield job
+            except BaseException as exc:
+                await job.end(exc)
+                raise
+            await job.end(None)
+
+    async def _reserve(self, spec: JobSpec) -> Reservation:
         if not self.accepting:
             raise ShuttingDown()
         if self.rules is not None and spec.guild_id is not None:
@@ -160,7 +179,7 @@ class JobService:
                 source_image_url=spec.source_image_url,
             )
         except BaseException:
-            self._release_user(spec.user_id)
+            self.release_user(spec.user_id)
             raise
         self.events.queued(
             reservation.job_id,
@@ -172,13 +191,6 @@ class JobService:
             prompt=spec.prompt,
         )
         return reservation
-
-    async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
-        """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
-        try:
-            await self._refund_cancelled(reservation.job_id, error)
-        finally:
-            self._release_user(spec.user_id)
 
     @contextlib.contextmanager
     def tracked(self) -> Iterator[None]:
@@ -192,16 +204,13 @@ class JobService:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def run(self, reservation: Reservation, spec: JobSpec, observer: JobObserver) -> JobOutcome:
-        """Stream every image of a reserved job. Never raises for API errors.
-
-        When no image came back the job is refunded here. Otherwise it stays ``running`` until the caller
-        has delivered the images and calls ``settle`` (what reached the user is charged) or ``undelivered``;
-        a crash in between leaves it to the crash recovery, which refunds it.
-        """
+    async def stream(self, job: Job, observer: JobObserver) -> JobOutcome:
+        """Stream every image of a reserved job (``Job.run``). Never raises for API errors; the job's
+        owner (``open``) charges or refunds it afterwards."""
+        spec = job.spec
         n = spec.options.count
-        outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
-        started = _Once(lambda: self._mark_running(reservation.job_id))
+        outcome = JobOutcome(job.id, [None] * n, [None] * n)
+        started = _Once(lambda: self._mark_running(job.id))
         tasks = [
             asyncio.create_task(
                 self._run_slot(spec, slot, observer, outcome, started), name=f"job-{outcome.job_id}-{slot}"
@@ -213,27 +222,15 @@ class JobService:
             await asyncio.wait(tasks)
             outcome.stopped, outcome.stopped_by = running.reason, running.by
             if not outcome.delivered:
-                err = outcome.first_error
-                if outcome.stopped:
-                    outcome.status = "cancelled"
-                else:
-                    outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
-                error = outcome.stopped if outcome.stopped else _short(err)
-                if not outcome.stopped:
-                    self.events.failed(outcome.job_id, status=outcome.status, error=err)
-                await self.quota.refund(outcome.job_id, status=outcome.status, error=error)
-                reason = outcome.stopped or (type(err).__name__ if err else None)
-                self.events.refunded(outcome.job_id, status=outcome.status, reason=reason)
+                outcome.status = "cancelled" if outcome.stopped else _failed_status(outcome.first_error)
             return outcome
         except BaseException:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._refund_cancelled(reservation.job_id, "cancelled")
             raise
         finally:
             self._running.pop(outcome.job_id, None)
-            self._release_user(spec.user_id)
 
     def cancel(self, job_id: int, *, reason: str = "cancelled", by: str | None = None) -> bool:
         """Stop a job that is queued or streaming here: its waiting slots leave the queue at once, its
@@ -305,19 +302,30 @@ class JobService:
             return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
         return self.client.generate(GenerateRequest(moderation=self.moderation, **common))
 
-    async def settle(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
-        """Charge what reached the user: the images ``delivered`` (and the cost of every image made).
+    async def charge(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
+        """Charge what reached the user: the images ``delivered`` (and the cost of every image made)."""
+        outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
+        await self._record(outcome, delivered)
 
-        With nothing delivered the job is refunded (status ``failed``), but its cost still counts
-        against the server's budget: the image service was paid.
-        """
+    async def give_back(self, job: Job, how: Ending) -> None:
+        """End a job that was not settled (``bot/jobs/job.py`` decides ``how``); finishes even when the
+        caller is being cancelled (the store's writes run to completion)."""
+        outcome = job.outcome
+        if outcome is not None:
+            outcome.status = how.status
+        if how.action == "unpaid" and outcome is not None:
+            await self._record(outcome, [])  # refunded, but the images' cost counts against the budget
+            self.events.refunded(job.id, status=how.status, reason=how.reason)
+            return
+        if how.api_failure:
+            self.events.failed(job.id, status=how.status, error=outcome.first_error if outcome else None)
+        await self.quota.refund(job.id, status=how.status, error=how.error)
+        self.events.refunded(job.id, status=how.status, reason=how.reason)
+
+    async def _record(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
         made = outcome.delivered
         outcome.cost = self._cost(made)
         usage = [im.usage for im in made if im.usage is not None]
-        if delivered:
-            outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
-        else:
-            outcome.status = "failed"
         await self.quota.settle(
             outcome.job_id,
             images=len(delivered),
@@ -334,17 +342,6 @@ class JobService:
             output_tokens=sum(u.output_tokens for u in usage),
             request_ids=[im.request_id for im in made if im.request_id],
         )
-        if not delivered:
-            self.events.refunded(outcome.job_id, status=outcome.status, reason="undelivered")
-
-    async def cancelled(self, outcome: JobOutcome, *, error: str) -> None:
-        """Refund a job stopped between streaming and delivery (shutdown, cancel)."""
-        await self._refund_cancelled(outcome.job_id, error)
-
-    async def _refund_cancelled(self, job_id: int, error: str) -> None:
-        """Give a stopped job's images back; finishes even when the caller is being cancelled."""
-        await asyncio.shield(self.quota.refund(job_id, status="cancelled", error=error))
-        self.events.refunded(job_id, status="cancelled", reason=error)
 
     def _cost(self, images: list[CompletedImage]) -> float:
         usage = [im.usage for im in images]
@@ -354,7 +351,7 @@ class JobService:
             cost += self.model.estimate_cost(1, images[0].size or "auto", images[0].quality or "auto") * missing
         return cost
 
-    def _release_user(self, user_id: int) -> None:
+    def release_user(self, user_id: int) -> None:
         left = self._active.get(user_id, 0) - 1
         if left > 0:
             self._active[user_id] = left
@@ -412,8 +409,5 @@ async def _whole(image: CompletedImage) -> CompletedImage:
     return image if fmt == image.output_format else dataclasses.replace(image, output_format=fmt)
 
 
-def _short(err: BaseException | None) -> str | None:
-    if err is None:
-        return None
-    text = str(err) or type(err).__name__
-    return text[:500]
+def _failed_status(err: BaseException | None) -> str:
+    return "blocked" if isinstance(err, ContentBlocked) else "failed"
