@@ -35,13 +35,13 @@ if TYPE_CHECKING:
 class Ending:
     """How a job left without a settle ends: ``refund`` (status, error for the ledger) or ``unpaid``
     (images were made but not delivered: recorded as failed with their cost, nothing charged to the
-    user). ``api_failure``: the job failed at the image service (logged as a ``failed`` event)."""
+    user). ``cause``: the error that failed the job, for its ``failed`` log line and metrics."""
 
     action: Literal["refund", "unpaid"]
     status: str
     error: str | None
-    reason: str | None  # for the ``refunded`` log line and metrics
-    api_failure: bool = False
+    reason: str | None  # for the ``refunded`` log line
+    cause: BaseException | None = None
 
 
 def ending(outcome: JobOutcome | None, exc: BaseException | None, *, shutting_down: bool) -> Ending:
@@ -53,7 +53,7 @@ def ending(outcome: JobOutcome | None, exc: BaseException | None, *, shutting_do
     if exc is not None:
         if made:
             return Ending("unpaid", "failed", None, "undelivered")
-        return Ending("refund", "failed", describe(exc), type(exc).__name__)
+        return Ending("refund", "failed", describe(exc), type(exc).__name__, exc)
     if outcome is None:
         return Ending("refund", "cancelled", "not started", "not started")
     if made:
@@ -62,7 +62,7 @@ def ending(outcome: JobOutcome | None, exc: BaseException | None, *, shutting_do
         return Ending("refund", "cancelled", outcome.stopped, outcome.stopped)
     err = outcome.first_error
     status = "blocked" if isinstance(err, ContentBlocked) else "failed"
-    return Ending("refund", status, describe(err), type(err).__name__ if err else None, api_failure=True)
+    return Ending("refund", status, describe(err), type(err).__name__ if err else None, err)
 
 
 def describe(err: BaseException | None) -> str | None:

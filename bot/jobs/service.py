@@ -317,8 +317,8 @@ class JobService:
             await self._record(outcome, [])  # refunded, but the images' cost counts against the budget
             self.events.refunded(job.id, status=how.status, reason=how.reason)
             return
-        if how.api_failure:
-            self.events.failed(job.id, status=how.status, error=outcome.first_error if outcome else None)
+        if how.status != "cancelled":
+            self.events.failed(job.id, status=how.status, error=how.cause)
         await self.quota.refund(job.id, status=how.status, error=how.error)
         self.events.refunded(job.id, status=how.status, reason=how.reason)
 
