@@ -20,6 +20,7 @@ from bot.images_api.models import ModelInfo
 from bot.jobs.options import Choice, ImageOptions, background_choices, format_choices, quality_choices, size_choices
 from bot.jobs.service import JobSpec
 from bot.jobs.services import Services
+from bot.messages import clip
 
 if TYPE_CHECKING:
     from bot.quota import JobRecord
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMBED_COLOUR = discord.Colour(0x10A37F)
+MESSAGE_MAX = 2000  # characters of a Discord message
 # Room for the JSON part of a multipart upload: a message may carry this much less than the server's limit.
 UPLOAD_MARGIN = 64 * 1024
 
@@ -113,25 +115,28 @@ def job_spec(
     )
 
 
-async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Answer privately, whatever state the interaction is in (fresh, deferred or expired).
+async def reply_ephemeral(interaction: discord.Interaction, text: str = "", **fields: Any) -> None:
+    """Answer privately, whatever state the interaction is in (fresh, deferred or expired): the one way
+    the bot answers only the person who asked. ``fields``: embeds, files, ... as discord.py takes them.
 
     A public "thinking…" left by ``defer(thinking=True)`` is deleted first, so it never spins on; an
     interaction whose 15-minute token expired cannot be answered any more, which is logged.
     """
+    if text:
+        fields["content"] = clip(text, MESSAGE_MAX)
     if interaction.is_expired():
         log.info("interaction %s expired before it could be answered", interaction.id)
         return
     try:
         if not interaction.response.is_done():
-            await interaction.response.send_message(text, ephemeral=True)
+            await interaction.response.send_message(ephemeral=True, **fields)
             return
         if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
             try:
                 await interaction.delete_original_response()
             except discord.HTTPException:
                 pass
-        await interaction.followup.send(text, ephemeral=True)
+        await interaction.followup.send(ephemeral=True, **fields)
     except (discord.HTTPException, RuntimeError) as exc:  # RuntimeError: shutting down, session closed
         log.warning("could not send a message to the user: %s", type(exc).__name__)
 

@@ -25,8 +25,9 @@ from bot.jobs.job import Job
 from bot.jobs.options import ImageOptions, OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
+from bot.ops.permissions import REPLY_PERMISSIONS
 from bot.quota import JobRecord
-from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
+from cogs._checks import missing_permissions, require_bot_permissions
 from cogs._common import ImageBotBase, image_options, job_spec, reply_ephemeral
 from cogs._delivery import MessageTarget, Prepare, run_job, start_interaction_job
 from cogs._errors import answering_errors, answering_errors_with

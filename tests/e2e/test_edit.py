@@ -7,7 +7,6 @@ bad input: a short answer and no call to the Images API.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import random
 import struct
