@@ -21,10 +21,10 @@ from typing import Any
 import discord
 
 from bot import messages
-from bot.images_api.types import CompletedImage, PartialImage
-from bot.imaging.work import fit_upload, make_preview, pack_uploads
+from bot.images_api.types import CompletedImage
+from bot.imaging.uploads import plan_uploads
 from bot.jobs.job import Job
-from bot.jobs.progress import PREVIEW_LATENCY, ProgressPublisher, ProgressView
+from bot.jobs.progress import ProgressView
 from bot.jobs.service import JobOutcome, JobSpec
 from bot.messages.i18n import format_number, translate
 from cogs._checks import require_bot_permissions
@@ -147,41 +147,17 @@ class MessageTarget(Target):
 
 
 class JobMessage:
-    """Observer of one job (``bot.jobs.service.JobObserver``): paced previews while it runs, then the result."""
+    """One job's message on Discord: its progress (``send_progress``, called by the job's publisher), then
+    the result or why there is none."""
 
     def __init__(self, bot: ImageBotBase, target: Target, spec: JobSpec, job_id: int, user: discord.abc.User) -> None:
-        s = bot.services.settings
         self.bot, self.target, self.spec, self.job_id, self.user = bot, target, spec, job_id, user
         self.locale = target.locale
         self.started = time.time()
         self.previews_off = False
         self.progress_buttons = ProgressButtons(job_id, self.locale)  # the same Cancel button on every edit
-        self.publisher = ProgressPublisher(
-            send=self._send_progress,
-            # A job that shows nothing yet goes first in the preview queue.
-            render=lambda raw: make_preview(raw, s.preview_max_side, urgent=not self.publisher.shown_frame),
-            slots=spec.options.count,
-            frames_per_slot=max(1, s.partial_images),
-            min_interval=s.preview_min_interval,
-            status_grace=s.status_grace,
-            started_at=self.started,
-            latency=PREVIEW_LATENCY,  # a frame too late to be worth showing is dropped undecoded
-        )
 
-    # JobObserver
-    def queued(self, position: int) -> None:
-        self.publisher.set_queued(position)
-
-    def generating(self) -> None:
-        self.publisher.set_generating()
-
-    def partial(self, slot: int, frame: PartialImage) -> None:
-        self.publisher.frame(slot, frame.index, frame)
-
-    def slot_done(self, slot: int, image: CompletedImage | None) -> None:
-        self.publisher.slot_finished(slot, failed=image is None)
-
-    async def _send_progress(self, view: ProgressView) -> None:
+    async def send_progress(self, view: ProgressView) -> None:
         if self.previews_off:
             return
         previews = [Upload(preview_name(s.slot), s.jpeg) for s in view.slots if s.jpeg is not None and not s.done]
@@ -221,13 +197,12 @@ class JobMessage:
         except (discord.HTTPException, MessageGone) as exc:
             log.warning("job %s: could not show how it ended (%s)", self.job_id, type(exc).__name__)
 
-    async def deliver(self, outcome: JobOutcome) -> list[CompletedImage]:
-        """Edit the result in; returns the images that reached Discord (raises if the first message fails)."""
+    async def deliver(self, outcome: JobOutcome) -> tuple[list[CompletedImage], discord.Message | None]:
+        """Edit the result in; returns the images that reached Discord and the message that shows them
+        (raises if the first message fails)."""
         images = outcome.delivered
-        limit = self.target.upload_limit
-        fitted = [await fit_upload(im.data, im.output_format, limit) for im in images]
-        groups = pack_uploads([len(u.data) for u in fitted], limit)
-        uploads = [Upload(file_name(outcome.job_id, i, u.extension), u.data) for i, u in enumerate(fitted)]
+        plan = await plan_uploads(images, self.target.upload_limit)
+        uploads = [Upload(file_name(outcome.job_id, i, u.extension), u.data) for i, u in enumerate(plan.files)]
         loc = self.locale
         content = translate(loc, "✅ Done in {seconds}s", seconds=int(time.time() - self.started))
         failed = len(outcome.images) - len(images)
@@ -244,27 +219,26 @@ class JobMessage:
                 total=format_number(loc, len(outcome.images)),
                 reason=reason,
             )
-        if any(u.reencoded for u in fitted):
+        if plan.reencoded:
             content += " · " + translate(loc, "re-encoded to fit Discord's upload limit")
         model = self.bot.services.settings.image_model
         embed = result_embed(self.spec, outcome.job_id, self.user, model, images, loc)
+        first, *extra = plan.messages
         message = await self.target.edit(
             content=messages.clip(content, 2000),
-            uploads=[uploads[i] for i in groups[0]],
+            uploads=[uploads[i] for i in first],
             embeds=[embed],
             view=ResultView(outcome.job_id, locale=loc),
         )
-        delivered = [images[i] for i in groups[0]]
-        if message is not None:
-            await self.bot.services.quota.set_message(outcome.job_id, message.id)
-        for group in groups[1:]:
+        delivered = [images[i] for i in first]
+        for group in extra:
             try:
                 await self.target.send_extra([uploads[i] for i in group])
             except discord.HTTPException as exc:
                 log.warning("job %s: an extra result message failed (%s)", outcome.job_id, exc.status)
                 break
             delivered += [images[i] for i in group]
-        return delivered
+        return delivered, message
 
     async def tell_undelivered(self, exc: BaseException) -> None:
         """The result could not be posted: say so where we still can (the message, else the channel)."""
@@ -287,18 +261,14 @@ async def run_job(bot: ImageBotBase, target: Target, job: Job, user: discord.abc
     Settling is the one money decision here: every other way out leaves the job to its owner
     (``JobService.open``), which gives the images back for the reason that ended it."""
     message = JobMessage(bot, target, job.spec, job.id, user)
-    message.publisher.start()
-    try:
-        outcome = await job.run(message)
-    finally:
-        await message.publisher.close()  # pending previews are dropped: the result wins
+    outcome = await job.run(message.send_progress)
     if outcome.stopped == "message deleted":  # nobody is there to deliver to
         return outcome
     if not outcome.delivered:
         await message.show_failure(outcome)
         return outcome
     try:
-        delivered = await message.deliver(outcome)
+        delivered, shown = await message.deliver(outcome)
     except MessageGone:
         log.info("job %s: its message was deleted before the result; not charged", outcome.job_id)
         return outcome
@@ -309,7 +279,7 @@ async def run_job(bot: ImageBotBase, target: Target, job: Job, user: discord.abc
             log.exception("job %s: delivering the result failed", outcome.job_id)
         await message.tell_undelivered(exc)
         return outcome
-    await job.settle(delivered)
+    await job.settle(delivered, shown.id if shown is not None else None)
     return outcome
 
 

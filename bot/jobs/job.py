@@ -5,9 +5,9 @@ refunded when the job is left without a settle, for the reason that ended it.
 
     async with jobs.open(spec) as job:     # rules, per-user limit, one reservation (or a refusal)
         ...                                # anything that can still refuse (inputs) refunds by raising
-        outcome = await job.run(observer)  # stream every image
+        outcome = await job.run(send)      # stream every image; ``send`` shows the progress
         ...                                # deliver
-        await job.settle(delivered)        # charge what reached the user, once
+        await job.settle(delivered, message_id)  # charge what reached the user, once
 
 Leaving the block without ``settle`` gives the images back; ``ending`` decides how, from what happened:
 an exception, a cancellation (a shutdown included), or the job's own outcome (the API failed, the job was
@@ -27,7 +27,8 @@ from bot.images_api.errors import ContentBlocked
 
 if TYPE_CHECKING:
     from bot.images_api.types import CompletedImage, InputImage
-    from bot.jobs.service import JobObserver, JobOutcome, JobService, JobSpec
+    from bot.jobs.progress import Sender
+    from bot.jobs.service import JobOutcome, JobService, JobSpec
     from bot.quota import Reservation
 
 
@@ -91,22 +92,29 @@ class Job:
         """An edit's inputs, once downloaded and checked (after the reservation)."""
         self.spec = dataclasses.replace(self.spec, images=images, mask=mask)
 
-    async def run(self, observer: JobObserver) -> JobOutcome:
-        """Stream every image; never raises for API errors (they are in the outcome). A job that made no
-        image is given back at once, before the user is told, so ``/quota me`` agrees with the message."""
-        self.outcome = await self.service.stream(self, observer)
+    async def run(self, send: Sender) -> JobOutcome:
+        """Stream every image, showing progress through ``send`` (the job's message); never raises for API
+        errors (they are in the outcome). A job that made no image is given back at once, before the user is
+        told, so ``/quota me`` agrees with the message."""
+        publisher = self.service.previews.publisher(send, self.spec.options.count)
+        publisher.start()
+        try:
+            self.outcome = await self.service.stream(self, publisher)
+        finally:
+            await publisher.close()  # pending previews are dropped: the result wins
         if not self.outcome.delivered:
             await self._give_back(None)
         return self.outcome
 
-    async def settle(self, delivered: list[CompletedImage]) -> None:
-        """Charge the images that reached the user (at least one); the job is then done."""
+    async def settle(self, delivered: list[CompletedImage], message_id: int | None = None) -> None:
+        """Charge the images that reached the user (at least one), shown by ``message_id``; the job is then
+        done."""
         if self.outcome is None or not delivered:
             raise ValueError("settle takes the images delivered by a job that ran")
         if self.ended:
             raise RuntimeError(f"job {self.id} has already ended")
         self.ended = True
-        await self.service.charge(self.outcome, delivered)
+        await self.service.charge(self.outcome, delivered, message_id)
 
     async def end(self, exc: BaseException | None) -> None:
         """Called once when the job's block is left: refund unless settled."""

@@ -32,6 +32,7 @@ from bot.images_api.types import (
 from bot.imaging.verify import DamagedImage, verify_image
 from bot.jobs.job import Ending, Job
 from bot.jobs.options import ImageOptions
+from bot.jobs.previews import Previews
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.ops.job_events import JobEvents
 from bot.quota import QuotaStore, Reservation
@@ -90,12 +91,13 @@ class JobOutcome:
 
 
 class JobObserver(Protocol):
-    """What the Discord side does as a job moves on. Implementations must not raise."""
+    """What watches a job as it moves on: the job's ``ProgressPublisher`` (``bot/jobs/previews.py``).
+    Implementations must not raise."""
 
-    def queued(self, position: int) -> None: ...
-    def generating(self) -> None: ...
-    def partial(self, slot: int, frame: PartialImage) -> None: ...
-    def slot_done(self, slot: int, image: CompletedImage | None) -> None: ...
+    def set_queued(self, position: int) -> None: ...
+    def set_generating(self) -> None: ...
+    def frame(self, slot: int, index: int, data: PartialImage) -> None: ...
+    def slot_finished(self, slot: int, *, failed: bool = False) -> None: ...
 
 
 @dataclass
@@ -111,6 +113,7 @@ class JobService:
     output_compression: int | None = None
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
+    previews: Previews = field(default_factory=Previews)  # each job's progress publisher, its observer
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
     scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
@@ -255,15 +258,15 @@ class JobService:
     async def _run_slot(
         self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome, started: _Once
     ) -> None:
-        await self.scheduler.acquire(spec.user_id, observer.queued)
+        await self.scheduler.acquire(spec.user_id, observer.set_queued)
         try:
             # Every slot waits for the job to be marked running; if that fails, no slot calls the API.
             await started.wait()
-            observer.generating()
+            observer.set_generating()
             async for event in self._events(spec):
                 if isinstance(event, PartialImage):
                     self.events.first_frame(outcome.job_id)
-                    observer.partial(slot, event)
+                    observer.frame(slot, event.index, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
                     outcome.images[slot] = await _whole(event)
@@ -281,7 +284,7 @@ class JobService:
                 log.exception("job %s image %d failed unexpectedly", outcome.job_id, slot + 1)
         finally:
             self.scheduler.release()
-        observer.slot_done(slot, outcome.images[slot])
+        observer.slot_finished(slot, failed=outcome.images[slot] is None)
 
     def _events(self, spec: JobSpec) -> AsyncIterator[ImageEvent]:
         o = spec.options
@@ -302,8 +305,11 @@ class JobService:
             return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
         return self.client.generate(GenerateRequest(moderation=self.moderation, **common))
 
-    async def charge(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
-        """Charge what reached the user: the images ``delivered`` (and the cost of every image made)."""
+    async def charge(self, outcome: JobOutcome, delivered: list[CompletedImage], message_id: int | None) -> None:
+        """Charge what reached the user: the images ``delivered`` (and the cost of every image made), and
+        remember the message that shows them (``message_id``), which the result's buttons look for."""
+        if message_id is not None:
+            await self.quota.set_message(outcome.job_id, message_id)
         outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
         await self._record(outcome, delivered)
 
