@@ -15,9 +15,9 @@ from bot.images_api.models import ModelInfo
 from bot.jobs.options import OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.quota import JobRecord
-from cogs._common import ImageBotBase, image_options, job_spec, reply_ephemeral
+from cogs._common import ImageBotBase, image_options, job_spec
 from cogs._delivery import start_interaction_job
-from cogs._translator import locale_of
+from cogs._errors import Refused
 
 
 def build_imagine_command(model: ModelInfo, cog: ImagineCog) -> app_commands.Command[ImagineCog, ..., None]:
@@ -64,8 +64,7 @@ class ImagineCog(commands.Cog):
     ) -> None:
         # Everything before the job opens is pure and fast: bad input is answered privately, with no API call.
         if not prompt.strip():
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EMPTY_PROMPT))
-            return
+            raise Refused(messages.EMPTY_PROMPT)
         options = parse_options(
             self.bot.services.model,
             size=size,

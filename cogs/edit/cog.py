@@ -28,9 +28,9 @@ from bot.messages.i18n import translate
 from bot.ops.permissions import REPLY_PERMISSIONS
 from bot.quota import JobRecord
 from cogs._checks import missing_permissions, require_bot_permissions
-from cogs._common import ImageBotBase, image_options, job_spec, reply_ephemeral
+from cogs._common import ImageBotBase, image_options, job_spec
 from cogs._delivery import MessageTarget, Prepare, run_job, start_interaction_job
-from cogs._errors import answering_errors, answering_errors_with
+from cogs._errors import Refused, answering_errors, answering_errors_with
 from cogs._translator import locale_of, server_locale
 from cogs.edit.loader import InputLoader
 from cogs.edit.sources import SourceFile, from_attachment, instruction_from
@@ -87,8 +87,7 @@ class EditModal(discord.ui.Modal):
         async with answering_errors(interaction):
             prompt = self.instruction.value.strip()
             if not prompt:
-                await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_NO_INSTRUCTION))
-                return
+                raise Refused(messages.EDIT_NO_INSTRUCTION)
             options = self.cog.inherited_options(self.parent)
             await self.cog.edit_interaction(interaction, self.files, prompt, options, parent=self.parent)
 
@@ -168,8 +167,7 @@ class EditCog(commands.Cog):
     ) -> None:
         # Everything before the job opens is pure and fast: bad input is answered privately (cogs/_errors.py).
         if not prompt.strip():
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_EMPTY_PROMPT))
-            return
+            raise Refused(messages.EDIT_EMPTY_PROMPT)
         options = parse_options(
             self.bot.services.model,
             size=size,
@@ -215,12 +213,10 @@ class EditCog(commands.Cog):
         """The Edit form for ``message``'s images; ``job``: the result the Edit button named (checked by
         ``cogs/results.py``; it also works before the result's message id is recorded)."""
         if message is None:
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.MESSAGE_GONE))
-            return
+            raise Refused(messages.MESSAGE_GONE)
         files = self.loader.images_in(message)
         if not files:
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.NO_IMAGE_TO_EDIT))
-            return
+            raise Refused(messages.NO_IMAGE_TO_EDIT)
         files = self.loader.check_files(files)
         parent = job or await self.parent_of(message)
         await interaction.response.send_modal(EditModal(self, files, parent, locale_of(interaction)))
@@ -276,12 +272,8 @@ class EditCog(commands.Cog):
             return resolved if isinstance(resolved, discord.Message) else None
 
     async def handle_reply(self, message: discord.Message, bot_id: int, locale: str) -> None:
-        def say(msgid: str) -> str:
-            return messages.text(locale, msgid)
-
         if message.guild is None:
-            await self.answer(message, say(messages.SERVERS_ONLY_EDIT))
-            return
+            raise Refused(messages.SERVERS_ONLY_EDIT)
         perms = message.channel.permissions_for(message.guild.me)
         if missing_permissions(perms, ("view_channel", "send_messages")):
             log.warning("mentioned in channel %s where it may not answer; ignoring", message.channel.id)
@@ -291,15 +283,12 @@ class EditCog(commands.Cog):
         files = self.loader.images_in(source) if source is not None else []
         own = self.loader.images_in(message)  # images attached to the reply itself come after
         if source is None and message.reference is not None and not own:
-            await self.answer(message, say(messages.REPLIED_MESSAGE_GONE))
-            return
+            raise Refused(messages.REPLIED_MESSAGE_GONE)
         if not files and not own:
-            await self.answer(message, say(messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN))
-            return
+            raise Refused(messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN)
         prompt = instruction_from(message, bot_id)
         if not prompt:
-            await self.answer(message, say(messages.REPLY_NO_INSTRUCTION))
-            return
+            raise Refused(messages.REPLY_NO_INSTRUCTION)
         files = self.loader.check_files(files + own)  # answered as a reply by the error path
         parent = await self.parent_of(source)
         spec = job_spec(
@@ -322,7 +311,7 @@ class EditCog(commands.Cog):
                 await self.answer(message, text)
 
         async with answering_errors_with(answer, locale), self.bot.services.jobs.open(spec) as job:
-            status.append(await self.answer(message, say(messages.PREPARING)))
+            status.append(await self.answer(message, messages.text(locale, messages.PREPARING)))
             self.use(job, await self.loader.load(files))
             target = MessageTarget(status[0], upload_limit=message.guild.filesize_limit, locale=locale)
             await run_job(self.bot, target, job, message.author)
