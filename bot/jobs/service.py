@@ -4,7 +4,8 @@ One job is one ``/imagine`` (or edit) with ``count`` images. Each image is its o
 so each gets its own preview slot, and the scheduler hands out stream slots round-robin between users:
 one user's batch of ten never blocks everyone else.
 
-The Discord side implements ``JobObserver``; nothing here imports Discord.
+A job is opened with ``JobService.open`` (its money: ``bot/jobs/job.py``) and watched by its progress
+publisher (``JobObserver``, built by ``bot/jobs/previews.py``); nothing here imports Discord.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ NEEDED: tuple[Needed, ...] = (
     Needed("embed_links", EMBED_LINKS, N_("Embed Links")),
     Needed("read_message_history", READ_MESSAGE_HISTORY, N_("Read Message History"), replies_only=True),
 )
+TO_ANSWER = ("view_channel", "send_messages")  # without these the bot cannot even say what is missing
 JOB_PERMISSIONS = tuple(n.attr for n in NEEDED if not n.replies_only)
 REPLY_PERMISSIONS = tuple(n.attr for n in NEEDED)
 PERMISSION_NAMES = {n.attr: n.name for n in NEEDED}

@@ -25,7 +25,7 @@ from bot.jobs.job import Job
 from bot.jobs.options import ImageOptions, OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
-from bot.ops.permissions import REPLY_PERMISSIONS
+from bot.ops.permissions import REPLY_PERMISSIONS, TO_ANSWER
 from bot.quota import JobRecord
 from cogs._checks import missing_permissions, require_bot_permissions
 from cogs._common import ImageBotBase, image_options, job_spec
@@ -275,7 +275,7 @@ class EditCog(commands.Cog):
         if message.guild is None:
             raise Refused(messages.SERVERS_ONLY_EDIT)
         perms = message.channel.permissions_for(message.guild.me)
-        if missing_permissions(perms, ("view_channel", "send_messages")):
+        if missing_permissions(perms, TO_ANSWER):
             log.warning("mentioned in channel %s where it may not answer; ignoring", message.channel.id)
             return
         require_bot_permissions(perms, REPLY_PERMISSIONS)  # answered as a reply by the error path
