@@ -121,7 +121,7 @@ class Job:
         try:
             await self._give_back(exc)
         finally:
-            self.service.release_user(self.spec.user_id)
+            self.service.finished(self)
 
     async def _give_back(self, exc: BaseException | None) -> None:
         if self.ended:

@@ -33,6 +33,7 @@ from bot.images_api.types import (
 from bot.imaging.verify import DamagedImage, verify_image
 from bot.jobs.job import Ending, Job
 from bot.jobs.options import ImageOptions
+from bot.jobs.payers import Payer, Payers
 from bot.jobs.previews import Previews
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.ops.job_events import JobEvents
@@ -40,6 +41,8 @@ from bot.quota import QuotaStore, Reservation
 from bot.rules import RuleStore
 
 log = logging.getLogger(__name__)
+
+STOPPED_JOBS_WAIT = 2.5  # seconds stopped jobs get to tell their users and refund, before being cut off
 
 
 class ShuttingDown(Exception):
@@ -116,10 +119,12 @@ class JobService:
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
     previews: Previews = field(default_factory=Previews)  # each job's progress publisher, its observer
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
+    payers: Payers | None = None  # who pays in each server; None: the operator's key everywhere
     scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _running: dict[int, _RunningJob] = field(init=False, default_factory=dict)
+    _job_payers: dict[int, Payer] = field(init=False, default_factory=dict)
     accepting: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
@@ -156,6 +161,7 @@ class JobService:
     async def _reserve(self, spec: JobSpec) -> Reservation:
         if not self.accepting:
             raise ShuttingDown()
+        payer = await self.payer(spec.guild_id)  # ServerNotCovered: refused before anything else
         if self.rules is not None and spec.guild_id is not None:
             await self.rules.check(
                 guild_id=spec.guild_id,
@@ -181,10 +187,12 @@ class JobService:
                 cost_estimate=self.estimate(spec),
                 parent_job_id=spec.parent_job_id,
                 source_image_url=spec.source_image_url,
+                payer=payer.kind,
             )
         except BaseException:
             self.release_user(spec.user_id)
             raise
+        self._job_payers[reservation.job_id] = payer
         self.events.queued(
             reservation.job_id,
             guild_id=spec.guild_id,
@@ -195,6 +203,12 @@ class JobService:
             prompt=spec.prompt,
         )
         return reservation
+
+    async def payer(self, guild_id: int | None) -> Payer:
+        """Whose key pays for a job in this server; raises ``ServerNotCovered`` when nobody's does."""
+        if self.payers is None:
+            return Payer("operator", self.client)
+        return await self.payers.payer_for(guild_id)
 
     @contextlib.contextmanager
     def tracked(self) -> Iterator[None]:
@@ -263,8 +277,9 @@ class JobService:
         try:
             # Every slot waits for the job to be marked running; if that fails, no slot calls the API.
             await started.wait()
+            payer = self._job_payers.get(outcome.job_id) or await self.payer(spec.guild_id)
             observer.set_generating()
-            async for event in self._events(spec):
+            async for event in self._events(spec, payer.client):
                 if isinstance(event, PartialImage):
                     self.events.first_frame(outcome.job_id)
                     observer.frame(slot, event.index, event)
@@ -287,7 +302,7 @@ class JobService:
             self.scheduler.release()
         observer.slot_finished(slot, failed=outcome.images[slot] is None)
 
-    def _events(self, spec: JobSpec) -> AsyncIterator[ImageEvent]:
+    def _events(self, spec: JobSpec, client: ImagesClient) -> AsyncIterator[ImageEvent]:
         o = spec.options
         common: dict[str, Any] = {
             "model": self.model_name,
@@ -303,8 +318,8 @@ class JobService:
             "user": hashed_user(spec.user_id),  # sent as user and safety_identifier; never the raw id
         }
         if spec.kind == "edit":
-            return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
-        return self.client.generate(GenerateRequest(moderation=self.moderation, **common))
+            return client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
+        return client.generate(GenerateRequest(moderation=self.moderation, **common))
 
     async def charge(self, outcome: JobOutcome, delivered: list[CompletedImage], message_id: int | None) -> None:
         """Charge what reached the user: the images ``delivered`` (and the cost of every image made), and
@@ -358,6 +373,11 @@ class JobService:
             cost += self.model.estimate_cost(1, images[0].size or "auto", images[0].quality or "auto") * missing
         return cost
 
+    def finished(self, job: Job) -> None:
+        """A job's block was left (``Job.end``): forget who paid for it, free the member's place."""
+        self._job_payers.pop(job.id, None)
+        self.release_user(job.spec.user_id)
+
     def release_user(self, user_id: int) -> None:
         left = self._active.get(user_id, 0) - 1
         if left > 0:
@@ -376,8 +396,8 @@ class JobService:
             await asyncio.wait(list(self._tasks), timeout=grace)
         for job_id in list(self._running):
             self.cancel(job_id, reason="shutdown")
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5.0)
+        if self._tasks:  # with SHUTDOWN_GRACE's default, grace + this stays under Docker's 10 s stop timeout
+            await asyncio.wait(list(self._tasks), timeout=STOPPED_JOBS_WAIT)
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
