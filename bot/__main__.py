@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -35,6 +36,8 @@ from bot.ops.metrics import Metrics
 from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
 from bot.rules import RuleStore
+from bot.storage.db import kv_get, kv_set
+from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
 log = logging.getLogger("bot")
@@ -90,6 +93,28 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         yield base
     finally:
         await fake.stop()
+
+
+def no_stream_key(base_url: str) -> str:
+    """The key-value entry remembering that ``base_url`` cannot stream images (hashed: a URL may hold a password)."""
+    return "images_api.no_stream." + hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:24]
+
+
+async def prepare_streams(client: ImagesClient, backend: Backend) -> None:
+    """Recall a stream failure remembered for this base URL, look (for free) for a gateway that cannot stream,
+    and remember the next failure that may have been billed, so it costs once, not once per restart."""
+    key = no_stream_key(client.base_url)
+    remembered = await kv_get(backend, key)
+    if remembered:
+        client.streams.reason = remembered
+        log.warning("previews are off: %s cannot stream images (remembered: %s)", client.base_url, remembered)
+    gateway = await client.detect_gateway()
+    log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
+
+    async def remember(reason: str) -> None:
+        await kv_set(backend, key, reason)
+
+    client.streams.on_discovery = remember
 
 
 class HealthAddressError(Exception):
@@ -159,6 +184,7 @@ async def run(settings: Settings) -> None:
             stall_timeout=settings.api_stall_timeout,
             request_timeout=settings.api_timeout,
         )
+        await prepare_streams(client, quota.backend)
         rules = RuleStore(quota.backend)
         slots: ClusterScheduler | None = None
         if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
