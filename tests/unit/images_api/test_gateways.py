@@ -3,6 +3,7 @@ real HTTP against the fake's gateway personalities (``bot/fakeapi/gateways.py``)
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import AsyncIterator
@@ -32,7 +33,14 @@ from bot.images_api import (
     StreamError,
     error_from_response,
 )
-from bot.images_api.errors import DownloadFailed, EditsNotSupported, MalformedResponse, ModelUnavailable
+from bot.images_api.errors import (
+    DownloadFailed,
+    EditsNotSupported,
+    GatewayCooldown,
+    MalformedResponse,
+    ModelUnavailable,
+)
+from bot.images_api.stream_gate import StreamGate, stream_failure
 from bot.messages import api_error
 from tests.conftest import FAKE_API_KEY
 
@@ -269,3 +277,97 @@ async def test_a_stall_before_the_first_event_is_not_retried(
     with pytest.raises(StreamError) as info:
         await _all(client_for(fake, session, stall_timeout=1.5).generate(_gen()))
     assert type(info.value).__name__ == "StreamStalled" and len(fake.requests) == 1
+
+
+# --- LiteLLM 1.110.2's answers, as the real proxy sent them (docs/setup/gateways.md) --------------------------
+
+LITELLM_SUFFIX = "\n\nLiteLLM: model group 'gpt-image-1' failed with the error above. No fallback was attempted."
+
+
+def litellm_err(status: int, message: str, type_: str, *, call_id: bool = True) -> ImagesAPIError:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": str(status)}}
+    headers = {"x-litellm-call-id": "0b213c0d"} if call_id else {}
+    return error_from_response(status, json.dumps(body).encode(), headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "type_", "cls", "words"),
+    [
+        (
+            400,
+            "litellm.BadRequestError: OpenAIException - Your request was rejected by the safety system. If you "
+            "believe this is an error, contact us at help.openai.com and include the request ID." + LITELLM_SUFFIX,
+            "image_generation_user_error",
+            ContentBlocked,
+            "safety rules",
+        ),
+        (400, "No connected db.", "no_db_connection", AuthenticationFailed, "API key was rejected"),
+        (
+            400,
+            "400: {'error': '/image/generations: Invalid model name passed in model=gpt-image-9. Call `/v1/models` "
+            "to view available models for your key.'}",
+            "invalid_request_error",
+            ModelUnavailable,
+            "IMAGE_MODEL",
+        ),
+        (
+            429,
+            "litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your current quota, please "
+            "check your plan and billing details." + LITELLM_SUFFIX,
+            "throttling_error",
+            InsufficientQuota,
+            "out of credit",
+        ),
+        (
+            429,
+            "No deployments available for selected model, Try again in 5 seconds. All deployments for selected "
+            "model are in cooldown. Passed model=gpt-image-1. pre-call-checks=False, cooldown_list=['c8d3']",
+            "all_deployments_in_cooldown",
+            GatewayCooldown,
+            "paused this model",
+        ),
+    ],
+)
+def test_litellm_texts_are_classified(status: int, message: str, type_: str, cls: type, words: str) -> None:
+    e = litellm_err(status, message, type_, call_id=type_ != "no_db_connection")
+    assert type(e) is cls, e
+    assert e.litellm
+    assert words in api_error(e) and "litellm" not in api_error(e).lower()
+    if cls is GatewayCooldown:
+        assert e.retry_after == 5.0
+
+
+def test_a_whole_sse_body_in_an_error_message_is_capped_and_holds_no_base64() -> None:
+    frame = base64.b64encode(bytes(range(256)) * 200).decode()
+    sse = f'event: image_edit.partial_image\ndata: {{"type": "image_edit.partial_image", "b64_json": "{frame}"}}\n\n'
+    e = litellm_err(500, f"litellm.APIError: APIError: OpenAIException - {sse * 3}", "internal_server_error")
+    assert len(e.message) < 600 and frame[:100] not in str(e)
+    assert "base64 chars>" in e.message
+    assert type(e) is ServerError and e.from_gateway and e.litellm
+
+
+def test_the_stream_gate_allows_one_billed_discovery_per_process() -> None:
+    gate = StreamGate("http://proxy/v1")
+    failure = litellm_err(
+        500, "litellm.APIConnectionError: 'str' object has no attribute 'model_dump'", "internal_server_error"
+    )
+    reason = stream_failure(failure)
+    assert reason is not None and "LiteLLM" in reason
+    remembered: list[str] = []
+
+    async def remember(r: str) -> None:
+        remembered.append(r)
+
+    gate.on_discovery = remember
+
+    async def both() -> tuple[bool, bool]:
+        return await gate.discover(reason, failure), await gate.discover(reason, failure)
+
+    import asyncio
+
+    assert asyncio.run(both()) == (True, False)
+    assert remembered == [reason] and gate.reason == reason
+    # Not a discovery: OpenAI's own 5xx, a gateway's safety refusal, a gateway's 400.
+    assert stream_failure(err(502, "Bad gateway", "server_error")) is None
+    assert stream_failure(err(500, "sensitive words detected", "new_api_error", "sensitive_words_detected")) is None
+    assert stream_failure(litellm_err(400, "Invalid value for size", "invalid_request_error")) is None
