@@ -25,6 +25,9 @@ from tests.e2e.test_edit import answer_to, edit_requests, parts
 from tests.helpers.e2e import final_files, has_result, job_rows, poll, results_of
 from tests.helpers.litellm import COOLDOWN_SECONDS, MASTER_KEY, LiteLLMProxy, ensure_litellm, free_port
 
+# The first test also starts the proxy (20-60 s on a busy machine); the install happens before any test runs.
+pytestmark = pytest.mark.timeout(240)
+
 MODEL = "gpt-image-1"  # the proxy's model group (an openai/ deployment on the fake)
 OTHER_MODEL = "gpt-image-1-mini"  # known to the bot, not offered by the proxy
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{200,}")

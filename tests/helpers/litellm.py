@@ -64,9 +64,24 @@ def _stamp() -> str:
     return hashlib.sha256("\n".join((sys.version, *REQUIREMENTS)).encode()).hexdigest()[:16]
 
 
+_install_error: RuntimeError | None = None
+
+
+def preinstall() -> None:
+    """Install before the tests run (``tests/conftest.py``), outside any test's timeout; a failure is kept and
+    raised by every test that needs the proxy."""
+    global _install_error
+    try:
+        ensure_litellm()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        _install_error = exc if isinstance(exc, RuntimeError) else RuntimeError(f"installing LiteLLM failed: {exc}")
+
+
 def ensure_litellm() -> Path:
     """The ``litellm`` executable of a venv holding the proxy, installed on first use (under a file lock, so
     parallel test processes install once)."""
+    if _install_error is not None:
+        raise _install_error
     venv = venv_dir()
     venv.parent.mkdir(parents=True, exist_ok=True)
     exe = venv / "bin" / "litellm"
