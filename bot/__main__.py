@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
+from bot.images_api.stream_gate import no_stream_key
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.service import JobService
@@ -93,11 +93,6 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         yield base
     finally:
         await fake.stop()
-
-
-def no_stream_key(base_url: str) -> str:
-    """The key-value entry remembering that ``base_url`` cannot stream images (hashed: a URL may hold a password)."""
-    return "images_api.no_stream." + hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:24]
 
 
 async def prepare_streams(client: ImagesClient, backend: Backend) -> None:

@@ -9,15 +9,21 @@ the process is tried again, so the upstream bills at most one image more than wa
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from .errors import ImagesAPIError, MalformedResponse, ServerError
 from .gateway import LITELLM, LITELLM_NO_STREAM
 
-__all__ = ["StreamGate", "stream_failure"]
+__all__ = ["StreamGate", "no_stream_key", "stream_failure"]
 
 log = logging.getLogger(__name__)
+
+
+def no_stream_key(base_url: str) -> str:
+    """The key-value entry remembering that ``base_url`` cannot stream images (hashed: a URL may hold a password)."""
+    return "images_api.no_stream." + hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:24]
 
 
 def stream_failure(err: ImagesAPIError) -> str | None:

@@ -15,6 +15,7 @@ from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.images.gateways import Gateway
 from bot.images_api.types import hashed_user
 from tests.conftest import Rig
+from tests.e2e.test_doctor import doctor
 from tests.helpers.e2e import db, final_files, has_result, job_rows, poll
 
 # The ledger's count of images used (running jobs count what they reserved, refunded ones nothing).
@@ -167,6 +168,8 @@ async def test_a_billed_stream_failure_is_learnt_once_and_remembered_across_rest
     assert "LiteLLM" in row["value"]
     jobs = await settled(rig, 3)
     assert all(j["status"] == "done" for j in jobs) and images_used(rig) == 3
+    _, out = await doctor(rig)
+    assert "the bot remembers that this base URL cannot stream images" in out, out
 
 
 async def test_a_streamed_edit_failure_never_puts_image_bytes_in_the_log(rig: Rig) -> None:

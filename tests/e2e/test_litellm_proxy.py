@@ -21,6 +21,7 @@ from PIL import Image
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.images import FakeImagesAPI
 from tests.conftest import Rig
+from tests.e2e.test_doctor import doctor
 from tests.e2e.test_edit import answer_to, edit_requests, parts
 from tests.helpers.e2e import final_files, has_result, job_rows, poll, results_of
 from tests.helpers.litellm import COOLDOWN_SECONDS, MASTER_KEY, LiteLLMProxy, ensure_litellm, free_port
@@ -279,21 +280,9 @@ async def test_a_cooldown_is_waited_out_and_retried_once(lrig: Rig) -> None:
 
 
 async def test_doctor_names_the_proxy_and_why_previews_are_off(lrig: Rig) -> None:
-    import subprocess
-    import sys
-
-    await start(lrig)
-    await lrig.wait_for_log("is a LiteLLM proxy: previews are off")
-    env = lrig.base_env() | {"OPENAI_API_KEY": MASTER_KEY, "IMAGE_MODEL": MODEL}
-    doctor = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "bot", "doctor"],
-        env=env,
-        cwd=lrig.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    out = doctor.stdout
+    code, out = await doctor(lrig, OPENAI_API_KEY=MASTER_KEY, IMAGE_MODEL=MODEL)
     assert "answered by LiteLLM" in out and "previews are off" in out, out
     assert MASTER_KEY not in out
+    code, out = await doctor(lrig, OPENAI_API_KEY="sk-not-a-key-of-this-proxy", IMAGE_MODEL=MODEL)
+    assert code != 0 and "rejected OPENAI_API_KEY" in out, out
+    assert lrig.images.requests == []  # the doctor never generates

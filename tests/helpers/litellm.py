@@ -5,9 +5,9 @@
 base wheel: ``litellm==1.110.2`` plus the modules the proxy imports at start, listed here, runs it. 1.107.0 was
 a compromised release: the version is pinned exactly and checked after the install.
 
-The venv lives in ``tests/.litellm-venv`` (ignored by git; ``IMAGEBOT_LITELLM_VENV`` moves it) and is reused
-while its stamp matches these requirements. An install that fails (no index) fails the tests that need it: they
-never skip.
+The venv lives in ``.venv/litellm-proxy``, beside the project's own venv (ignored by git, Docker and the
+linters; ``IMAGEBOT_LITELLM_VENV`` moves it), and is reused while its stamp matches these requirements. An
+install that fails (no index) fails the tests that need it: they never skip.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ COOLDOWN_SECONDS = 5  # LiteLLM's default, written out so the tests know how lon
 
 
 def venv_dir() -> Path:
-    return Path(os.environ.get("IMAGEBOT_LITELLM_VENV") or REPO_ROOT / "tests" / ".litellm-venv")
+    return Path(os.environ.get("IMAGEBOT_LITELLM_VENV") or REPO_ROOT / ".venv" / "litellm-proxy")
 
 
 def _stamp() -> str:
