@@ -92,9 +92,11 @@ def _is_error_object(body: Any) -> bool:
 
 def _key_problem(status: int, body: Any, headers: Mapping[str, str], key: str) -> str | None:
     """A line about a rejected key / exhausted account, or None when the answer is about something else."""
-    if status not in (401, 402, 403, 429):
+    if status not in (400, 401, 402, 403, 429):
         return None
     err = error_from_response(status, json.dumps(body) if body is not None else b"", headers, secrets=[key])
+    if status == 400 and not isinstance(err, AuthenticationFailed):  # LiteLLM words an unknown key as a 400
+        return None
     if isinstance(err, AuthenticationFailed) or status == 401:
         return (
             f"the API rejected OPENAI_API_KEY ({status}: {err.message}): put a valid key in .env "

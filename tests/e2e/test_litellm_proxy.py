@@ -98,7 +98,8 @@ def cooled_down_later() -> None:
 
 
 async def start(rig: Rig, **env: str | None) -> None:
-    await rig.start_bot(**{"OPENAI_API_KEY": MASTER_KEY, "IMAGE_MODEL": MODEL, **env})
+    overrides: dict[str, str | None] = {"OPENAI_API_KEY": MASTER_KEY, "IMAGE_MODEL": MODEL, **env}
+    await rig.start_bot(**overrides)  # type: ignore[arg-type]
 
 
 def content(h: InteractionHandle) -> str:

@@ -190,17 +190,23 @@ async def test_new_api_pings_done_and_json_as_stream_items(fake: FakeImagesAPI, 
     assert done.request_id == fake.request_ids[-1]  # from X-Oneapi-Request-Id
 
 
-async def test_litellm_unsupported_edit_field_is_dropped_once_and_remembered(
+async def test_an_unsupported_edit_field_is_dropped_once_and_remembered(
     fake: FakeImagesAPI, session: aiohttp.ClientSession
 ) -> None:
+    # Older LiteLLM versions refuse input_fidelity for edits unless the proxy sets drop_params.
     fake.gateway = Gateway("litellm")
+    message = (
+        "litellm.UnsupportedParamsError: openai does not support parameters: ['input_fidelity'], for "
+        "model=gpt-image-1.5. To drop these, set `litellm.drop_params=True`."
+    )
+    fake.fail_next(400, type="invalid_request_error", code="400", message=message)
     client = client_for(fake, session)
     req = EditRequest(
         model="gpt-image-1.5",
         prompt="make it blue",
         images=(InputImage("a.png", _png(), "image/png"),),
         input_fidelity="high",
-        partial_images=2,
+        partial_images=0,
     )
     [done] = await _all(client.edit(req))
     assert isinstance(done, CompletedImage)
@@ -208,7 +214,6 @@ async def test_litellm_unsupported_edit_field_is_dropped_once_and_remembered(
     assert client.dropped_fields("/images/edits") == {"input_fidelity"}
     await _all(client.edit(req))
     assert len(fake.requests) == 3 and "input_fidelity" not in fake.requests[-1].form  # remembered
-    assert not client.streaming_refused  # edits answered JSON to a stream request: no fallback needed
 
 
 async def test_one_api_fallback_is_remembered_per_base_url(fake: FakeImagesAPI, session: aiohttp.ClientSession) -> None:
