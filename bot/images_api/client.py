@@ -103,8 +103,7 @@ class ImagesClient:
     async def detect_gateway(self) -> str | None:
         """Find which gateway serves the base URL, for free (``GET /models``); a LiteLLM proxy is never asked
         for a stream. Returns the gateway's name, or None when nothing tells."""
-        self.streams.set_gateway(await detect_gateway(self._session, self.base_url, self._api_key))
-        return self.streams.gateway
+        return await self.streams.check(lambda: detect_gateway(self._session, self.base_url, self._api_key))
 
     def dropped_fields(self, path: str) -> frozenset[str]:
         """Optional fields no longer sent to ``path`` (e.g. ``/images/edits``) because it refused them."""
@@ -174,6 +173,9 @@ class ImagesClient:
     ) -> AsyncIterator[ImageEvent]:
         url = self.base_url + path
         stream = bool(req.stream and req.partial_images > 0 and self.streams.reason is None)
+        if stream and not self.streams.checked:  # unanswered at startup: a stream may cost more than a look
+            await self.detect_gateway()
+            stream = self.streams.reason is None
         attempt = 0
         fell_back = False
         cooled = False

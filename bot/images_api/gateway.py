@@ -8,15 +8,12 @@ tell, its own free ``GET /model/info`` route (its deployments, ``litellm_params`
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
 __all__ = ["LITELLM", "LITELLM_NO_STREAM", "detect_gateway", "recognise_gateway"]
-
-log = logging.getLogger(__name__)
 
 LITELLM = "LiteLLM"
 # Why the bot never asks a LiteLLM proxy for a stream (measured with LiteLLM 1.110.2, docs/setup/gateways.md).
@@ -64,16 +61,14 @@ async def _get(http: aiohttp.ClientSession, url: str, api_key: str) -> tuple[int
 
 
 async def detect_gateway(http: aiohttp.ClientSession, base_url: str, api_key: str) -> str | None:
-    """The gateway at ``base_url`` (``recognise_gateway``'s names), or None when it cannot tell or is down."""
+    """The gateway at ``base_url`` (``recognise_gateway``'s names), or None when its answers do not tell.
+    Raises ``aiohttp.ClientError``, ``TimeoutError`` or ``OSError`` when it does not answer."""
     base = base_url.rstrip("/")
-    try:
-        status, body, headers = await _get(http, f"{base}/models", api_key)
-        found = recognise_gateway(headers, body)
-        if found is not None:
-            return found
-        status, body, headers = await _get(http, f"{base}/model/info", api_key)
-        if recognise_gateway(headers, body) == LITELLM or (status == 200 and _is_litellm_model_info(body)):
-            return LITELLM
-    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        log.info("could not tell which gateway serves %s: %s", base, type(exc).__name__)
+    status, body, headers = await _get(http, f"{base}/models", api_key)
+    found = recognise_gateway(headers, body)
+    if found is not None:
+        return found
+    status, body, headers = await _get(http, f"{base}/model/info", api_key)
+    if recognise_gateway(headers, body) == LITELLM or (status == 200 and _is_litellm_model_info(body)):
+        return LITELLM
     return None

@@ -9,9 +9,12 @@ the process is tried again, so the upstream bills at most one image more than wa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+
+import aiohttp
 
 from .errors import ImagesAPIError, MalformedResponse, ServerError
 from .gateway import LITELLM, LITELLM_NO_STREAM
@@ -45,11 +48,23 @@ class StreamGate:
         self.reason: str | None = None  # why this base URL gets no stream requests any more
         self.discovered = False  # a stream failure that may have been billed was met in this process
         self.gateway: str | None = None  # the gateway found at startup (gateway.py's names)
+        self.checked = False  # the gateway question got an answer (it is asked again before a stream until then)
+        self.checking = asyncio.Lock()
         # Awaited with the reason when a failure that may have been billed turns streaming off.
         self.on_discovery: Callable[[str], Awaitable[None]] | None = None
 
+    async def check(self, look: Callable[[], Awaitable[str | None]]) -> str | None:
+        """Ask ``look`` which gateway this is, once it answers (a failure to connect is asked again later)."""
+        async with self.checking:
+            if not self.checked:
+                try:
+                    self.set_gateway(await look())
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    log.info("could not tell which gateway serves %s: %s", self.base_url, type(exc).__name__)
+        return self.gateway
+
     def set_gateway(self, gateway: str | None) -> None:
-        self.gateway = gateway
+        self.gateway, self.checked = gateway, True
         if gateway == LITELLM and self.reason is None:
             self.reason = LITELLM_NO_STREAM
             log.warning("%s is a LiteLLM proxy: previews are off (%s)", self.base_url, LITELLM_NO_STREAM)

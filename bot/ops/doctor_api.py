@@ -7,6 +7,7 @@ to ``/images/generations`` that only validation answers (``n: 0`` can never prod
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -129,7 +130,8 @@ async def check_images_api(settings: Settings, http: aiohttp.ClientSession, repo
         return
     url, key = settings.openai_base_url.rstrip("/"), settings.openai_api_key
     if seen.gateway is None:  # the model routes did not tell: LiteLLM's own free route does
-        seen.gateway = await detect_gateway(http, url, key)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            seen.gateway = await detect_gateway(http, url, key)
     if seen.gateway == LITELLM:
         report.note(NAME, f"answered by {LITELLM}; previews are off through this gateway: {LITELLM_NO_STREAM}")
 

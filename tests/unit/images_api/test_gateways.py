@@ -376,3 +376,14 @@ def test_the_stream_gate_allows_one_billed_discovery_per_process() -> None:
     assert stream_failure(err(502, "Bad gateway", "server_error")) is None
     assert stream_failure(err(500, "sensitive words detected", "new_api_error", "sensitive_words_detected")) is None
     assert stream_failure(litellm_err(400, "Invalid value for size", "invalid_request_error")) is None
+
+
+async def test_a_proxy_not_yet_recognised_is_looked_at_before_the_first_stream(
+    fake: FakeImagesAPI, session: aiohttp.ClientSession
+) -> None:
+    # The startup look found nothing to connect to; the first stream request looks again (for free) first.
+    fake.gateway = Gateway("litellm")
+    client = client_for(fake, session)
+    [done] = [e async for e in client.generate(_gen()) if isinstance(e, CompletedImage)]
+    assert done.data and [r.json.get("stream") for r in fake.requests] == [None]
+    assert client.streams.gateway == "LiteLLM" and client.streaming_refused and fake.billed == 1
