@@ -385,5 +385,5 @@ async def test_a_proxy_not_yet_recognised_is_looked_at_before_the_first_stream(
     fake.gateway = Gateway("litellm")
     client = client_for(fake, session)
     [done] = [e async for e in client.generate(_gen()) if isinstance(e, CompletedImage)]
-    assert done.data and [r.json.get("stream") for r in fake.requests] == [None]
+    assert done.data and [(r.json or {}).get("stream") for r in fake.requests] == [None]
     assert client.streams.gateway == "LiteLLM" and client.streaming_refused and fake.billed == 1
