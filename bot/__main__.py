@@ -28,6 +28,7 @@ from bot.images_api.models import get_model
 from bot.images_api.stream_gate import no_stream_key
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.payers import Payers
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -35,6 +36,7 @@ from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
 from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
+from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
 from bot.storage.db import kv_get, kv_set
 from bot.storage.sqlite import Backend
@@ -66,7 +68,9 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(_SecretFilter([settings.discord_token, settings.openai_api_key]))
+    handler.addFilter(
+        _SecretFilter([settings.discord_token, settings.openai_api_key, settings.server_key_secret or ""])
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -95,21 +99,20 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         await fake.stop()
 
 
-async def prepare_streams(client: ImagesClient, backend: Backend) -> None:
-    """Recall a stream failure remembered for this base URL, look (for free) for a gateway that cannot stream,
-    and remember the next failure that may have been billed, so it costs once, not once per restart."""
+def remember_streams(client: ImagesClient, backend: Backend) -> ImagesClient:
+    """Keep what the client learns about streaming in the database (key-value table, one entry per base URL):
+    a stream failure that may have been billed costs once, not once per restart. Recalled at the client's first
+    look at its gateway (at startup for the operator's key, before the first stream for a server's key)."""
     key = no_stream_key(client.base_url)
-    remembered = await kv_get(backend, key)
-    if remembered:
-        client.streams.reason = remembered
-        log.warning("previews are off: %s cannot stream images (remembered: %s)", client.base_url, remembered)
-    gateway = await client.detect_gateway()
-    log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
+
+    async def recall() -> str | None:
+        return await kv_get(backend, key)
 
     async def remember(reason: str) -> None:
         await kv_set(backend, key, reason)
 
-    client.streams.on_discovery = remember
+    client.streams.recall, client.streams.on_discovery = recall, remember
+    return client
 
 
 class HealthAddressError(Exception):
@@ -171,15 +174,29 @@ async def run(settings: Settings) -> None:
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
-        client = ImagesClient(
-            http,
-            base_url,
-            settings.openai_api_key,
-            max_retries=settings.api_max_retries,
-            stall_timeout=settings.api_stall_timeout,
-            request_timeout=settings.api_timeout,
+
+        def make_client(base: str, key: str) -> ImagesClient:
+            client = ImagesClient(
+                http,
+                base,
+                key,
+                max_retries=settings.api_max_retries,
+                stall_timeout=settings.api_stall_timeout,
+                request_timeout=settings.api_timeout,
+            )
+            return remember_streams(client, quota.backend)
+
+        client = make_client(base_url, settings.openai_api_key)
+        tenants = TenantStore(quota.backend, settings.server_key_secret)
+        payers = Payers(
+            operator=client,
+            tenants=tenants,
+            make_client=make_client,
+            mode=settings.operator_key_servers,
+            allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
-        await prepare_streams(client, quota.backend)
+        gateway = await client.detect_gateway()  # free; a LiteLLM proxy is never asked for a stream
+        log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
         rules = RuleStore(quota.backend)
         slots: ClusterScheduler | None = None
         if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
@@ -200,13 +217,24 @@ async def run(settings: Settings) -> None:
             partial_images=settings.partial_images,
             max_concurrent_images=settings.max_concurrent_images,
             slot_scheduler=slots,
+            payers=payers,
             max_jobs_per_user=settings.max_queue_per_user,
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
-        services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
+        services = Services(
+            settings=settings,
+            images=client,
+            quota=quota,
+            jobs=jobs,
+            model=model,
+            rules=rules,
+            tenants=tenants,
+            payers=payers,
+            http=http,
+        )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)

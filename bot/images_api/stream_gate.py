@@ -50,12 +50,24 @@ class StreamGate:
         self.gateway: str | None = None  # the gateway found at startup (gateway.py's names)
         self.checked = False  # the gateway question got an answer (it is asked again before a stream until then)
         self.checking = asyncio.Lock()
-        # Awaited with the reason when a failure that may have been billed turns streaming off.
+        # Awaited with the reason when a failure that may have been billed turns streaming off; ``recall`` gives
+        # back what an earlier process remembered (both kept in the database by the composition root).
         self.on_discovery: Callable[[str], Awaitable[None]] | None = None
+        self.recall: Callable[[], Awaitable[str | None]] | None = None
 
     async def check(self, look: Callable[[], Awaitable[str | None]]) -> str | None:
         """Ask ``look`` which gateway this is, once it answers (a failure to connect is asked again later)."""
         async with self.checking:
+            if self.recall is not None:
+                recall, self.recall = self.recall, None
+                try:
+                    remembered = await recall()
+                except Exception:  # the database is checked elsewhere; streaming is only a saving
+                    log.exception("could not read whether %s can stream images", self.base_url)
+                    remembered = None
+                if remembered and self.reason is None:
+                    self.reason = remembered
+                    log.warning("previews are off: %s cannot stream images (remembered: %s)", self.base_url, remembered)
             if not self.checked:
                 try:
                     self.set_gateway(await look())
