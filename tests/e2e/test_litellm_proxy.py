@@ -287,3 +287,15 @@ async def test_doctor_names_the_proxy_and_why_previews_are_off(lrig: Rig) -> Non
     code, out = await doctor(lrig, OPENAI_API_KEY="sk-not-a-key-of-this-proxy", IMAGE_MODEL=MODEL)
     assert code != 0 and "rejected OPENAI_API_KEY" in out, out
     assert lrig.images.requests == []  # the doctor never generates
+
+
+async def test_an_upstream_data_object_lost_by_the_proxy_is_refunded(lrig: Rig) -> None:
+    # An upstream that sends ``data`` as one object: LiteLLM passes ``data: []`` on (billed upstream, image lost).
+    lrig.images.gateway.data_as_object = True
+    await start(lrig)
+    h = await imagine(lrig.discord, "a paper boat")
+    assert content(h).startswith("❌") and "try again" in content(h), content(h)
+    [job] = await settled(lrig, 1)
+    assert job["status"] == "failed" and used(lrig) == 0
+    assert lrig.images.billed == 1 and len(lrig.images.requests) == 1  # not retried: it was billed
+    assert "returned no image" in lrig.log_text()

@@ -120,6 +120,14 @@ class Gateway:
         if self.name == "litellm" and (status == 401 or status >= 500):
             self.cool_until = now + self.cooldown_seconds
 
+    def relay_data(self, data: list[dict[str, Any]]) -> Any:
+        """The ``data`` the client gets when the upstream sends ``data_as_object``: new-api passes the object on,
+        LiteLLM reads it as a list and passes on an empty one (the upstream billed an image the client never
+        sees)."""
+        if not self.data_as_object or len(data) != 1:
+            return data
+        return [] if self.name == "litellm" else data[0]
+
     @property
     def pings(self) -> bool:
         """new-api interleaves ``: PING`` comment lines and re-sends ``data: [DONE]``."""

@@ -387,3 +387,14 @@ async def test_a_proxy_not_yet_recognised_is_looked_at_before_the_first_stream(
     [done] = [e async for e in client.generate(_gen()) if isinstance(e, CompletedImage)]
     assert done.data and [(r.json or {}).get("stream") for r in fake.requests] == [None]
     assert client.streams.gateway == "LiteLLM" and client.streaming_refused and fake.billed == 1
+
+
+async def test_the_fake_litellm_loses_an_upstream_data_object_as_the_real_one_does(
+    fake: FakeImagesAPI, session: aiohttp.ClientSession
+) -> None:
+    fake.gateway = Gateway("litellm")
+    fake.gateway.data_as_object = True
+    client = client_for(fake, session)
+    with pytest.raises(ImagesAPIError, match="returned no image"):
+        await _all(client.generate(_gen(partial_images=0)))
+    assert fake.billed == 1 and len(fake.requests) == 1
