@@ -19,7 +19,7 @@ LITELLM = "LiteLLM"
 # Why the bot never asks a LiteLLM proxy for a stream (measured with LiteLLM 1.110.2, docs/setup/gateways.md).
 LITELLM_NO_STREAM = (
     "a LiteLLM proxy forwards stream requests for images upstream (which bills them), then fails reading the "
-    "stream and retries it; previews are off through it and every image is requested whole"
+    "stream and retries it, so every image is requested whole"
 )
 DETECT_TIMEOUT = 10.0
 MAX_BODY = 1024 * 1024  # a model list is small; more is not read

@@ -24,8 +24,9 @@ _BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 
 
 def cap_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``text`` without runs of base64 (image bytes) and cut to ``limit`` characters: what may be logged."""
-    text = _BASE64_RUN.sub(lambda m: f"<{len(m.group(0))} base64 chars>", text)
+    """``text`` on one line, without runs of base64 (image bytes), cut to ``limit`` characters: what may be
+    logged."""
+    text = " ".join(_BASE64_RUN.sub(lambda m: f"<{len(m.group(0))} base64 chars>", text).split())  # one line
     if len(text) > limit:
         text = f"{text[:limit]}… <{len(text) - limit} more chars>"
     return text
