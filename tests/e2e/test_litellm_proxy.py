@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
@@ -299,3 +301,74 @@ async def test_an_upstream_data_object_lost_by_the_proxy_is_refunded(lrig: Rig) 
     assert job["status"] == "failed" and used(lrig) == 0
     assert lrig.images.billed == 1 and len(lrig.images.requests) == 1  # not retried: it was billed
     assert "returned no image" in lrig.log_text()
+
+
+class HidingFront:
+    """A plain reverse proxy in front of LiteLLM that hides what identifies it (its ``x-litellm-*`` headers and
+    its ``/v1/model/info`` route), as another gateway or an older proxy might: the bot cannot tell beforehand and
+    must learn from a failed stream."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        if request.path.endswith("/model/info"):
+            return web.json_response({"error": "404 page not found"}, status=404)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                request.method, self.target + request.path_qs.removeprefix("/v1"), headers=headers,
+                data=await request.read(),
+            ) as resp,
+        ):  # fmt: skip
+            body = await resp.read()
+            kept = {k: v for k, v in resp.headers.items() if k.lower() == "content-type"}
+            return web.Response(status=resp.status, body=body, headers=kept)
+
+
+async def test_a_proxy_it_cannot_recognise_costs_one_extra_image_once_even_across_restarts(lrig: Rig) -> None:
+    front = HidingFront(lrig.images_base)
+    await front.start()
+    try:
+        lrig.images_base = front.base_url
+        await start(lrig)
+        fd = lrig.discord
+        # The first edit streams: LiteLLM bills it, then answers 500 with the whole SSE body (base64) as its
+        # message and cools the model down. The bot turns streaming off, remembers it, and sends that edit
+        # once more without streaming, after the cooldown.
+        att = fd.add_attachment(png(), "photo.png", "image/png")
+        e = await fd.inject_interaction(fd.slash("edit", {"prompt": "add a moon"}, attachments={"image": att}))
+        await e.wait_for(lambda x: has_result(x) or content(x).startswith("❌"), timeout=40)
+        assert has_result(e), content(e)
+        assert [r.form.get("stream") for r in edit_requests(lrig)] == ["true", None]
+        assert lrig.images.billed == 2  # one image more than delivered: the cost of learning
+        assert lrig.log_text().count("cannot stream images") == 1 and "base64 chars>" in lrig.log_text()
+        cooled_down_later()
+        # Never again: not for a later job, nor after a restart.
+        h = await imagine(fd, "a night sky")
+        assert has_result(h), content(h)
+        await lrig.restart_bot()
+        await lrig.wait_for_log("cannot stream images (remembered:")
+        h2 = await imagine(fd, "a morning sky")
+        assert has_result(h2), content(h2)
+        assert streamed(lrig) == [edit_requests(lrig)[0]] and lrig.images.billed == 4
+        jobs = await settled(lrig, 3)
+        assert all(j["status"] == "done" for j in jobs) and used(lrig) == 3
+    finally:
+        await front.stop()
