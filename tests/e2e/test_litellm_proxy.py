@@ -288,6 +288,8 @@ async def test_doctor_names_the_proxy_and_why_previews_are_off(lrig: Rig) -> Non
     assert MASTER_KEY not in out
     code, out = await doctor(lrig, OPENAI_API_KEY="sk-not-a-key-of-this-proxy", IMAGE_MODEL=MODEL)
     assert code != 0 and "rejected OPENAI_API_KEY" in out, out
+    code, out = await doctor(lrig, OPENAI_API_KEY=MASTER_KEY, IMAGE_MODEL=OTHER_MODEL)
+    assert code != 0 and f"IMAGE_MODEL {OTHER_MODEL} is not available" in out, out
     assert lrig.images.requests == []  # the doctor never generates
 
 

@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LITELLM_VERSION = "1.110.2"
 REQUIREMENTS = (
     f"litellm=={LITELLM_VERSION}",
-    # The [proxy] extra's requirements that its server imports at start (bounds as the extra states them).
+    # The [proxy] extra's requirements that its server imports at start (lower bounds as the extra states them).
     "fastapi>=0.136.3,<1.0",
     "starlette>=1.0.1,<2.0",
     "uvicorn>=0.33.0,<1.0",
