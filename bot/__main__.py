@@ -25,9 +25,11 @@ from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
+from bot.images_api.stream_gate import no_stream_key
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.payers import Payers
+from bot.jobs.previews import Previews
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -37,6 +39,8 @@ from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
 from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
+from bot.storage.db import kv_get, kv_set
+from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
 log = logging.getLogger("bot")
@@ -94,6 +98,22 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         yield base
     finally:
         await fake.stop()
+
+
+def remember_streams(client: ImagesClient, backend: Backend) -> ImagesClient:
+    """Keep what the client learns about streaming in the database (key-value table, one entry per base URL):
+    a stream failure that may have been billed costs once, not once per restart. Recalled at the client's first
+    look at its gateway (at startup for the operator's key, before the first stream for a server's key)."""
+    key = no_stream_key(client.base_url)
+
+    async def recall() -> str | None:
+        return await kv_get(backend, key)
+
+    async def remember(reason: str) -> None:
+        await kv_set(backend, key, reason)
+
+    client.streams.recall, client.streams.on_discovery = recall, remember
+    return client
 
 
 class HealthAddressError(Exception):
@@ -157,7 +177,7 @@ async def run(settings: Settings) -> None:
     ):
 
         def make_client(base: str, key: str) -> ImagesClient:
-            return ImagesClient(
+            client = ImagesClient(
                 http,
                 base,
                 key,
@@ -165,6 +185,7 @@ async def run(settings: Settings) -> None:
                 stall_timeout=settings.api_stall_timeout,
                 request_timeout=settings.api_timeout,
             )
+            return remember_streams(client, quota.backend)
 
         client = make_client(base_url, settings.openai_api_key)
         tenants = TenantStore(quota.backend, settings.server_key_secret)
@@ -175,6 +196,8 @@ async def run(settings: Settings) -> None:
             mode=settings.operator_key_servers,
             allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
+        gateway = await client.detect_gateway()  # free; a LiteLLM proxy is never asked for a stream
+        log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
         rules = RuleStore(quota.backend)
         slots: ClusterScheduler | None = None
         if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
@@ -200,6 +223,12 @@ async def run(settings: Settings) -> None:
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
+            previews=Previews(
+                max_side=settings.preview_max_side,
+                min_interval=settings.preview_min_interval,
+                status_grace=settings.status_grace,
+                frames_per_slot=settings.partial_images,
+            ),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(
