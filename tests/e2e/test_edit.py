@@ -379,7 +379,17 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
     await poll(lambda: len(job_rows(rig)) == 3)
     assert job_rows(rig)[2]["parent_job_id"] == rows[0]["id"]
 
-    # After a restart the inputs are fetched again from the parent result message.
+    await rerolls_after_a_restart_fetch_their_inputs_again(rig, photo_png, result_msg, result2_msg)
+    await the_menu_on_a_message_without_an_image_answers_privately(fd)
+
+
+async def rerolls_after_a_restart_fetch_their_inputs_again(
+    rig: Rig, photo_png: bytes, result_msg: dict[str, Any], result2_msg: dict[str, Any]
+) -> None:
+    """After a restart the inputs are fetched again: from the parent result message, or from the member's
+    photo's recorded URL; once that file is gone from Discord, Reroll says so privately."""
+    fd = rig.discord
+    (result,) = results_of(result_msg)
     await rig.restart_bot()
     reroll2 = await fd.inject_interaction(fd.button(buttons(result2_msg)["Reroll"], result2_msg))
     await reroll2.wait_for(has_result, timeout=15)
@@ -400,7 +410,9 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
     assert "deleted" in reroll4.callbacks[0]["data"]["content"]
     assert len(edit_requests(rig)) == rerolls_before + 1
 
-    # Menu on a message without an image: a private note, no modal.
+
+async def the_menu_on_a_message_without_an_image_answers_privately(fd: FakeDiscord) -> None:
+    """Menu on a message without an image: a private note, no modal."""
     words = fd.create_user_message("bob", "no pictures here")
     none = await fd.inject_interaction(fd.message_command("Edit image", words))
     await none.wait_for(lambda x: x.callbacks, timeout=5)
