@@ -31,48 +31,56 @@ def _body(message: str, type_: str, code: str | None, param: str | None = None) 
 
 def gateway_error(gateway: str, kind: str, model: str = "gpt-image-2") -> tuple[int, dict[str, Any]]:
     """(status, body) of a gateway-specific failure ``kind``, before the personality's own decoration."""
-    if gateway == "new-api":
-        if kind == "quota":
-            return 403, _body("用户额度不足, 剩余额度: ＄0.000000", "new_api_error", "insufficient_user_quota")
-        if kind == "token_quota":
-            return 403, _body("预扣费额度失败", "new_api_error", "pre_consume_token_quota_failed")
-        if kind == "quota_legacy":  # older versions: 401, a Chinese text and no code
-            return 401, _body("该令牌额度已用尽 TokenStatusExhausted[sk-abc***xyz]", "new_api_error", None)
-        if kind == "model_not_found":
-            return 503, _body(f"当前分组 default 下对于模型 {model} 无可用渠道", "new_api_error", "model_not_found")
-        if kind == "sensitive_words":
-            return 400, _body("sensitive words detected", "new_api_error", "sensitive_words_detected")
-        if kind == "sensitive_words_legacy":
-            return 500, _body("sensitive words detected", "new_api_error", "sensitive_words_detected")
-    if gateway == "litellm":
-        if kind == "out_of_credit":
-            return 429, _body(
-                "litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your current quota, please "
-                "check your plan and billing details." + _litellm_suffix(model),
-                "throttling_error",
-                None,
-            )
-        if kind == "wrong_key":  # a key the proxy does not know, without a database
-            return 400, _body("No connected db.", "no_db_connection", None)
-        if kind == "unknown_model":
-            message = (
-                f"400: {{'error': '/image/generations: Invalid model name passed in model={model}. Call "
-                "`/v1/models` to view available models for your key.'}"
-            )
-            return 400, _body(message, "invalid_request_error", None)
-        if kind == "moderation":
-            return 400, _body(
-                "litellm.BadRequestError: OpenAIException - Your request was rejected by the safety system."
-                + _litellm_suffix(model),
-                "image_generation_user_error",
-                None,
-            )
-        if kind == "bad_request":
-            inner = json.dumps(_body("Invalid value: 'ultra'. Supported values are: 'low', 'medium'.", "x", None))
-            return 400, _body(
-                f"BadRequestError: AzureException BadRequestError - {inner}", "invalid_request_error", None
-            )
-    raise ValueError(f"no {kind!r} failure for gateway {gateway!r}")
+    errors = {"new-api": _new_api_error, "litellm": _litellm_error}.get(gateway)
+    found = errors(kind, model) if errors is not None else None
+    if found is None:
+        raise ValueError(f"no {kind!r} failure for gateway {gateway!r}")
+    return found
+
+
+def _new_api_error(kind: str, model: str) -> tuple[int, dict[str, Any]] | None:
+    if kind == "quota":
+        return 403, _body("用户额度不足, 剩余额度: ＄0.000000", "new_api_error", "insufficient_user_quota")
+    if kind == "token_quota":
+        return 403, _body("预扣费额度失败", "new_api_error", "pre_consume_token_quota_failed")
+    if kind == "quota_legacy":  # older versions: 401, a Chinese text and no code
+        return 401, _body("该令牌额度已用尽 TokenStatusExhausted[sk-abc***xyz]", "new_api_error", None)
+    if kind == "model_not_found":
+        return 503, _body(f"当前分组 default 下对于模型 {model} 无可用渠道", "new_api_error", "model_not_found")
+    if kind == "sensitive_words":
+        return 400, _body("sensitive words detected", "new_api_error", "sensitive_words_detected")
+    if kind == "sensitive_words_legacy":
+        return 500, _body("sensitive words detected", "new_api_error", "sensitive_words_detected")
+    return None
+
+
+def _litellm_error(kind: str, model: str) -> tuple[int, dict[str, Any]] | None:
+    if kind == "out_of_credit":
+        return 429, _body(
+            "litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your current quota, please "
+            "check your plan and billing details." + _litellm_suffix(model),
+            "throttling_error",
+            None,
+        )
+    if kind == "wrong_key":  # a key the proxy does not know, without a database
+        return 400, _body("No connected db.", "no_db_connection", None)
+    if kind == "unknown_model":
+        message = (
+            f"400: {{'error': '/image/generations: Invalid model name passed in model={model}. Call "
+            "`/v1/models` to view available models for your key.'}"
+        )
+        return 400, _body(message, "invalid_request_error", None)
+    if kind == "moderation":
+        return 400, _body(
+            "litellm.BadRequestError: OpenAIException - Your request was rejected by the safety system."
+            + _litellm_suffix(model),
+            "image_generation_user_error",
+            None,
+        )
+    if kind == "bad_request":
+        inner = json.dumps(_body("Invalid value: 'ultra'. Supported values are: 'low', 'medium'.", "x", None))
+        return 400, _body(f"BadRequestError: AzureException BadRequestError - {inner}", "invalid_request_error", None)
+    return None
 
 
 class Gateway:
