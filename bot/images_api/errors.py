@@ -239,8 +239,12 @@ class StreamStalled(StreamError):
 
 
 def _classify(status: int | None, type_: str | None, code: str | None, message: str) -> type[ImagesAPIError]:
+    """The error's class: from what the body says first (codes, types, known wordings), then the status."""
     msg = message.lower()
-    verification = "verif" in msg and "organization" in msg
+    return _classify_by_body(status, type_, code, msg) or _classify_by_status(status, msg)
+
+
+def _classify_by_body(status: int | None, type_: str | None, code: str | None, msg: str) -> type[ImagesAPIError] | None:
     if code in MODERATION_CODES or type_ == "content_policy_violation":
         return ContentBlocked
     if status in (400, None) and any(t in msg for t in _SAFETY_TEXT):
@@ -257,6 +261,11 @@ def _classify(status: int | None, type_: str | None, code: str | None, message: 
         return ModelUnavailable
     if status == 501 or code in NOT_IMPLEMENTED_CODES:
         return EditsNotSupported
+    return None
+
+
+def _classify_by_status(status: int | None, msg: str) -> type[ImagesAPIError]:
+    verification = "verif" in msg and "organization" in msg
     if status == 403 or (status == 400 and verification):
         return VerificationRequired if verification else PermissionDenied
     if status == 400 or (status is not None and 400 < status < 500 and status not in (401, 403, 429)):
