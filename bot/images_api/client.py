@@ -17,7 +17,6 @@ import aiohttp
 
 from .errors import (
     ConnectionFailed,
-    GatewayCannotStream,
     GatewayCooldown,
     ImagesAPIError,
     MalformedResponse,
@@ -32,8 +31,9 @@ from .errors import (
 from .gateway import LITELLM, detect_gateway
 from .models import family_name, get_model
 from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event, common_fields
+from .retries import Tries, drop_refused_field, stop_streaming
 from .sse import DataSeen, iter_sse
-from .stream_gate import StreamGate, stream_failure
+from .stream_gate import StreamGate
 from .types import (
     CompletedImage,
     EditRequest,
@@ -50,9 +50,6 @@ log = logging.getLogger(__name__)
 # Event payloads larger than this are parsed (json + base64) in a worker thread.
 # Retried only when OpenAI itself says so (not a gateway): the request cannot have produced an image.
 MAX_INPUT_IMAGES = 16
-# Optional fields the bot adds itself: a 400 naming one drops it (once, remembered per endpoint).
-OPTIONAL_FIELDS = ("input_fidelity", "output_compression", "moderation", "safety_identifier")
-MAX_FIELD_DROPS = 2
 # Images a gateway returns as a link (``url``): fetched within these limits (bot/images/links.py).
 DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 60.0
@@ -176,56 +173,12 @@ class ImagesClient:
         if stream and not self.streams.checked:  # unanswered at startup: a stream may cost more than a look
             await self.detect_gateway()
             stream = self.streams.reason is None
-        attempt = 0
-        fell_back = False
-        cooled = False
-        drops = 0
+        tries = Tries(stream=stream)
         while True:
             try:
-                resp = await self._post(url, payload(stream), stream)
+                resp = await self._post(url, payload(tries.stream), tries.stream)
             except ImagesAPIError as err:
-                field = err.names_field(f for f in OPTIONAL_FIELDS if f not in self._dropped.get(path, ()))
-                if field is not None and drops < MAX_FIELD_DROPS:
-                    drops += 1
-                    self._dropped.setdefault(path, set()).add(field)
-                    log.warning(
-                        "%s refused the optional field %r (request_id=%s): retrying without it and not "
-                        "sending it again; the service said: %s",
-                        path,
-                        field,
-                        err.request_id,
-                        err.message,
-                    )
-                    continue
-                if stream and not fell_back:
-                    refused = err.cannot_stream if err.status == 400 or err.refuses_streaming else None
-                    if refused is not None:  # refused before generating anything: trying again costs nothing
-                        self.streams.refused(refused, err.request_id)
-                        stream, fell_back = False, True
-                        continue
-                    billed = stream_failure(err)
-                    if billed is not None:
-                        if not await self.streams.discover(billed, err):
-                            raise GatewayCannotStream(
-                                f"{billed}; not retried, it may have been billed already",
-                                status=err.status,
-                                request_id=err.request_id,
-                                from_gateway=True,
-                            ) from None
-                        stream, fell_back = False, True
-                        continue
-                if isinstance(err, GatewayCooldown) and not cooled:
-                    cooled = True
-                    wait = min(err.retry_after if err.retry_after is not None else 5.0, MAX_COOLDOWN_WAIT)
-                    log.info("gateway cooldown (request_id=%s): one retry in %.1fs", err.request_id, wait)
-                    await asyncio.sleep(wait + COOLDOWN_MARGIN)
-                    continue
-                delay = self._retry_delay(err, attempt)
-                if delay is None:
-                    raise
-                attempt += 1
-                self._log_retry(err, attempt, delay)
-                await asyncio.sleep(delay)
+                await self._after_refusal(path, err, tries)  # raises when nothing is left to try
                 continue
 
             request_id = request_id_from(resp.headers)
@@ -249,14 +202,35 @@ class ImagesClient:
                 # Broken before its first event: nothing was generated yet, so trying again is safe. A stall
                 # is not a break: the service may still be working on (and billing) the image.
                 stalled = isinstance(err, StreamStalled)
-                if yielded or stalled or not err.before_first_event or attempt >= self.max_retries:
+                if yielded or stalled or not err.before_first_event or tries.attempt >= self.max_retries:
                     raise
-                attempt += 1
-                delay = self._backoff(attempt - 1)
-                self._log_retry(err, attempt, delay)
+                tries.attempt += 1
+                delay = self._backoff(tries.attempt - 1)
+                self._log_retry(err, tries.attempt, delay)
                 await asyncio.sleep(delay)
             finally:
                 resp.release()
+
+    async def _after_refusal(self, path: str, err: ImagesAPIError, tries: Tries) -> None:
+        """Get ready to try again after the service refused the request: without an optional field it named,
+        without streaming, after a gateway's cooldown, or after the retry delay. Raises ``err`` (or
+        ``GatewayCannotStream``) when trying again could bill twice or nothing is left to try."""
+        if drop_refused_field(self._dropped, path, err, tries):
+            return
+        if tries.stream and not tries.fell_back and await stop_streaming(self.streams, err, tries):
+            return
+        if isinstance(err, GatewayCooldown) and not tries.cooled:
+            tries.cooled = True
+            wait = min(err.retry_after if err.retry_after is not None else 5.0, MAX_COOLDOWN_WAIT)
+            log.info("gateway cooldown (request_id=%s): one retry in %.1fs", err.request_id, wait)
+            await asyncio.sleep(wait + COOLDOWN_MARGIN)
+            return
+        delay = self._retry_delay(err, tries.attempt)
+        if delay is None:
+            raise err
+        tries.attempt += 1
+        self._log_retry(err, tries.attempt, delay)
+        await asyncio.sleep(delay)
 
     def _log_retry(self, err: ImagesAPIError, attempt: int, delay: float) -> None:
         log.info(
@@ -368,16 +342,8 @@ class ImagesClient:
                 break
             name, size, text = msg.event, msg.size, msg.take()  # an image's line: still in pieces
             del msg
-            try:
-                if size > OFFLOAD_BYTES:  # joined and parsed in a thread: the loop never copies the megabytes
-                    obj, raw = await asyncio.to_thread(_read_event, text, name)
-                else:
-                    obj, raw = _read_event(text, name)
-            except (ValueError, binascii.Error) as exc:
-                raise MalformedResponse(f"undecodable stream event: {exc}", request_id=request_id) from None
+            obj, raw = await self._event_payload(name, size, text, request_id)
             text = b""
-            if name == "error" or "error" in obj:
-                raise error_from_stream_payload(obj, request_id=request_id, secrets=[self._api_key])
             kind = str(obj.get("type") or name or "")
             if kind.endswith(".partial_image"):
                 if raw is None:
@@ -396,18 +362,7 @@ class ImagesClient:
                 if raw is None:  # a gateway's link instead of base64 (new-api's JSON-as-stream)
                     raw = await self._download(obj, request_id)
                 completed += 1
-                out.append(
-                    CompletedImage(
-                        data=raw if isinstance(raw, bytes) else bytes(raw),  # decoded: bytes already
-                        output_format=str(obj.get("output_format") or _format_of(bytes(raw[:16]))),
-                        size=obj.get("size"),
-                        quality=obj.get("quality"),
-                        background=obj.get("background"),
-                        usage=Usage.from_dict(obj.get("usage")),
-                        request_id=request_id,
-                        revised_prompt=obj.get("revised_prompt"),
-                    )
-                )
+                out.append(_completed_image(obj, raw, request_id))
                 raw = None
                 yield out.pop()
             else:
@@ -418,6 +373,22 @@ class ImagesClient:
             raise err
         if completed < n:
             log.warning("stream delivered %d of %d images (x-request-id=%s)", completed, n, request_id)
+
+    async def _event_payload(
+        self, name: str | None, size: int, text: str | bytes | list[bytes], request_id: str | None
+    ) -> tuple[dict[str, Any], bytes | memoryview | None]:
+        """An event's JSON and its image (base64 decoded, or None), parsed in a thread when it is large;
+        an ``error`` event raises the error it carries."""
+        try:
+            if size > OFFLOAD_BYTES:  # joined and parsed in a thread: the loop never copies the megabytes
+                obj, raw = await asyncio.to_thread(_read_event, text, name)
+            else:
+                obj, raw = _read_event(text, name)
+        except (ValueError, binascii.Error) as exc:
+            raise MalformedResponse(f"undecodable stream event: {exc}", request_id=request_id) from None
+        if name == "error" or "error" in obj:
+            raise error_from_stream_payload(obj, request_id=request_id, secrets=[self._api_key])
+        return obj, raw
 
     async def _read_json(self, resp: aiohttp.ClientResponse, request_id: str | None) -> AsyncIterator[ImageEvent]:
         chunks = bytearray()
@@ -452,3 +423,17 @@ class ImagesClient:
             )
         if count == 0:
             raise ImagesAPIError("the Images API returned no image", status=resp.status, request_id=request_id)
+
+
+def _completed_image(obj: dict[str, Any], raw: Any, request_id: str | None) -> CompletedImage:
+    """A ``.completed`` event's image (``raw``: its bytes, decoded or downloaded) and what the service said."""
+    return CompletedImage(
+        data=raw if isinstance(raw, bytes) else bytes(raw),  # decoded: bytes already
+        output_format=str(obj.get("output_format") or _format_of(bytes(raw[:16]))),
+        size=obj.get("size"),
+        quality=obj.get("quality"),
+        background=obj.get("background"),
+        usage=Usage.from_dict(obj.get("usage")),
+        request_id=request_id,
+        revised_prompt=obj.get("revised_prompt"),
+    )
