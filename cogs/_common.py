@@ -16,8 +16,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.images_api.models import ModelInfo
-from bot.jobs.options import Choice, background_choices, format_choices, quality_choices, size_choices
+from bot.images_api.models import COMPLEXITIES, ModelInfo
+from bot.jobs.options import (
+    Choice,
+    background_choices,
+    complexity_choices,
+    format_choices,
+    quality_choices,
+    size_choices,
+)
 from bot.jobs.services import Services
 
 if TYPE_CHECKING:
@@ -119,7 +126,21 @@ def image_options(model: ModelInfo) -> Callable[[F], F]:
             size=_choices(size_choices(model)),
             quality=_choices(quality_choices(model)),
             background=_choices(background_choices(model)),
-            format=_choices(format_choices()),
+            format=_choices(format_choices(model)),
         )(func)
+
+    return apply
+
+
+def extended_options(model: ModelInfo, *, frames: bool = True) -> Callable[[F], F]:
+    """Descriptions and choices of the newer controls (``complexity``; a GIF's ``frames``/``frame_ms``)."""
+
+    def apply(func: F) -> F:
+        words: dict[str, str] = {"complexity": "How much detail the model works into the image"}
+        if frames:
+            words.update(frames="GIF only: how many frames (2-16)", frame_ms="GIF only: milliseconds per frame")
+        func = app_commands.describe(**words)(func)
+        choices = complexity_choices(model) or [Choice(c, c) for c in COMPLEXITIES]
+        return app_commands.choices(complexity=_choices(choices))(func)
 
     return apply

@@ -12,15 +12,18 @@ from discord.ext import commands
 
 from bot import messages
 from bot.images_api.models import ModelInfo
-from bot.jobs.options import OptionError, parse_options
+from bot.jobs.options import FRAME_MS_MAX, FRAME_MS_MIN, FRAMES_MAX, FRAMES_MIN, OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.quota import JobRecord
-from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
+from cogs._common import ImageBotBase, channel_nsfw, extended_options, image_options, reply_ephemeral, role_ids
 from cogs._delivery import start_interaction_job
 from cogs._translator import locale_of
 
 
 def build_imagine_command(model: ModelInfo, cog: ImagineCog) -> app_commands.Command[ImagineCog, ..., None]:
+    if model.complexity or model.gif:
+        return _build_extended(model, cog)
+
     @app_commands.command(name="imagine", description="Create an image from a text prompt")
     @app_commands.guild_only()
     @app_commands.describe(prompt="What to draw")
@@ -35,6 +38,33 @@ def build_imagine_command(model: ModelInfo, cog: ImagineCog) -> app_commands.Com
         count: app_commands.Range[int, 1, 10] | None = None,
     ) -> None:
         await cog.imagine(interaction, prompt, size, quality, background, format, count)
+
+    return imagine
+
+
+def _build_extended(model: ModelInfo, cog: ImagineCog) -> app_commands.Command[ImagineCog, ..., None]:
+    """``/imagine`` for models with the newer controls: complexity and the GIF's frames."""
+
+    @app_commands.command(name="imagine", description="Create an image from a text prompt")
+    @app_commands.guild_only()
+    @app_commands.describe(prompt="What to draw")
+    @image_options(model)
+    @extended_options(model)
+    async def imagine(
+        interaction: discord.Interaction,
+        prompt: str,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        format: str | None = None,
+        count: app_commands.Range[int, 1, 10] | None = None,
+        complexity: str | None = None,
+        frames: app_commands.Range[int, FRAMES_MIN, FRAMES_MAX] | None = None,
+        frame_ms: app_commands.Range[int, FRAME_MS_MIN, FRAME_MS_MAX] | None = None,
+    ) -> None:
+        await cog.imagine(
+            interaction, prompt, size, quality, background, format, count, complexity, frames, frame_ms
+        )
 
     return imagine
 
@@ -61,6 +91,9 @@ class ImagineCog(commands.Cog):
         background: str | None,
         output_format: str | None,
         count: int | None,
+        complexity: str | None = None,
+        frames: int | None = None,
+        frame_ms: int | None = None,
     ) -> None:
         # Everything before defer is pure and fast: bad input is answered privately, with no API call.
         if not prompt.strip():
@@ -73,6 +106,9 @@ class ImagineCog(commands.Cog):
             background=background,
             output_format=output_format,
             count=count,
+            complexity=complexity,
+            frame_count=frames,
+            frame_duration_ms=frame_ms,
         )  # an OptionError is answered privately by the error path (cogs/_errors.py)
         spec = JobSpec(
             kind="generate",

@@ -145,6 +145,9 @@ class ImagesClient:
             if req.mask is not None:
                 filename, ctype = _file_part(req.mask, "mask")
                 form.add_field("mask", req.mask.data, filename=filename, content_type=ctype)
+            elif req.markup is not None:  # the API refuses markup together with a mask
+                filename, ctype = _file_part(req.markup, "markup")
+                form.add_field("markup", req.markup.data, filename=filename, content_type=ctype)
             return form
 
         async for event in self._run("/images/edits", req, payload):
@@ -156,7 +159,7 @@ class ImagesClient:
     @staticmethod
     def _common_fields(body: dict[str, Any], req: GenerateRequest | EditRequest, stream: bool) -> None:
         body["n"] = req.n
-        for name in ("size", "quality", "background", "output_format"):
+        for name in ("size", "quality", "background", "output_format", "complexity"):
             value = getattr(req, name)
             if value is not None:
                 body[name] = value
@@ -165,6 +168,11 @@ class ImagesClient:
                 body["output_compression"] = req.output_compression
             else:
                 log.debug("output_compression omitted: only valid with jpeg/webp output")
+        if req.output_format == "gif":  # the frame settings mean nothing for any other format
+            if req.frame_count is not None:
+                body["frame_count"] = req.frame_count
+            if req.frame_duration_ms is not None:
+                body["frame_duration_ms"] = req.frame_duration_ms
         if req.user:  # both: gateways such as new-api drop safety_identifier but keep user
             body["user"] = req.user
             body["safety_identifier"] = req.user
@@ -402,6 +410,7 @@ class ImagesClient:
                         usage=Usage.from_dict(obj.get("usage")),
                         request_id=request_id,
                         revised_prompt=obj.get("revised_prompt"),
+                        svg_usage=Usage.from_dict(obj.get("svg_usage")),
                     )
                 )
                 raw = None
@@ -445,6 +454,7 @@ class ImagesClient:
                 usage=usage,
                 request_id=request_id,
                 revised_prompt=item.get("revised_prompt"),
+                svg_usage=Usage.from_dict(obj.get("svg_usage")),
             )
         if count == 0:
             raise ImagesAPIError("the Images API returned no image", status=resp.status, request_id=request_id)

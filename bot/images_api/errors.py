@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "UnsafeImage",
     "AuthenticationFailed",
     "ConnectionFailed",
     "ContentBlocked",
@@ -413,6 +414,11 @@ def error_from_stream_payload(
 class BrokenImage(ImagesAPIError):
     """The service said an image was done but its bytes are not a whole image (``bot/jobs.py`` checks
     every final image). The job is refunded; never retried, as the service may have billed it already."""
+
+
+class UnsafeImage(BrokenImage):
+    """An SVG the bot will not pass on: it declares entities or a DTD, is too large, or has absurd
+    proportions. Refunded like a broken image, worded on its own."""
 
 
 RETRY_STATUSES = frozenset({502, 503, 504})

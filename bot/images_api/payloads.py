@@ -17,12 +17,22 @@ from .types import InputImage
 
 OFFLOAD_BYTES = 32 * 1024  # payloads larger than this are parsed in a thread
 
-_FORMAT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
+_FORMAT_FOR_TYPE = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/svg+xml": "svg",
+}
 
 _EXT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def _sniff_content_type(data: bytes) -> str | None:
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "image/svg+xml"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -44,6 +54,8 @@ def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
         ctype = "image/jpeg"
     if ctype not in _EXT_FOR_TYPE:
         ctype = _sniff_content_type(img.data) or "image/png"
+        if ctype not in _EXT_FOR_TYPE:
+            ctype = "image/png"
     ext = _EXT_FOR_TYPE[ctype]
     name = os.path.basename(img.filename or "") or fallback_stem
     stem, dot, old_ext = name.rpartition(".")

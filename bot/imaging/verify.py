@@ -79,6 +79,27 @@ def _verify_with_pillow(data: bytes, fmt: str) -> None:
         raise DamagedImage(f"{fmt} does not decode ({type(exc).__name__}: {exc})") from None
 
 
+MAX_GIF_FRAMES = 64
+
+
+def _verify_gif(data: bytes) -> None:
+    """Every frame decodes (an animated result has a few dozen at most), and the trailer is there."""
+    if not data.rstrip(b"\x00").endswith(b";"):
+        raise DamagedImage("GIF cut off (no trailer)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            frames = getattr(im, "n_frames", 1)
+            if frames > MAX_GIF_FRAMES:
+                raise DamagedImage(f"GIF has {frames} frames (at most {MAX_GIF_FRAMES})")
+            for i in range(frames):
+                im.seek(i)
+                im.load()
+    except DamagedImage:
+        raise
+    except Exception as exc:
+        raise DamagedImage(f"GIF does not decode ({type(exc).__name__}: {exc})") from None
+
+
 def verify_image_sync(data: bytes) -> str:
     """Check that ``data`` is a whole PNG, JPEG or WebP image; return its format key (png | jpeg | webp).
 
@@ -103,6 +124,11 @@ def verify_image_sync(data: bytes) -> str:
             raise DamagedImage(f"WebP cut off ({len(data)} of {riff} bytes)")
         _verify_with_pillow(data, "WEBP")
         return "webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        _verify_gif(data)
+        return "gif"
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "svg"  # text: parsed and cleaned by bot/imaging/svg.py before it goes anywhere
     if not data:
         raise DamagedImage("no image data (0 bytes)")
     raise DamagedImage(f"not a PNG, JPEG or WebP image (starts {data[:8].hex()})")

@@ -17,6 +17,7 @@ from typing import Any
 from bot.images_api.errors import (
     AuthenticationFailed,
     BrokenImage,
+    UnsafeImage,
     ContentBlocked,
     DownloadFailed,
     EditsNotSupported,
@@ -164,6 +165,12 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
             "The image service refused these settings{param}. Try other options, or a different prompt.",
             param=param,
         )
+    if isinstance(exc, UnsafeImage):
+        return translate(
+            locale,
+            "The image service sent back an SVG the bot won't pass on (it could reach outside itself or is far "
+            "too large). Please try again; this one isn't charged.",
+        )
     if isinstance(exc, BrokenImage):
         return translate(
             locale, "The image service sent back a broken image file. Please try again; this one isn't charged."
@@ -243,6 +250,14 @@ OPTION_WORDS = {
     "format": N_("Format must be `png`, `jpeg` or `webp`."),
     "jpeg_transparent": N_("JPEG can't be transparent: choose `png` or `webp` for a transparent background."),
     "count": N_("Count must be between 1 and {max}."),
+    "format_model": N_("{model} can't make {format} images."),
+    "complexity": N_("Complexity must be `low`, `medium` or `high`."),
+    "complexity_model": N_("{model} doesn't take a complexity setting."),
+    "frames_gif_only": N_("Frame count and frame duration only apply to the GIF format."),
+    "frame_count": N_("Frame count must be between {low} and {high}."),
+    "frame_duration": N_("Frame duration must be between {low} and {high} milliseconds."),
+    "preview_mask": N_("{format} images can't be made with a mask."),
+    "svg_count": N_("SVG makes one image at a time: leave count at 1."),
 }
 INPUT_WORDS = {
     "not_image": N_("{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file."),
