@@ -190,6 +190,8 @@ class JobMessage:
 
     def generating(self) -> None:
         self.publisher.set_generating()
+        if self.spec.options.preview_format:  # no frames will come: say what is happening
+            self.publisher.announce()
 
     def partial(self, slot: int, frame: PartialImage) -> None:
         self.publisher.frame(slot, frame.index, frame)

@@ -62,9 +62,7 @@ def _build_extended(model: ModelInfo, cog: ImagineCog) -> app_commands.Command[I
         frames: app_commands.Range[int, FRAMES_MIN, FRAMES_MAX] | None = None,
         frame_ms: app_commands.Range[int, FRAME_MS_MIN, FRAME_MS_MAX] | None = None,
     ) -> None:
-        await cog.imagine(
-            interaction, prompt, size, quality, background, format, count, complexity, frames, frame_ms
-        )
+        await cog.imagine(interaction, prompt, size, quality, background, format, count, complexity, frames, frame_ms)
 
     return imagine
 

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
-    "UnsafeImage",
     "AuthenticationFailed",
     "ConnectionFailed",
     "ContentBlocked",
@@ -31,6 +30,7 @@ __all__ = [
     "ServerError",
     "StreamError",
     "StreamStalled",
+    "UnsafeImage",
     "VerificationRequired",
     "error_from_response",
     "error_from_stream_payload",

@@ -146,7 +146,7 @@ def render_svg_sync(clean_svg: bytes, timeout: float = RENDER_TIMEOUT) -> bytes:
     The renderer runs in a process of its own, so a document that renders too long is killed, and one
     that crashes or exhausts memory takes only that process with it."""
     try:
-        done = subprocess.run(  # noqa: S603 - a fixed program, the SVG on stdin
+        done = subprocess.run(
             [sys.executable, "-I", "-c", _CHILD],
             input=clean_svg,
             capture_output=True,

@@ -17,7 +17,6 @@ from typing import Any
 from bot.images_api.errors import (
     AuthenticationFailed,
     BrokenImage,
-    UnsafeImage,
     ContentBlocked,
     DownloadFailed,
     EditsNotSupported,
@@ -30,6 +29,7 @@ from bot.images_api.errors import (
     RateLimited,
     ServerError,
     StreamError,
+    UnsafeImage,
     VerificationRequired,
 )
 from bot.imaging.inputs import InputRejected, megabytes

@@ -1,0 +1,213 @@
+"""End to end: the newer model features (animated GIFs, SVGs, complexity, xhigh) with the real bot process.
+
+The fake Images API draws real GIFs and SVGs, reports ``usage``/``svg_usage``, and refuses each parameter a
+model lacks the way the API does, so a parameter that reaches the wrong model fails these tests.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bot.images_api.models import get_model
+from bot.images_api.types import Usage
+from tests.conftest import Rig
+from tests.helpers.e2e import EPHEMERAL, files_of, final_files, has_result, job_rows, poll
+
+NEW_MODEL = "gpt-image-2.5-sunburst"
+
+
+def gens(rig: Rig) -> list[dict[str, Any]]:
+    return [r.json for r in rig.images.requests if r.path.endswith("/images/generations") and r.json]
+
+
+def settled_cost(rig: Rig, job: Any) -> float:
+    return float(job["cost_actual"])
+
+
+async def test_gif_job_posts_an_animation_with_the_asked_frames_and_fits_the_upload_limit(rig: Rig) -> None:
+    rig.images.realistic = True  # grain: a photographic GIF that weighs megabytes
+    rig.discord.upload_limit = 1_500_000
+    rig.images.delay_response = 2.0  # long enough for the status to go out before the result
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    imagine = next(c for c in fd.global_commands if c["name"] == "imagine")
+    options = {o["name"]: o for o in imagine["options"]}
+    assert {c["value"] for c in options["format"]["choices"]} == {"png", "jpeg", "webp", "gif", "svg"}
+    assert {"complexity", "frames", "frame_ms"} <= set(options)
+    assert options["frames"]["min_value"] == 2 and options["frames"]["max_value"] == 16
+
+    h = await fd.inject_interaction(
+        fd.slash(
+            "imagine",
+            {"prompt": "a bouncing ball", "format": "gif", "frames": 5, "frame_ms": 120, "size": "1024x1024"},
+        )
+    )
+    # The progress message says what is going on without pretending to stream.
+    await h.wait_for(lambda x: "animated GIF" in ((x.original or {}).get("content") or ""), timeout=20)
+    assert "frame 1/" not in h.original["content"]
+    await h.wait_for(has_result, timeout=60)
+
+    [req] = gens(rig)
+    assert req["output_format"] == "gif" and req["frame_count"] == 5 and req["frame_duration_ms"] == 120
+    assert "stream" not in req and "partial_images" not in req  # no stream, no partial frames
+    assert len(rig.images.results[-1]) > 1_500_000, "the test needs a GIF over the limit"
+
+    [final] = final_files(h)
+    data = fd.cdn_bytes(final)
+    assert final["filename"].endswith(".gif") and len(data) <= 1_500_000
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "GIF" and im.n_frames == 5  # fitting kept the animation
+        durations = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            durations.append(im.info["duration"])
+    assert durations == [120] * 5
+    assert "re-encoded" in h.msg["content"]
+    assert not any(a["filename"].startswith("preview") for m in h.original_history for a in files_of(m))
+
+    # The estimate counted the frames; the settled cost is the registry's price of the reported usage.
+    await poll(lambda: job_rows(rig)[0]["status"] == "done")
+    [job] = job_rows(rig)
+    model = get_model(NEW_MODEL)
+    prompt = "a bouncing ball"
+    assert job["cost_estimate"] == pytest.approx(
+        model.estimate_cost(1, "1024x1024", "auto", prompt_chars=len(prompt), output_format="gif", frames=5)
+    )
+    expected_out = model.estimate_output_tokens("1024x1024", "medium", frames=5)
+    assert job["output_tokens"] == expected_out
+    usage = Usage(input_tokens=job["input_tokens"], output_tokens=expected_out)
+    assert settled_cost(rig, job) == pytest.approx(model.cost_from_usage(usage), rel=1e-6)
+    assert job["cost_estimate"] >= job["cost_actual"]
+
+
+async def test_svg_job_attaches_the_svg_and_shows_a_png_rendering(rig: Rig) -> None:
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    prompt = "a logo <b>&amp; friends</b>"
+    h = await fd.inject_interaction(fd.slash("imagine", {"prompt": prompt, "format": "svg", "size": "1536x1024"}))
+    await h.wait_for(has_result, timeout=40)
+    [req] = gens(rig)
+    assert req["output_format"] == "svg" and req["n"] == 1 and "stream" not in req
+
+    [svg_file] = final_files(h)
+    assert svg_file["filename"].endswith(".svg")
+    svg = fd.cdn_bytes(svg_file)
+    assert b"<svg" in svg and b"&lt;b&gt;" in svg  # the prompt's markup stays text
+    rendering = [a for a in files_of(h.original) if a["filename"].startswith("rendering-")]
+    assert len(rendering) == 1
+    embed = h.original["embeds"][0]
+    assert embed["image"]["url"].endswith(f"/{rendering[0]['filename']}")  # Discord resolves attachment://
+    with Image.open(io.BytesIO(fd.cdn_bytes(rendering[0]))) as im:
+        assert im.format == "PNG" and im.size == (1024, 683)
+
+    # usage and svg_usage both settle, at the registry's prices.
+    await poll(lambda: job_rows(rig)[0]["status"] == "done")
+    [job] = job_rows(rig)
+    model = get_model(NEW_MODEL)
+    assert job["cost_estimate"] == pytest.approx(
+        model.estimate_cost(1, "1536x1024", "auto", prompt_chars=len(prompt), output_format="svg")
+    )
+    assert (
+        job["cost_estimate"]
+        >= job["cost_actual"]
+        > model.cost_from_usage(Usage(input_tokens=job["input_tokens"], output_tokens=job["output_tokens"]))
+    )  # the SVG pass is charged on top of the image tokens
+
+
+HOSTILE_SVGS = {
+    "external entity": b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>&xxe;</text></svg>',
+    "billion laughs": b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    b'<svg xmlns="http://www.w3.org/2000/svg"><text>&lol3;</text></svg>',
+    "absurd viewBox": b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000000000 1"><rect/></svg>',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_SVGS))
+async def test_hostile_svg_is_refused_clearly_and_not_charged(rig: Rig, kind: str) -> None:
+    rig.images.replace_final_next(HOSTILE_SVGS[kind])
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a crest", "format": "svg"}))
+    await h.wait_for(lambda x: "SVG the bot won't pass on" in ((x.original or {}).get("content") or ""), timeout=30)
+    assert not final_files(h)
+    await poll(lambda: job_rows(rig)[0]["status"] == "failed")
+    assert job_rows(rig)[0]["images_done"] == 0
+
+
+async def test_svg_with_a_script_and_outside_references_is_cleaned_then_rendered(rig: Rig) -> None:
+    hostile = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        b'viewBox="0 0 1000000000 1000000000"><script>alert(document.cookie)</script>'
+        b'<rect width="1000000000" height="1000000000" fill="#36c" onload="alert(1)"/>'
+        b'<image xlink:href="file:///etc/passwd" width="10" height="10"/>'
+        b'<use href="http://example.invalid/x.svg#a"/>'
+        b'<foreignObject><body xmlns="http://www.w3.org/1999/xhtml">hi</body></foreignObject></svg>'
+    )
+    rig.images.replace_final_next(hostile)
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a huge square", "format": "svg"}))
+    await h.wait_for(has_result, timeout=40)
+    svg = fd.cdn_bytes(final_files(h)[0])
+    for banned in (b"<script", b"onload", b"file:", b"http://example", b"foreignObject"):
+        assert banned not in svg, banned
+    [rendering] = [a for a in files_of(h.original) if a["filename"].startswith("rendering-")]
+    with Image.open(io.BytesIO(fd.cdn_bytes(rendering))) as im:
+        assert im.size == (1024, 1024)  # bounded, whatever the viewBox says
+        assert im.convert("RGB").getpixel((512, 512)) == (0x33, 0x66, 0xCC)
+
+
+async def test_complexity_and_xhigh_reach_the_api_only_for_models_that_take_them(rig: Rig) -> None:
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    prompt = "a clockwork city"
+    h = await fd.inject_interaction(
+        fd.slash("imagine", {"prompt": prompt, "complexity": "high", "quality": "xhigh", "size": "1024x1024"})
+    )
+    await h.wait_for(has_result, timeout=40)
+    [req] = gens(rig)
+    assert req["complexity"] == "high" and req["quality"] == "xhigh"
+    await poll(lambda: job_rows(rig)[0]["status"] == "done")
+    [job] = job_rows(rig)
+    model = get_model(NEW_MODEL)
+    assert job["cost_estimate"] == pytest.approx(
+        model.estimate_cost(1, "1024x1024", "xhigh", prompt_chars=len(prompt), complexity="high")
+    )
+    assert job["output_tokens"] == model.estimate_output_tokens("1024x1024", "xhigh", complexity="high")
+    await rig.stop_bot()
+
+    # gpt-image-2 has neither: the options are not offered, and typed values are refused privately.
+    await rig.start_bot(IMAGE_MODEL="gpt-image-2")
+    imagine = next(c for c in fd.global_commands if c["name"] == "imagine")
+    names = [o["name"] for o in imagine["options"]]
+    assert "complexity" not in names and "frames" not in names
+    fmt = next(o for o in imagine["options"] if o["name"] == "format")
+    assert {c["value"] for c in fmt["choices"]} == {"png", "jpeg", "webp"}
+    for options in ({"quality": "xhigh"}, {"format": "gif"}, {"format": "svg"}):
+        h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "x", **options}))
+        await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+        cb = h.callbacks[0]
+        assert cb["type"] == 4 and cb["data"]["flags"] & EPHEMERAL, options
+    assert len(gens(rig)) == 1  # nothing more reached the API
+    assert len(job_rows(rig)) == 1  # and nothing was reserved
+
+
+async def test_svg_with_count_and_frames_without_gif_are_refused_before_any_reservation(rig: Rig) -> None:
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    for options, words in (
+        ({"format": "svg", "count": 2}, "SVG makes one image at a time"),
+        ({"format": "png", "frames": 4}, "only apply to the GIF format"),
+    ):
+        h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "x", **options}))
+        await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+        cb = h.callbacks[0]
+        assert cb["type"] == 4 and cb["data"]["flags"] & EPHEMERAL and words in cb["data"]["content"], cb
+    assert not rig.images.requests and not job_rows(rig)
