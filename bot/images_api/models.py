@@ -383,6 +383,11 @@ _DEFAULT = replace(
 )
 
 
+def models_with(capability: str) -> list[str]:
+    """The registry's families that have ``capability`` (a ``ModelInfo`` flag such as ``markup``)."""
+    return [name for name, info in MODELS.items() if getattr(info, capability)]
+
+
 def family_name(name: str) -> str | None:
     """The registry family of a model name or snapshot (``gpt-image-2-2026-04-21`` -> ``gpt-image-2``)."""
     key = name.strip().lower()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import CodedError
-from bot.images_api.models import COMPLEXITIES, STILL_FORMATS, ModelInfo
+from bot.images_api.models import COMPLEXITIES, STILL_FORMATS, ModelInfo, models_with
 
 FORMATS = STILL_FORMATS
 ALL_FORMATS = (*STILL_FORMATS, "gif", "svg")
@@ -113,6 +113,7 @@ def parse_options(
     frame_duration_ms: int | None = None,
     edit: bool = False,
     mask: bool = False,
+    markup: bool = False,
 ) -> ImageOptions:
     resolved_size: str | None = None
     if size:
@@ -155,6 +156,10 @@ def parse_options(
         raise OptionError("frame_count", low=FRAMES_MIN, high=FRAMES_MAX)
     if frame_duration_ms is not None and not FRAME_MS_MIN <= frame_duration_ms <= FRAME_MS_MAX:
         raise OptionError("frame_duration", low=FRAME_MS_MIN, high=FRAME_MS_MAX)
+    if markup and not model.markup:
+        raise OptionError("markup_model", model=model.name, models=", ".join(models_with("markup")))
+    if markup and mask:
+        raise OptionError("markup_mask")
     if output_format in ("gif", "svg") and mask:
         raise OptionError("preview_mask", format=output_format.upper())
     if background == "transparent" and output_format == "jpeg":

@@ -258,6 +258,8 @@ OPTION_WORDS = {
     "frame_duration": N_("Frame duration must be between {low} and {high} milliseconds."),
     "preview_mask": N_("{format} images can't be made with a mask."),
     "svg_count": N_("SVG makes one image at a time: leave count at 1."),
+    "markup_model": N_("{model} can't read a markup layer. Models that can: {models}."),
+    "markup_mask": N_("Use either a mask or a markup layer, not both."),
 }
 INPUT_WORDS = {
     "not_image": N_("{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file."),
@@ -280,6 +282,10 @@ INPUT_WORDS = {
     "not_on_discord": N_("{what} isn't hosted on Discord, so the bot won't fetch it."),
     "download_failed": N_("{what} couldn't be downloaded from Discord (was it deleted?)."),
     "download_too_large": N_("{what} is larger than the {size} MB limit."),
+    "markup_opaque": N_(
+        "The markup `{name}` has no transparency: it must be a see-through layer with only your marks on it."
+    ),
+    "markup_empty": N_("The markup `{name}` is fully transparent: there are no marks on it."),
 }
 
 
@@ -294,6 +300,7 @@ def option_error(exc: OptionError, locale: str | None = None) -> str:
 _NTH_IMAGE = re.compile(r"Image (\d+)")
 THE_IMAGE = N_("The image")
 THE_MASK = N_("The mask")
+THE_MARKUP = N_("The markup")
 
 
 def nth_image(n: int) -> str:

@@ -18,18 +18,20 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.images_api.models import ModelInfo
+from bot.images_api.types import InputImage
 from bot.imaging.input_cache import EditInputs, InputCache
 from bot.imaging.inputs import InputRejected
+from bot.imaging.markup import derive_markup
 from bot.jobs.options import ImageOptions, OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
-from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
+from cogs._common import ImageBotBase, channel_nsfw, reply_ephemeral, role_ids
 from cogs._delivery import InteractionTarget, MessageTarget, Target, run_job
 from cogs._errors import answering_errors, answering_errors_with
 from cogs._translator import locale_of, server_locale
+from cogs.edit.commands import build_edit_command
 from cogs.edit.loader import InputLoader
 from cogs.edit.sources import SourceFile, from_attachment, instruction_from
 
@@ -38,29 +40,14 @@ log = logging.getLogger(__name__)
 PROMPT_MAX = 4000  # a modal text input's maximum; the API takes up to 32,000
 
 
-def build_edit_command(model: ModelInfo, cog: EditCog) -> app_commands.Command[EditCog, ..., None]:
-    @app_commands.command(name="edit", description="Change an image with a text instruction")
-    @app_commands.guild_only()
-    @app_commands.describe(
-        image="The image to edit (PNG, JPEG, WebP, GIF…)",
-        prompt="What to change, e.g. make it night time",
-        mask="Optional: where to edit. Transparent (or white on black) = edit there",
-    )
-    @image_options(model)
-    async def edit(
-        interaction: discord.Interaction,
-        image: discord.Attachment,
-        prompt: str,
-        mask: discord.Attachment | None = None,
-        size: str | None = None,
-        quality: str | None = None,
-        background: str | None = None,
-        format: str | None = None,
-        count: app_commands.Range[int, 1, 10] | None = None,
-    ) -> None:
-        await cog.edit_command(interaction, image, prompt, mask, size, quality, background, format, count)
-
-    return edit
+async def scribbled(inputs: EditInputs) -> EditInputs:
+    """A reply carrying a drawn-on copy of the replied image: the replied image plus the markup layer of
+    what was drawn (derived off the event loop). Anything else is left as several input images."""
+    original, drawn = inputs.images[0], inputs.images[-1]
+    layer = await derive_markup(original.data, drawn.data)
+    if layer is None:
+        return inputs
+    return EditInputs(inputs.images[:-1], None, InputImage("markup.png", layer, "image/png"))
 
 
 class EditModal(discord.ui.Modal):
@@ -94,7 +81,7 @@ class EditModal(discord.ui.Modal):
 class EditCog(commands.Cog):
     def __init__(self, bot: ImageBotBase) -> None:
         self.bot = bot
-        self.command = build_edit_command(bot.services.model, self)
+        self.command = build_edit_command(bot.services.model, self)  # cogs/edit/commands.py
         self.menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_menu)
         app_commands.guild_only(self.menu)
         self.cache = InputCache()
@@ -159,6 +146,7 @@ class EditCog(commands.Cog):
             options=options,
             images=inputs.images,
             mask=inputs.mask,
+            markup=inputs.markup if inputs.mask is None else None,
             parent_job_id=parent_job_id,
             source_image_url=source_url,
             channel_nsfw=nsfw,
@@ -167,7 +155,7 @@ class EditCog(commands.Cog):
     async def run(self, target: Target, spec: JobSpec, user: discord.abc.User) -> None:
         outcome = await run_job(self.bot, target, spec, user)
         if outcome is not None:
-            self.cache.put(outcome.job_id, EditInputs(spec.images, spec.mask))
+            self.cache.put(outcome.job_id, EditInputs(spec.images, spec.mask, spec.markup))
 
     # ---- interactions: /edit, the modal (menu and Edit button) ------------------------------------
 
@@ -182,6 +170,8 @@ class EditCog(commands.Cog):
         background: str | None,
         output_format: str | None,
         count: int | None,
+        complexity: str | None = None,
+        markup: discord.Attachment | None = None,
     ) -> None:
         # Everything before defer is pure and fast: bad input is answered privately (cogs/_errors.py).
         if not prompt.strip():
@@ -194,10 +184,17 @@ class EditCog(commands.Cog):
             background=background,
             output_format=output_format,
             count=count,
+            complexity=complexity,
+            edit=True,
+            mask=mask is not None,
+            markup=markup is not None,
         )
         files = self.loader.check_files([from_attachment(image)])
         mask_file = self.loader.check_mask(mask) if mask is not None else None
-        await self.edit_interaction(interaction, files, prompt.strip(), options, parent=None, mask=mask_file)
+        markup_file = self.loader.check_markup(markup) if markup is not None else None
+        await self.edit_interaction(
+            interaction, files, prompt.strip(), options, parent=None, mask=mask_file, markup=markup_file
+        )
 
     async def edit_interaction(
         self,
@@ -208,6 +205,7 @@ class EditCog(commands.Cog):
         *,
         parent: JobRecord | None,
         mask: SourceFile | None = None,
+        markup: SourceFile | None = None,
     ) -> None:
         """Defer, download and prepare, then run the job in the interaction's response."""
         require_bot_permissions(interaction.app_permissions)
@@ -215,7 +213,7 @@ class EditCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         target = InteractionTarget(interaction)
         try:
-            inputs = await self.loader.load(files, mask)
+            inputs = await self.loader.load(files, mask, markup)
         except InputRejected as exc:
             await target.withdraw(messages.input_rejected(exc, target.locale))
             return
@@ -267,7 +265,7 @@ class EditCog(commands.Cog):
             except InputRejected as exc:
                 await target.withdraw(messages.input_rejected(exc, target.locale))
                 return
-        spec = dataclasses.replace(spec, images=inputs.images, mask=inputs.mask)
+        spec = dataclasses.replace(spec, images=inputs.images, mask=inputs.mask, markup=inputs.markup)
         await self.run(target, spec, interaction.user)
 
     # ---- replies that mention the bot ---------------------------------------------------------------
@@ -339,6 +337,8 @@ class EditCog(commands.Cog):
             except InputRejected as exc:
                 await status.edit(content=f"❌ {messages.input_rejected(exc, locale)}")
                 return
+            if len(own) == 1 and len(files) > 1 and self.bot.services.model.markup:
+                inputs = await scribbled(inputs)
             spec = self.make_spec(
                 message.author,
                 message.guild.id,

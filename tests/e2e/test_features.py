@@ -15,7 +15,7 @@ from PIL import Image
 from bot.images_api.models import get_model
 from bot.images_api.types import Usage
 from tests.conftest import Rig
-from tests.helpers.e2e import EPHEMERAL, files_of, final_files, has_result, job_rows, poll
+from tests.helpers.e2e import EPHEMERAL, files_of, final_files, has_result, job_rows, poll, results_of
 
 NEW_MODEL = "gpt-image-2.5-sunburst"
 
@@ -211,3 +211,95 @@ async def test_svg_with_count_and_frames_without_gif_are_refused_before_any_rese
         cb = h.callbacks[0]
         assert cb["type"] == 4 and cb["data"]["flags"] & EPHEMERAL and words in cb["data"]["content"], cb
     assert not rig.images.requests and not job_rows(rig)
+
+
+# --- markup (scribbled edits) ---------------------------------------------------------------------------
+
+
+def _photo(w: int = 320, h: int = 200) -> Image.Image:
+    im = Image.new("RGB", (w, h))
+    im.putdata([((x * 255) // w, (y * 255) // h, 128) for y in range(h) for x in range(w)])
+    return im
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def test_scribble_reply_sends_a_markup_part_matching_the_drawn_pixels_and_no_mask(rig: Rig) -> None:
+    from PIL import ImageDraw
+
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    photo = _photo()
+    drawn = photo.copy()
+    ImageDraw.Draw(drawn).ellipse((40, 40, 120, 120), outline=(255, 0, 0), width=6)  # a red circle
+    ImageDraw.Draw(drawn).line((200, 150, 300, 60), fill=(255, 255, 0), width=5)  # a yellow arrow stroke
+    original = fd.create_user_message("bob", "our garden", [fd.add_attachment(_png(photo), "garden.png", "image/png")])
+    ask = fd.reply(
+        "alice",
+        f"<@{fd.bot_id}> put a tree where I circled",
+        original,
+        attachments=[fd.add_attachment(_png(drawn), "marked.png", "image/png")],
+    )
+    await fd.inject_message(ask)
+    await fd.wait_for(
+        lambda: any(results_of(m) for m in fd.bot_messages() if m.get("components")), timeout=30
+    )
+    [req] = [r for r in rig.images.requests if r.path.endswith("/images/edits")]
+    assert [f.field for f in req.files] == ["image", "markup"]  # the original and the layer; no mask
+    [image] = [f for f in req.files if f.field == "image"]
+    [markup] = [f for f in req.files if f.field == "markup"]
+    assert markup.content_type == "image/png"
+    with Image.open(io.BytesIO(image.data)) as sent:
+        assert sent.convert("RGB").tobytes() == photo.tobytes()
+    with Image.open(io.BytesIO(markup.data)) as layer:
+        layer = layer.convert("RGBA")
+        assert layer.size == photo.size
+        assert layer.getpixel((40 + 3, 80))[3] == 255 and layer.getpixel((43, 80))[:3] == (255, 0, 0)  # circle
+        assert layer.getpixel((250, 105))[3] == 255 and layer.getpixel((250, 105))[:3] == (255, 255, 0)  # arrow
+        assert layer.getpixel((80, 80))[3] == 0 and layer.getpixel((5, 190))[3] == 0  # untouched: see-through
+        opaque = sum(1 for a in layer.getchannel("A").getdata() if a)
+        drawn_px = sum(1 for p, q in zip(photo.getdata(), drawn.getdata(), strict=True) if p != q)
+        assert drawn_px <= opaque <= 3 * drawn_px  # the strokes (and their rim), nothing else
+    # The fake service shows it used the marks: the result carries them.
+    with Image.open(io.BytesIO(rig.images.results[-1])) as result:
+        assert result.convert("RGB").getpixel((43, 80)) == (255, 0, 0)
+
+
+async def test_edit_markup_option_and_models_without_markup(rig: Rig) -> None:
+    await rig.start_bot(IMAGE_MODEL=NEW_MODEL)
+    fd = rig.discord
+    edit = next(c for c in fd.global_commands if c["name"] == "edit")
+    names = [o["name"] for o in edit["options"]]
+    assert "markup" in names and "complexity" in names
+    layer = Image.new("RGBA", (160, 100), (0, 0, 0, 0))
+    layer.paste((0, 255, 0, 255), (10, 10, 40, 40))
+    image_att = fd.add_attachment(_png(_photo()), "photo.png", "image/png")
+    markup_att = fd.add_attachment(_png(layer), "marks.png", "image/png")
+    h = await fd.inject_interaction(
+        fd.slash("edit", {"prompt": "make the green box a door", "complexity": "low"},
+                 attachments={"image": image_att, "markup": markup_att})
+    )  # fmt: skip
+    await h.wait_for(has_result, timeout=30)
+    [req] = [r for r in rig.images.requests if r.path.endswith("/images/edits")]
+    assert req.form["complexity"] == "low"
+    [markup] = [f for f in req.files if f.field == "markup"]
+    with Image.open(io.BytesIO(markup.data)) as m:
+        assert m.size == (320, 200) and m.convert("RGBA").getpixel((50, 50)) == (0, 255, 0, 255)
+    # With a mask as well: refused privately, nothing reserved.
+    mask_att = fd.add_attachment(_png(Image.new("L", (320, 200), 255)), "mask.png", "image/png")
+    both = await fd.inject_interaction(
+        fd.slash("edit", {"prompt": "x"}, attachments={"image": image_att, "markup": markup_att, "mask": mask_att})
+    )
+    await both.wait_for(lambda x: bool(x.callbacks), timeout=10)
+    assert both.callbacks[0]["data"]["flags"] & EPHEMERAL and "not both" in both.callbacks[0]["data"]["content"]
+    await rig.stop_bot()
+
+    # gpt-image-2.6 has no markup: /edit does not offer the option there.
+    await rig.start_bot(IMAGE_MODEL="gpt-image-2.6-flare")
+    edit = next(c for c in fd.global_commands if c["name"] == "edit")
+    assert "markup" not in [o["name"] for o in edit["options"]]
+    assert len(job_rows(rig)) == 1
