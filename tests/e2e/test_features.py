@@ -245,9 +245,7 @@ async def test_scribble_reply_sends_a_markup_part_matching_the_drawn_pixels_and_
         attachments=[fd.add_attachment(_png(drawn), "marked.png", "image/png")],
     )
     await fd.inject_message(ask)
-    await fd.wait_for(
-        lambda: any(results_of(m) for m in fd.bot_messages() if m.get("components")), timeout=30
-    )
+    await fd.wait_for(lambda: any(results_of(m) for m in fd.bot_messages() if m.get("components")), timeout=30)
     [req] = [r for r in rig.images.requests if r.path.endswith("/images/edits")]
     assert [f.field for f in req.files] == ["image", "markup"]  # the original and the layer; no mask
     [image] = [f for f in req.files if f.field == "image"]
@@ -303,3 +301,38 @@ async def test_edit_markup_option_and_models_without_markup(rig: Rig) -> None:
     edit = next(c for c in fd.global_commands if c["name"] == "edit")
     assert "markup" not in [o["name"] for o in edit["options"]]
     assert len(job_rows(rig)) == 1
+
+
+# --- the /quota report chart ----------------------------------------------------------------------------
+
+
+async def test_quota_report_carries_a_chart_in_both_languages(rig: Rig) -> None:
+    from bot.imaging.chart import CARD
+
+    await rig.start_bot()
+    fd = rig.discord
+    for user, count in (("alice", 2), ("bob", 1)):
+        h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a kite", "count": count}, user=user))
+        await h.wait_for(has_result, timeout=30)
+    await poll(lambda: all(r["status"] == "done" for r in job_rows(rig)))
+
+    charts = {}
+    for locale in ("en-US", "zh-CN"):
+        h = await fd.inject_interaction(fd.slash("quota", subcommand="report", user="mod", locale=locale))
+        await h.wait_for(lambda x: x.original and len(x.original["attachments"]) == 2, timeout=20)
+        [chart] = [a for a in h.msg["attachments"] if a["filename"].endswith(".png")]
+        assert chart["filename"].startswith("imagebot-usage-")
+        [embed] = h.msg["embeds"]
+        assert embed["image"]["url"].endswith("/" + chart["filename"])  # shown in the embed
+        assert ("Image usage this month" in embed["title"]) == (locale == "en-US")
+        with Image.open(io.BytesIO(fd.cdn_bytes(chart))) as im:
+            assert im.format == "PNG" and im.size == (1200, 760)
+            charts[locale] = im.convert("RGB")
+    en, zh = charts["en-US"], charts["zh-CN"]
+    # Its own light card: the same on dark and light themes.
+    assert en.getpixel((600, 460)) == CARD and zh.getpixel((600, 460)) == CARD
+    # Same numbers (bars), other words: the title band differs, the plotted bars agree.
+    assert en.crop((0, 0, 1200, 80)).tobytes() != zh.crop((0, 0, 1200, 80)).tobytes()
+    assert en.crop((90, 130, 1090, 430)).tobytes() == zh.crop((90, 130, 1090, 430)).tobytes()
+    green = sum(1 for p in en.crop((90, 130, 1090, 430)).getdata() if p == (16, 163, 127))
+    assert green > 100  # today's bar is there (3 images)
