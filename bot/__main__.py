@@ -27,6 +27,7 @@ from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.model_choice import ModelChoice
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -143,6 +144,9 @@ async def run(settings: Settings) -> None:
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)
+    configured = {settings.image_model: model}  # IMAGE_MODEL first: the default
+    for name in settings.image_models or ():
+        configured.setdefault(name, get_model(name, settings.price_overrides or None))
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
@@ -183,9 +187,18 @@ async def run(settings: Settings) -> None:
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
+            models=configured,
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
-        services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
+        services = Services(
+            settings=settings,
+            images=client,
+            quota=quota,
+            jobs=jobs,
+            model=model,
+            rules=rules,
+            model_choice=ModelChoice(quota.backend, configured),
+        )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)

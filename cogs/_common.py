@@ -16,9 +16,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.images_api.models import COMPLEXITIES, ModelInfo
+from bot.images_api.models import COMPLEXITIES, ModelInfo, union_of
 from bot.jobs.options import (
     Choice,
+    OptionError,
     background_choices,
     complexity_choices,
     format_choices,
@@ -38,6 +39,7 @@ EMBED_COLOUR = discord.Colour(0x10A37F)
 UPLOAD_MARGIN = 64 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
+CommandT = TypeVar("CommandT", bound=app_commands.Command[Any, ..., Any])
 
 # What the result buttons do, by job kind. Feature cogs fill this registry; ``cogs/results.py`` reads it.
 RerollHandler = Callable[[discord.Interaction, "JobRecord", "JobSpec"], Awaitable[None]]
@@ -130,6 +132,52 @@ def image_options(model: ModelInfo) -> Callable[[F], F]:
         )(func)
 
     return apply
+
+
+def model_option() -> Callable[[F], F]:
+    return app_commands.describe(model="Which image model (the ones this server allows)")
+
+
+async def allowed_models_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The models this server allows, matching what was typed."""
+    choice = bot_of(interaction).services.model_choice
+    if choice is None:
+        return []
+    allowed = await choice.allowed(interaction.guild_id)
+    typed = current.strip().lower()
+    return [app_commands.Choice(name=n, value=n) for n in allowed if typed in n.lower()][:25]
+
+
+async def chosen_model(bot: ImageBotBase, guild_id: int | None, name: str | None) -> tuple[str, ModelInfo]:
+    """The model a command runs with: the one named (it must be allowed in this server), else the
+    server's first allowed model. Raises ``OptionError`` (answered privately) for any other name."""
+    choice = bot.services.model_choice
+    if choice is None:
+        return bot.services.settings.image_model, bot.services.model
+    allowed = await choice.allowed(guild_id)
+    if name is None or not name.strip():
+        return allowed[0], choice.info(allowed[0])
+    name = name.strip()
+    if name not in allowed:
+        raise OptionError("model", model=name[:60].replace("`", "'"), models=", ".join(allowed))
+    return name, choice.info(name)
+
+
+def commands_model(bot: ImageBotBase) -> ModelInfo:
+    """What the commands' choices are built from: every configured model's capabilities together."""
+    choice = bot.services.model_choice
+    if choice is None or len(choice.models) < 2:
+        return bot.services.model
+    return union_of(list(choice.models.values()))
+
+
+def without_options(command: CommandT, names: set[str]) -> CommandT:
+    """The command without the options ``names`` (features the configured models lack): their
+    parameters keep their defaults. discord.py builds a command's options from its callback's signature
+    and has no public way to leave one out, so they are dropped from its parameter table."""
+    for name in names:
+        command._params.pop(name, None)
+    return command
 
 
 def extended_options(model: ModelInfo, *, frames: bool = True) -> Callable[[F], F]:

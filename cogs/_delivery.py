@@ -254,7 +254,7 @@ class JobMessage:
             )
         if any(u.reencoded for u in fitted):
             content += " · " + translate(loc, "re-encoded to fit Discord's upload limit")
-        model = self.bot.services.settings.image_model
+        model = self.bot.services.jobs.model_of(self.spec.model)[0]
         embed = result_embed(self.spec, outcome.job_id, self.user, model, images, loc)
         first_uploads = [uploads[i] for i in groups[0]]
         if images and images[0].output_format == "svg":

@@ -122,6 +122,7 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
             options=ImageOptions.from_settings(job.settings),
             parent_job_id=job.id if job.kind == "edit" else None,
             channel_nsfw=channel_nsfw(interaction.channel),
+            model=job.model,  # the same model again (IMAGE_MODEL if it is no longer configured)
         )
         await handler(interaction, job, spec)
 

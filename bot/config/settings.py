@@ -73,6 +73,14 @@ class Settings:
         "The image model. gpt-image-2 and later accept free sizes; unknown names (gateway aliases) work with "
         "conservative defaults (the three classic sizes, no transparency).",
     )
+    image_models: tuple[str, ...] | None = setting(
+        "IMAGE_MODELS",
+        parse.names,
+        None,
+        "More models moderators may allow in their server (/quota models), comma-separated, e.g. "
+        "gpt-image-2.5-sunburst,gpt-image-2.6-flare. IMAGE_MODEL is always one of them and the default; "
+        "empty = IMAGE_MODEL only. With more than one allowed, /imagine and /edit offer a model option.",
+    )
     partial_images: int = setting(
         "PARTIAL_IMAGES",
         parse.integer(0, 3),

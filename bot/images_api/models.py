@@ -383,6 +383,24 @@ _DEFAULT = replace(
 )
 
 
+def union_of(models: list[ModelInfo]) -> ModelInfo:
+    """What several models can do together (the options a command offers when members may pick any of
+    them; each choice is then checked against the picked model)."""
+    first = models[0]
+    qualities = tuple(q for q in EXTENDED_QUALITIES if any(q in m.qualities for m in models))
+    free = any(m.fixed_sizes is None for m in models)
+    return replace(
+        first,
+        fixed_sizes=None if free else first.fixed_sizes,
+        qualities=qualities,
+        supports_transparent=any(m.supports_transparent for m in models),
+        complexity=any(m.complexity for m in models),
+        gif=any(m.gif for m in models),
+        svg=any(m.svg for m in models),
+        markup=any(m.markup for m in models),
+    )
+
+
 def models_with(capability: str) -> list[str]:
     """The registry's families that have ``capability`` (a ``ModelInfo`` flag such as ``markup``)."""
     return [name for name, info in MODELS.items() if getattr(info, capability)]

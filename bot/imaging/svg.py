@@ -115,7 +115,7 @@ def _bound_size(root: ET.Element) -> None:
     if box is None:
         if not (width and height):
             width = height = 1024.0
-        box = [0.0, 0.0, width, height]  # type: ignore[list-item]
+        box = [0.0, 0.0, width or 1024.0, height or 1024.0]
         root.set("viewBox", f"0 0 {width:g} {height:g}")
     w, h = (width, height) if width and height else (box[2], box[3])
     aspect = w / h

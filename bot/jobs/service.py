@@ -67,6 +67,7 @@ class JobSpec:
     source_image_url: str | None = None
     channel_nsfw: bool = False  # an age-restricted channel: rules limited to other channels do not apply
     markup: InputImage | None = None  # edits: a transparent layer of marks (never with ``mask``)
+    model: str | None = None  # one of the configured models (None: IMAGE_MODEL)
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class JobOutcome:
     status: str = "done"
     stopped: str | None = None  # why the job was stopped early: "cancelled", "message deleted", "shutdown"
     stopped_by: str | None = None  # who cancelled it (a display name), for "cancelled"
+    model: str | None = None  # the job's model (None: IMAGE_MODEL)
 
     @property
     def delivered(self) -> list[CompletedImage]:
@@ -111,6 +113,7 @@ class JobService:
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
+    models: dict[str, ModelInfo] = field(default_factory=dict)  # every configured model, by name
     scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
@@ -120,10 +123,16 @@ class JobService:
     def __post_init__(self) -> None:
         self.scheduler = self.slot_scheduler or FairScheduler(self.max_concurrent_images)
 
+    def model_of(self, name: str | None) -> tuple[str, ModelInfo]:
+        """(name, registry entry) of a job's model; None or a model no longer configured: IMAGE_MODEL."""
+        if name and name != self.model_name and name in self.models:
+            return name, self.models[name]
+        return self.model_name, self.model
+
     def estimate(self, spec: JobSpec) -> float:
         o = spec.options
         inputs = len(spec.images) + (1 if spec.markup is not None else 0)
-        return self.model.estimate_cost(
+        return self.model_of(spec.model)[1].estimate_cost(
             o.count,
             o.size or "auto",
             o.quality or "auto",
@@ -163,7 +172,7 @@ class JobService:
                 kind=spec.kind,
                 prompt=spec.prompt,
                 settings=spec.options.as_settings(),
-                model=self.model_name,
+                model=self.model_of(spec.model)[0],
                 images=spec.options.count,
                 cost_estimate=self.estimate(spec),
                 parent_job_id=spec.parent_job_id,
@@ -176,7 +185,7 @@ class JobService:
             reservation.job_id,
             guild_id=spec.guild_id,
             user_id=spec.user_id,
-            model=self.model_name,
+            model=self.model_of(spec.model)[0],
             kind=spec.kind,
             images=spec.options.count,
             prompt=spec.prompt,
@@ -210,7 +219,7 @@ class JobService:
         a crash in between leaves it to the crash recovery, which refunds it.
         """
         n = spec.options.count
-        outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
+        outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n, model=spec.model)
         started = _Once(lambda: self._mark_running(reservation.job_id))
         tasks = [
             asyncio.create_task(
@@ -279,7 +288,7 @@ class JobService:
                     observer.partial(slot, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
-                    outcome.images[slot] = await _whole(event)
+                    outcome.images[slot] = await _whole(event, spec.options.output_format)
                     break
             else:
                 raise StreamError("the image service returned no image")
@@ -301,7 +310,7 @@ class JobService:
         # GIF and SVG are never streamed and have no partial frames (the API refuses both).
         streaming = self.partial_images > 0 and not o.preview_format
         common: dict[str, Any] = {
-            "model": self.model_name,
+            "model": self.model_of(spec.model)[0],
             "prompt": spec.prompt,
             "n": 1,
             "size": o.size,
@@ -328,7 +337,7 @@ class JobService:
         against the server's budget: the image service was paid.
         """
         made = outcome.delivered
-        outcome.cost = self._cost(made)
+        outcome.cost = self._cost(made, self.model_of(outcome.model)[1])
         usage = [im.usage for im in made if im.usage is not None]
         if delivered:
             outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
@@ -362,15 +371,13 @@ class JobService:
         await asyncio.shield(self.quota.refund(job_id, status="cancelled", error=error))
         self.events.refunded(job_id, status="cancelled", reason=error)
 
-    def _cost(self, images: list[CompletedImage]) -> float:
-        cost = sum(self.model.cost_from_usage(im.usage, im.svg_usage) for im in images if im.usage is not None)
+    def _cost(self, images: list[CompletedImage], model: ModelInfo) -> float:
+        cost = sum(model.cost_from_usage(im.usage, im.svg_usage) for im in images if im.usage is not None)
         missing = sum(1 for im in images if im.usage is None)
         if missing:  # a gateway that sends no usage: charge the estimate for those images
             first = images[0]
             cost += (
-                self.model.estimate_cost(
-                    1, first.size or "auto", first.quality or "auto", output_format=first.output_format
-                )
+                model.estimate_cost(1, first.size or "auto", first.quality or "auto", output_format=first.output_format)
                 * missing
             )
         return cost
@@ -422,12 +429,12 @@ class _Once:
         await asyncio.shield(self._task)
 
 
-async def _whole(image: CompletedImage) -> CompletedImage:
+async def _whole(image: CompletedImage, requested: str | None = None) -> CompletedImage:
     """The completed image if its bytes are a whole image (checked in a thread), labelled with the format
     they really are; else ``BrokenImage``, which makes the slot fail and, if no slot succeeds, the job
     refunded. The check is cheap (under 1.1 ms for a 1536x1024 PNG, measured: see ``verify_image_sync``)."""
     try:
-        fmt = await verify_image(image.data)
+        fmt = await verify_image(image.data, requested)
         if fmt == "svg":  # untrusted markup: only its cleaned copy goes any further
             image = dataclasses.replace(image, data=await sanitize_svg(image.data))
     except UnsafeSvg as exc:

@@ -5,11 +5,12 @@ needs it (the command-sync hash, the health check)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config.settings import Settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import ModelInfo
+from bot.jobs.model_choice import ModelChoice
 from bot.jobs.service import JobService
 from bot.quota import QuotaStore
 from bot.rules import RuleStore
@@ -23,3 +24,4 @@ class Services:
     jobs: JobService
     model: ModelInfo
     rules: RuleStore
+    model_choice: ModelChoice | None = field(default=None)  # which configured models each server allows

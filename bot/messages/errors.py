@@ -260,6 +260,7 @@ OPTION_WORDS = {
     "svg_count": N_("SVG makes one image at a time: leave count at 1."),
     "markup_model": N_("{model} can't read a markup layer. Models that can: {models}."),
     "markup_mask": N_("Use either a mask or a markup layer, not both."),
+    "model": N_("`{model}` isn't one of the models this server allows: {models}."),
 }
 INPUT_WORDS = {
     "not_image": N_("{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file."),

@@ -27,7 +27,7 @@ from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
-from cogs._common import ImageBotBase, channel_nsfw, reply_ephemeral, role_ids
+from cogs._common import ImageBotBase, channel_nsfw, chosen_model, commands_model, reply_ephemeral, role_ids
 from cogs._delivery import InteractionTarget, MessageTarget, Target, run_job
 from cogs._errors import answering_errors, answering_errors_with
 from cogs._translator import locale_of, server_locale
@@ -81,7 +81,9 @@ class EditModal(discord.ui.Modal):
 class EditCog(commands.Cog):
     def __init__(self, bot: ImageBotBase) -> None:
         self.bot = bot
-        self.command = build_edit_command(bot.services.model, self)  # cogs/edit/commands.py
+        choice = bot.services.model_choice
+        models = choice.configured if choice is not None else []
+        self.command = build_edit_command(commands_model(bot), self, models)  # cogs/edit/commands.py
         self.menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_menu)
         app_commands.guild_only(self.menu)
         self.cache = InputCache()
@@ -172,13 +174,15 @@ class EditCog(commands.Cog):
         count: int | None,
         complexity: str | None = None,
         markup: discord.Attachment | None = None,
+        model: str | None = None,
     ) -> None:
         # Everything before defer is pure and fast: bad input is answered privately (cogs/_errors.py).
         if not prompt.strip():
             await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_EMPTY_PROMPT))
             return
+        name, info = await chosen_model(self.bot, interaction.guild_id, model)
         options = parse_options(
-            self.bot.services.model,
+            info,
             size=size,
             quality=quality,
             background=background,
@@ -193,7 +197,7 @@ class EditCog(commands.Cog):
         mask_file = self.loader.check_mask(mask) if mask is not None else None
         markup_file = self.loader.check_markup(markup) if markup is not None else None
         await self.edit_interaction(
-            interaction, files, prompt.strip(), options, parent=None, mask=mask_file, markup=markup_file
+            interaction, files, prompt.strip(), options, parent=None, mask=mask_file, markup=markup_file, model=name
         )
 
     async def edit_interaction(
@@ -206,6 +210,7 @@ class EditCog(commands.Cog):
         parent: JobRecord | None,
         mask: SourceFile | None = None,
         markup: SourceFile | None = None,
+        model: str | None = None,
     ) -> None:
         """Defer, download and prepare, then run the job in the interaction's response."""
         require_bot_permissions(interaction.app_permissions)
@@ -228,6 +233,8 @@ class EditCog(commands.Cog):
             source_url=files[0].url,
             nsfw=channel_nsfw(interaction.channel),
         )
+        if model is not None:
+            spec = dataclasses.replace(spec, model=model)
         await self.run(target, spec, interaction.user)
 
     async def edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:

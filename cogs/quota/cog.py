@@ -29,6 +29,7 @@ from cogs._checks import admins_only, managers_only
 from cogs._common import EMBED_COLOUR, ImageBotBase, reply_ephemeral, role_ids, upload_budget
 from cogs._translator import locale_of
 from cogs.quota.chart import TOP_MEMBERS, chart_content
+from cogs.quota.models import build_models_command
 from cogs.quota.render import (
     MAX_BUDGET,
     MAX_LIMIT,
@@ -62,6 +63,10 @@ class QuotaCog(commands.Cog):
         self.bot = bot
         # /quota rule add|remove|list: the server's prompt rules (cogs/rules.py)
         self.quota.add_command(build_rule_group(bot.services.rules))
+        # /quota models: which configured models members may use (cogs/quota/models.py)
+        choice = getattr(bot.services, "model_choice", None)
+        if choice is not None and len(choice.configured) > 1:
+            self.quota.add_command(build_models_command(choice))
 
     @property
     def store(self) -> QuotaStore:

@@ -10,14 +10,20 @@ import io
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from bot.images_api.models import get_model
 from bot.images_api.types import Usage
 from tests.conftest import Rig
-from tests.helpers.e2e import EPHEMERAL, files_of, final_files, has_result, job_rows, poll, results_of
+from tests.helpers.e2e import EPHEMERAL, db, files_of, final_files, has_result, job_rows, poll, results_of
 
 NEW_MODEL = "gpt-image-2.5-sunburst"
+
+
+def px(im: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    value = im.getpixel(xy)
+    assert isinstance(value, tuple)
+    return value
 
 
 def gens(rig: Rig) -> list[dict[str, Any]]:
@@ -48,7 +54,7 @@ async def test_gif_job_posts_an_animation_with_the_asked_frames_and_fits_the_upl
     )
     # The progress message says what is going on without pretending to stream.
     await h.wait_for(lambda x: "animated GIF" in ((x.original or {}).get("content") or ""), timeout=20)
-    assert "frame 1/" not in h.original["content"]
+    assert h.original is not None and "frame 1/" not in h.original["content"]
     await h.wait_for(has_result, timeout=60)
 
     [req] = gens(rig)
@@ -60,9 +66,10 @@ async def test_gif_job_posts_an_animation_with_the_asked_frames_and_fits_the_upl
     data = fd.cdn_bytes(final)
     assert final["filename"].endswith(".gif") and len(data) <= 1_500_000
     with Image.open(io.BytesIO(data)) as im:
-        assert im.format == "GIF" and im.n_frames == 5  # fitting kept the animation
+        frames = getattr(im, "n_frames", 1)
+        assert im.format == "GIF" and frames == 5  # fitting kept the animation
         durations = []
-        for i in range(im.n_frames):
+        for i in range(frames):
             im.seek(i)
             durations.append(im.info["duration"])
     assert durations == [120] * 5
@@ -98,7 +105,7 @@ async def test_svg_job_attaches_the_svg_and_shows_a_png_rendering(rig: Rig) -> N
     svg = fd.cdn_bytes(svg_file)
     assert b"<svg" in svg and b"&lt;b&gt;" in svg  # the prompt's markup stays text
     rendering = [a for a in files_of(h.original) if a["filename"].startswith("rendering-")]
-    assert len(rendering) == 1
+    assert len(rendering) == 1 and h.original is not None
     embed = h.original["embeds"][0]
     assert embed["image"]["url"].endswith(f"/{rendering[0]['filename']}")  # Discord resolves attachment://
     with Image.open(io.BytesIO(fd.cdn_bytes(rendering[0]))) as im:
@@ -253,18 +260,19 @@ async def test_scribble_reply_sends_a_markup_part_matching_the_drawn_pixels_and_
     assert markup.content_type == "image/png"
     with Image.open(io.BytesIO(image.data)) as sent:
         assert sent.convert("RGB").tobytes() == photo.tobytes()
-    with Image.open(io.BytesIO(markup.data)) as layer:
-        layer = layer.convert("RGBA")
-        assert layer.size == photo.size
-        assert layer.getpixel((40 + 3, 80))[3] == 255 and layer.getpixel((43, 80))[:3] == (255, 0, 0)  # circle
-        assert layer.getpixel((250, 105))[3] == 255 and layer.getpixel((250, 105))[:3] == (255, 255, 0)  # arrow
-        assert layer.getpixel((80, 80))[3] == 0 and layer.getpixel((5, 190))[3] == 0  # untouched: see-through
-        opaque = sum(1 for a in layer.getchannel("A").getdata() if a)
-        drawn_px = sum(1 for p, q in zip(photo.getdata(), drawn.getdata(), strict=True) if p != q)
-        assert drawn_px <= opaque <= 3 * drawn_px  # the strokes (and their rim), nothing else
+    with Image.open(io.BytesIO(markup.data)) as opened:
+        layer = opened.convert("RGBA")
+    assert layer.size == photo.size
+    assert px(layer, (43, 80)) == (255, 0, 0, 255)  # the circle, in its colour
+    assert px(layer, (250, 105)) == (255, 255, 0, 255)  # the arrow
+    assert px(layer, (80, 80))[3] == 0 and px(layer, (5, 190))[3] == 0  # untouched: see-through
+    opaque = layer.width * layer.height - layer.getchannel("A").histogram()[0]
+    changed = ImageChops.difference(photo, drawn).convert("L").point(lambda v: 255 if v else 0)
+    drawn_px = changed.histogram()[255]
+    assert drawn_px <= opaque <= 3 * drawn_px  # the strokes (and their rim), nothing else
     # The fake service shows it used the marks: the result carries them.
     with Image.open(io.BytesIO(rig.images.results[-1])) as result:
-        assert result.convert("RGB").getpixel((43, 80)) == (255, 0, 0)
+        assert px(result.convert("RGB"), (43, 80)) == (255, 0, 0)
 
 
 async def test_edit_markup_option_and_models_without_markup(rig: Rig) -> None:
@@ -286,7 +294,7 @@ async def test_edit_markup_option_and_models_without_markup(rig: Rig) -> None:
     assert req.form["complexity"] == "low"
     [markup] = [f for f in req.files if f.field == "markup"]
     with Image.open(io.BytesIO(markup.data)) as m:
-        assert m.size == (320, 200) and m.convert("RGBA").getpixel((50, 50)) == (0, 255, 0, 255)
+        assert m.size == (320, 200) and px(m.convert("RGBA"), (50, 50)) == (0, 255, 0, 255)
     # With a mask as well: refused privately, nothing reserved.
     mask_att = fd.add_attachment(_png(Image.new("L", (320, 200), 255)), "mask.png", "image/png")
     both = await fd.inject_interaction(
@@ -330,9 +338,105 @@ async def test_quota_report_carries_a_chart_in_both_languages(rig: Rig) -> None:
             charts[locale] = im.convert("RGB")
     en, zh = charts["en-US"], charts["zh-CN"]
     # Its own light card: the same on dark and light themes.
-    assert en.getpixel((600, 460)) == CARD and zh.getpixel((600, 460)) == CARD
+    assert px(en, (600, 460)) == CARD and px(zh, (600, 460)) == CARD
     # Same numbers (bars), other words: the title band differs, the plotted bars agree.
     assert en.crop((0, 0, 1200, 80)).tobytes() != zh.crop((0, 0, 1200, 80)).tobytes()
     assert en.crop((90, 130, 1090, 430)).tobytes() == zh.crop((90, 130, 1090, 430)).tobytes()
-    green = sum(1 for p in en.crop((90, 130, 1090, 430)).getdata() if p == (16, 163, 127))
+    bars = en.crop((90, 130, 1090, 430))
+    green = sum(
+        1 for x in range(0, bars.width, 2) for y in range(0, bars.height, 2) if px(bars, (x, y)) == (16, 163, 127)
+    )
     assert green > 100  # today's bar is there (3 images)
+
+
+# --- choosing the model ---------------------------------------------------------------------------------
+
+
+async def _autocomplete(rig: Rig, command: str, option: str, typed: str, *, user: str = "alice") -> list[str]:
+    fd = rig.discord
+    payload = fd.slash(command, {"prompt": "x", option: typed}, user=user)
+    payload["type"] = 4  # APPLICATION_COMMAND_AUTOCOMPLETE
+    for o in payload["data"]["options"]:
+        if o["name"] == option:
+            o["focused"] = True
+    h = await fd.inject_interaction(payload)
+    await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+    cb = h.callbacks[0]
+    assert cb["type"] == 8, cb
+    return [c["value"] for c in cb["data"]["choices"]]
+
+
+async def test_moderators_choose_the_models_and_the_model_option_follows(rig: Rig) -> None:
+    await rig.start_bot(IMAGE_MODEL="gpt-image-2", IMAGE_MODELS=f"{NEW_MODEL}, gpt-image-2.6-flare")
+    fd = rig.discord
+    imagine = next(c for c in fd.global_commands if c["name"] == "imagine")
+    options = {o["name"]: o for o in imagine["options"]}
+    assert options["model"].get("autocomplete") is True
+    assert {"complexity", "frames"} <= set(options)  # what any configured model can do
+    quota_cmd = next(c for c in fd.global_commands if c["name"] == "quota")
+    assert "models" in [o["name"] for o in quota_cmd["options"]]
+
+    # By default only IMAGE_MODEL: offered alone, and another model (or what it cannot do) is refused
+    # privately before anything is reserved.
+    assert await _autocomplete(rig, "imagine", "model", "") == ["gpt-image-2"]
+    for opts, words in (
+        ({"model": NEW_MODEL}, "isn't one of the models this server allows"),
+        ({"format": "gif"}, "gpt-image-2 can't make GIF images"),
+        ({"complexity": "high"}, "doesn't take a complexity setting"),
+    ):
+        h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a boat", **opts}))
+        await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+        cb = h.callbacks[0]
+        assert cb["type"] == 4 and cb["data"]["flags"] & EPHEMERAL and words in cb["data"]["content"], cb
+    # /edit offers markup (the 2.5 model reads it); with gpt-image-2 it is refused, naming the models that can.
+    layer = Image.new("RGBA", (320, 200), (0, 0, 0, 0))
+    layer.paste((255, 0, 0, 255), (10, 10, 30, 30))
+    h = await fd.inject_interaction(
+        fd.slash("edit", {"prompt": "a door here"}, attachments={
+            "image": fd.add_attachment(_png(_photo()), "p.png", "image/png"),
+            "markup": fd.add_attachment(_png(layer), "m.png", "image/png"),
+        })
+    )  # fmt: skip
+    await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+    cb = h.callbacks[0]
+    assert cb["data"]["flags"] & EPHEMERAL
+    assert "gpt-image-2 can't read a markup layer. Models that can: gpt-image-2.5-sunburst" in cb["data"]["content"]
+    assert not rig.images.requests and not job_rows(rig)
+
+    # A member is not a moderator; the moderator allows the 2.5 model.
+    h = await fd.inject_interaction(fd.slash("quota", {"allow": NEW_MODEL}, subcommand="models", user="alice"))
+    await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+    assert h.callbacks[0]["data"]["flags"] & EPHEMERAL
+    h = await fd.inject_interaction(fd.slash("quota", {"allow": NEW_MODEL}, subcommand="models", user="mod"))
+    await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+    assert f"`gpt-image-2`, `{NEW_MODEL}`" in h.callbacks[0]["data"]["content"]
+    assert await _autocomplete(rig, "imagine", "model", "") == ["gpt-image-2", NEW_MODEL]
+    assert await _autocomplete(rig, "imagine", "model", "2.5") == [NEW_MODEL]
+
+    # The chosen model is used, with its own capabilities and prices.
+    h = await fd.inject_interaction(
+        fd.slash("imagine", {"prompt": "a boat", "model": NEW_MODEL, "quality": "xhigh", "size": "1024x1024"})
+    )
+    await h.wait_for(has_result, timeout=30)
+    [req] = gens(rig)
+    assert req["model"] == NEW_MODEL and req["quality"] == "xhigh"
+    await poll(lambda: job_rows(rig)[0]["status"] == "done")
+    [job] = job_rows(rig)
+    assert job["model"] == NEW_MODEL
+    assert job["cost_estimate"] == pytest.approx(
+        get_model(NEW_MODEL).estimate_cost(1, "1024x1024", "xhigh", prompt_chars=len("a boat"))
+    )
+    embed = h.msg["embeds"][0]
+    assert any(f["value"] == NEW_MODEL for f in embed["fields"])
+
+    # Removing the default leaves the 2.5 model as the server's default; the last one cannot go.
+    h = await fd.inject_interaction(fd.slash("quota", {"remove": "gpt-image-2"}, subcommand="models", user="mod"))
+    await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+    h = await fd.inject_interaction(fd.slash("quota", {"remove": NEW_MODEL}, subcommand="models", user="mod"))
+    await h.wait_for(lambda x: bool(x.callbacks), timeout=10)
+    assert "At least one model must stay allowed" in h.callbacks[0]["data"]["content"]
+    h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a second boat"}))
+    await h.wait_for(has_result, timeout=30)
+    assert gens(rig)[-1]["model"] == NEW_MODEL
+    audit = [r["action"] for r in db(rig, "SELECT action FROM audit_log ORDER BY id")]
+    assert audit == ["set_models", "set_models"]
