@@ -24,7 +24,7 @@ from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
-from cogs._common import bot_of, channel_nsfw, reply_ephemeral, role_ids
+from cogs._common import bot_of, channel_nsfw, chosen_model, reply_ephemeral, role_ids
 from cogs._errors import answering_errors
 from cogs._translator import locale_of
 
@@ -112,6 +112,10 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
         if handler is None:
             await refuse(interaction, messages.FEATURE_UNAVAILABLE)
             return
+        # The same model again, if the server still allows it (a model no longer configured: the default).
+        bot = bot_of(interaction)
+        configured = bot.services.model_choice.configured if bot.services.model_choice is not None else []
+        model, _ = await chosen_model(bot, interaction.guild_id, job.model if job.model in configured else None)
         spec = JobSpec(
             kind="edit" if job.kind == "edit" else "generate",
             user_id=interaction.user.id,
@@ -122,7 +126,7 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
             options=ImageOptions.from_settings(job.settings),
             parent_job_id=job.id if job.kind == "edit" else None,
             channel_nsfw=channel_nsfw(interaction.channel),
-            model=job.model,  # the same model again (IMAGE_MODEL if it is no longer configured)
+            model=model,
         )
         await handler(interaction, job, spec)
 
