@@ -47,6 +47,14 @@ ASPECT_CHOICES: dict[str, str] = {
     "21:9": "1792x768",
 }
 
+# Large sizes offered beside the aspects (above 2560x1440 the API calls them experimental).
+LARGE_CHOICES: tuple[tuple[str, str], ...] = (
+    ("16:9", "2560x1440"),
+    ("16:9", "3840x2160"),
+    ("9:16", "2160x3840"),
+    ("1:1", "2048x2048"),
+)
+
 # Output tokens per image for gpt-image-1 / 1.5 (OpenAI's per-image prices).
 _TOKEN_TABLE: dict[str, dict[str, int]] = {
     "low": {"1024x1024": 272, "1024x1536": 408, "1536x1024": 400},
@@ -111,6 +119,7 @@ class ModelInfo:
         if self.fixed_sizes is not None:
             return [SizeChoice(_label_for_size(s), s) for s in self.fixed_sizes]
         choices = [SizeChoice(f"{aspect} ({size})", size) for aspect, size in ASPECT_CHOICES.items()]
+        choices += [SizeChoice(f"{aspect} ({size})", size) for aspect, size in LARGE_CHOICES]
         choices.append(SizeChoice("auto", "auto"))
         return choices
 

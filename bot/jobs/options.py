@@ -118,7 +118,7 @@ def parse_options(
     resolved_size: str | None = None
     if size:
         try:
-            resolved_size = model.resolve_size(size.strip())
+            resolved_size = model.resolve_size(size.strip(), allow_experimental=True)  # up to 3840x2160
         except ValueError as exc:
             raise OptionError("size", size=_clip(size), model=model.name, reason=str(exc)) from None
     if quality:

@@ -440,3 +440,30 @@ async def test_moderators_choose_the_models_and_the_model_option_follows(rig: Ri
     assert gens(rig)[-1]["model"] == NEW_MODEL
     audit = [r["action"] for r in db(rig, "SELECT action FROM audit_log ORDER BY id")]
     assert audit == ["set_models", "set_models"]
+
+
+async def test_a_4k_size_is_offered_sent_priced_and_fitted_to_the_upload_limit(rig: Rig) -> None:
+    rig.discord.upload_limit = 1_000_000
+    await rig.start_bot(PARTIAL_IMAGES="0")
+    fd = rig.discord
+    imagine = next(c for c in fd.global_commands if c["name"] == "imagine")
+    size = next(o for o in imagine["options"] if o["name"] == "size")
+    assert {"name": "16:9 (3840x2160)", "value": "3840x2160"} in [
+        {"name": c["name"], "value": c["value"]} for c in size["choices"]
+    ]
+    h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a wide valley", "size": "3840x2160"}))
+    await h.wait_for(has_result, timeout=60)
+    [req] = gens(rig)
+    assert req["size"] == "3840x2160"
+    [final] = final_files(h)
+    data = fd.cdn_bytes(final)
+    assert len(data) <= 1_000_000
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.width / im.height == pytest.approx(16 / 9, rel=0.01)
+    await poll(lambda: job_rows(rig)[0]["status"] == "done")
+    [job] = job_rows(rig)
+    model = get_model("gpt-image-2")
+    assert job["cost_estimate"] == pytest.approx(
+        model.estimate_cost(1, "3840x2160", "auto", prompt_chars=len("a wide valley"))
+    )
+    assert job["output_tokens"] == model.estimate_output_tokens("3840x2160", "medium")
