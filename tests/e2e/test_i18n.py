@@ -51,13 +51,13 @@ async def answer_to(fd: FakeDiscord, payload: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     "models",
     [
-        {},
+        ("gpt-image-2", None),
         # the newer controls, a model option and /quota models: every one of them localized too
-        {"IMAGE_MODEL": "gpt-image-2.5-sunburst", "IMAGE_MODELS": "gpt-image-2,gpt-image-2.6-flare"},
+        ("gpt-image-2.5-sunburst", "gpt-image-2,gpt-image-2.6-flare"),
     ],
 )
-async def test_synced_commands_carry_valid_chinese_localizations(rig: Rig, models: dict[str, str]) -> None:
-    await rig.start_bot(SYNC_COMMANDS="always", **models)
+async def test_synced_commands_carry_valid_chinese_localizations(rig: Rig, models: tuple[str, str | None]) -> None:
+    await rig.start_bot(SYNC_COMMANDS="always", IMAGE_MODEL=models[0], IMAGE_MODELS=models[1])
     fd = rig.discord
     commands = {(c["name"], c.get("type", 1)): c for c in fd.global_commands}
     assert {("imagine", 1), ("edit", 1), ("quota", 1), ("Edit image", 3)} <= set(commands)
