@@ -155,6 +155,8 @@ class EditCog(commands.Cog):
         )
 
     async def run(self, target: Target, spec: JobSpec, user: discord.abc.User) -> None:
+        if spec.model is None:  # the menu, the modal and replies: the server's default model
+            spec = dataclasses.replace(spec, model=(await chosen_model(self.bot, spec.guild_id, None))[0])
         outcome = await run_job(self.bot, target, spec, user)
         if outcome is not None:
             self.cache.put(outcome.job_id, EditInputs(spec.images, spec.mask, spec.markup))
@@ -344,7 +346,8 @@ class EditCog(commands.Cog):
             except InputRejected as exc:
                 await status.edit(content=f"❌ {messages.input_rejected(exc, locale)}")
                 return
-            if len(own) == 1 and len(files) > 1 and self.bot.services.model.markup:
+            _, model = await chosen_model(self.bot, message.guild.id, None)
+            if len(own) == 1 and len(files) > 1 and model.markup:
                 inputs = await scribbled(inputs)
             spec = self.make_spec(
                 message.author,
