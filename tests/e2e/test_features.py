@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from bot.images_api.models import get_model
+from bot.images_api.models import get_model, input_image_tokens
 from bot.images_api.types import Usage
 from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, db, files_of, final_files, has_result, job_rows, poll, results_of
@@ -295,6 +295,19 @@ async def test_edit_markup_option_and_models_without_markup(rig: Rig) -> None:
     [markup] = [f for f in req.files if f.field == "markup"]
     with Image.open(io.BytesIO(markup.data)) as m:
         assert m.size == (320, 200) and px(m.convert("RGBA"), (50, 50)) == (0, 255, 0, 255)
+    # The layer is priced as an input image, before (estimate) and after (the reported usage).
+    await poll(lambda: job_rows(rig)[0]["status"] == "done")
+    [job] = job_rows(rig)
+    model = get_model(NEW_MODEL)
+    prompt = "make the green box a door"
+    assert job["cost_estimate"] == pytest.approx(
+        model.estimate_cost(1, "auto", "auto", prompt_chars=len(prompt), input_images=2, complexity="low")
+    )
+    assert job["input_tokens"] > 2 * 65  # both images' tokens reported
+    text = job["input_tokens"] - 2 * input_image_tokens(320, 200)
+    usage = Usage(job["input_tokens"], job["output_tokens"], input_text_tokens=text,
+                  input_image_tokens=2 * input_image_tokens(320, 200))  # fmt: skip
+    assert job["cost_actual"] == pytest.approx(model.cost_from_usage(usage), rel=1e-6)
     # With a mask as well: refused privately, nothing reserved.
     mask_att = fd.add_attachment(_png(Image.new("L", (320, 200), 255)), "mask.png", "image/png")
     both = await fd.inject_interaction(
