@@ -4,7 +4,7 @@
 
 Each of C workers reserves back to back (different users of one server, no limits, so every
 call admits and all of them contend for the server's reservation lock); the time of each
-``QuotaStore.reserve`` call is recorded. Prints p50/p99 per database and concurrency (and JSON
+``Ledger.reserve`` call is recorded. Prints p50/p99 per database and concurrency (and JSON
 with ``--json FILE``). Without ``--postgres-url`` it starts a throwaway PostgreSQL server the way
 the tests do (``tests/helpers/pgserver.py``).
 """
@@ -22,8 +22,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.quota import QuotaStore
-from bot.quota.connect import open_backend
+from bot.quota import Ledger, QuotaDefaults
+from bot.storage.connect import open_backend
+from bot.storage.database import Database
 from bot.storage.sqlite import Backend
 
 CONCURRENCY = (1, 8, 32)
@@ -34,7 +35,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(store: QuotaStore, concurrency: int, per_worker: int) -> list[float]:
+async def measure(store: Ledger, concurrency: int, per_worker: int) -> list[float]:
     latencies: list[float] = []
 
     async def worker(n: int) -> None:
@@ -70,7 +71,7 @@ async def run(postgres_url: str | None, per_worker: int) -> list[dict[str, float
     for kind in ("sqlite", "postgresql"):
         with tempfile.TemporaryDirectory() as tmp:
             async with backend_for(kind, postgres_url, Path(tmp)) as backend:
-                store = QuotaStore(backend, default_daily=None, default_monthly=None)
+                store = Ledger(Database(backend), QuotaDefaults(daily=None, monthly=None))
                 await measure(store, 4, 20)  # warm-up: connections, statement caches
                 for concurrency in CONCURRENCY:
                     lat = await measure(store, concurrency, per_worker)

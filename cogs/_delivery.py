@@ -252,7 +252,7 @@ class JobMessage:
         )
         delivered = [images[i] for i in groups[0]]
         if message is not None:
-            await self.bot.services.quota.set_message(outcome.job_id, message.id)
+            await self.bot.services.ledger.set_message(outcome.job_id, message.id)
         for group in groups[1:]:
             try:
                 await self.target.send_extra([uploads[i] for i in group])

@@ -56,7 +56,7 @@ async def refuse(interaction: discord.Interaction, msgid: str) -> None:
 
 async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_channel: bool) -> JobRecord | None:
     """The job a button names, if it belongs where the button was clicked; answers the user if not."""
-    job = await bot_of(interaction).services.quota.get_job(job_id)
+    job = await bot_of(interaction).services.ledger.get_job(job_id)
     if job is None:
         await refuse(interaction, messages.JOB_UNKNOWN)
         return None
@@ -107,6 +107,9 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
         if job is None:
+            return
+        if job.purged_at is not None:  # PROMPT_RETENTION_DAYS erased what it was asked with
+            await refuse(interaction, messages.RESULT_TOO_OLD)
             return
         handler = bot_of(interaction).result_actions.reroll.get(job.kind)
         if handler is None:

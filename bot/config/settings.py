@@ -293,6 +293,13 @@ class Settings:
         "host:port for the /healthz and /metrics HTTP endpoint (e.g. 127.0.0.1:8080). Empty = off. "
         "The Docker health check uses it when set, else it checks the database.",
     )
+    prompt_retention_days: int = setting(
+        "PROMPT_RETENTION_DAYS",
+        parse.integer(0, 36500),
+        90,
+        "Days the database keeps what people typed (prompts) and the addresses of their input images; after "
+        "that they are erased from the job's row, once an hour, and the money figures stay. 0 = keep forever.",
+    )
     bench_stats_file: str | None = setting(
         "BENCH_STATS_FILE",
         parse.text,

@@ -33,7 +33,7 @@ from bot.imaging.verify import DamagedImage, verify_image
 from bot.jobs.options import ImageOptions
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.ops.job_events import JobEvents
-from bot.quota import QuotaStore, Reservation
+from bot.quota import Ledger, Reservation
 from bot.rules import RuleStore
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class JobObserver(Protocol):
 @dataclass
 class JobService:
     client: ImagesClient
-    quota: QuotaStore
+    quota: Ledger
     model: ModelInfo
     model_name: str
     partial_images: int = 2

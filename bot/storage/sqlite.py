@@ -1,6 +1,6 @@
-"""The quota store's transaction machinery: one small interface over SQLite and PostgreSQL.
+"""The transaction machinery: one small interface over SQLite and PostgreSQL.
 
-The ledger, settings and report modules write their SQL once, with ``?`` placeholders, against
+The repositories (``bot/quota/``, ``bot/rules/``) write their SQL once, with ``?`` placeholders, against
 ``Tx`` (fetchone / fetchall / execute / insert). A ``Backend`` opens transactions:
 
 * ``SqliteBackend`` (here): every check-then-write runs inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
@@ -12,7 +12,7 @@ The ledger, settings and report modules write their SQL once, with ``?`` placeho
 * ``PostgresBackend`` (``bot/storage/postgres.py``): a transaction on a connection from an asyncpg
   pool, with the locks described there.
 
-``runs_to_completion`` lets a store operation finish even when its caller is cancelled.
+``bot/storage/completion.py`` lets an operation finish even when its caller is cancelled.
 Parameterised SQL only.
 """
 
@@ -34,7 +34,7 @@ _CONN_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = wea
 def connection_lock(conn: aiosqlite.Connection) -> asyncio.Lock:
     """The asyncio.Lock that serialises transactions on ``conn``.
 
-    Shared by every QuotaStore on the connection; other code that opens a transaction on the
+    Shared by every backend on the connection; other code that opens a transaction on the
     same connection should hold it too.
     """
     lock = _CONN_LOCKS.get(conn)
@@ -67,33 +67,9 @@ class Tx(ABC):
         row = await self.fetchone(sql, params)
         return int(row[0])
 
-    async def lock_quota(self, guild_id: int | None, user_id: int) -> None:
-        """Serialise the quota decisions of one user of one server (or of one user in DMs)
-        until commit, and keep the server's settings from changing meanwhile.
-
-        Nothing to do on SQLite, whose write transactions already exclude each other (likewise
-        the other lock_* methods)."""
-        return None
-
-    async def lock_budget(self, guild_id: int) -> None:
-        """Serialise, until commit, the reservations of a server that has a budget."""
-        return None
-
-    async def lock_server(self, guild_id: int) -> None:
-        """Exclude every reservation of the server until commit (to change its settings)."""
-        return None
-
-    async def lock_user_everywhere(self, user_id: int) -> None:
-        """Serialise, until commit, the reservations of one person in every server (the bot-wide
-        per-person cap). Taken after ``lock_quota`` and ``lock_budget``, before ``lock_bot_budget``."""
-        return None
-
-    async def lock_bot_budget(self) -> None:
-        """Serialise, until commit, every reservation of the bot (the bot-wide budget). Taken last."""
-        return None
-
     async def lock_recovery(self) -> None:
-        """Serialise crash recoveries (nothing to do on SQLite, as above)."""
+        """Serialise crash recoveries until commit (nothing to do on SQLite, whose write transactions
+        already exclude each other)."""
         return None
 
 

@@ -21,8 +21,7 @@ from discord.ext import commands
 
 from bot.messages import clip, relative_time
 from bot.messages.i18n import format_number, format_usd, translate
-from bot.quota import QuotaStore
-from bot.quota.store import LimitArg
+from bot.quota import Ledger, LimitArg, Moderation, Reports
 from cogs._checks import admins_only, managers_only
 from cogs._common import EMBED_COLOUR, ImageBotBase, reply_ephemeral, role_ids, upload_budget
 from cogs._translator import locale_of
@@ -61,8 +60,16 @@ class QuotaCog(commands.Cog):
         self.quota.add_command(build_rule_group(bot.services.rules))
 
     @property
-    def store(self) -> QuotaStore:
-        return self.bot.services.quota
+    def ledger(self) -> Ledger:
+        return self.bot.services.ledger
+
+    @property
+    def moderation(self) -> Moderation:
+        return self.bot.services.moderation
+
+    @property
+    def reports(self) -> Reports:
+        return self.bot.services.reports
 
     async def _answer(self, interaction: discord.Interaction, text: str = "", **fields: Any) -> None:
         if text:
@@ -74,7 +81,7 @@ class QuotaCog(commands.Cog):
     @quota.command(name="me", description="Your images used and remaining today and this month")
     async def me(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        usage = await self.store.usage(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
+        usage = await self.ledger.usage(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
         await self._answer(interaction, me_text(usage, locale_of(interaction)))
 
     # --- moderators ----------------------------------------------------------------------------------
@@ -84,8 +91,8 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def show(self, interaction: discord.Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
-        jobs = await self.store.recent_jobs(interaction.guild_id, user.id, limit=10)
+        usage = await self.ledger.usage(interaction.guild_id, user.id, role_ids(user))
+        jobs = await self.ledger.recent_jobs(interaction.guild_id, user.id, limit=10)
         await self._answer(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
 
     @quota.command(name="set", description="Moderators: a member's own daily and monthly image limits")
@@ -103,10 +110,10 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_user_limit(
+        details = await self.moderation.set_user_limit(
             interaction.guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
-        usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
+        usage = await self.ledger.usage(interaction.guild_id, user.id, role_ids(user))
         loc = locale_of(interaction)
         head = translate(
             loc, "Limits of {user}: {changes}.\nNow:", user=user.mention, changes=changes_text(details, loc)
@@ -128,7 +135,7 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_role_limit(
+        details = await self.moderation.set_role_limit(
             interaction.guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
@@ -152,15 +159,15 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_default_limit(
+        details = await self.moderation.set_default_limit(
             interaction.guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
         bot_default = translate(
             loc,
             "{daily} a day, {monthly} a month",
-            daily=limit_text(self.store.default_daily, loc),
-            monthly=limit_text(self.store.default_monthly, loc),
+            daily=limit_text(self.ledger.default_daily, loc),
+            monthly=limit_text(self.ledger.default_monthly, loc),
         )
         head = translate(loc, "Server default: {changes}.", changes=changes_text(details, loc))
         note = translate(
@@ -202,7 +209,7 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        before = await self.store.reset_user(interaction.guild_id, user.id, actor_id=interaction.user.id)
+        before = await self.moderation.reset_user(interaction.guild_id, user.id, actor_id=interaction.user.id)
         loc = locale_of(interaction)
         await self._answer(
             interaction,
@@ -226,8 +233,8 @@ class QuotaCog(commands.Cog):
         assert guild_id is not None
         if usd is not None:
             value = None if float(usd) < 0 else round(float(usd), 4)
-            await self.store.set_budget(guild_id, value, actor_id=interaction.user.id)
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+            await self.moderation.set_budget(guild_id, value, actor_id=interaction.user.id)
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         loc = locale_of(interaction)
         if usage.budget_usd is None:
             if usd is not None:
@@ -269,8 +276,8 @@ class QuotaCog(commands.Cog):
 
     async def _build_report(self, guild_id: int, upload_limit: int, locale: str | None = None) -> dict[str, Any]:
         """The report's embed and, when it fits the upload limit, its CSV ledger."""
-        report = await self.store.report(guild_id)
-        ledger = await self.store.ledger_csv(guild_id, since=report.period_start)
+        report = await self.reports.report(guild_id)
+        ledger = await self.reports.ledger_csv(guild_id, since=report.period_start)
         local = report.period_start.astimezone(zoneinfo.ZoneInfo(report.timezone))
         file = await asyncio.to_thread(csv_file, ledger, f"imagebot-ledger-{local:%Y-%m}", upload_limit)
         embed = report_embed(report, locale)
@@ -284,7 +291,7 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def audit(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        entries = await self.store.audit_log(interaction.guild_id, limit=20)
+        entries = await self.moderation.audit_log(interaction.guild_id, limit=20)
         loc = locale_of(interaction)
         if not entries:
             await self._answer(interaction, translate(loc, "No quota changes recorded yet."))
@@ -308,7 +315,7 @@ class QuotaCog(commands.Cog):
         loc = locale_of(interaction)
         if tz is not None:
             try:
-                await self.store.set_timezone(guild_id, tz, actor_id=interaction.user.id)
+                await self.moderation.set_timezone(guild_id, tz, actor_id=interaction.user.id)
             except ValueError:
                 await reply_ephemeral(
                     interaction,
@@ -319,7 +326,7 @@ class QuotaCog(commands.Cog):
                     ),
                 )
                 return
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         resets = {
             "tz": usage.timezone,
             "day": relative_time(usage.daily_resets_at),
@@ -351,8 +358,8 @@ class QuotaCog(commands.Cog):
             return
         if role is not None or clear:
             new_role = None if role is None else role.id
-            await self.store.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
-        current = await self.store.get_manager_role(guild_id)
+            await self.moderation.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
+        current = await self.moderation.get_manager_role(guild_id)
         if current is None:
             text = translate(loc, "No manager role: only members with Manage Server can manage quotas.")
         else:
