@@ -108,6 +108,45 @@ class SqliteTx(Tx):
         await self.conn.executemany(sql, rows)
 
 
+class DirectSqliteTx(Tx):
+    """The statements of a write transaction, run on the calling thread instead of aiosqlite's.
+
+    Inside ``BEGIN IMMEDIATE`` this connection already holds SQLite's write lock, so a statement never waits
+    for another connection; the ledger's are indexed point reads and writes of microseconds, less than one
+    hop to aiosqlite's thread and back costs. A reservation makes about six of them: running them here
+    leaves two hops (BEGIN, which may wait for another process's lock, and COMMIT, which may checkpoint the
+    WAL), so the connection lock is held a fraction as long and callers queue for it less. The connection is
+    opened with ``check_same_thread=False`` and SQLite serialises access to it (``sqlite3.threadsafety`` 3).
+    """
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = self.raw.execute(sql, params)
+        try:
+            return cur.fetchone()
+        finally:
+            cur.close()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        cur = self.raw.execute(sql, params)
+        try:
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = self.raw.execute(sql, params)
+        try:
+            return int(cur.rowcount)
+        finally:
+            cur.close()
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.raw.executemany(sql, rows).close()
+
+
 class SqliteBackend(Backend):
     """One shared aiosqlite connection (opened by ``bot.storage.db.open_database``)."""
 
@@ -117,6 +156,7 @@ class SqliteBackend(Backend):
         self.conn = conn
         self.lock = connection_lock(conn)
         self._plain = SqliteTx(conn)
+        self._direct = _direct_tx(conn)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[Tx]:
@@ -138,7 +178,7 @@ class SqliteBackend(Backend):
                 await asyncio.shield(conn.rollback())
                 raise
             try:
-                yield self._plain
+                yield self._direct if write and self._direct is not None else self._plain
                 await conn.commit()
             except BaseException:
                 await asyncio.shield(conn.rollback())
@@ -147,3 +187,14 @@ class SqliteBackend(Backend):
     @asynccontextmanager
     async def plain(self) -> AsyncIterator[Tx]:
         yield self._plain
+
+
+def _direct_tx(conn: aiosqlite.Connection) -> DirectSqliteTx | None:
+    """A ``DirectSqliteTx`` when the connection may be used from this thread (``open_database`` opens it
+    so), else None: its write transactions then run every statement on aiosqlite's thread."""
+    raw: sqlite3.Connection = conn._conn  # aiosqlite keeps the sqlite3 connection here
+    try:
+        raw.execute("SELECT 1").close()
+    except sqlite3.ProgrammingError:  # opened with check_same_thread=True
+        return None
+    return DirectSqliteTx(raw)
