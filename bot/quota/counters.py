@@ -81,7 +81,7 @@ def _where(guild_id: int | None) -> str:
     return "dm" if guild_id is None else str(int(guild_id))
 
 
-async def _from_ledger(tx: Tx, counter: Counter, exclude_job: int) -> float:
+async def from_ledger(tx: Tx, counter: Counter, exclude_job: int = 0) -> float:
     """The counter's value as the ledger has it (jobs of the period; a person's resets apply)."""
     period = (ts(counter.period.start), ts(counter.period.end), exclude_job)
     kind = counter.kind
@@ -126,7 +126,7 @@ async def charge(
             return float(row[0])
         if await value(tx, counter) is not None:
             return None  # the row is there: the limit refused it
-        start = await _from_ledger(tx, counter, exclude_job)
+        start = await from_ledger(tx, counter, exclude_job)
         await tx.execute(_START, (counter.key, start, ts(counter.period.end)))
     raise RuntimeError(f"quota counter {counter.key} vanished while charging it")
 
@@ -136,13 +136,35 @@ async def value(tx: Tx, counter: Counter) -> float | None:
     return None if row is None else float(row[0])
 
 
-async def give_back(tx: Tx, keys: Sequence[str], job_id: int, *, images: int, usd: float) -> None:
-    """Add ``images`` (negative: give back) to the job's image counters and ``usd`` to its money counters.
-    Counters zeroed by a reset after the job was written (``floor_job_id``) are left alone."""
+LOCK_ORDER: Final = "dmbeB"
+"""The order in which a transaction writes counters of different kinds (the order ``reserve`` charges
+them). Every transaction that writes several counters writes them in this order, then by key, so two
+transactions never wait for each other's rows in a cycle."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    key: str
+    job_id: int
+    amount: float
+
+
+def changes(keys: Sequence[str], job_id: int, *, images: int, usd: float) -> list[Change]:
+    """What a job's counters get: ``images`` (negative: given back) to its image counters, ``usd`` to its
+    money counters."""
+    out = []
     for key in keys:
         amount = float(images) if key[0] in IMAGE_KINDS else usd
         if amount:
-            await tx.execute(_GIVE_BACK, (amount, key, job_id))
+            out.append(Change(key, job_id, amount))
+    return out
+
+
+async def give_back(tx: Tx, batch: Sequence[Change]) -> None:
+    """Apply ``batch`` in lock order. Counters zeroed by a reset after a job was written (``floor_job_id``)
+    are left alone for that job."""
+    for change in sorted(batch, key=lambda c: (LOCK_ORDER.index(c.key[0]), c.key, c.job_id)):
+        await tx.execute(_GIVE_BACK, (change.amount, change.key, change.job_id))
 
 
 async def zero_person(tx: Tx, counters: Sequence[Counter]) -> None:

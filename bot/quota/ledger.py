@@ -151,10 +151,7 @@ class Ledger:
             if cap == 0:
                 used = await counters.value(tx, counter)
                 if used is None:
-                    day_used, month_used = await reads.images_used(
-                        tx, counter.guild_id, int(counter.user_id or 0), person[0].period.start, person[1].period.start
-                    )
-                    used = day_used if counter is person[0] else month_used
+                    used = await counters.from_ledger(tx, counter)
                 raise QuotaExceeded("blocked", 0, int(used), counter.period.end, images)
         for counter, cap, scope in ((person[0], caps[0], "daily"), (person[1], caps[1], "monthly")):
             await self._charge(tx, counter, images, cap, scope, 0)
@@ -232,9 +229,8 @@ class Ledger:
                 (new_status, images, actual, input_tokens, output_tokens, error, ts(self.db.now()), job_id),
             )
             keys = counters.parse_keys(job["counters"])
-            await counters.give_back(
-                tx, keys, job_id, images=images - reserved, usd=actual - float(job["cost_estimate"])
-            )
+            usd = actual - float(job["cost_estimate"])
+            await counters.give_back(tx, counters.changes(keys, job_id, images=images - reserved, usd=usd))
 
     @runs_to_completion
     async def refund(self, job_id: int, *, status: str, error: str | None = None) -> bool:
@@ -256,14 +252,13 @@ class Ledger:
                 "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                 (status, error, ts(self.db.now()), job_id),
             )
-            await self._give_back_all(tx, job_id, job)
+            await counters.give_back(tx, self._refunded(job_id, job))
             return True
 
     @staticmethod
-    async def _give_back_all(tx: Tx, job_id: int, job: Any) -> None:
+    def _refunded(job_id: int, job: Any) -> list[counters.Change]:
         """A refunded job: its images back, and its spend down from the estimate to what it cost."""
-        await counters.give_back(
-            tx,
+        return counters.changes(
             counters.parse_keys(job["counters"]),
             job_id,
             images=-int(job["images_reserved"]),
@@ -328,8 +323,8 @@ class Ledger:
         async with self.db.write() as tx:
             await tx.lock_recovery()
             rows = await tx.fetchall(sql, (now, error, self.db.instance_id, now))
-            for row in rows:
-                await self._give_back_all(tx, int(row["id"]), row)
+            # All at once, in lock order (not job by job): a reservation in flight never waits in a cycle.
+            await counters.give_back(tx, [c for row in rows for c in self._refunded(int(row["id"]), row)])
             if at_start:
                 if self.defaults.bot_user_daily is None:
                     await counters.forget(tx, "e:")
