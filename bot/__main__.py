@@ -27,6 +27,7 @@ from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.payers import Payers
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -34,6 +35,7 @@ from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
 from bot.quota import Quota, defaults_from
 from bot.quota.retention import PromptRetention
+from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
 from bot.storage.connect import open_storage
 from bot.storage.leases import InstanceInUse, stop_lease
@@ -65,7 +67,9 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(_SecretFilter([settings.discord_token, settings.openai_api_key]))
+    handler.addFilter(
+        _SecretFilter([settings.discord_token, settings.openai_api_key, settings.server_key_secret or ""])
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -152,13 +156,25 @@ async def run(settings: Settings) -> None:
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
-        client = ImagesClient(
-            http,
-            base_url,
-            settings.openai_api_key,
-            max_retries=settings.api_max_retries,
-            stall_timeout=settings.api_stall_timeout,
-            request_timeout=settings.api_timeout,
+
+        def make_client(base: str, key: str) -> ImagesClient:
+            return ImagesClient(
+                http,
+                base,
+                key,
+                max_retries=settings.api_max_retries,
+                stall_timeout=settings.api_stall_timeout,
+                request_timeout=settings.api_timeout,
+            )
+
+        client = make_client(base_url, settings.openai_api_key)
+        tenants = TenantStore(db.backend, settings.server_key_secret)
+        payers = Payers(
+            operator=client,
+            tenants=tenants,
+            make_client=make_client,
+            mode=settings.operator_key_servers,
+            allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
         quota = Quota.on(db, defaults_from(settings))
         retention = asyncio.create_task(PromptRetention(db, settings.prompt_retention_days).run(), name="retention")
@@ -183,6 +199,7 @@ async def run(settings: Settings) -> None:
             partial_images=settings.partial_images,
             max_concurrent_images=settings.max_concurrent_images,
             slot_scheduler=slots,
+            payers=payers,
             max_jobs_per_user=settings.max_queue_per_user,
             moderation=settings.moderation,
             output_compression=settings.output_compression,
@@ -199,6 +216,9 @@ async def run(settings: Settings) -> None:
             jobs=jobs,
             model=model,
             rules=rules,
+            tenants=tenants,
+            payers=payers,
+            http=http,
         )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login

@@ -96,12 +96,12 @@ async def from_ledger(tx: Tx, counter: Counter, exclude_job: int = 0) -> float:
                 "ORDER BY id DESC LIMIT 1), 0) "
             )
             params = (counter.guild_id, counter.user_id, counter.guild_id, counter.user_id)
-    elif kind == "e":
-        sql, params = f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? ", (counter.user_id,)
+    elif kind == "e":  # the bot-wide caps count only what the operator's key pays for
+        sql, params = f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? AND payer = 'operator' ", (counter.user_id,)
     elif kind == "b":
         sql, params = f"SELECT {COST_SPENT} FROM jobs WHERE guild_id = ? ", (counter.guild_id,)
     else:
-        sql, params = f"SELECT {COST_SPENT} FROM jobs WHERE 1 = 1 ", ()
+        sql, params = f"SELECT {COST_SPENT} FROM jobs WHERE payer = 'operator' ", ()
     row = await tx.fetchone(sql + "AND created_at >= ? AND created_at < ? AND id <> ?", (*params, *period))
     return float(row[0])
 

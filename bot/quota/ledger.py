@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 _INSERT_JOB = (
     "INSERT INTO jobs (guild_id, channel_id, user_id, kind, prompt, settings, model, status, images_reserved, "
-    "cost_estimate, parent_job_id, source_image_url, created_at, owner, counters) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    "cost_estimate, parent_job_id, source_image_url, created_at, owner, counters, payer) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 _RECOVER = (
     "UPDATE jobs SET status = 'crashed', finished_at = ?, error = COALESCE(error, ?) "
@@ -97,15 +97,21 @@ class Ledger:
         cost_estimate: float,
         parent_job_id: int | None = None,
         source_image_url: str | None = None,
+        payer: str = "operator",
     ) -> Reservation:
         """Check the person's day and month limits, the server's budget and the bot-wide caps, and write
         the job as 'reserved' holding ``images`` and ``cost_estimate``, all in one transaction.
+
+        ``payer`` "server": the server's own API key pays, so the bot-wide caps (the operator's) do not apply
+        and the job does not count towards them.
 
         Raises QuotaExceeded (nothing written) if it does not fit. ``guild_id`` None (DMs) uses
         the bot defaults and has no budget.
         """
         if kind not in JOB_KINDS:
             raise ValueError(f"kind must be one of {sorted(JOB_KINDS)}, not {kind!r}")
+        if payer not in ("operator", "server"):
+            raise ValueError(f"payer must be 'operator' or 'server', not {payer!r}")
         if isinstance(images, bool) or not isinstance(images, int) or images < 1:
             raise ValueError("images must be an int >= 1")
         estimate = validate_money(cost_estimate, what="cost_estimate")
@@ -120,10 +126,12 @@ class Ledger:
             budget = None
             if guild_id is not None and server.budget_usd is not None:
                 budget = counters.server_budget(guild_id, month)
-            everywhere = None
-            if self.defaults.bot_user_daily is not None:
-                everywhere = counters.everywhere_day(user_id, day_period(now, UTC_ZONE))
-            bot = None if self.defaults.bot_budget_usd is None else counters.bot_budget(month_period(now, UTC_ZONE))
+            everywhere, bot = None, None
+            if payer == "operator":  # the bot-wide caps count what the operator's key pays for
+                if self.defaults.bot_user_daily is not None:
+                    everywhere = counters.everywhere_day(user_id, day_period(now, UTC_ZONE))
+                if self.defaults.bot_budget_usd is not None:
+                    bot = counters.bot_budget(month_period(now, UTC_ZONE))
             await self._charge_person(tx, person, (applied.daily, applied.monthly), images)
             # The job is written after the person's counters (a reset that waited for them sees its id) and
             # before the counters every member shares, whose row locks are then held only until the commit.
@@ -132,7 +140,7 @@ class Ledger:
                 _INSERT_JOB,
                 (
                     guild_id, channel_id, user_id, kind, prompt, settings_json, model, images, estimate,
-                    parent_job_id, source_image_url, ts(now), self.db.instance_id, " ".join(charged),
+                    parent_job_id, source_image_url, ts(now), self.db.instance_id, " ".join(charged), payer,
                 ),
             )  # fmt: skip
             if budget is not None:

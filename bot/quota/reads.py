@@ -99,9 +99,10 @@ async def budget_spent(tx: Tx, guild_id: int, month: Period) -> float:
 
 async def images_everywhere(tx: Tx, user_id: int, since: datetime) -> int:
     """Images of one person since ``since`` in every server and DM (moderators' resets do not apply:
-    the bot-wide cap is the operator's)."""
+    the bot-wide cap is the operator's, so images paid by a server's own key do not count)."""
     row = await tx.fetchone(
-        f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, ts(since))
+        f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? AND created_at >= ? AND payer = 'operator'",
+        (user_id, ts(since)),
     )
     return int(row[0])
 

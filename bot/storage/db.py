@@ -96,7 +96,7 @@ _KV_SET = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE 
 
 async def kv_get(db: aiosqlite.Connection | Backend, key: str) -> str | None:
     """The value stored under ``key``: ``db`` is an aiosqlite connection or a store's backend
-    (``QuotaStore.backend``, SQLite or PostgreSQL)."""
+    (``Database.backend``, SQLite or PostgreSQL)."""
     if isinstance(db, Backend):
         async with db.plain() as tx:
             row = await tx.fetchone(_KV_GET, (key,))

@@ -1,4 +1,4 @@
-"""QuotaStore against real databases, with an injectable clock.
+"""The quota repositories (ledger, moderation, reports) against real databases, with an injectable clock.
 
 Every test taking the ``store`` fixture runs twice: on an SQLite file (``bot.storage.db.open_database``)
 and on a real PostgreSQL server (``tests/helpers/pgserver.py``); see ``tests/helpers/stores.py``.
