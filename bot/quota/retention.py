@@ -19,7 +19,7 @@ from bot.storage.database import Database
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 3600.0  # seconds between purges
-_BATCH = 500
+_BATCH = 200  # rows per transaction: on SQLite its statements run on the event loop (storage.sqlite)
 _PURGE = (
     "UPDATE jobs SET prompt = '', source_image_url = NULL, purged_at = ? WHERE id IN ("
     "SELECT id FROM jobs WHERE created_at < ? AND purged_at IS NULL AND status NOT IN ('reserved', 'running') "
