@@ -2,7 +2,7 @@
 
 The fixtures (``dialect``, ``database``, ``open_backend``, ``store``, ``clock``) are in
 ``tests/plugins/stores.py``; a test names them as parameters. This module holds what tests import: the ids,
-``Clock``, ``BackendOpener``, ``connect``, ``reserve``, ``rows`` and the cross-process race worker.
+``Clock``, ``BackendOpener``, ``connect``, ``quota_on``, ``reserve``, ``rows`` and the cross-process race worker.
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.quota import QuotaExceeded, QuotaStore, Reservation
+import aiosqlite
+
+from bot.quota import Quota, QuotaDefaults, QuotaExceeded, Reservation
+from bot.storage.clock import utc_now
+from bot.storage.database import Database
 from bot.storage.db import open_database
+from bot.storage.leases import InstanceLease
 from bot.storage.postgres import PostgresBackend
 from bot.storage.sqlite import Backend, SqliteBackend
 
@@ -55,7 +60,29 @@ async def connect(dialect: str, database: str) -> AsyncIterator[Backend]:
             yield SqliteBackend(conn)
 
 
-async def reserve(store: QuotaStore, *, images: int = 1, cost: float = 0.04, **kw: Any) -> Reservation:
+def quota_on(
+    db: Backend | aiosqlite.Connection,
+    *,
+    default_daily: int | None,
+    default_monthly: int | None,
+    bot_user_daily: int | None = None,
+    bot_budget_usd: float | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    instance_id: str | None = None,
+) -> Quota:
+    """The quota repositories on a backend (or a bare SQLite connection), as the composition root builds them."""
+    backend = db if isinstance(db, Backend) else SqliteBackend(db)
+    database = Database(backend, clock=clock, instance_id=instance_id)
+    defaults = QuotaDefaults(default_daily, default_monthly, bot_user_daily, bot_budget_usd)
+    return Quota.on(database, defaults)
+
+
+def lease_of(quota: Quota) -> InstanceLease:
+    assert quota.db.lease is not None, "built without an instance_id"
+    return quota.db.lease
+
+
+async def reserve(store: Quota, *, images: int = 1, cost: float = 0.04, **kw: Any) -> Reservation:
     args: dict[str, Any] = {
         "guild_id": GUILD,
         "channel_id": CHANNEL,
@@ -69,12 +96,12 @@ async def reserve(store: QuotaStore, *, images: int = 1, cost: float = 0.04, **k
         "cost_estimate": cost,
     }
     args.update(kw)
-    return await store.reserve(**args)
+    return await store.ledger.reserve(**args)
 
 
-async def rows(store: QuotaStore, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+async def rows(store: Quota, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     """Rows of a query (``?`` placeholders) on the store's database."""
-    async with store.backend.plain() as tx:
+    async with store.db.backend.plain() as tx:
         return await tx.fetchall(sql, params)
 
 
@@ -92,7 +119,7 @@ def race_worker(args: tuple[str, str, str, float, int]) -> list[str]:
 
 async def _race(dialect: str, database: str, now: datetime, start_at: float, n: int) -> list[str]:
     async with connect(dialect, database) as backend:
-        store = QuotaStore(backend, default_daily=5, default_monthly=50, clock=lambda: now)
+        store = quota_on(backend, default_daily=5, default_monthly=50, clock=lambda: now)
         await asyncio.sleep(max(0.0, start_at - time.time()))
         results = await asyncio.gather(*(reserve(store) for _ in range(n)), return_exceptions=True)
     return [

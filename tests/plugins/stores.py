@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.quota import QuotaStore
+from bot.quota import Quota
 from tests.helpers import pgserver
-from tests.helpers.stores import BackendOpener, Clock, connect
+from tests.helpers.stores import BackendOpener, Clock, connect, quota_on
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -47,7 +47,7 @@ def open_backend(dialect: str, database: str) -> BackendOpener:
 
 
 @pytest.fixture
-async def store(open_backend: BackendOpener, clock: Clock) -> AsyncIterator[QuotaStore]:
-    """The quota store on a migrated backend of the test's database, with the fake clock."""
+async def store(open_backend: BackendOpener, clock: Clock) -> AsyncIterator[Quota]:
+    """The quota repositories on a migrated backend of the test's database, with the fake clock."""
     async with open_backend() as backend:
-        yield QuotaStore(backend, default_daily=5, default_monthly=50, clock=clock)
+        yield quota_on(backend, default_daily=5, default_monthly=50, clock=clock)
