@@ -115,53 +115,20 @@ def parse_options(
     mask: bool = False,
     markup: bool = False,
 ) -> ImageOptions:
-    resolved_size: str | None = None
-    if size:
-        try:
-            resolved_size = model.resolve_size(size.strip(), allow_experimental=True)  # up to 3840x2160
-        except ValueError as exc:
-            raise OptionError("size", size=_clip(size), model=model.name, reason=str(exc)) from None
-    if quality:
-        quality = quality.strip().lower()
-        if quality not in model.qualities:
-            raise OptionError(
-                "quality",
-                quality=_clip(quality),
-                model=model.name,
-                choices=", ".join(f"`{q}`" for q in model.qualities),
-            )
-    if background:
-        background = background.strip().lower()
-        if background not in BACKGROUNDS:
-            raise OptionError("background")
-        if background == "transparent" and not model.supports_transparent:
-            raise OptionError("transparent", model=model.name)
-    if output_format:
-        output_format = output_format.strip().lower()
-        if output_format == "jpg":
-            output_format = "jpeg"
-        if output_format not in ALL_FORMATS:
-            raise OptionError("format")
-        if output_format not in model.output_formats:
-            raise OptionError("format_model", format=output_format.upper(), model=model.name)
-    if complexity:
-        complexity = complexity.strip().lower()
-        if complexity not in COMPLEXITIES:
-            raise OptionError("complexity")
-        if not model.complexity:
-            raise OptionError("complexity_model", model=model.name)
+    """Check and normalise what a member chose (Discord gives free text and numbers) for ``model``; raises
+    ``OptionError`` naming the first problem."""
+    resolved_size = _size(model, size)
+    quality = _quality(model, quality)
+    background = _background(model, background)
+    output_format = _output_format(model, output_format)
+    complexity = _complexity(model, complexity)
     if (frame_count is not None or frame_duration_ms is not None) and output_format != "gif":
         raise OptionError("frames_gif_only")
     if frame_count is not None and not FRAMES_MIN <= frame_count <= FRAMES_MAX:
         raise OptionError("frame_count", low=FRAMES_MIN, high=FRAMES_MAX)
     if frame_duration_ms is not None and not FRAME_MS_MIN <= frame_duration_ms <= FRAME_MS_MAX:
         raise OptionError("frame_duration", low=FRAME_MS_MIN, high=FRAME_MS_MAX)
-    if markup and not model.markup:
-        raise OptionError("markup_model", model=model.name, models=", ".join(models_with("markup")))
-    if markup and mask:
-        raise OptionError("markup_mask")
-    if output_format in ("gif", "svg") and mask:
-        raise OptionError("preview_mask", format=output_format.upper())
+    _check_inputs(model, output_format, mask=mask, markup=markup)
     if background == "transparent" and output_format == "jpeg":
         raise OptionError("jpeg_transparent")
     if background == "transparent" and output_format is None:
@@ -173,8 +140,73 @@ def parse_options(
         raise OptionError("svg_count")
     del edit  # edits and generations share the rules above; kept for callers that say which they are
     return ImageOptions(
-        resolved_size, quality, background, output_format, n, complexity or None, frame_count, frame_duration_ms
+        resolved_size, quality, background, output_format, n, complexity, frame_count, frame_duration_ms
     )
+
+
+def _size(model: ModelInfo, size: str | None) -> str | None:
+    if not size:
+        return None
+    try:
+        return model.resolve_size(size.strip(), allow_experimental=True)  # up to 3840x2160
+    except ValueError as exc:
+        raise OptionError("size", size=_clip(size), model=model.name, reason=str(exc)) from None
+
+
+def _quality(model: ModelInfo, quality: str | None) -> str | None:
+    if not quality:
+        return quality
+    quality = quality.strip().lower()
+    if quality not in model.qualities:
+        raise OptionError(
+            "quality", quality=_clip(quality), model=model.name, choices=", ".join(f"`{q}`" for q in model.qualities)
+        )
+    return quality
+
+
+def _background(model: ModelInfo, background: str | None) -> str | None:
+    if not background:
+        return background
+    background = background.strip().lower()
+    if background not in BACKGROUNDS:
+        raise OptionError("background")
+    if background == "transparent" and not model.supports_transparent:
+        raise OptionError("transparent", model=model.name)
+    return background
+
+
+def _output_format(model: ModelInfo, output_format: str | None) -> str | None:
+    if not output_format:
+        return output_format
+    output_format = output_format.strip().lower()
+    if output_format == "jpg":
+        output_format = "jpeg"
+    if output_format not in ALL_FORMATS:
+        raise OptionError("format")
+    if output_format not in model.output_formats:
+        raise OptionError("format_model", format=output_format.upper(), model=model.name)
+    return output_format
+
+
+def _complexity(model: ModelInfo, complexity: str | None) -> str | None:
+    if not complexity:
+        return None
+    complexity = complexity.strip().lower()
+    if complexity not in COMPLEXITIES:
+        raise OptionError("complexity")
+    if not model.complexity:
+        raise OptionError("complexity_model", model=model.name)
+    return complexity
+
+
+def _check_inputs(model: ModelInfo, output_format: str | None, *, mask: bool, markup: bool) -> None:
+    """A markup image only for a model that reads one and never with a mask; GIF and SVG take no mask."""
+    if markup and not model.markup:
+        raise OptionError("markup_model", model=model.name, models=", ".join(models_with("markup")))
+    if markup and mask:
+        raise OptionError("markup_mask")
+    if output_format in ("gif", "svg") and mask:
+        raise OptionError("preview_mask", format=output_format.upper())
 
 
 def _clip(text: str, limit: int = 40) -> str:
