@@ -142,22 +142,7 @@ class ImagesClient:
                     fields["input_fidelity"] = req.input_fidelity
             for name in self._dropped.get("/images/edits", ()):
                 fields.pop(name, None)
-            form = aiohttp.FormData(quote_fields=False)
-            for key, value in fields.items():
-                if isinstance(value, bool):
-                    value = "true" if value else "false"
-                form.add_field(key, str(value))
-            field = "image" if len(req.images) == 1 else "image[]"
-            for i, img in enumerate(req.images):
-                filename, ctype = _file_part(img, f"image{i}")
-                form.add_field(field, img.data, filename=filename, content_type=ctype)
-            if req.mask is not None:
-                filename, ctype = _file_part(req.mask, "mask")
-                form.add_field("mask", req.mask.data, filename=filename, content_type=ctype)
-            elif req.markup is not None:  # the API refuses markup together with a mask
-                filename, ctype = _file_part(req.markup, "markup")
-                form.add_field("markup", req.markup.data, filename=filename, content_type=ctype)
-            return form
+            return _edit_form(fields, req)
 
         async for event in self._run("/images/edits", req, payload):
             handed = [event]
@@ -442,3 +427,23 @@ def _completed_image(obj: dict[str, Any], raw: Any, request_id: str | None) -> C
         revised_prompt=obj.get("revised_prompt"),
         svg_usage=Usage.from_dict(obj.get("svg_usage")),
     )
+
+
+def _edit_form(fields: dict[str, Any], req: EditRequest) -> aiohttp.FormData:
+    """An edit's multipart body: the fields as text, the images, then the mask or else the markup."""
+    form = aiohttp.FormData(quote_fields=False)
+    for key, value in fields.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        form.add_field(key, str(value))
+    field = "image" if len(req.images) == 1 else "image[]"
+    for i, img in enumerate(req.images):
+        filename, ctype = _file_part(img, f"image{i}")
+        form.add_field(field, img.data, filename=filename, content_type=ctype)
+    if req.mask is not None:
+        filename, ctype = _file_part(req.mask, "mask")
+        form.add_field("mask", req.mask.data, filename=filename, content_type=ctype)
+    elif req.markup is not None:  # the API refuses markup together with a mask
+        filename, ctype = _file_part(req.markup, "markup")
+        form.add_field("markup", req.markup.data, filename=filename, content_type=ctype)
+    return form
