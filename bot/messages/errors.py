@@ -123,81 +123,82 @@ def quota_exceeded(exc: QuotaExceeded, locale: str | None = None) -> str:
     )
 
 
+# What a user reads for each failure of the image service, first match wins: a subclass before its base,
+# and InsufficientQuota before the 401/403 classes, as gateways answer a lack of credit with those.
+_API_ERRORS: tuple[tuple[type[BaseException], str], ...] = (
+    (
+        ContentBlocked,
+        N_(
+            "The image service declined this request under its safety rules. "
+            "Try rewording the prompt. This didn't count against your quota."
+        ),
+    ),
+    (InsufficientQuota, N_("The image service the bot uses is out of credit. Please tell the server owner.")),
+    (
+        ModelUnavailable,
+        N_(
+            "The image service doesn't offer the model this bot is set up to use: a configuration problem "
+            "(the `IMAGE_MODEL` setting). Please tell the server owner."
+        ),
+    ),
+    (EditsNotSupported, N_("This image service does not support editing. Please tell the server owner.")),
+    (
+        MalformedResponse,
+        N_("The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."),
+    ),
+    (DownloadFailed, N_("The image service made the image, but the bot couldn't download it. Please try again.")),
+    (AuthenticationFailed, N_("The bot's OpenAI API key was rejected. Please tell the server owner.")),
+    (
+        VerificationRequired,
+        N_("The bot's OpenAI organization must be verified to use this model. Please tell the server owner."),
+    ),
+    (PermissionDenied, N_("The bot's OpenAI account isn't allowed to use this model. Please tell the server owner.")),
+    (
+        GatewayCooldown,
+        N_(
+            "The image service's gateway paused this model for a few seconds after an error. "
+            "Please try again in a moment; this didn't count against your quota."
+        ),
+    ),
+    (
+        GatewayCannotStream,
+        N_(
+            "The image service's gateway can't stream images, so live previews are now off for it. "
+            "This image wasn't made and didn't count against your quota: please try again."
+        ),
+    ),
+    (RateLimited, N_("The image service is busy right now (rate limit). Please try again in a minute.")),
+    (ServerError, N_("The image service had a problem. Please try again in a moment.")),
+    (InvalidRequest, ""),  # worded with the field it names: api_error
+    (
+        UnsafeImage,
+        N_(
+            "The image service sent back an SVG the bot won't pass on (it could reach outside itself or is far "
+            "too large). Please try again; this one isn't charged."
+        ),
+    ),
+    (BrokenImage, N_("The image service sent back a broken image file. Please try again; this one isn't charged.")),
+    (StreamError, N_("The connection to the image service broke off. Please try again.")),
+    (ImagesAPIError, N_("The image service couldn't make this image. Please try again.")),
+)
+
+
 def api_error(exc: BaseException, locale: str | None = None) -> str:
     """What a user reads when the image service fails them. Never charged."""
-    if isinstance(exc, ContentBlocked):
-        return translate(
-            locale,
-            "The image service declined this request under its safety rules. "
-            "Try rewording the prompt. This didn't count against your quota.",
-        )
-    if isinstance(exc, InsufficientQuota):  # before the 401/403 classes: gateways answer quota with those
-        return translate(locale, "The image service the bot uses is out of credit. Please tell the server owner.")
-    if isinstance(exc, ModelUnavailable):
-        return translate(
-            locale,
-            "The image service doesn't offer the model this bot is set up to use: a configuration problem "
-            "(the `IMAGE_MODEL` setting). Please tell the server owner.",
-        )
-    if isinstance(exc, EditsNotSupported):
-        return translate(locale, "This image service does not support editing. Please tell the server owner.")
-    if isinstance(exc, MalformedResponse):
-        return translate(
-            locale, "The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."
-        )
-    if isinstance(exc, DownloadFailed):
-        return translate(
-            locale, "The image service made the image, but the bot couldn't download it. Please try again."
-        )
-    if isinstance(exc, AuthenticationFailed):
-        return translate(locale, "The bot's OpenAI API key was rejected. Please tell the server owner.")
-    if isinstance(exc, VerificationRequired):
-        return translate(
-            locale, "The bot's OpenAI organization must be verified to use this model. Please tell the server owner."
-        )
-    if isinstance(exc, PermissionDenied):
-        return translate(
-            locale, "The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."
-        )
-    if isinstance(exc, GatewayCooldown):
-        return translate(
-            locale,
-            "The image service's gateway paused this model for a few seconds after an error. "
-            "Please try again in a moment; this didn't count against your quota.",
-        )
-    if isinstance(exc, GatewayCannotStream):
-        return translate(
-            locale,
-            "The image service's gateway can't stream images, so live previews are now off for it. "
-            "This image wasn't made and didn't count against your quota: please try again.",
-        )
-    if isinstance(exc, RateLimited):
-        return translate(locale, "The image service is busy right now (rate limit). Please try again in a minute.")
-    if isinstance(exc, ServerError):
-        return translate(locale, "The image service had a problem. Please try again in a moment.")
-    if isinstance(exc, InvalidRequest):
+    found = next(((cls, msgid) for cls, msgid in _API_ERRORS if isinstance(exc, cls)), None)
+    if found is None:
+        return translate(locale, "Something went wrong making this image. Please try again.")
+    cls, msgid = found
+    if cls is InvalidRequest:
         # The service's own wording (a gateway's especially) stays in the log: it is not written for users.
-        param = f" (`{exc.param}`)" if exc.param and _FIELD.fullmatch(exc.param) else ""
+        param_name = getattr(exc, "param", None)
+        param = f" (`{param_name}`)" if param_name and _FIELD.fullmatch(param_name) else ""
         return translate(
             locale,
             "The image service refused these settings{param}. Try other options, or a different prompt.",
             param=param,
         )
-    if isinstance(exc, UnsafeImage):
-        return translate(
-            locale,
-            "The image service sent back an SVG the bot won't pass on (it could reach outside itself or is far "
-            "too large). Please try again; this one isn't charged.",
-        )
-    if isinstance(exc, BrokenImage):
-        return translate(
-            locale, "The image service sent back a broken image file. Please try again; this one isn't charged."
-        )
-    if isinstance(exc, StreamError):
-        return translate(locale, "The connection to the image service broke off. Please try again.")
-    if isinstance(exc, ImagesAPIError):
-        return translate(locale, "The image service couldn't make this image. Please try again.")
-    return translate(locale, "Something went wrong making this image. Please try again.")
+    return translate(locale, msgid)
 
 
 PROMPT_REFUSED = N_(
