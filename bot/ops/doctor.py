@@ -230,14 +230,7 @@ def check_database(path: Path, report: Report, *, uid: int | None = None) -> Non
         report.fail(name, f"{path} is a directory: set DATABASE_URL to a file path, e.g. sqlite:///data/imagebot.db")
         return
     if not path.exists():
-        ancestor = path.parent
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
-        if not ancestor.is_dir() or not writable_by(ancestor, uid, search=True):
-            why = "is not a directory" if not ancestor.is_dir() else f"is not writable by {_this_user(uid)}"
-            report.fail(name, f"cannot create {path}: {ancestor} {why}; fix DATABASE_URL or the directory")
-            return
-        report.ok(name, f"{path} does not exist yet; the bot creates it and applies {latest} migration(s) on start")
+        _check_creatable(path, report, latest, uid)
         return
     # SQLite writes the file and, in WAL mode, creates its -wal and -shm files beside it: both must be writable.
     for target, what, search in ((path, "the database file", False), (path.parent, "its folder", True)):
@@ -247,16 +240,7 @@ def check_database(path: Path, report: Report, *, uid: int | None = None) -> Non
     try:
         version = _probe_sqlite(path)
     except sqlite3.Error as exc:
-        text = str(exc)
-        if "readonly" in text or "read-only" in text or "unable to open" in text:
-            hint = "make the file and its directory writable by the user running the bot"
-        elif "not a database" in text or "malformed" in text:
-            hint = "this is not an imagebot database: point DATABASE_URL at the right file"
-        elif "locked" in text:
-            hint = "another process holds a write lock for long: stop it or try again"
-        else:
-            hint = "check the file"
-        report.fail(name, f"{path}: {text}: {hint}")
+        report.fail(name, f"{path}: {exc}: {_sqlite_hint(str(exc))}")
         return
     if version < latest:
         report.fail(
@@ -268,6 +252,29 @@ def check_database(path: Path, report: Report, *, uid: int | None = None) -> Non
         report.fail(name, f"{path} is at schema version {version}, newer than this bot ({latest}): upgrade the bot")
     else:
         report.ok(name, f"{path} is writable and migrated (schema version {version})")
+
+
+def _check_creatable(path: Path, report: Report, latest: int, uid: int | None) -> None:
+    """A database file that does not exist yet: its nearest existing folder must let ``uid`` create it."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not writable_by(ancestor, uid, search=True):
+        why = "is not a directory" if not ancestor.is_dir() else f"is not writable by {_this_user(uid)}"
+        report.fail("database", f"cannot create {path}: {ancestor} {why}; fix DATABASE_URL or the directory")
+        return
+    report.ok("database", f"{path} does not exist yet; the bot creates it and applies {latest} migration(s) on start")
+
+
+def _sqlite_hint(error: str) -> str:
+    """What to do about an SQLite error met while opening the database."""
+    if "readonly" in error or "read-only" in error or "unable to open" in error:
+        return "make the file and its directory writable by the user running the bot"
+    if "not a database" in error or "malformed" in error:
+        return "this is not an imagebot database: point DATABASE_URL at the right file"
+    if "locked" in error:
+        return "another process holds a write lock for long: stop it or try again"
+    return "check the file"
 
 
 async def check_postgres(url: str, report: Report) -> None:
