@@ -111,6 +111,16 @@ class _Parser:
         # "id" and "retry" are irrelevant here; unknown fields are ignored (per the SSE spec).
         return None
 
+    def pieces_line(self, pieces: Pieces, tail: bytes) -> SSEMessage | None:
+        """The line that began in ``pieces`` (the chunks it spans) and ends with ``tail``."""
+        pieces.append(tail)
+        if pieces[0].startswith(b"data: ") and len(pieces[0]) > 6:
+            # A long data line (an image): its value stays in the pieces it came in (only the first piece is
+            # copied, to cut the "data: " prefix off); see the module docstring.
+            pieces[0] = pieces[0][6:]
+            return self.data_pieces(pieces)
+        return self.line(b"".join(pieces))
+
     def data_pieces(self, pieces: Pieces) -> SSEMessage | None:
         """A ``data:`` line whose value (after ``data: ``) is ``pieces`` joined: what ``line`` does, without
         joining them (a ``\r`` line end is cut off the last non-empty piece, a small copy)."""
@@ -155,20 +165,10 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
             if nl < 0:
                 break
             if pending:
-                pending.append(chunk[start:nl])
-                if pending[0].startswith(b"data: ") and len(pending[0]) > 6:
-                    # A long data line (an image): its value stays in the pieces it came in (only the
-                    # first piece is copied, to cut the "data: " prefix off); see the module docstring.
-                    pending[0] = pending[0][6:]
-                    msg = parser.data_pieces(pending)
-                    pending = []
-                else:
-                    line = b"".join(pending)
-                    pending = []
-                    msg = parser.line(line)
+                msg = parser.pieces_line(pending, chunk[start:nl])
+                pending = []  # handed over: the parser may keep the pieces themselves
             else:
                 msg = parser.line(chunk[start:nl])
-            line = b""
             start = nl + 1
             if msg is not None:
                 ready.append(msg)
