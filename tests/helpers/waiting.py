@@ -19,9 +19,11 @@ async def poll(
     predicate: Callable[[], Any | Awaitable[Any]],
     timeout: float = 10.0,  # noqa: ASYNC109
     what: str = "condition",
+    interval: float = POLL_INTERVAL,
 ) -> Any:
     """Wait until ``predicate()`` (a plain function or a coroutine function) returns something truthy, and
-    return it; an AssertionError naming ``what`` after ``timeout`` seconds."""
+    return it; an AssertionError naming ``what`` after ``timeout`` seconds. ``interval``: seconds between
+    looks (shorter for a state that does not last, cheap to check)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -32,4 +34,4 @@ async def poll(
             return result
         if loop.time() > deadline:
             raise AssertionError(f"{what} not met after {timeout}s")
-        await asyncio.sleep(POLL_INTERVAL)
+        await asyncio.sleep(interval)
