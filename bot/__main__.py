@@ -16,17 +16,18 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import asyncpg
 import discord
 
 from bot.config.settings import ConfigError, Settings, describe, load_settings
-from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
-from bot.imaging.work import start_preview_processes
+from bot.imaging.work import Previews
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.progress import LoopLag
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -158,8 +159,16 @@ async def run(settings: Settings) -> None:
             max_retries=settings.api_max_retries,
             stall_timeout=settings.api_stall_timeout,
             request_timeout=settings.api_timeout,
+            on_decode=metrics.decodes.labels("final").inc,
         )
-        rules = RuleStore(quota.backend)
+        # Long or regex prompt-rule matches run here, never on the event loop.
+        rule_matcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")
+        stack.callback(rule_matcher.shutdown, wait=False, cancel_futures=True)
+        rules = RuleStore(quota.backend, executor=rule_matcher)
+        previews = Previews(settings.preview_max_side, on_decode=metrics.decodes.labels("partial").inc)
+        loop_lag = LoopLag()  # previews wait while the loop runs late (bot/jobs/progress.py)
+        loop_lag.start()
+        stack.push_async_callback(loop_lag.stop)
         slots: ClusterScheduler | None = None
         if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
             slots = ClusterScheduler(quota, settings.max_concurrent_images)
@@ -185,7 +194,16 @@ async def run(settings: Settings) -> None:
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
-        services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
+        services = Services(
+            settings=settings,
+            images=client,
+            quota=quota,
+            jobs=jobs,
+            model=model,
+            rules=rules,
+            previews=previews,
+            loop_lag=loop_lag,
+        )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)
@@ -215,9 +233,6 @@ def run_bot(settings: Settings) -> int:
     """``run``: the bot, until SIGTERM or SIGINT. Exit status as in this module's docstring."""
     setup_logging(settings)
     log.info("starting with %s", describe(settings))
-    if settings.bench_stats_file:
-        write_stats_at_exit(settings.bench_stats_file)
-    start_preview_processes(settings.preview_processes)
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:

@@ -19,9 +19,9 @@ from typing import Any
 import discord
 
 from bot import messages
-from bot.images_api.types import CompletedImage, PartialImage
-from bot.imaging.work import fit_upload, make_preview, pack_uploads
-from bot.jobs.progress import PREVIEW_LATENCY, ProgressPublisher, ProgressView
+from bot.images_api.types import CompletedImage
+from bot.imaging.work import fit_upload, pack_uploads
+from bot.jobs.progress import ProgressPublisher, ProgressView
 from bot.jobs.service import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
 from bot.messages.i18n import format_number, translate
 from bot.quota import QuotaExceeded, Reservation
@@ -154,7 +154,8 @@ class MessageTarget(Target):
 
 
 class JobMessage:
-    """Observer of one job (``bot.jobs.service.JobObserver``): paced previews while it runs, then the result."""
+    """One job's message: its paced previews while it runs (``publisher``, the job's observer), then the
+    result."""
 
     def __init__(self, bot: ImageBotBase, target: Target, spec: JobSpec, job_id: int, user: discord.abc.User) -> None:
         s = bot.services.settings
@@ -165,28 +166,14 @@ class JobMessage:
         self.progress_buttons = ProgressButtons(job_id, self.locale)  # the same Cancel button on every edit
         self.publisher = ProgressPublisher(
             send=self._send_progress,
-            # A job that shows nothing yet goes first in the preview queue.
-            render=lambda raw: make_preview(raw, s.preview_max_side, urgent=not self.publisher.shown_frame),
+            render=bot.services.previews.render,
             slots=spec.options.count,
             frames_per_slot=max(1, s.partial_images),
             min_interval=s.preview_min_interval,
             status_grace=s.status_grace,
             started_at=self.started,
-            latency=PREVIEW_LATENCY,  # a frame too late to be worth showing is dropped undecoded
+            lag=bot.services.loop_lag,
         )
-
-    # JobObserver
-    def queued(self, position: int) -> None:
-        self.publisher.set_queued(position)
-
-    def generating(self) -> None:
-        self.publisher.set_generating()
-
-    def partial(self, slot: int, frame: PartialImage) -> None:
-        self.publisher.frame(slot, frame.index, frame)
-
-    def slot_done(self, slot: int, image: CompletedImage | None) -> None:
-        self.publisher.slot_finished(slot, failed=image is None)
 
     async def _send_progress(self, view: ProgressView) -> None:
         if self.previews_off:
@@ -296,7 +283,7 @@ async def run_job(
         message = JobMessage(bot, target, spec, reservation.job_id, user)
         message.publisher.start()
         try:
-            outcome = await jobs.run(reservation, spec, message)
+            outcome = await jobs.run(reservation, spec, message.publisher)
         finally:
             await message.publisher.close()  # pending previews are dropped: the result wins
         if outcome.stopped == "message deleted":  # nobody is there to deliver to: not charged

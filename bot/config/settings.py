@@ -201,13 +201,6 @@ class Settings:
         512,
         "Longest side in pixels of the preview JPEGs shown while an image streams.",
     )
-    preview_processes: int = setting(
-        "PREVIEW_PROCESSES",
-        parse.integer(0, 8),
-        0,
-        "An experiment, off by default: render previews in this many worker processes instead of threads. "
-        "Measured slower and heavier on 2 cores (README, Benchmark); 0 = threads.",
-    )
     # Inputs for edits.
     max_input_bytes: int = setting(
         "MAX_INPUT_MB",
@@ -292,13 +285,6 @@ class Settings:
         None,
         "host:port for the /healthz and /metrics HTTP endpoint (e.g. 127.0.0.1:8080). Empty = off. "
         "The Docker health check uses it when set, else it checks the database.",
-    )
-    bench_stats_file: str | None = setting(
-        "BENCH_STATS_FILE",
-        parse.text,
-        None,
-        "For the load benchmark only (./imagebot bench sets it): at exit, write the image decode counters to "
-        "this file. Empty = off.",
     )
     # Scaling out (several processes share one database).
     shard_count: int | None = setting(

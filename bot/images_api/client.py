@@ -69,8 +69,10 @@ class ImagesClient:
         stall_timeout: float = 180.0,
         request_timeout: float = 600.0,
         connect_timeout: float = 30.0,
+        on_decode: Callable[[], None] | None = None,
     ) -> None:
         self._session = session
+        self._on_decode = on_decode  # called once per final image decoded from base64 (the bot's metrics)
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.max_retries = max(0, max_retries)
@@ -83,6 +85,10 @@ class ImagesClient:
         self.download_timeout = DOWNLOAD_TIMEOUT
         self._no_stream_reason: str | None = None  # why this base URL gets no stream requests any more
         self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
+
+    def _decoded(self) -> None:
+        if self._on_decode is not None:
+            self._on_decode()
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"ImagesClient(base_url={self.base_url!r})"
@@ -391,6 +397,8 @@ class ImagesClient:
             elif kind.endswith(".completed"):
                 if raw is None:  # a gateway's link instead of base64 (new-api's JSON-as-stream)
                     raw = await self._download(obj, request_id)
+                else:
+                    self._decoded()
                 completed += 1
                 out.append(
                     CompletedImage(
@@ -433,6 +441,8 @@ class ImagesClient:
         for item, raw in items:
             if raw is None and isinstance(item.get("url"), str):
                 raw = await self._download(item, request_id)  # a gateway channel that returns links
+            elif raw is not None:
+                self._decoded()
             if raw is None:
                 continue
             count += 1

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from .b64 import b64decode, count
+from .b64 import b64decode
 from .types import InputImage
 
 OFFLOAD_BYTES = 32 * 1024  # payloads larger than this are parsed in a thread
@@ -52,9 +52,6 @@ def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
     elif (old_ext.lower() == "jpeg" and ext == "jpg") or old_ext.lower() == ext:
         return name, ctype
     return f"{stem or fallback_stem}.{ext}", ctype
-
-
-B64_SLICE = 256 * 1024  # kept for callers of the old sliced decoder; SIMD base64 needs no slicing
 
 
 def _b64decode(text: bytes | memoryview) -> bytes:
@@ -124,8 +121,6 @@ def _read_event(data: str | bytes | list[bytes], name: str | None) -> tuple[dict
     kind = str(obj.get("type") or name or "")
     if text is None or kind.endswith(".partial_image"):
         return obj, text
-    if kind.endswith(".completed"):
-        count("final")
     return obj, _b64decode(text)
 
 
@@ -142,7 +137,6 @@ def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, 
         b64 = item.pop("b64_json", None)
         raw = None
         if isinstance(b64, str) and b64:
-            count("final")
             raw = _b64decode(b64.encode("ascii"))
         items.append((item, raw))
     return obj, items

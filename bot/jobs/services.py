@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from bot.config.settings import Settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import ModelInfo
+from bot.imaging.work import Previews
+from bot.jobs.progress import LoopLag
 from bot.jobs.service import JobService
 from bot.quota import QuotaStore
 from bot.rules import RuleStore
@@ -23,3 +25,5 @@ class Services:
     jobs: JobService
     model: ModelInfo
     rules: RuleStore
+    previews: Previews  # the preview renderer (its thread), shared by every job's progress message
+    loop_lag: LoopLag  # how late the event loop runs: previews wait while it is behind

@@ -1,7 +1,8 @@
 """Prometheus instruments of the bot, in a registry of its own (served by ``bot.ops.health_server`` at ``/metrics``).
 
-Counters are fed by the job event hook (``bot.ops.job_events.JobEvents``) and the Discord HTTP trace set up in
-``bot.__main__``; gauges that mirror live state (queue length, gateway latency) read it when scraped.
+Counters are fed by the job event hook (``bot.ops.job_events.JobEvents``), the Discord HTTP trace set up in
+``bot.__main__`` and the decode hooks of the Images client and the preview renderer; gauges that mirror live
+state (queue length, gateway latency) read it when scraped.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ class Metrics:
             buckets=COMPLETION_BUCKETS,
             registry=r,
         )
+        self.decodes = Counter(
+            "imagebot_image_decodes",
+            "Image fields decoded from base64: kind=partial (a preview rendered), kind=final (a result)",
+            ["kind"],
+            registry=r,
+        )
+        self.decodes.labels("partial")
+        self.decodes.labels("final")
         self.queue_length = Gauge("imagebot_queue_length", "Image streams waiting for a slot", registry=r)
         self.running = Gauge("imagebot_streams_running", "Image streams running now", registry=r)
         self.gateway_latency = Gauge(
