@@ -61,7 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delay-first", type=float, default=3.0, help="mean seconds to the first frame (default 3)")
     p.add_argument("--delay-between", type=float, default=1.5, help="mean seconds between events (default 1.5)")
     p.add_argument("--jitter", type=float, default=0.5, help="delays vary uniformly by ± this fraction (default 0.5)")
-    p.add_argument("--probe-interval", type=float, default=0.15, help="mean seconds between probe interactions")
+    p.add_argument(
+        "--probe-interval",
+        type=float,
+        default=0.2,
+        help="mean seconds between probes (an /imagine of a new member) during the rush (default 0.2)",
+    )
     p.add_argument("--repeat", type=int, default=1, help="runs per N; latency samples are pooled (default 1)")
     p.add_argument("--seed", type=int, default=1, help="seed of the fake API's delays (default 1)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra setting for the bot")
