@@ -222,6 +222,13 @@ class Settings:
         40_000_000,
         "Images with more pixels than this are refused (decompression-bomb guard).",
     )
+    edit_cache_bytes: int = setting(
+        "EDIT_CACHE_MB",
+        parse.megabytes(0, 4096),
+        48 * 1024 * 1024,
+        "Memory budget in MB for the prepared inputs of recent edits, kept so that Reroll needs no download "
+        "(least recently used dropped first; 0 = keep none). The default fits a 512 MB container.",
+    )
     # Discord.
     sync_commands: str = setting(
         "SYNC_COMMANDS",
