@@ -7,6 +7,8 @@
     ./imagebot bench --burst               # the rush: N=32 jobs whose frames come at 0.4/0.7 s, the result at 1 s,
                                            # 1024x1024 and 1536x1024, against a bot that does not stream
     ./imagebot bench --burst --sweep 8,32,64 --repeat 3
+    ./imagebot bench --long-run            # one bot through 12 rounds of 30 jobs (previews, edits, cancels):
+                                           # memory, threads, open files and latency per round, slopes
 
 Prints a table per run (and one for the sweep) and writes everything to ``--json``. The exit status is 1
 when a run is broken (the bot did not start or crashed, a job got no result, a fake saw an invalid request,
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import burst, metrics, report
+from bench import burst, longrun, metrics, report
 from bench.run import BenchError, ImagesAPIProcess, LoadOptions, run_load
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "last.json"
@@ -51,6 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the burst profile: frames at 0.4/0.7 s, result at 1.0 s, ours against bench/baseline.py\n"
         "(sizes: --burst-sizes; N: --jobs, or --sweep whose default list is then 8,32,64)",
     )
+    p.add_argument(
+        "--long-run",
+        action="store_true",
+        help="one bot process through --rounds rounds of --round-jobs jobs (imagine, edit, cancel); what grows",
+    )
+    p.add_argument("--rounds", type=int, default=12, help="long run: rounds (default 12)")
+    p.add_argument("--round-jobs", type=int, default=30, help="long run: jobs per round (default 30)")
     p.add_argument("--burst-sizes", default=",".join(burst.SIZES), metavar="WxH,...", help="burst profile sizes")
     p.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results (default {DEFAULT_JSON})"
@@ -98,6 +107,8 @@ async def main_async(args: argparse.Namespace) -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     if args.burst and not args.smoke:
         return await burst_main(args, sizes, bot_env, workdir, info)
+    if args.long_run and not args.smoke:
+        return await long_main(args, bot_env, workdir, info)
     api = ImagesAPIProcess(
         size=args.size, partials=args.partials, pool=args.pool, delay_first=args.delay_first,
         delay_between=args.delay_between, jitter=args.jitter, log_path=workdir / "fakeapi.log",
@@ -144,7 +155,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
     finally:
         await api.stop()
-    if args.smoke:
+    long: dict[str, Any] | None = None
+    if args.smoke:  # and a long run of two small rounds, so that it cannot rot either
+        long, long_broken = await _long(args, bot_env, workdir, longrun.LongRunOptions(rounds=2, per_round=4))
+        broken = broken or long_broken
         burst_results, _, burst_broken = await burst.run_burst(
             args, [args.jobs], args.burst_sizes.split(","), workdir, bot_env
         )
@@ -165,6 +179,7 @@ async def main_async(args: argparse.Namespace) -> int:
     }
     if args.smoke:
         out["burst"] = smoke_burst
+        out["long_run"] = long
     return _finish(args, out, workdir, ok=not broken and len(runs) == len(sizes) * args.repeat)
 
 
@@ -206,6 +221,43 @@ async def burst_main(
     }
     expected = len(ns) * len(args.burst_sizes.split(","))
     return _finish(args, out, workdir, ok=not broken and len(results) == expected)
+
+
+async def _long(
+    args: argparse.Namespace, bot_env: dict[str, str], workdir: Path, opts: longrun.LongRunOptions
+) -> tuple[dict[str, Any] | None, bool]:
+    """Run the long run against its own fake Images API. Returns (its result, broken?)."""
+    print(f"\n== long run: {opts.rounds} rounds of {opts.per_round} jobs ==", flush=True)
+    opts.bot_env, opts.size = bot_env, "1024x1024"
+    api = ImagesAPIProcess(
+        size=opts.size, partials=2, pool=args.pool, delay_first=0.5, delay_between=0.4, jitter=0.3,
+        log_path=workdir / "fakeapi-long.log",
+    )  # fmt: skip
+    try:
+        await api.start()
+        result = await longrun.run_long(api, opts, workdir / "long")
+    except BenchError as exc:
+        print(f"long run broken: {exc}", file=sys.stderr, flush=True)
+        return None, True
+    finally:
+        await api.stop()
+    print(longrun.report(result), flush=True)
+    if result["problems"]:
+        print("PROBLEMS: " + "; ".join(result["problems"]) + f"\n(bot log: {result['log_path']})", flush=True)
+    return result, bool(result["problems"])
+
+
+async def long_main(args: argparse.Namespace, bot_env: dict[str, str], workdir: Path, info: dict[str, Any]) -> int:
+    started = time.monotonic()
+    opts = longrun.LongRunOptions(rounds=args.rounds, per_round=args.round_jobs)
+    result, broken = await _long(args, bot_env, workdir, opts)
+    out = {
+        "machine": info,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "seconds": round(time.monotonic() - started, 1),
+        "long_run": result,
+    }
+    return _finish(args, out, workdir, ok=not broken and result is not None)
 
 
 def _without_parts(fig: dict[str, Any]) -> dict[str, Any]:

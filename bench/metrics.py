@@ -200,6 +200,7 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
         "partial_decodes": (bot.get("stats") or {}).get("decodes", {}).get("partial"),
         "final_decodes": (bot.get("stats") or {}).get("decodes", {}).get("final"),
         "bot_module": bot.get("module", "bot"),
+        "bot_loop_lag": bot.get("loop_lag"),
         "bench_cpu_s": raw["bench"]["cpu_seconds"],
         "fake_api_cpu_s": raw["fake_api"]["cpu_seconds"],
         "machine_busy": raw["machine"]["busy"],
@@ -286,6 +287,12 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
     decodes = [p.get("partial_decodes") for p in parts]
     fig["partial_decodes"] = None if any(d is None for d in decodes) else sum(d for d in decodes if d is not None)
     fig["bot_module"] = parts[0].get("bot_module", "bot")
+    lags: list[dict[str, float]] = [p["bot_loop_lag"] for p in parts if p.get("bot_loop_lag")]
+    fig["bot_loop_lag"] = (
+        {k: round(sum(x[k] for x in lags), 3) for k in ("samples", "over_50ms", "over_100ms", "late_s")}
+        if lags
+        else None
+    )
     fig["run_medians"] = run_medians(parts)
     return fig
 

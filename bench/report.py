@@ -195,6 +195,11 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x"
 
 
+def _lag(f: dict[str, Any]) -> str:
+    lag = f.get("bot_loop_lag")
+    return "-" if not lag else f"{lag['over_50ms']:.0f} / {lag['samples']:.0f} ({lag['late_s']:.2f} s late)"
+
+
 def _decodes(f: dict[str, Any]) -> str:
     d = f.get("partial_decodes")
     shown = f["frames"].get("shown_with_probes", f["frames"]["shown"])  # probe jobs show previews too
@@ -214,6 +219,7 @@ BURST_ROWS: list[tuple[str, Any, int, bool]] = [
     ("first preview p50 ms", lambda f: f["run_medians"]["preview_p50_ms"], 0, False),
     ("previews shown / jobs", lambda f: f"{f['frames']['shown']} / {f['jobs'] * f['runs']}", 0, False),
     ("partial decodes / previews shown", _decodes, 0, False),
+    ("bot loop samples > 50 ms late / all", lambda f: _lag(f), 0, False),
     ("429s / stale frames", lambda f: f"{f['rate_limited']} / {f['stale_frames']}", 0, False),
     ("machine busy % (median of runs)", lambda f: f["run_medians"]["machine_busy_pct"], 0, False),
 ]  # fmt: skip

@@ -296,13 +296,31 @@ class BotProcess:
         except (aiohttp.ClientError, TimeoutError):
             return {}
         decodes = {m.group(1): int(float(m.group(2))) for m in DECODES.finditer(text)}
-        return {"decodes": decodes} if decodes else {}
+        lag = {m.group(1): float(m.group(2)) for m in LAG_BUCKETS.finditer(text)}
+        lag.update({m.group(1): float(m.group(2)) for m in LAG_TOTALS.finditer(text)})
+        return {"decodes": decodes, "loop_lag": lag} if decodes else {}
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 DECODES = re.compile(r'^imagebot_image_decodes_total\{kind="(\w+)"\} (\S+)$', re.M)
+LAG_BUCKETS = re.compile(r'^imagebot_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+LAG_TOTALS = re.compile(r"^imagebot_event_loop_lag_seconds_(count|sum) (\S+)$", re.M)
+
+
+def loop_lag_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float] | None:
+    """The bot's own loop-lag samples taken between two readings of its /metrics: how many, how many
+    more than 50 and 100 ms late, and the seconds late in all."""
+    a, b = after.get("loop_lag") or {}, before.get("loop_lag") or {}
+    if "count" not in a:
+        return None
+
+    def d(key: str) -> float:
+        return a.get(key, 0.0) - b.get(key, 0.0)
+
+    n = d("count")
+    return {"samples": n, "over_50ms": n - d("0.05"), "over_100ms": n - d("0.1"), "late_s": round(d("sum"), 3)}
 
 
 def _free_port() -> int:
@@ -407,6 +425,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
 
         users = [FakeUser(SYNTHETIC_USER_BASE + i, f"bench{i}", f"Bench {i}") for i in range(n)]
         await api.seed(opts.seed * 1000 + n)
+        stats_before = await bot.stats()
         cpu_before = bot.cpu_seconds()
         api_before = await api.dump()
         bench_cpu_before = _own_cpu()
@@ -500,6 +519,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
             "exit_code": code,
             "module": opts.bot_module,
             "stats": stats,
+            "loop_lag": loop_lag_between(stats_before, stats),
         },
         "bench": {
             "cpu_seconds": bench_cpu_after - bench_cpu_before,

@@ -166,7 +166,7 @@ async def run(settings: Settings) -> None:
         stack.callback(rule_matcher.shutdown, wait=False, cancel_futures=True)
         rules = RuleStore(quota.backend, executor=rule_matcher)
         previews = Previews(settings.preview_max_side, on_decode=metrics.decodes.labels("partial").inc)
-        loop_lag = LoopLag()  # previews wait while the loop runs late (bot/jobs/progress.py)
+        loop_lag = LoopLag(on_sample=metrics.loop_lag.observe)  # previews wait while the loop runs late
         loop_lag.start()
         stack.push_async_callback(loop_lag.stop)
         slots: ClusterScheduler | None = None

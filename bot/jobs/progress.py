@@ -169,10 +169,12 @@ class LoopLag:
     """How late this event loop runs a short timer: the bot's own measure of being behind.
 
     One task samples every ``interval``; ``lag`` is the latest lateness, decaying by half per sample, so
-    one late timer does not count for long. Built and started once by the composition root."""
+    one late timer does not count for long; ``on_sample`` (the bot's metrics) sees every lateness measured.
+    Built and started once by the composition root."""
 
-    def __init__(self, interval: float = 0.025) -> None:
+    def __init__(self, interval: float = 0.025, on_sample: Callable[[float], None] | None = None) -> None:
         self.interval = interval
+        self.on_sample = on_sample
         self.lag = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -192,8 +194,10 @@ class LoopLag:
         while True:
             start = loop.time()
             await asyncio.sleep(self.interval)
-            late = loop.time() - start - self.interval
+            late = max(0.0, loop.time() - start - self.interval)
             self.lag = max(late, self.lag / 2)
+            if self.on_sample is not None:
+                self.on_sample(late)
 
 
 # --- the publisher ------------------------------------------------------------------------------
