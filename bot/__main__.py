@@ -24,6 +24,7 @@ import discord
 
 from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.client import ImagesClient
+from bot.images_api.io_loop import ImagesLoop
 from bot.images_api.models import get_model
 from bot.imaging.work import Previews
 from bot.jobs.cluster import ClusterScheduler
@@ -70,6 +71,23 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     # discord.py at DEBUG logs every payload; keep it at INFO unless asked.
     logging.getLogger("discord").setLevel(max(logging.INFO, root.level))
+
+
+@contextlib.asynccontextmanager
+async def images_io(limits: aiohttp.ClientTimeout) -> AsyncIterator[tuple[ImagesLoop, aiohttp.ClientSession]]:
+    """The Images API's own event loop (a thread) and its HTTP session, which lives on that loop: the
+    streams' megabytes are read and parsed there, and the bot's loop stays free to answer interactions."""
+    io = ImagesLoop()
+    io.start()
+
+    async def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=limits)
+
+    http = await io.run(session())
+    try:
+        yield io, http
+    finally:
+        await io.close(http.close)
 
 
 @contextlib.asynccontextmanager
@@ -147,7 +165,7 @@ async def run(settings: Settings) -> None:
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
-        aiohttp.ClientSession(timeout=timeout) as http,
+        images_io(timeout) as (io, http),
         open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
@@ -160,6 +178,7 @@ async def run(settings: Settings) -> None:
             stall_timeout=settings.api_stall_timeout,
             request_timeout=settings.api_timeout,
             on_decode=metrics.decodes.labels("final").inc,
+            io=io,
         )
         # Long or regex prompt-rule matches run here, never on the event loop.
         rule_matcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")

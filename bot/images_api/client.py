@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +28,7 @@ from .errors import (
     redact,
     request_id_from,
 )
+from .io_loop import ImagesLoop
 from .models import family_name, get_model
 from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event
 from .sse import DataSeen, iter_sse
@@ -70,9 +72,12 @@ class ImagesClient:
         request_timeout: float = 600.0,
         connect_timeout: float = 30.0,
         on_decode: Callable[[], None] | None = None,
+        io: ImagesLoop | None = None,
     ) -> None:
         self._session = session
         self._on_decode = on_decode  # called once per final image decoded from base64 (the bot's metrics)
+        # Where requests and streams run (``session`` must belong to its loop); None: the caller's loop.
+        self._io = io
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.max_retries = max(0, max_retries)
@@ -86,9 +91,14 @@ class ImagesClient:
         self._no_stream_reason: str | None = None  # why this base URL gets no stream requests any more
         self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
 
+    def _on_io(
+        self, path: str, req: GenerateRequest | EditRequest, pay: Callable[[bool], Any]
+    ) -> AsyncIterator[ImageEvent]:
+        run = functools.partial(self._run, path, req, pay)
+        return run() if self._io is None else self._io.stream(run)
+
     def _decoded(self) -> None:
-        if self._on_decode is not None:
-            self._on_decode()
+        self._on_decode() if self._on_decode is not None else None
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"ImagesClient(base_url={self.base_url!r})"
@@ -116,7 +126,7 @@ class ImagesClient:
                 body.pop(name, None)
             return body
 
-        async for event in self._run("/images/generations", req, payload):
+        async for event in self._on_io("/images/generations", req, payload):
             handed = [event]
             del event
             yield handed.pop()  # (see _read_stream: no local keeps the image alive while suspended)
@@ -153,7 +163,7 @@ class ImagesClient:
                 form.add_field("mask", req.mask.data, filename=filename, content_type=ctype)
             return form
 
-        async for event in self._run("/images/edits", req, payload):
+        async for event in self._on_io("/images/edits", req, payload):
             handed = [event]
             del event
             yield handed.pop()
