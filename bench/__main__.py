@@ -3,7 +3,8 @@
     ./imagebot bench                       # 32 simultaneous /imagine jobs, 1536x1024, 2 partial frames
     ./imagebot bench --jobs 8
     ./imagebot bench --sweep               # N = 1, 8, 32, 64 (or --sweep 1,4,16)
-    ./imagebot bench --smoke               # N=4, short: exits non-zero only if the run itself is broken
+    ./imagebot bench --smoke               # N=4, a burst at N=4 and a 2-round long run, short: exits non-zero
+                                           # only if a run itself is broken
     ./imagebot bench --burst               # the rush: N=32 jobs whose frames come at 0.4/0.7 s, the result at 1 s,
                                            # 1024x1024 and 1536x1024, against a bot that does not stream
     ./imagebot bench --burst --sweep 8,32,64 --repeat 3
