@@ -228,6 +228,7 @@ class Settings:
         48 * 1024 * 1024,
         "Memory budget in MB for the prepared inputs of recent edits, kept so that Reroll needs no download "
         "(least recently used dropped first; 0 = keep none). The default fits a 512 MB container.",
+        example="48",
     )
     # Discord.
     sync_commands: str = setting(
