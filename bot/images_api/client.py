@@ -30,7 +30,7 @@ from .errors import (
 )
 from .io_loop import ImagesLoop
 from .models import family_name, get_model
-from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event
+from .payloads import OFFLOAD_BYTES, _decode_response, _format_of, _read_event, edit_form
 from .sse import DataSeen, iter_sse
 from .types import (
     CompletedImage,
@@ -149,19 +149,7 @@ class ImagesClient:
                     fields["input_fidelity"] = req.input_fidelity
             for name in self._dropped.get("/images/edits", ()):
                 fields.pop(name, None)
-            form = aiohttp.FormData(quote_fields=False)
-            for key, value in fields.items():
-                if isinstance(value, bool):
-                    value = "true" if value else "false"
-                form.add_field(key, str(value))
-            field = "image" if len(req.images) == 1 else "image[]"
-            for i, img in enumerate(req.images):
-                filename, ctype = _file_part(img, f"image{i}")
-                form.add_field(field, img.data, filename=filename, content_type=ctype)
-            if req.mask is not None:
-                filename, ctype = _file_part(req.mask, "mask")
-                form.add_field("mask", req.mask.data, filename=filename, content_type=ctype)
-            return form
+            return edit_form(fields, req.images, req.mask)
 
         async for event in self._on_io("/images/edits", req, payload):
             handed = [event]

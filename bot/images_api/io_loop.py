@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class ImagesLoop:
         assert self.loop is not None, "ImagesLoop.start() first"
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
-    async def stream(self, make: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def stream(self, make: Callable[[], AsyncIterator[T]]) -> AsyncGenerator[T, None]:
         """The items of the iterator ``make()`` builds, produced on this loop, consumed on the caller's."""
         assert self.loop is not None, "ImagesLoop.start() first"
         consumer = asyncio.get_running_loop()

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
+
+import aiohttp
 
 from .b64 import b64decode
 from .types import InputImage
@@ -140,3 +143,20 @@ def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, 
             raw = _b64decode(b64.encode("ascii"))
         items.append((item, raw))
     return obj, items
+
+
+def edit_form(fields: dict[str, Any], images: Sequence[InputImage], mask: InputImage | None) -> aiohttp.FormData:
+    """The multipart body of an ``/images/edits`` request: the fields, then the images and the mask."""
+    form = aiohttp.FormData(quote_fields=False)
+    for key, value in fields.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        form.add_field(key, str(value))
+    field = "image" if len(images) == 1 else "image[]"
+    for i, img in enumerate(images):
+        filename, ctype = _file_part(img, f"image{i}")
+        form.add_field(field, img.data, filename=filename, content_type=ctype)
+    if mask is not None:
+        filename, ctype = _file_part(mask, "mask")
+        form.add_field("mask", mask.data, filename=filename, content_type=ctype)
+    return form
