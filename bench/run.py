@@ -188,6 +188,8 @@ class BotProcess:
                 "LOG_LEVEL": "WARNING",
                 "DEFAULT_DAILY_LIMIT": "unlimited",
                 "DEFAULT_MONTHLY_LIMIT": "unlimited",
+                "BOT_USER_DAILY_LIMIT": "unlimited",  # the shipped caps would stop a 64-job run
+                "BOT_MONTHLY_BUDGET_USD": "unlimited",
                 "IMAGEBOT_ENV_FILE": str(self.workdir / "no.env"),  # never read the developer's .env
                 "HEALTH_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             }

@@ -28,6 +28,7 @@ from bot.images_api.io_loop import ImagesLoop
 from bot.images_api.models import get_model
 from bot.imaging.work import Previews
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.payers import Payers
 from bot.jobs.progress import LoopLag
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
@@ -36,6 +37,7 @@ from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
 from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
+from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
@@ -65,7 +67,9 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(_SecretFilter([settings.discord_token, settings.openai_api_key]))
+    handler.addFilter(
+        _SecretFilter([settings.discord_token, settings.openai_api_key, settings.server_key_secret or ""])
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -165,20 +169,33 @@ async def run(settings: Settings) -> None:
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
-        images_io(timeout) as (io, http),
+        aiohttp.ClientSession(timeout=timeout) as http,  # this loop's: key checks and the like
+        images_io(timeout) as (io, images_http),
         open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
-        client = ImagesClient(
-            http,
-            base_url,
-            settings.openai_api_key,
-            max_retries=settings.api_max_retries,
-            stall_timeout=settings.api_stall_timeout,
-            request_timeout=settings.api_timeout,
-            on_decode=metrics.decodes.labels("final").inc,
-            io=io,
+
+        def make_client(base: str, key: str) -> ImagesClient:
+            return ImagesClient(
+                images_http,
+                base,
+                key,
+                max_retries=settings.api_max_retries,
+                stall_timeout=settings.api_stall_timeout,
+                request_timeout=settings.api_timeout,
+                on_decode=metrics.decodes.labels("final").inc,
+                io=io,
+            )
+
+        client = make_client(base_url, settings.openai_api_key)
+        tenants = TenantStore(quota.backend, settings.server_key_secret)
+        payers = Payers(
+            operator=client,
+            tenants=tenants,
+            make_client=make_client,
+            mode=settings.operator_key_servers,
+            allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
         # Long or regex prompt-rule matches run here, never on the event loop.
         rule_matcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")
@@ -207,6 +224,7 @@ async def run(settings: Settings) -> None:
             partial_images=settings.partial_images,
             max_concurrent_images=settings.max_concurrent_images,
             slot_scheduler=slots,
+            payers=payers,
             max_jobs_per_user=settings.max_queue_per_user,
             moderation=settings.moderation,
             output_compression=settings.output_compression,
@@ -220,6 +238,9 @@ async def run(settings: Settings) -> None:
             jobs=jobs,
             model=model,
             rules=rules,
+            tenants=tenants,
+            payers=payers,
+            http=http,
             previews=previews,
             loop_lag=loop_lag,
         )

@@ -1,11 +1,10 @@
 """Settings: one typed object read from the environment and an optional ``.env`` file.
 
 Each setting is declared once, as a field of ``Settings``: its environment variable, parser, default
-and documentation. ``load_settings`` reads the fields' declarations, and ``.env.example`` is generated
-from them (``python -m bot.config.settings > .env.example``; ``tests/unit/config/test_settings.py``
-fails when it is stale).
+and documentation. ``load_settings`` reads the fields' declarations; ``.env.example`` is generated from them
+(``python -m bot env-example > .env.example``; ``tests/unit/config/test_settings.py`` fails when it is stale).
 A missing or malformed value raises ``ConfigError`` with one clear line; ``python -m bot`` prints it
-and exits with status 2. Secrets (the Discord token and the API key) are kept out of ``repr`` and
+and exits with status 2. Secrets (the Discord token, the API key, SERVER_KEY_SECRET) are kept out of ``repr`` and
 error messages so they are never logged.
 """
 
@@ -23,7 +22,7 @@ from dotenv import dotenv_values
 
 from bot.config import parsers as parse
 from bot.config.parsers import is_postgres_url, parse_database_url
-from bot.config.spec import ConfigError, Spec, required, setting
+from bot.config.spec import ConfigError, Spec, required, secret_setting, setting
 
 __all__ = ["ConfigError", "Settings", "declared", "describe", "load_settings", "render_env_example"]
 
@@ -32,6 +31,8 @@ ENV_FILE_VARIABLE = "IMAGEBOT_ENV_FILE"
 
 
 _DEFAULT_DATABASE_URL = "sqlite:///data/imagebot.db"
+DEFAULT_BOT_USER_DAILY_LIMIT, DEFAULT_BOT_MONTHLY_BUDGET_USD = 50, 20.0  # finite: no cap is an explicit "unlimited"
+DEFAULT_SHUTDOWN_GRACE = 5.0  # plus the stopped jobs' few seconds, under Docker's 10 s stop timeout
 _DEFAULT_DATABASE_PATH = parse_database_url(_DEFAULT_DATABASE_URL, Path())  # relative to the working directory
 
 
@@ -160,17 +161,47 @@ class Settings:
     bot_user_daily_limit: int | None = setting(
         "BOT_USER_DAILY_LIMIT",
         parse.limit,
-        None,
-        "Images one person may make per UTC day in all servers and DMs together, whatever the servers "
-        'set (so joining more servers gives nobody more): a number (0 blocks) or "unlimited".',
+        DEFAULT_BOT_USER_DAILY_LIMIT,
+        "Images one person may make per UTC day in all servers and DMs together (more servers give nobody more): "
+        'a number (0 blocks) or "unlimited" (no cap, on purpose). Images a server\'s own key pays do not count.',
         section="Bot-wide caps (all servers together: what your API key pays for)",
     )
     bot_monthly_budget_usd: float | None = setting(
         "BOT_MONTHLY_BUDGET_USD",
         parse.optional_money,
-        None,
-        "US dollars the bot may spend per UTC calendar month in all servers together (estimated while a job "
-        "runs, actual once it ends); reached, every server is refused until the month turns. Empty: no cap.",
+        DEFAULT_BOT_MONTHLY_BUDGET_USD,
+        "US dollars your key may spend per UTC month in all servers together (estimated while a job runs); reached, "
+        'servers using your key are refused until the month turns. "unlimited": no cap. Own keys don\'t count.',
+    )
+    allowed_guild_ids: tuple[int, ...] = setting(
+        "ALLOWED_GUILD_IDS",
+        parse.id_list,
+        (),
+        "Servers (comma-separated ids) that use your API key even while the application is public; the owner "
+        "approves more at run time with /operator approve.",
+        section="Servers: who your API key pays for (see docs/setup/public-or-private.md)",
+    )
+    operator_key_servers: str = setting(
+        "OPERATOR_KEY_SERVERS",
+        parse.choice("auto", "approved", "none"),
+        "auto",
+        "Which servers use your API key. auto: while the application is private (Developer Portal → Bot → Public "
+        "Bot off) every server it is in; while it is public only ALLOWED_GUILD_IDS and approved servers. "
+        "approved: only those, whatever the switch says. none: nobody, every server brings its own key.",
+    )
+    server_key_secret: str | None = secret_setting(
+        "SERVER_KEY_SECRET",
+        parse.fernet_key,
+        "A secret that encrypts the API keys servers bring (/apikey set). Make one with: python -c "
+        '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())". Keep it: '
+        "without it the stored keys cannot be read. Empty: servers cannot store a key.",
+    )
+    allow_private_base_urls: bool = setting(
+        "ALLOW_PRIVATE_BASE_URLS",
+        parse.boolean,
+        False,
+        "true = a server's own key may use an http:// base URL or a private network's (a gateway on your own "
+        "network). Off: only https:// on the public internet, so nobody points the bot inside your network.",
     )
     # Work scheduling and Discord pacing.
     max_concurrent_images: int = setting(
@@ -283,8 +314,9 @@ class Settings:
     shutdown_grace: float = setting(
         "SHUTDOWN_GRACE",
         parse.number(0.0),
-        20.0,
-        "Seconds running jobs may finish after SIGTERM/SIGINT before they are cancelled and refunded.",
+        DEFAULT_SHUTDOWN_GRACE,
+        "Seconds running jobs may finish after SIGTERM/SIGINT before they are cancelled and refunded. The default "
+        "fits Docker's 10 s stop timeout; raise both together (docker run --stop-timeout, stop_grace_period).",
         section="Operations",
     )
     health_address: str | None = setting(
@@ -398,7 +430,7 @@ def example_value(f: Field[Any], spec: Spec) -> str:
     if spec.example is not None:
         return spec.example
     default = f.default_factory() if callable(f.default_factory) else f.default
-    if spec.required or default is None or default == {}:
+    if spec.required or default is None or default == {} or default == ():
         return ""
     if isinstance(default, bool):
         return "true" if default else "false"

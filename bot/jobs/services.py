@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
+
 from bot.config.settings import Settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import ModelInfo
 from bot.imaging.work import Previews
+from bot.jobs.payers import Payers
 from bot.jobs.progress import LoopLag
 from bot.jobs.service import JobService
 from bot.quota import QuotaStore
+from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
 
 
@@ -25,5 +29,8 @@ class Services:
     jobs: JobService
     model: ModelInfo
     rules: RuleStore
+    tenants: TenantStore
+    payers: Payers
+    http: aiohttp.ClientSession  # checks a key a server brings against its API before it is stored
     previews: Previews  # the preview renderer (its thread), shared by every job's progress message
     loop_lag: LoopLag  # how late the event loop runs: previews wait while it is behind
