@@ -369,7 +369,9 @@ class ImagesClient:
             name, size, text = msg.event, msg.size, msg.take()  # an image's line: still in pieces
             del msg
             try:
-                if size > OFFLOAD_BYTES:  # joined and parsed in a thread: the loop never copies the megabytes
+                # A big event is parsed in a thread, unless this runs on the Images API's own loop (a thread
+                # already: one event at a time there keeps fewer events' megabytes alive than a pool would)
+                if size > OFFLOAD_BYTES and self._io is None:
                     obj, raw = await asyncio.to_thread(_read_event, text, name)
                 else:
                     obj, raw = _read_event(text, name)
