@@ -15,8 +15,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -26,9 +27,11 @@ from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.io_loop import ImagesLoop
 from bot.images_api.models import get_model
-from bot.imaging.work import Previews
+from bot.images_api.stream_gate import no_stream_key
+from bot.imaging.work import PreviewRenderer
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.payers import Payers
+from bot.jobs.previews import Previews
 from bot.jobs.progress import LoopLag
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
@@ -39,9 +42,13 @@ from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
 from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
+from bot.storage.db import kv_get, kv_set
+from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
 log = logging.getLogger("bot")
+
+T = TypeVar("T")
 
 
 class _SecretFilter(logging.Filter):
@@ -115,6 +122,28 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         await fake.stop()
 
 
+def remember_streams(client: ImagesClient, backend: Backend) -> ImagesClient:
+    """Keep what the client learns about streaming in the database (key-value table, one entry per base URL):
+    a stream failure that may have been billed costs once, not once per restart. Recalled at the client's first
+    look at its gateway (at startup for the operator's key, before the first stream for a server's key)."""
+    key = no_stream_key(client.base_url)
+    home = asyncio.get_running_loop()  # the database's loop; the client calls these from the Images API's
+
+    async def on_home(coro: Coroutine[Any, Any, T]) -> T:
+        if asyncio.get_running_loop() is home:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home))
+
+    async def recall() -> str | None:
+        return await on_home(kv_get(backend, key))
+
+    async def remember(reason: str) -> None:
+        await on_home(kv_set(backend, key, reason))
+
+    client.streams.recall, client.streams.on_discovery = recall, remember
+    return client
+
+
 class HealthAddressError(Exception):
     """The health endpoint cannot listen on its address (in use, or not an address of this machine)."""
 
@@ -177,7 +206,7 @@ async def run(settings: Settings) -> None:
     ):
 
         def make_client(base: str, key: str) -> ImagesClient:
-            return ImagesClient(
+            client = ImagesClient(
                 images_http,
                 base,
                 key,
@@ -187,6 +216,7 @@ async def run(settings: Settings) -> None:
                 on_decode=metrics.decodes.labels("final").inc,
                 io=io,
             )
+            return remember_streams(client, quota.backend)
 
         client = make_client(base_url, settings.openai_api_key)
         tenants = TenantStore(quota.backend, settings.server_key_secret)
@@ -197,11 +227,13 @@ async def run(settings: Settings) -> None:
             mode=settings.operator_key_servers,
             allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
+        gateway = await client.detect_gateway()  # free; a LiteLLM proxy is never asked for a stream
+        log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
         # Long or regex prompt-rule matches run here, never on the event loop.
         rule_matcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")
         stack.callback(rule_matcher.shutdown, wait=False, cancel_futures=True)
         rules = RuleStore(quota.backend, executor=rule_matcher)
-        previews = Previews(settings.preview_max_side, on_decode=metrics.decodes.labels("partial").inc)
+        renderer = PreviewRenderer(settings.preview_max_side, on_decode=metrics.decodes.labels("partial").inc)
         loop_lag = LoopLag(on_sample=metrics.loop_lag.observe)  # previews wait while the loop runs late
         loop_lag.start()
         stack.push_async_callback(loop_lag.stop)
@@ -229,6 +261,14 @@ async def run(settings: Settings) -> None:
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
+            previews=Previews(
+                max_side=settings.preview_max_side,
+                min_interval=settings.preview_min_interval,
+                status_grace=settings.status_grace,
+                frames_per_slot=settings.partial_images,
+                renderer=renderer,
+                lag=loop_lag,
+            ),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(
@@ -241,8 +281,6 @@ async def run(settings: Settings) -> None:
             tenants=tenants,
             payers=payers,
             http=http,
-            previews=previews,
-            loop_lag=loop_lag,
         )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
@@ -344,6 +382,12 @@ def _images_api(rest: list[str]) -> int:
     return 0
 
 
+def _playground(rest: list[str]) -> int:
+    from bot.demo.playground.cli import main as playground_main
+
+    return playground_main(rest)
+
+
 # name -> (what it does, handler of the remaining arguments). Each handler parses its own arguments, so
 # ``python -m bot doctor --help`` shows the doctor's own help.
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
@@ -354,6 +398,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "migrate-db": ("copy an SQLite database into an empty PostgreSQL one: SQLITE_URL POSTGRES_URL", _migrate_db),
     "catalogs": ("maintain the message catalogs: extract | update | check", _catalogs),
     "env-example": ("print the .env.example generated from the settings' declarations", _env_example),
+    "playground": ("the whole bot in a browser: local Discord and image service, no setup needed", _playground),
     "images-api": ("serve the built-in image service alone (for trying gateways and the benchmark)", _images_api),
 }
 

@@ -34,6 +34,15 @@ STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 8.0
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The real LiteLLM proxy's venv is installed (once, then cached) before the first test, so the install is
+    bounded by its own timeout rather than a test's."""
+    if any("test_litellm_proxy" in item.nodeid for item in session.items):
+        from tests.helpers.litellm import preinstall
+
+        preinstall()
+
+
 class BotStartError(AssertionError):
     pass
 
@@ -267,3 +276,12 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         problems.append("Traceback in the bot log (set rig.allow_tracebacks = True if expected)")
     if problems:
         pytest.fail("\n".join(problems) + "\n" + r.log_tail(80), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item (``item.rep_call``): fixtures read it at teardown, e.g. to
+    save a browser screenshot when the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

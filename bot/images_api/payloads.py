@@ -9,6 +9,7 @@ SIMD base64 (``bot/images/b64.py``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import aiohttp
 
 from .b64 import b64decode
-from .types import InputImage
+from .types import EditRequest, GenerateRequest, InputImage
+
+log = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 32 * 1024  # payloads larger than this are parsed in a thread
 
@@ -160,3 +163,23 @@ def edit_form(fields: dict[str, Any], images: Sequence[InputImage], mask: InputI
         filename, ctype = _file_part(mask, "mask")
         form.add_field("mask", mask.data, filename=filename, content_type=ctype)
     return form
+
+
+def common_fields(body: dict[str, Any], req: GenerateRequest | EditRequest, stream: bool) -> None:
+    """The fields generations and edits share (``stream``: ask for partial frames)."""
+    body["n"] = req.n
+    for name in ("size", "quality", "background", "output_format"):
+        value = getattr(req, name)
+        if value is not None:
+            body[name] = value
+    if req.output_compression is not None:
+        if (req.output_format or "png") in ("jpeg", "webp"):
+            body["output_compression"] = req.output_compression
+        else:
+            log.debug("output_compression omitted: only valid with jpeg/webp output")
+    if req.user:  # both: gateways such as new-api drop safety_identifier but keep user
+        body["user"] = req.user
+        body["safety_identifier"] = req.user
+    if stream:
+        body["stream"] = True
+        body["partial_images"] = req.partial_images

@@ -1,6 +1,6 @@
 """Pillow work, always off the event loop.
 
-Two executors keep priorities apart. Previews run on a pool of their own (``Previews``, a service built at
+Two executors keep priorities apart. PreviewRenderer run on a pool of their own (``PreviewRenderer``, a service built at
 start: one thread fed from a priority queue, a job that shows nothing yet first), so a burst of partial
 frames never occupies the threads the final image uses (``run_blocking``, the default pool). A preview nobody awaits
 any more (a newer frame superseded it, or the result arrived) is dropped from the queue undecoded.
@@ -97,7 +97,7 @@ async def run_blocking(func: Callable[..., T], *args: object) -> T:
     return await asyncio.to_thread(func, *args)
 
 
-class Previews:
+class PreviewRenderer:
     """The preview renderer, built once at start (``bot/__main__.py``) and handed to whoever shows
     progress: one preview thread (with two on two cores, preview decodes took both cores in a rush and
     results queued behind them: docs/development/performance-history.md), and a hook counting the partial
@@ -108,17 +108,18 @@ class Previews:
         self.pool = PreviewPool(workers=workers)
         self._on_decode = on_decode
 
-    async def render(self, frame: bytes | EncodedFrame, urgent: bool = False) -> bytes:
+    async def render(self, frame: bytes | EncodedFrame, urgent: bool = False, max_side: int | None = None) -> bytes:
         """The preview JPEG of a frame (``urgent``: jump the queue, for a job that shows nothing yet).
         Cancelling the await drops the work if the thread has not started it: the frame is never decoded."""
-        return await asyncio.wrap_future(self.pool.submit(URGENT if urgent else ROUTINE, self._job, frame))
+        side = max_side or self.max_side
+        return await asyncio.wrap_future(self.pool.submit(URGENT if urgent else ROUTINE, self._job, frame, side))
 
-    def _job(self, frame: bytes | EncodedFrame) -> bytes:
+    def _job(self, frame: bytes | EncodedFrame, max_side: int) -> bytes:
         if not isinstance(frame, bytes | bytearray | memoryview):
             frame = frame.decode()
             if self._on_decode is not None:
                 self._on_decode()
-        return make_preview_sync(frame, self.max_side)
+        return make_preview_sync(frame, max_side)
 
 
 # --- decoding -------------------------------------------------------------------------------------

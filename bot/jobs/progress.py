@@ -235,8 +235,8 @@ Sender = Callable[[ProgressView], Awaitable[None]]
 
 @dataclass
 class ProgressPublisher:
-    """The job's observer: ``queued``, ``generating``, ``partial`` and ``slot_done`` are cheap and
-    synchronous; ``start()`` and ``close()`` bracket the job."""
+    """The job's observer (``bot.jobs.service.JobObserver``): ``set_queued``, ``set_generating``, ``frame`` and
+    ``slot_finished`` are cheap and synchronous; ``start()`` and ``close()`` bracket the job."""
 
     send: Sender
     render: Renderer
@@ -274,33 +274,33 @@ class ProgressPublisher:
 
     # --- JobObserver ------------------------------------------------------------------------------
 
-    def queued(self, position: int) -> None:
+    def set_queued(self, position: int) -> None:
         if self._status != "queued" or self._position != position:
             self._status, self._position = "queued", position
             self._pacer.status()
             self._dirty.set()
 
-    def generating(self) -> None:
+    def set_generating(self) -> None:
         if self._status != "generating":
             self._status, self._position = "generating", None
             self._pacer.status()
             self._dirty.set()
 
-    def partial(self, slot: int, frame: Frame) -> None:
-        """A partial frame arrived (``frame.index`` is the API's 0-based partial index). It is kept as given
-        (an encoded frame stays encoded) until it is rendered; a newer frame replaces it unrendered."""
-        if not self._pacer.frame(slot, frame.index + 1):
+    def frame(self, slot: int, index: int, data: Frame) -> None:
+        """A partial frame arrived (``index`` is the API's 0-based partial index). It is kept as given (an
+        encoded frame stays encoded) until it is rendered; a newer frame replaces it unrendered."""
+        if not self._pacer.frame(slot, index + 1):
             return  # late or duplicate: never go backwards
         s = self._state[slot]
-        s.raw = frame
+        s.raw = data
         if s.rendering is not None and not (s.tracked is not None and s.tracked.began):
             s.rendering.cancel()  # the older frame's render has not begun: drop it undecoded, render this one
         self._dirty.set()
 
-    def slot_done(self, slot: int, image: object | None) -> None:
+    def slot_finished(self, slot: int, *, failed: bool = False) -> None:
         s = self._state[slot]
         self._pacer.finished(slot)
-        s.failed, s.raw = image is None, None
+        s.failed, s.raw = failed, None
         if s.rendering is not None:
             s.rendering.cancel()  # its preview would never be shown: if it is still queued, it is never decoded
         self._dirty.set()

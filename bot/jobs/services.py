@@ -12,9 +12,7 @@ import aiohttp
 from bot.config.settings import Settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import ModelInfo
-from bot.imaging.work import Previews
 from bot.jobs.payers import Payers
-from bot.jobs.progress import LoopLag
 from bot.jobs.service import JobService
 from bot.quota import QuotaStore
 from bot.quota.tenants import TenantStore
@@ -32,5 +30,3 @@ class Services:
     tenants: TenantStore
     payers: Payers
     http: aiohttp.ClientSession  # checks a key a server brings against its API before it is stored
-    previews: Previews  # the preview renderer (its thread), shared by every job's progress message
-    loop_lag: LoopLag  # how late the event loop runs: previews wait while it is behind

@@ -20,6 +20,8 @@ from bot.images_api.errors import (
     ContentBlocked,
     DownloadFailed,
     EditsNotSupported,
+    GatewayCannotStream,
+    GatewayCooldown,
     ImagesAPIError,
     InsufficientQuota,
     InvalidRequest,
@@ -37,6 +39,7 @@ from bot.jobs.payers import ServerNotCovered
 from bot.jobs.service import ShuttingDown, TooManyJobs
 from bot.messages import tenancy
 from bot.messages.i18n import N_, format_number, format_usd, translate, translate_plural
+from bot.ops.permissions import PERMISSION_NAMES
 from bot.quota import QuotaExceeded
 from bot.quota.tenants import KeysDisabled
 from bot.rules import PromptRefused, RuleError
@@ -154,6 +157,18 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
     if isinstance(exc, PermissionDenied):
         return translate(
             locale, "The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."
+        )
+    if isinstance(exc, GatewayCooldown):
+        return translate(
+            locale,
+            "The image service's gateway paused this model for a few seconds after an error. "
+            "Please try again in a moment; this didn't count against your quota.",
+        )
+    if isinstance(exc, GatewayCannotStream):
+        return translate(
+            locale,
+            "The image service's gateway can't stream images, so live previews are now off for it. "
+            "This image wasn't made and didn't count against your quota: please try again.",
         )
     if isinstance(exc, RateLimited):
         return translate(locale, "The image service is busy right now (rate limit). Please try again in a minute.")
@@ -366,15 +381,6 @@ FEATURE_UNAVAILABLE = N_("That isn't available right now. Please try again in a 
 def invalid_value(value: str, locale: str | None = None) -> str:
     shown = clip(value.replace("`", "'"), 40)
     return translate(locale, "That value for `{name}` isn't valid.", name=shown)
-
-
-PERMISSION_NAMES = {
-    "view_channel": N_("View Channel"),
-    "send_messages": N_("Send Messages"),
-    "attach_files": N_("Attach Files"),
-    "embed_links": N_("Embed Links"),
-    "read_message_history": N_("Read Message History"),
-}
 
 
 def bot_missing_permissions(names: list[str], locale: str | None = None) -> str:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from bot.demo.images import FakeImagesAPI
 from bot.images_api import CompletedImage, GenerateRequest, ImagesClient, PartialImage, b64
-from bot.imaging.work import URGENT, Previews, make_preview_sync
+from bot.imaging.work import URGENT, PreviewRenderer, make_preview_sync
 from bot.jobs.progress import LoopLag, ProgressPublisher, ProgressView
 from tests.conftest import FAKE_API_KEY
 
@@ -81,7 +81,7 @@ class _HeldPool:
 
     def __init__(self) -> None:
         self.decodes = Decodes()
-        self.previews = Previews(32, on_decode=self.decodes)
+        self.previews = PreviewRenderer(32, on_decode=self.decodes)
         self.pool = self.previews.pool
         self.gate = threading.Event()
         started = threading.Event()
@@ -117,9 +117,9 @@ async def test_a_frame_superseded_before_its_render_started_is_never_decoded() -
     pub = ProgressPublisher(send, held.render, frames_per_slot=2, min_interval=0.05, status_grace=0)
     pub.start()
     try:
-        pub.partial(0, _frame(0, (200, 0, 0)))  # render queued behind the held job
+        pub.frame(0, 0, _frame(0, (200, 0, 0)))  # render queued behind the held job
         await _until(lambda: held.pool.queued == 1)
-        pub.partial(0, _frame(1, (0, 0, 200)))  # supersedes frame 1 while it waits
+        pub.frame(0, 1, _frame(1, (0, 0, 200)))  # supersedes frame 1 while it waits
         await _until(lambda: held.pool.queued == 2)
         assert held.decodes.n == 0  # nothing ran yet
         held.release()
@@ -147,9 +147,9 @@ async def test_the_result_drops_a_waiting_frame_undecoded() -> None:
     pub = ProgressPublisher(send, held.render, frames_per_slot=2, min_interval=0.05, status_grace=0)
     pub.start()
     try:
-        pub.partial(0, _frame(0, (0, 200, 0)))
+        pub.frame(0, 0, _frame(0, (0, 200, 0)))
         await _until(lambda: held.pool.queued == 1)
-        pub.slot_done(0, None)  # the result arrived first
+        pub.slot_finished(0, failed=True)  # the result arrived first
         await pub.close()
         held.release()
         # barrier: a later job on the same single thread runs only after the dropped entry was passed over
@@ -179,9 +179,9 @@ async def test_a_malformed_frame_costs_its_preview_only() -> None:
     pub = ProgressPublisher(send, render, frames_per_slot=2, min_interval=0.05, status_grace=0)
     pub.start()
     try:
-        pub.partial(0, PartialImage(index=0, b64=b"not base64 at all \xff"))
+        pub.frame(0, 0, PartialImage(index=0, b64=b"not base64 at all \xff"))
         await asyncio.wait_for(failed.wait(), WAIT)
-        pub.partial(0, _frame(1, (10, 20, 30)))
+        pub.frame(0, 1, _frame(1, (10, 20, 30)))
         await _until(lambda: any(v.slots[0].jpeg for v in views))
     finally:
         await pub.close()
@@ -259,7 +259,7 @@ async def test_no_render_starts_while_the_loop_is_late() -> None:
     lag = _SetLag(1.0)
     views: list[ProgressView] = []
     decodes = Decodes()
-    previews = Previews(32, on_decode=decodes)
+    previews = PreviewRenderer(32, on_decode=decodes)
 
     async def send(view: ProgressView) -> None:
         views.append(view)
@@ -267,8 +267,8 @@ async def test_no_render_starts_while_the_loop_is_late() -> None:
     pub = ProgressPublisher(send, previews.render, frames_per_slot=2, min_interval=0.05, status_grace=0, lag=lag)
     pub.start()
     try:
-        pub.partial(0, _frame(0, (1, 2, 3)))
-        pub.partial(0, _frame(1, (4, 5, 6)))
+        pub.frame(0, 0, _frame(0, (1, 2, 3)))
+        pub.frame(0, 1, _frame(1, (4, 5, 6)))
         await _until(lambda: lag.looks >= 3)  # it looked, and looked again SHED_RECHECK later, twice
         assert views == [] and decodes.n == 0  # behind: nothing decoded, nothing sent
         lag.value = 0.0
@@ -301,10 +301,10 @@ async def test_a_frame_whose_decode_began_is_finished_and_shown_then_the_newer_o
     pub = ProgressPublisher(send, render, frames_per_slot=2, min_interval=0.1, status_grace=0)
     pub.start()
     try:
-        pub.partial(0, _frame(0, (200, 0, 0)))
+        pub.frame(0, 0, _frame(0, (200, 0, 0)))
         assert await asyncio.to_thread(decoding.wait, WAIT)  # frame 1 is being decoded...
         decoding.clear()
-        pub.partial(0, _frame(1, (0, 0, 200)))  # ...when frame 2 arrives: frame 1 is not thrown away
+        pub.frame(0, 1, _frame(1, (0, 0, 200)))  # ...when frame 2 arrives: frame 1 is not thrown away
         gate.set()
         await _until(lambda: len(views) >= 2)
     finally:

@@ -1,6 +1,6 @@
 """Unit tests of the load-benchmark hot paths.
 
-* ``bot.imaging.work``: ``PreviewPool`` / ``Previews`` (priorities, cancellation, errors), PNG frames decoded
+* ``bot.imaging.work``: ``PreviewPool`` / ``PreviewRenderer`` (priorities, cancellation, errors), PNG frames decoded
   in one piece (``_png_in_one_piece`` / ``open_image``: same pixels as a plain ``Image.open``), previews
   and the untouched-upload shortcut.
 * ``bot.images_api.sse``: the SSE reader's contract at awkward chunk boundaries.
@@ -35,7 +35,7 @@ from bot.imaging.work import (
     ROUTINE,
     URGENT,
     PreviewPool,
-    Previews,
+    PreviewRenderer,
     _png_in_one_piece,
     fit_upload,
     fit_upload_sync,
@@ -48,7 +48,7 @@ B64_CHUNK = 256 * 1024
 WAIT = 5.0  # seconds: generous upper bound for a thread hand-off; never reached when things work
 
 # =========================================================================================================
-# PreviewPool / Previews
+# PreviewPool / PreviewRenderer
 # =========================================================================================================
 
 
@@ -165,12 +165,12 @@ class _Tagged:
 
 
 async def test_previews_render_urgent_frames_first_and_never_decode_a_cancelled_one() -> None:
-    """Pins: ``Previews.render`` returns the JPEG, honours ``urgent``, counts each decode, and a render
+    """Pins: ``PreviewRenderer.render`` returns the JPEG, honours ``urgent``, counts each decode, and a render
     cancelled while queued is never decoded; a failing render raises in the caller."""
     b = _Blocked("t_previews")
     decoded: list[str] = []
     counted: list[None] = []
-    previews = Previews(16, on_decode=lambda: counted.append(None))
+    previews = PreviewRenderer(16, on_decode=lambda: counted.append(None))
     previews.pool = b.pool
     try:
         routine = asyncio.ensure_future(previews.render(_Tagged("routine", decoded)))

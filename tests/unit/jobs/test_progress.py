@@ -186,9 +186,9 @@ async def test_first_frame_goes_out_at_once_with_the_status() -> None:
     rec = Recorder()
     pub = ProgressPublisher(rec.send, rec.render, min_interval=10, status_grace=10)
     pub.start()
-    pub.queued(2)
-    pub.generating()
-    pub.partial(0, Frame(0, b"f1"))
+    pub.set_queued(2)
+    pub.set_generating()
+    pub.frame(0, 0, Frame(0, b"f1"))
     await rec.until(lambda: bool(rec.views))
     await pub.close()
     [view] = rec.views
@@ -202,10 +202,10 @@ async def test_frames_superseded_while_a_render_is_queued_are_never_rendered() -
     rec.gate.clear()  # the first render waits (a busy preview queue)
     pub = ProgressPublisher(rec.send, rec.render, frames_per_slot=3, min_interval=0, status_grace=0)
     pub.start()
-    pub.partial(0, Frame(0, b"f1"))
+    pub.frame(0, 0, Frame(0, b"f1"))
     await rec.until(lambda: rec.started == 1)
-    pub.partial(0, Frame(2, b"f3"))  # cancels f1's queued render
-    pub.partial(0, Frame(1, b"late"))  # out of order: ignored
+    pub.frame(0, 2, Frame(2, b"f3"))  # cancels f1's queued render
+    pub.frame(0, 1, Frame(1, b"late"))  # out of order: ignored
     rec.gate.set()
     await rec.until(lambda: bool(rec.views))
     await pub.close()
@@ -217,11 +217,11 @@ async def test_the_newest_frame_follows_one_interval_later() -> None:
     rec = Recorder()
     pub = ProgressPublisher(rec.send, rec.render, min_interval=0.05, status_grace=0)
     pub.start()
-    pub.partial(0, Frame(0, b"f1"))
+    pub.frame(0, 0, Frame(0, b"f1"))
     await rec.until(lambda: len(rec.views) == 1)
-    pub.partial(0, Frame(1, b"f2"))  # right after frame 1: kept, not guessed away
+    pub.frame(0, 1, Frame(1, b"f2"))  # right after frame 1: kept, not guessed away
     await rec.until(lambda: len(rec.views) == 2)
-    pub.slot_done(0, object())
+    pub.slot_finished(0)
     await pub.close()
     assert [v.slots[0].frame for v in rec.views] == [1, 2]
 
@@ -230,9 +230,9 @@ async def test_close_drops_pending_frames() -> None:
     rec = Recorder()
     pub = ProgressPublisher(rec.send, rec.render, min_interval=60, status_grace=0)
     pub.start()
-    pub.partial(0, Frame(0, b"f1"))
+    pub.frame(0, 0, Frame(0, b"f1"))
     await rec.until(lambda: bool(rec.views))
-    pub.partial(0, Frame(1, b"f2"))  # waits for the interval...
+    pub.frame(0, 1, Frame(1, b"f2"))  # waits for the interval...
     await pub.close()  # ...and is dropped: the final result wins
     assert [v.slots[0].frame for v in rec.views] == [1] and rec.rendered == [b"f1"]
 
@@ -241,8 +241,8 @@ async def test_multiple_slots_each_keep_their_frame() -> None:
     rec = Recorder()
     pub = ProgressPublisher(rec.send, rec.render, slots=2, min_interval=0, status_grace=0)
     pub.start()
-    pub.slot_done(0, object())
-    pub.partial(1, Frame(0, b"b1"))
+    pub.slot_finished(0)
+    pub.frame(1, 0, Frame(0, b"b1"))
     await rec.until(lambda: bool(rec.views))
     await pub.close()
     last = rec.views[-1]
@@ -262,9 +262,9 @@ async def test_a_failing_send_stops_previews_without_raising(caplog: pytest.LogC
     pub = ProgressPublisher(bad_send, rec.render, min_interval=0, status_grace=0)
     pub.start()
     with caplog.at_level(logging.ERROR, logger="bot.jobs.progress"):
-        pub.partial(0, Frame(0, b"x"))
+        pub.frame(0, 0, Frame(0, b"x"))
         await rec.until(lambda: "progress update failed" in caplog.text)
-        pub.partial(0, Frame(1, b"y"))  # the publisher has stopped: no second attempt
+        pub.frame(0, 1, Frame(1, b"y"))  # the publisher has stopped: no second attempt
         await pub.close()  # does not raise
     assert len(calls) == 1 and rec.rendered == [b"x"]
 
