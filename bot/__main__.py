@@ -30,6 +30,7 @@ from bot.images_api.models import get_model
 from bot.images_api.stream_gate import no_stream_key
 from bot.imaging.work import PreviewRenderer
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.model_choice import ModelChoice
 from bot.jobs.payers import Payers
 from bot.jobs.previews import Previews
 from bot.jobs.progress import LoopLag
@@ -38,11 +39,13 @@ from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
 from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
-from bot.quota.connect import open_store
-from bot.quota.leases import InstanceInUse
+from bot.quota import Quota, defaults_from
+from bot.quota.retention import PromptRetention
 from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
+from bot.storage.connect import open_storage
 from bot.storage.db import kv_get, kv_set
+from bot.storage.leases import InstanceInUse, stop_lease
 from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
@@ -173,12 +176,11 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
         yield
         return
 
-    async def ping_db() -> None:
-        async with bot.services.quota.backend.plain() as tx:
-            await tx.fetchone("SELECT 1")
-
     server = HealthServer(
-        settings.health_address, metrics, gateway_connected=lambda: gateway_connected(bot), database_ping=ping_db
+        settings.health_address,
+        metrics,
+        gateway_connected=lambda: gateway_connected(bot),
+        database_ping=bot.services.db.ping,
     )
     try:
         await server.start()
@@ -195,12 +197,15 @@ async def run(settings: Settings) -> None:
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)
+    configured = {settings.image_model: model}  # IMAGE_MODEL first: the default
+    for name in settings.image_models or ():
+        configured.setdefault(name, get_model(name, settings.price_overrides or None))
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,  # this loop's: key checks and the like
         images_io(timeout) as (io, images_http),
-        open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
+        open_storage(settings, lease_ttl=settings.instance_lease_seconds) as db,
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
@@ -216,10 +221,10 @@ async def run(settings: Settings) -> None:
                 on_decode=metrics.decodes.labels("final").inc,
                 io=io,
             )
-            return remember_streams(client, quota.backend)
+            return remember_streams(client, db.backend)
 
         client = make_client(base_url, settings.openai_api_key)
-        tenants = TenantStore(quota.backend, settings.server_key_secret)
+        tenants = TenantStore(db.backend, settings.server_key_secret)
         payers = Payers(
             operator=client,
             tenants=tenants,
@@ -229,17 +234,20 @@ async def run(settings: Settings) -> None:
         )
         gateway = await client.detect_gateway()  # free; a LiteLLM proxy is never asked for a stream
         log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
+        quota = Quota.on(db, defaults_from(settings))
+        retention = asyncio.create_task(PromptRetention(db, settings.prompt_retention_days).run(), name="retention")
+        stack.push_async_callback(stop_lease, retention)
         # Long or regex prompt-rule matches run here, never on the event loop.
         rule_matcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")
         stack.callback(rule_matcher.shutdown, wait=False, cancel_futures=True)
-        rules = RuleStore(quota.backend, executor=rule_matcher)
+        rules = RuleStore(db.backend, executor=rule_matcher)
         renderer = PreviewRenderer(settings.preview_max_side, on_decode=metrics.decodes.labels("partial").inc)
         loop_lag = LoopLag(on_sample=metrics.loop_lag.observe)  # previews wait while the loop runs late
         loop_lag.start()
         stack.push_async_callback(loop_lag.stop)
         slots: ClusterScheduler | None = None
-        if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
-            slots = ClusterScheduler(quota, settings.max_concurrent_images)
+        if db.dialect == "postgresql":  # one cap and one fair queue across every process
+            slots = ClusterScheduler(db, settings.max_concurrent_images)
             await slots.start()
             stack.push_async_callback(slots.close)
         elif settings.shard_ids:
@@ -249,7 +257,7 @@ async def run(settings: Settings) -> None:
             )
         jobs = JobService(
             client=client,
-            quota=quota,
+            quota=quota.ledger,
             rules=rules,
             model=model,
             model_name=settings.image_model,
@@ -269,18 +277,23 @@ async def run(settings: Settings) -> None:
                 renderer=renderer,
                 lag=loop_lag,
             ),
+            models=configured,
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(
             settings=settings,
             images=client,
-            quota=quota,
+            db=db,
+            ledger=quota.ledger,
+            moderation=quota.moderation,
+            reports=quota.reports,
             jobs=jobs,
             model=model,
             rules=rules,
             tenants=tenants,
             payers=payers,
             http=http,
+            model_choice=ModelChoice(db.backend, configured),
         )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login

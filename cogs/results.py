@@ -23,7 +23,7 @@ from bot.jobs.options import ImageOptions
 from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
-from cogs._common import bot_of, job_spec
+from cogs._common import bot_of, chosen_model, job_spec
 from cogs._errors import Refused, answering_errors
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class ResultView(discord.ui.View):
 
 async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_channel: bool) -> JobRecord:
     """The job a button names, if it belongs where the button was clicked; else ``Refused``."""
-    job = await bot_of(interaction).services.quota.get_job(job_id)
+    job = await bot_of(interaction).services.ledger.get_job(job_id)
     if job is None:
         raise Refused(messages.JOB_UNKNOWN)
     foreign = job.guild_id != interaction.guild_id or (same_channel and job.channel_id != interaction.channel_id)
@@ -97,11 +97,17 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
+        if job.purged_at is not None:  # PROMPT_RETENTION_DAYS erased what it was asked with
+            raise Refused(messages.RESULT_TOO_OLD)
         handler = bot_of(interaction).result_actions.reroll.get(job.kind)
         if handler is None:
             raise Refused(messages.FEATURE_UNAVAILABLE)
+        # The same model again, if the server still allows it (a model no longer configured: the default).
+        bot = bot_of(interaction)
+        configured = bot.services.model_choice.configured if bot.services.model_choice is not None else []
+        model, _ = await chosen_model(bot, interaction.guild_id, job.model if job.model in configured else None)
         kind: Literal["generate", "edit"] = "edit" if job.kind == "edit" else "generate"
-        spec = job_spec(interaction, kind, job.prompt, ImageOptions.from_settings(job.settings))
+        spec = job_spec(interaction, kind, job.prompt, ImageOptions.from_settings(job.settings), model=model)
         await handler(interaction, job, spec)
 
 

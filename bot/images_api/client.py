@@ -1,8 +1,7 @@
 """Async client of OpenAI's Images API (``/images/generations`` and ``/images/edits``).
 
-Streams partial frames when asked, retries only where it is safe (before anything was yielded), parses
-the multi-megabyte event payloads off the event loop, and never logs the API key.
-"""
+Streams partial frames when asked, retries only where it is safe (before anything was yielded), reads and
+parses the multi-megabyte event payloads off the bot's event loop, and never logs the API key."""
 
 from __future__ import annotations
 
@@ -100,7 +99,7 @@ class ImagesClient:
 
     def _on_io(self, path: str, req: Request, pay: Callable[[bool], Any]) -> AsyncIterator[ImageEvent]:
         run = functools.partial(self._run, path, req, pay)
-        return run() if self._io is None else self._io.stream(run)
+        return run() if self._io is None else self._io.stream(run)  # the stream read on the Images API's loop
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"ImagesClient(base_url={self.base_url!r})"
@@ -157,7 +156,7 @@ class ImagesClient:
                     fields["input_fidelity"] = req.input_fidelity
             for name in self._dropped.get("/images/edits", ()):
                 fields.pop(name, None)
-            return edit_form(fields, req.images, req.mask)
+            return edit_form(fields, req.images, req.mask, req.markup)
 
         async for event in self._on_io("/images/edits", req, payload):
             handed = [event]
@@ -369,8 +368,7 @@ class ImagesClient:
             name, size, text = msg.event, msg.size, msg.take()  # an image's line: still in pieces
             del msg
             try:
-                # A big event is parsed in a thread, unless this runs on the Images API's own loop (a thread
-                # already: one event at a time there keeps fewer events' megabytes alive than a pool would)
+                # in a thread, unless on the Images API's own loop: one at a time keeps fewer megabytes alive
                 if size > OFFLOAD_BYTES and self._io is None:
                     obj, raw = await asyncio.to_thread(_read_event, text, name)
                 else:
@@ -410,6 +408,7 @@ class ImagesClient:
                         usage=Usage.from_dict(obj.get("usage")),
                         request_id=request_id,
                         revised_prompt=obj.get("revised_prompt"),
+                        svg_usage=Usage.from_dict(obj.get("svg_usage")),
                     )
                 )
                 raw = None
@@ -455,6 +454,7 @@ class ImagesClient:
                 usage=usage,
                 request_id=request_id,
                 revised_prompt=item.get("revised_prompt"),
+                svg_usage=Usage.from_dict(obj.get("svg_usage")),
             )
         if count == 0:
             raise ImagesAPIError("the Images API returned no image", status=resp.status, request_id=request_id)

@@ -17,11 +17,12 @@ from bot.images_api.types import InputImage
 class EditInputs:
     images: tuple[InputImage, ...]
     mask: InputImage | None = None
+    markup: InputImage | None = None  # a scribbled edit's layer (never with ``mask``)
 
     @property
     def nbytes(self) -> int:
         """What keeping these inputs costs: their bytes, plus the objects around each of them."""
-        parts = list(self.images) + ([self.mask] if self.mask else [])
+        parts = [*self.images, *(x for x in (self.mask, self.markup) if x is not None)]
         return sum(len(i.data) + ENTRY_OVERHEAD for i in parts)
 
 

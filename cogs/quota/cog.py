@@ -12,6 +12,7 @@ cannot be set on subcommands, and ``/quota me`` must stay open to everyone.)
 from __future__ import annotations
 
 import asyncio
+import io
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +21,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.imaging.chart import render_chart
 from bot.messages import clip, relative_time
 from bot.messages.i18n import format_number, format_usd, translate
-from bot.quota import QuotaStore
-from bot.quota.store import LimitArg
+from bot.quota import Ledger, LimitArg, Moderation, Reports
 from cogs._checks import admins_only, managers_only
 from cogs._common import EMBED_COLOUR, ImageBotBase, guild_id_of, reply_ephemeral, role_ids, upload_budget
 from cogs._translator import locale_of
+from cogs.quota.chart import TOP_MEMBERS, chart_content
+from cogs.quota.models import build_models_command
 from cogs.quota.render import (
     MAX_BUDGET,
     MAX_LIMIT,
@@ -62,17 +65,29 @@ class QuotaCog(commands.Cog):
         self.bot = bot
         # /quota rule add|remove|list: the server's prompt rules (cogs/rules.py)
         self.quota.add_command(build_rule_group(bot.services.rules))
+        # /quota models: which configured models members may use (cogs/quota/models.py)
+        choice = getattr(bot.services, "model_choice", None)
+        if choice is not None and len(choice.configured) > 1:
+            self.quota.add_command(build_models_command(choice))
 
     @property
-    def store(self) -> QuotaStore:
-        return self.bot.services.quota
+    def ledger(self) -> Ledger:
+        return self.bot.services.ledger
+
+    @property
+    def moderation(self) -> Moderation:
+        return self.bot.services.moderation
+
+    @property
+    def reports(self) -> Reports:
+        return self.bot.services.reports
 
     # --- everyone ------------------------------------------------------------------------------------
 
     @quota.command(name="me", description="Your images used and remaining today and this month")
     async def me(self, interaction: discord.Interaction) -> None:
         guild_id = guild_id_of(interaction)
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         await reply_ephemeral(interaction, me_text(usage, locale_of(interaction)))
 
     # --- moderators ----------------------------------------------------------------------------------
@@ -82,8 +97,8 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def show(self, interaction: discord.Interaction, user: discord.User) -> None:
         guild_id = guild_id_of(interaction)
-        usage = await self.store.usage(guild_id, user.id, role_ids(user))
-        jobs = await self.store.recent_jobs(guild_id, user.id, limit=10)
+        usage = await self.ledger.usage(guild_id, user.id, role_ids(user))
+        jobs = await self.ledger.recent_jobs(guild_id, user.id, limit=10)
         await reply_ephemeral(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
 
     @quota.command(name="set", description="Moderators: a member's own daily and monthly image limits")
@@ -101,10 +116,10 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_user_limit(
+        details = await self.moderation.set_user_limit(
             guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
-        usage = await self.store.usage(guild_id, user.id, role_ids(user))
+        usage = await self.ledger.usage(guild_id, user.id, role_ids(user))
         loc = locale_of(interaction)
         head = translate(
             loc, "Limits of {user}: {changes}.\nNow:", user=user.mention, changes=changes_text(details, loc)
@@ -126,7 +141,7 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_role_limit(
+        details = await self.moderation.set_role_limit(
             guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
@@ -150,15 +165,15 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_default_limit(
+        details = await self.moderation.set_default_limit(
             guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
         bot_default = translate(
             loc,
             "{daily} a day, {monthly} a month",
-            daily=limit_text(self.store.default_daily, loc),
-            monthly=limit_text(self.store.default_monthly, loc),
+            daily=limit_text(self.ledger.default_daily, loc),
+            monthly=limit_text(self.ledger.default_monthly, loc),
         )
         head = translate(loc, "Server default: {changes}.", changes=changes_text(details, loc))
         note = translate(
@@ -200,7 +215,7 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         guild_id = guild_id_of(interaction)
-        before = await self.store.reset_user(guild_id, user.id, actor_id=interaction.user.id)
+        before = await self.moderation.reset_user(guild_id, user.id, actor_id=interaction.user.id)
         loc = locale_of(interaction)
         await reply_ephemeral(
             interaction,
@@ -223,8 +238,8 @@ class QuotaCog(commands.Cog):
         guild_id = guild_id_of(interaction)
         if usd is not None:
             value = None if float(usd) < 0 else round(float(usd), 4)
-            await self.store.set_budget(guild_id, value, actor_id=interaction.user.id)
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+            await self.moderation.set_budget(guild_id, value, actor_id=interaction.user.id)
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         loc = locale_of(interaction)
         if usage.budget_usd is None:
             if usd is not None:
@@ -249,7 +264,7 @@ class QuotaCog(commands.Cog):
     async def report(self, interaction: discord.Interaction) -> None:
         guild_id = guild_id_of(interaction)
         limit = max(1024, upload_budget(interaction.filesize_limit))
-        build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction)))
+        build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction), interaction.guild))
         try:
             # Answer at once when the report is quick (the usual case); defer when a big ledger takes longer.
             fields = await asyncio.wait_for(asyncio.shield(build), REPORT_DEFER_AFTER)
@@ -263,24 +278,43 @@ class QuotaCog(commands.Cog):
             raise
         await reply_ephemeral(interaction, **fields)
 
-    async def _build_report(self, guild_id: int, upload_limit: int, locale: str | None = None) -> dict[str, Any]:
-        """The report's embed and, when it fits the upload limit, its CSV ledger."""
-        report = await self.store.report(guild_id)
-        ledger = await self.store.ledger_csv(guild_id, since=report.period_start)
+    async def _build_report(
+        self, guild_id: int, upload_limit: int, locale: str | None = None, guild: discord.Guild | None = None
+    ) -> dict[str, Any]:
+        """The report's embed, its chart and, when it fits the upload limit, its CSV ledger."""
+        report = await self.reports.report(guild_id)
+        ledger = await self.reports.ledger_csv(guild_id, since=report.period_start)
         local = report.period_start.astimezone(zoneinfo.ZoneInfo(report.timezone))
         file = await asyncio.to_thread(csv_file, ledger, f"imagebot-ledger-{local:%Y-%m}", upload_limit)
         embed = report_embed(report, locale)
+        names = {u.user_id: await self._display_name(guild, u.user_id) for u in report.users[:TOP_MEMBERS]}
+        chart_name = f"imagebot-usage-{local:%Y-%m}.png"
+        chart = await render_chart(*chart_content(report, names, locale))
+        embed.set_image(url=f"attachment://{chart_name}")
+        files = [discord.File(io.BytesIO(chart), filename=chart_name)]
         if file is None:
             too_large = translate(locale, "The ledger is too large to attach, even compressed.")
             embed.add_field(name="CSV", value=too_large, inline=False)
-            return {"embed": embed}
-        return {"embed": embed, "file": file}
+        else:
+            files.append(file)
+        return {"embed": embed, "files": files}
+
+    async def _display_name(self, guild: discord.Guild | None, user_id: int) -> str:
+        """A member's name for the chart (a picture cannot show a mention)."""
+        member = guild.get_member(user_id) if guild is not None else None
+        user: discord.abc.User | None = member or self.bot.get_user(user_id)
+        if user is None:
+            try:
+                user = await self.bot.fetch_user(user_id)
+            except discord.HTTPException:
+                return f"…{str(user_id)[-4:]}"
+        return user.display_name
 
     @quota.command(name="audit", description="Moderators: the latest quota changes (who, what, when)")
     @managers_only()
     async def audit(self, interaction: discord.Interaction) -> None:
         guild_id = guild_id_of(interaction)
-        entries = await self.store.audit_log(guild_id, limit=20, changes_only=True)
+        entries = await self.moderation.audit_log(guild_id, limit=20, changes_only=True)
         since = datetime.now(UTC) - REFUSALS_SHOWN_FOR
         refusals = await self.bot.services.rules.refusals_by_member(guild_id, since=since)
         loc = locale_of(interaction)
@@ -307,7 +341,7 @@ class QuotaCog(commands.Cog):
         loc = locale_of(interaction)
         if tz is not None:
             try:
-                await self.store.set_timezone(guild_id, tz, actor_id=interaction.user.id)
+                await self.moderation.set_timezone(guild_id, tz, actor_id=interaction.user.id)
             except ValueError:
                 await reply_ephemeral(
                     interaction,
@@ -318,7 +352,7 @@ class QuotaCog(commands.Cog):
                     ),
                 )
                 return
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         resets = {
             "tz": usage.timezone,
             "day": relative_time(usage.daily_resets_at),
@@ -349,8 +383,8 @@ class QuotaCog(commands.Cog):
             return
         if role is not None or clear:
             new_role = None if role is None else role.id
-            await self.store.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
-        current = await self.store.get_manager_role(guild_id)
+            await self.moderation.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
+        current = await self.moderation.get_manager_role(guild_id)
         if current is None:
             text = translate(loc, "No manager role: only members with Manage Server can manage quotas.")
         else:
