@@ -23,9 +23,17 @@ ALLOWED_SLEEPS: dict[tuple[str, str], str] = {
         "test_catastrophic_regex_is_bounded_and_the_bot_keeps_answering",
     ): "paces probe interactions over a 2 s window of load; nothing waits on it",
     (
+        "tests/unit/images_api/test_io_loop.py",
+        "produce",
+    ): "a stream that never ends by itself (an hour): the test cancels it and checks that the cancel arrives",
+    (
         "tests/unit/jobs/test_cluster.py",
         "stream",
     ): "simulated work: each stream holds its slot for a while, so that streams overlap and the cap is tested",
+    (
+        "tests/unit/jobs/test_progress.py",
+        "test_loop_lag_measures_a_blocked_loop",
+    ): "the loop-lag monitor measures real lateness: the test lets it sample, then blocks the loop for real",
     (
         "tests/unit/rules/test_rules.py",
         "ticker",
