@@ -110,6 +110,68 @@ def _ended(h: InteractionHandle) -> bool:
     return "Cancelled" in content
 
 
+async def _start_round(
+    fd: FakeDiscord, opts: LongRunOptions, upload: bytes, first_job: int
+) -> list[tuple[InteractionHandle, FakeUser, str]]:
+    """A round's jobs, each from a member of its own: imagines, every ``edit_every``-th an edit of an upload,
+    every ``cancel_every``-th to be cancelled once it streams."""
+    handles: list[tuple[InteractionHandle, FakeUser, str]] = []
+    for i in range(opts.per_round):
+        job_no = first_job + i
+        user = FakeUser(USER_BASE + job_no, f"long{job_no}", f"Long {job_no}")
+        prompt = f"long run job {job_no}: a lantern in the fog"
+        if i % opts.edit_every == opts.edit_every - 1:
+            att = fd.add_attachment(upload, f"photo{job_no}.png", "image/png")
+            payload = fd.slash("edit", {"prompt": prompt}, attachments={"image": att}, user=user)
+            kind = "edit"
+        else:
+            payload = fd.slash("imagine", {"prompt": prompt, "size": opts.size}, user=user)
+            kind = "imagine"
+        if i % opts.cancel_every == opts.cancel_every - 1:
+            kind = "cancel"
+        handles.append((await fd.inject_interaction(payload), user, kind))
+    return handles
+
+
+async def _wait_round(
+    fd: FakeDiscord,
+    bot: BotProcess,
+    handles: list[tuple[InteractionHandle, FakeUser, str]],
+    deadline: float,
+    r: int,
+) -> tuple[dict[str, float], bool]:
+    """Until every job has its result or was cancelled: each result's seconds from its interaction, and
+    whether the deadline came first. Raises ``BenchError`` if the bot dies."""
+    tracker = _Tracker(fd, {h.token for h, _, _ in handles})
+    finals: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        tracker.update()
+        now = time.monotonic()
+        for h, _, _ in handles:
+            if h.token not in tracker.pending and h.token not in finals:
+                finals[h.token] = now - h.created
+        if all(h.token in finals or _ended(h) for h, _, _ in handles):
+            return finals, False
+        if bot.proc is not None and bot.proc.returncode is not None:
+            raise BenchError(f"the bot exited with code {bot.proc.returncode} in round {r + 1}")
+        await asyncio.sleep(0.02)
+    return finals, True
+
+
+def _round_record(r: int, jobs_total: int, finals: dict[str, float], cancelled: int, bot: BotProcess) -> dict[str, Any]:
+    lat = sorted(finals.values())
+    return {
+        "round": r + 1,
+        "jobs_total": jobs_total,
+        "results": len(finals),
+        "cancelled": cancelled,
+        "final_p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
+        "rss_mb": round(bot.memory_mb()["VmRSS"], 1),
+        "threads": _threads(bot),
+        "open_files": _open_files(bot),
+    }
+
+
 async def run_long(api: ImagesAPIProcess, opts: LongRunOptions, workdir: Path) -> dict[str, Any]:
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     fd = FakeDiscord()
@@ -126,59 +188,20 @@ async def run_long(api: ImagesAPIProcess, opts: LongRunOptions, workdir: Path) -
         await asyncio.sleep(opts.settle)
         start_rss = bot.memory_mb()["VmRSS"]
         for r in range(opts.rounds):
-            handles: list[tuple[InteractionHandle, FakeUser, str]] = []
-            for i in range(opts.per_round):
-                user = FakeUser(USER_BASE + job_no, f"long{job_no}", f"Long {job_no}")
-                prompt = f"long run job {job_no}: a lantern in the fog"
-                if i % opts.edit_every == opts.edit_every - 1:
-                    att = fd.add_attachment(upload, f"photo{job_no}.png", "image/png")
-                    payload = fd.slash("edit", {"prompt": prompt}, attachments={"image": att}, user=user)
-                    kind = "edit"
-                else:
-                    payload = fd.slash("imagine", {"prompt": prompt, "size": opts.size}, user=user)
-                    kind = "imagine"
-                if i % opts.cancel_every == opts.cancel_every - 1:
-                    kind = "cancel"
-                handles.append((await fd.inject_interaction(payload), user, kind))
-                job_no += 1
-            started = time.monotonic()
-            deadline = started + opts.timeout
+            handles = await _start_round(fd, opts, upload, job_no)
+            job_no += len(handles)
+            deadline = time.monotonic() + opts.timeout
             cancels = [
                 asyncio.ensure_future(_cancel_when_streaming(fd, h, u, deadline))
                 for h, u, k in handles
                 if k == "cancel"
             ]
-            tracker = _Tracker(fd, {h.token for h, _, _ in handles})
-            finals: dict[str, float] = {}
-            while time.monotonic() < deadline:
-                tracker.update()
-                now = time.monotonic()
-                for h, _, _ in handles:
-                    if h.token not in tracker.pending and h.token not in finals:
-                        finals[h.token] = now - h.created
-                if all(h.token in finals or _ended(h) for h, _, _ in handles):
-                    break
-                if bot.proc is not None and bot.proc.returncode is not None:
-                    raise BenchError(f"the bot exited with code {bot.proc.returncode} in round {r + 1}")
-                await asyncio.sleep(0.02)
-            else:
+            finals, timed_out = await _wait_round(fd, bot, handles, deadline, r)
+            if timed_out:
                 problems.append(f"round {r + 1}: jobs still running after {opts.timeout:g}s")
             cancelled = sum(await asyncio.gather(*cancels)) if cancels else 0
             await asyncio.sleep(opts.settle)
-            lat = sorted(finals.values())
-            mem = bot.memory_mb()
-            rounds.append(
-                {
-                    "round": r + 1,
-                    "jobs_total": job_no,
-                    "results": len(finals),
-                    "cancelled": cancelled,
-                    "final_p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
-                    "rss_mb": round(mem["VmRSS"], 1),
-                    "threads": _threads(bot),
-                    "open_files": _open_files(bot),
-                }
-            )
+            rounds.append(_round_record(r, job_no, finals, cancelled, bot))
             print(_round_line(rounds[-1]), flush=True)
     finally:
         code = await bot.stop()

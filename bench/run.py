@@ -401,6 +401,73 @@ async def _probe(fd: FakeDiscord, run_id: int, k: int, size: str) -> Interaction
     return await fd.inject_interaction(payload)
 
 
+async def _inject_jobs(fd: FakeDiscord, run_id: int, opts: LoadOptions) -> dict[int, InteractionHandle]:
+    """The rush: ``opts.jobs`` members each ask for an image at once."""
+    users = [FakeUser(SYNTHETIC_USER_BASE + i, f"bench{i}", f"Bench {i}") for i in range(opts.jobs)]
+    handles: dict[int, InteractionHandle] = {}
+    for i in range(opts.jobs):
+        prompt = f"bench run {run_id} job {i}: {SUBJECTS[i % len(SUBJECTS)]}"
+        payload = fd.slash("imagine", {"prompt": prompt, "size": opts.size}, user=users[i])
+        handles[i] = await fd.inject_interaction(payload)
+    return handles
+
+
+async def _rush(
+    fd: FakeDiscord,
+    bot: BotProcess,
+    run_id: int,
+    opts: LoadOptions,
+    handles: dict[int, InteractionHandle],
+    deadline: float,
+    problems: list[str],
+) -> list[InteractionHandle]:
+    """Until every job has its result (or the deadline, or the bot's death: a problem), a probe every
+    ~``probe_interval`` seconds. Returns the probes."""
+    tracker = _Tracker(fd, {h.token for h in handles.values()})
+    probes: list[InteractionHandle] = []
+    rng = random.Random(opts.seed)
+    next_probe = time.monotonic()  # from the first moment of the rush
+    while True:
+        tracker.update()
+        if not tracker.pending:
+            return probes
+        now = time.monotonic()
+        if now > deadline:
+            problems.append(f"{len(tracker.pending)} of {opts.jobs} jobs had no result after {opts.timeout:g}s")
+            return probes
+        if bot.proc is not None and bot.proc.returncode is not None:
+            problems.append(f"the bot exited with code {bot.proc.returncode} during the run")
+            return probes
+        if now >= next_probe:
+            probes.append(await _probe(fd, run_id, len(probes), opts.size))
+            next_probe = now + opts.probe_interval * rng.uniform(0.5, 1.5)
+        await asyncio.sleep(0.01)
+
+
+async def _probe_results(
+    fd: FakeDiscord, probes: list[InteractionHandle], deadline: float, problems: list[str]
+) -> None:
+    """Wait for the probe jobs' results too (unless the run is already broken): a problem if some never come."""
+    probe_tracker = _Tracker(fd, {h.token for h in probes})
+    while probe_tracker.pending and time.monotonic() < deadline and not problems:
+        probe_tracker.update()
+        await asyncio.sleep(0.02)
+    if probe_tracker.pending and not problems:
+        problems.append(f"{len(probe_tracker.pending)} of {len(probes)} probe jobs had no result")
+
+
+def _afterwards(bot: BotProcess, code: int | None, fd: FakeDiscord, api_after: dict[str, Any]) -> list[str]:
+    """What went wrong that shows only once the run is over: the exit code, the log, invalid requests."""
+    problems = []
+    if code not in (0, None):
+        problems.append(f"the bot exited with code {code}")
+    if "Traceback" in bot.log_text():
+        problems.append("Traceback in the bot log")
+    problems.extend(f"fake Discord: {e}" for e in fd.validation_errors[:5])
+    problems.extend(f"fake Images API: {e}" for e in api_after["validation_errors"][:5])
+    return problems
+
+
 async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dict[str, Any]:
     """One run at ``opts.jobs`` simultaneous jobs. Returns raw records (see ``bench.metrics.compute``)."""
     n = opts.jobs
@@ -425,7 +492,6 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         idle = bot.memory_mb()
         threads_idle = bot.threads()
 
-        users = [FakeUser(SYNTHETIC_USER_BASE + i, f"bench{i}", f"Bench {i}") for i in range(n)]
         await api.seed(opts.seed * 1000 + n)
         stats_before = await bot.stats()
         cpu_before = bot.cpu_seconds()
@@ -433,40 +499,12 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         bench_cpu_before = _own_cpu()
         machine_before = _machine_cpu()
         t0 = time.monotonic()
-        handles: dict[int, InteractionHandle] = {}
-        for i in range(n):
-            prompt = f"bench run {run_id} job {i}: {SUBJECTS[i % len(SUBJECTS)]}"
-            payload = fd.slash("imagine", {"prompt": prompt, "size": opts.size}, user=users[i])
-            handles[i] = await fd.inject_interaction(payload)
-        tracker = _Tracker(fd, {h.token for h in handles.values()})
-
-        probes: list[InteractionHandle] = []
-        rng = random.Random(opts.seed)
-        next_probe = time.monotonic()  # from the first moment of the rush
+        handles = await _inject_jobs(fd, run_id, opts)
         deadline = t0 + opts.timeout
-        while True:
-            tracker.update()
-            if not tracker.pending:
-                break
-            now = time.monotonic()
-            if now > deadline:
-                problems.append(f"{len(tracker.pending)} of {n} jobs had no result after {opts.timeout:g}s")
-                break
-            if bot.proc is not None and bot.proc.returncode is not None:
-                problems.append(f"the bot exited with code {bot.proc.returncode} during the run")
-                break
-            if now >= next_probe:
-                probes.append(await _probe(fd, run_id, len(probes), opts.size))
-                next_probe = now + opts.probe_interval * rng.uniform(0.5, 1.5)
-            await asyncio.sleep(0.01)
+        probes = await _rush(fd, bot, run_id, opts, handles, deadline, problems)
         t_done = time.monotonic()
         machine_after = _machine_cpu()
-        probe_tracker = _Tracker(fd, {h.token for h in probes})  # their results, before the bot is stopped
-        while probe_tracker.pending and time.monotonic() < deadline and not problems:
-            probe_tracker.update()
-            await asyncio.sleep(0.02)
-        if probe_tracker.pending and not problems:
-            problems.append(f"{len(probe_tracker.pending)} of {len(probes)} probe jobs had no result")
+        await _probe_results(fd, probes, deadline, problems)  # before the bot is stopped
         await asyncio.sleep(opts.settle)
         t_end = time.monotonic()
         cpu_after = bot.cpu_seconds()
@@ -479,13 +517,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         await lag.stop()
         code = await bot.stop()
         await fd.stop()
-    log = bot.log_text()
-    if code not in (0, None):
-        problems.append(f"the bot exited with code {code}")
-    if "Traceback" in log:
-        problems.append("Traceback in the bot log")
-    problems.extend(f"fake Discord: {e}" for e in fd.validation_errors[:5])
-    problems.extend(f"fake Images API: {e}" for e in api_after["validation_errors"][:5])
+    problems += _afterwards(bot, code, fd, api_after)
 
     events = [e for e in api_before["events"] + api_after["events"] if _run_of(e["prompt"]) == run_id]
     api_lag = [lag for t, lag in api_after["lag"] if t0 <= t <= t_done]

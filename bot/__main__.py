@@ -26,7 +26,7 @@ import discord
 from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.io_loop import ImagesLoop
-from bot.images_api.models import get_model
+from bot.images_api.models import ModelInfo, get_model
 from bot.images_api.stream_gate import no_stream_key
 from bot.imaging.work import PreviewRenderer
 from bot.jobs.cluster import ClusterScheduler
@@ -192,14 +192,20 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
         await server.stop()
 
 
-async def run(settings: Settings) -> None:
-    apply_endpoint_overrides(settings)
+def configured_models(settings: Settings) -> tuple[ModelInfo, dict[str, ModelInfo]]:
+    """IMAGE_MODEL's description, and every model members may choose (IMAGE_MODEL first: the default)."""
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)
-    configured = {settings.image_model: model}  # IMAGE_MODEL first: the default
+    configured = {settings.image_model: model}
     for name in settings.image_models or ():
         configured.setdefault(name, get_model(name, settings.price_overrides or None))
+    return model, configured
+
+
+async def run(settings: Settings) -> None:
+    apply_endpoint_overrides(settings)
+    model, configured = configured_models(settings)
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
@@ -298,26 +304,31 @@ async def run(settings: Settings) -> None:
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)
-            loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
+            await serve_until_stopped(bot, settings)
 
-            def on_signal() -> None:
-                if stop.is_set():  # a second signal: exit at once (the crash recovery refunds at next start)
-                    log.warning("second stop signal: exiting now")
-                    os._exit(1)
-                stop.set()
 
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, on_signal)
-            runner = asyncio.create_task(bot.start(settings.discord_token))
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done:
-                log.info("stopping: running jobs get %ss to finish", settings.shutdown_grace)
-                await bot.close()
-            stopper.cancel()
-            await runner  # re-raises a failure to start (bad token, unreachable Discord)
+async def serve_until_stopped(bot: ImageBot, settings: Settings) -> None:
+    """Run the bot until SIGTERM or SIGINT, then close it (running jobs get SHUTDOWN_GRACE)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: exit at once (the crash recovery refunds at next start)
+            log.warning("second stop signal: exiting now")
+            os._exit(1)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal)
+    runner = asyncio.create_task(bot.start(settings.discord_token))
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if stopper in done:
+        log.info("stopping: running jobs get %ss to finish", settings.shutdown_grace)
+        await bot.close()
+    stopper.cancel()
+    await runner  # re-raises a failure to start (bad token, unreachable Discord)
 
 
 def run_bot(settings: Settings) -> int:
