@@ -159,6 +159,7 @@ async def run(settings: Settings) -> None:
             stall_timeout=settings.api_stall_timeout,
             request_timeout=settings.api_timeout,
         )
+        stack.push_async_callback(client.aclose)
         rules = RuleStore(quota.backend)
         slots: ClusterScheduler | None = None
         if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process

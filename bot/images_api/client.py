@@ -19,6 +19,7 @@ from .errors import (
     ConnectionFailed,
     ImagesAPIError,
     MalformedResponse,
+    ResponseTooLarge,
     StreamError,
     StreamStalled,
     cannot_have_been_billed,
@@ -27,7 +28,9 @@ from .errors import (
     redact,
     request_id_from,
 )
-from .models import family_name, get_model
+from .limits import ERROR_BODY_MAX, max_event_bytes, max_image_bytes, max_json_bytes, read_head
+from .links import LinkFetcher
+from .models import ModelInfo, family_name, get_model
 from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event
 from .sse import DataSeen, iter_sse
 from .types import (
@@ -43,14 +46,12 @@ __all__ = ["ImagesClient"]
 
 log = logging.getLogger(__name__)
 
-# Event payloads larger than this are parsed (json + base64) in a worker thread.
-# Retried only when OpenAI itself says so (not a gateway): the request cannot have produced an image.
 MAX_INPUT_IMAGES = 16
 # Optional fields the bot adds itself: a 400 naming one drops it (once, remembered per endpoint).
 OPTIONAL_FIELDS = ("input_fidelity", "output_compression", "moderation", "safety_identifier")
 MAX_FIELD_DROPS = 2
-# Images a gateway returns as a link (``url``): fetched within these limits (bot/images/links.py).
-DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
+# Images a gateway returns as a link (``url``): fetched within this time (bot/images_api/links.py), and no
+# larger than the model's largest image can be (bot/images_api/limits.py).
 DOWNLOAD_TIMEOUT = 60.0
 
 
@@ -79,10 +80,15 @@ class ImagesClient:
         self.stall_timeout = stall_timeout
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
-        self.download_max_bytes = DOWNLOAD_MAX_BYTES
+        self.download_max_bytes: int | None = None  # None: the model's largest image (limits.max_image_bytes)
         self.download_timeout = DOWNLOAD_TIMEOUT
+        self._links = LinkFetcher(self.base_url)
         self._no_stream_reason: str | None = None  # why this base URL gets no stream requests any more
         self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
+
+    async def aclose(self) -> None:
+        """Close the sessions that fetch image links (the API session is the caller's)."""
+        await self._links.close()
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"ImagesClient(base_url={self.base_url!r})"
@@ -180,6 +186,7 @@ class ImagesClient:
         payload: Callable[[bool], Any],
     ) -> AsyncIterator[ImageEvent]:
         url = self.base_url + path
+        model = get_model(req.model)
         stream = bool(req.stream and req.partial_images > 0 and self._no_stream_reason is None)
         attempt = 0
         fell_back = False
@@ -220,13 +227,13 @@ class ImagesClient:
             try:
                 ctype = resp.headers.get("Content-Type", "")
                 if "text/event-stream" in ctype:
-                    async for event in self._read_stream(resp, request_id, req.n):
+                    async for event in self._read_stream(resp, request_id, req.n, model):
                         yielded = True
                         handed = [event]
                         del event
                         yield handed.pop()
                 else:
-                    async for event in self._read_json(resp, request_id):
+                    async for event in self._read_json(resp, request_id, req.n, model):
                         yielded = True
                         handed = [event]
                         del event
@@ -306,25 +313,18 @@ class ImagesClient:
         log.debug("POST %s -> %d (x-request-id=%s, stream=%s)", url, resp.status, request_id, stream)
         if resp.status < 400:
             return resp
-        try:
-            body = await resp.read()
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            body = b""
-        finally:
-            resp.release()
+        body = await read_head(resp, ERROR_BODY_MAX)  # an error object, never a gateway's endless page
         err = error_from_response(resp.status, body, resp.headers, secrets=[self._api_key])
         log.debug("Images API error: %s", err)
         raise err
 
-    async def _download(self, item: dict[str, Any], request_id: str | None) -> bytes:
-        """The image behind an item's ``url`` (see ``bot/images/links.py``)."""
-        from .links import fetch_image
-
-        return await fetch_image(
-            self._session,
+    async def _download(self, item: dict[str, Any], request_id: str | None, model: ModelInfo | None = None) -> bytes:
+        """The image behind an item's ``url`` (see ``bot/images_api/links.py``)."""
+        limit = self.download_max_bytes or max_image_bytes(model or get_model(""))
+        return await self._links.fetch(
             item.get("url"),
             request_id=request_id,
-            max_bytes=self.download_max_bytes,
+            max_bytes=limit,
             timeout=self.download_timeout,
             connect_timeout=self.connect_timeout,
         )
@@ -351,7 +351,7 @@ class ImagesClient:
             yield chunk
 
     async def _read_stream(
-        self, resp: aiohttp.ClientResponse, request_id: str | None, n: int
+        self, resp: aiohttp.ClientResponse, request_id: str | None, n: int, model: ModelInfo
     ) -> AsyncIterator[ImageEvent]:
         # A generator suspended at ``yield`` keeps its locals alive until it is resumed, which for a stream
         # is when the *next* event arrives, seconds later: each event's megabytes (the SSE text, the decoded
@@ -359,7 +359,8 @@ class ImagesClient:
         completed = 0
         out: list[ImageEvent] = []
         seen = DataSeen()
-        async for msg in iter_sse(seen.watch(self._chunks(resp, request_id))):
+        chunks = seen.watch(self._chunks(resp, request_id))
+        async for msg in iter_sse(chunks, max_event_bytes(model)):
             if msg.is_done:
                 break
             name, size, text = msg.event, msg.size, msg.take()  # an image's line: still in pieces
@@ -390,7 +391,7 @@ class ImagesClient:
                 yield out.pop()
             elif kind.endswith(".completed"):
                 if raw is None:  # a gateway's link instead of base64 (new-api's JSON-as-stream)
-                    raw = await self._download(obj, request_id)
+                    raw = await self._download(obj, request_id, model)
                 completed += 1
                 out.append(
                     CompletedImage(
@@ -415,10 +416,17 @@ class ImagesClient:
         if completed < n:
             log.warning("stream delivered %d of %d images (x-request-id=%s)", completed, n, request_id)
 
-    async def _read_json(self, resp: aiohttp.ClientResponse, request_id: str | None) -> AsyncIterator[ImageEvent]:
+    async def _read_json(
+        self, resp: aiohttp.ClientResponse, request_id: str | None, n: int, model: ModelInfo
+    ) -> AsyncIterator[ImageEvent]:
+        limit = max_json_bytes(model, n)
+        if (resp.content_length or 0) > limit:
+            raise ResponseTooLarge(f"a JSON answer of {resp.content_length} bytes", request_id=request_id)
         chunks = bytearray()
         async for chunk in self._chunks(resp, request_id):
             chunks += chunk
+            if len(chunks) > limit:
+                raise ResponseTooLarge(f"a JSON answer over {limit} bytes", request_id=request_id)
         try:
             obj, items = await asyncio.to_thread(_decode_response, bytes(chunks))
         except (ValueError, binascii.Error) as exc:
@@ -432,7 +440,7 @@ class ImagesClient:
         count = 0
         for item, raw in items:
             if raw is None and isinstance(item.get("url"), str):
-                raw = await self._download(item, request_id)  # a gateway channel that returns links
+                raw = await self._download(item, request_id, model)  # a gateway channel that returns links
             if raw is None:
                 continue
             count += 1
@@ -448,3 +456,4 @@ class ImagesClient:
             )
         if count == 0:
             raise ImagesAPIError("the Images API returned no image", status=resp.status, request_id=request_id)
+

@@ -23,10 +23,12 @@ from bot.images_api.errors import (
     ImagesAPIError,
     InsufficientQuota,
     InvalidRequest,
+    LinkRefused,
     MalformedResponse,
     ModelUnavailable,
     PermissionDenied,
     RateLimited,
+    ResponseTooLarge,
     ServerError,
     StreamError,
     VerificationRequired,
@@ -134,6 +136,18 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
         )
     if isinstance(exc, EditsNotSupported):
         return translate(locale, "This image service does not support editing. Please tell the server owner.")
+    if isinstance(exc, LinkRefused):
+        return translate(
+            locale,
+            "The image service's answer was refused: it pointed the bot at a link it may not fetch. "
+            "This didn't count against your quota. Please tell the server owner.",
+        )
+    if isinstance(exc, ResponseTooLarge):
+        return translate(
+            locale,
+            "The image service sent an answer far larger than any image, so the bot stopped reading it. "
+            "This didn't count against your quota. Please try again.",
+        )
     if isinstance(exc, MalformedResponse):
         return translate(
             locale, "The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."

@@ -84,6 +84,9 @@ class _Job:
     async def render(self, index: int, stage: float) -> tuple[bytes, str]:
         """(image bytes, base64) of image ``index`` at ``stage`` (1 = final), off the event loop."""
         raw, b64 = await self._render(index, stage)
+        if stage >= 1.0 and self.api.final_image is not None:
+            raw = self.api.final_image
+            b64 = await asyncio.to_thread(lambda: base64.b64encode(raw).decode("ascii"))
         if stage >= 1.0 and self.fault is not None and self.fault.kind == "truncate":
             raw = raw[: self.fault.keep_bytes]
             b64 = base64.b64encode(raw).decode("ascii")
@@ -136,6 +139,8 @@ class _Job:
             return web.Response(status=500)
         if fault is not None and fault.kind == "mid_stream_error":
             return web.json_response(fault.body, status=500, headers=headers)
+        if fault is not None and fault.kind.startswith("flood_"):
+            return await self._flood(request, headers, fault.kind)
         delay = self.api.delay_first_event if self.api.delay_response is None else self.api.delay_response
         if delay:
             await asyncio.sleep(delay)
@@ -172,6 +177,8 @@ class _Job:
             api.open_streams -= 1
 
     async def _stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        if self.fault is not None and self.fault.kind.startswith("flood_"):
+            return await self._flood(request, headers, self.fault.kind)
         resp = web.StreamResponse(
             status=200, headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -252,6 +259,21 @@ class _Job:
             self._log(kind, None)
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
+        return resp
+
+    async def _flood(self, request: web.Request, headers: dict[str, str], kind: str) -> web.StreamResponse:
+        """An answer without end: one ``data:`` line (``flood_sse_line``) or one JSON string (``flood_json``)
+        that goes on until the client hangs up."""
+        sse = kind == "flood_sse_line"
+        ctype = "text/event-stream" if sse else "application/json"
+        resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": ctype})
+        await resp.prepare(request)
+        head = b'event: image_generation.completed\ndata: {"b64_json": "' if sse else b'{"data": [{"b64_json": "'
+        await resp.write(head)
+        block = b"A" * (256 * 1024)
+        while not self.api._stopping.is_set():
+            await resp.write(block)  # raises once the client has closed the connection
+            self.api.flood_bytes += len(block)
         return resp
 
     async def _hang(self) -> None:

@@ -1,0 +1,59 @@
+"""How large an answer of the Images API may be, derived from the largest image the model can return.
+
+Nothing the service sends is read without a bound: a gateway streaming an endless ``data:`` line or a JSON
+body without end must fail that one job, not exhaust the bot's memory and lose every running job. The
+bounds are generous (an image that does not compress at all, base64-encoded, plus room for the JSON
+around it), so no real answer comes near them.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from .models import MAX_PIXELS, ModelInfo
+
+__all__ = ["ERROR_BODY_MAX", "max_event_bytes", "max_image_bytes", "max_json_bytes", "max_pixels", "read_head"]
+
+ERROR_BODY_MAX = 256 * 1024  # an error object is a few hundred bytes; a gateway's HTML page a few kilobytes
+JSON_ROOM = 256 * 1024  # the JSON around an image: usage, revised_prompt, the other fields
+
+
+def max_pixels(model: ModelInfo) -> int:
+    """The most pixels an image of ``model`` has (any known model's maximum for an unknown one: a gateway
+    may map the name to anything)."""
+    if not model.known or model.fixed_sizes is None:
+        return MAX_PIXELS
+    areas = [int(w) * int(h) for w, _, h in (s.partition("x") for s in model.fixed_sizes if "x" in s)]
+    return max(areas, default=MAX_PIXELS)
+
+
+def max_image_bytes(model: ModelInfo) -> int:
+    """An incompressible RGBA PNG of the largest size: 4 bytes a pixel, plus a filter byte a row and zlib's
+    stored-block framing (well under 1 %), plus the chunks around it."""
+    return int(max_pixels(model) * 4 * 1.02) + 64 * 1024
+
+
+def max_event_bytes(model: ModelInfo) -> int:
+    """One stream event: the image in base64 (4/3 of its bytes) and the JSON around it."""
+    return max_image_bytes(model) * 4 // 3 + JSON_ROOM
+
+
+def max_json_bytes(model: ModelInfo, n: int) -> int:
+    """A JSON answer carrying ``n`` images."""
+    return max(1, n) * max_event_bytes(model) + JSON_ROOM
+
+
+async def read_head(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most the first ``limit`` bytes of a body (what arrived before a failure, if it fails); releases it."""
+    body = bytearray()
+    try:
+        while len(body) < limit:
+            chunk = await resp.content.readany()
+            if not chunk:
+                break
+            body += chunk
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        pass
+    finally:
+        resp.release()
+    return bytes(body[:limit])

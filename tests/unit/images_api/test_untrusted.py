@@ -1,0 +1,102 @@
+"""What the bot accepts from an Images API it does not trust: link addresses and answer sizes (pure logic)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.images_api.errors import ResponseTooLarge
+from bot.images_api.limits import max_event_bytes, max_image_bytes, max_json_bytes, max_pixels
+from bot.images_api.links import LinkFetcher, refused_address
+from bot.images_api.models import get_model
+from bot.images_api.sse import iter_sse
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.8.9.10",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",  # CGNAT
+        "0.0.0.0",
+        "224.0.0.251",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fc00::1",
+        "fd12:3456::1",  # unique-local
+        "fe80::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::ffff:10.1.2.3",
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "not-an-address",
+    ],
+)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    assert refused_address(address)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "104.18.2.3", "2606:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert not refused_address(address)
+
+
+def test_links_need_https_off_the_gateways_origin() -> None:
+    links = LinkFetcher("http://gateway.internal:3000/v1")
+    assert links.check("http://gateway.internal:3000/files/a.png", None) is True
+    assert links.check("https://cdn.example.com/a.png", None) is False
+    for bad in (
+        "http://cdn.example.com/a.png",
+        "http://gateway.internal:3001/a.png",
+        "ftp://gateway.internal:3000/a.png",
+        "https://user:pw@cdn.example.com/a.png",
+        "https://cdn.example.com:99999/a.png",
+    ):
+        with pytest.raises(Exception, match="image link|not an http"):
+            links.check(bad, None)
+
+
+def test_answer_bounds_follow_the_largest_image_of_the_model() -> None:
+    classic, free = get_model("gpt-image-1"), get_model("gpt-image-2")
+    assert max_pixels(classic) == 1536 * 1024 and max_pixels(free) == 3840 * 2160
+    assert max_image_bytes(classic) > 1536 * 1024 * 4
+    assert max_event_bytes(free) > max_image_bytes(free) * 4 // 3
+    assert max_json_bytes(free, 4) > 4 * max_event_bytes(free)
+    assert max_pixels(get_model("some-gateway-model")) == 3840 * 2160  # unknown: the largest known
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for p in parts:
+        yield p
+
+
+async def test_an_endless_sse_line_stops_at_the_bound() -> None:
+    read = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal read
+        yield b"data: {"
+        while True:
+            read += 4096
+            yield b"A" * 4096
+
+    with pytest.raises(ResponseTooLarge):
+        async for _ in iter_sse(endless(), max_event_bytes=100_000):
+            pass
+    assert 100_000 - 4096 <= read <= 100_000 + 4096
+
+
+async def test_events_under_the_bound_pass_and_the_count_restarts_per_event() -> None:
+    events = [b"data: " + b"x" * 900 + b"\n\n" for _ in range(5)] + [b": ping\n\n" * 200]
+    got = [m async for m in iter_sse(_chunks(*events), max_event_bytes=1000)]
+    assert len(got) == 5
+    with pytest.raises(ResponseTooLarge):
+        async for _ in iter_sse(_chunks(b"data: " + b"x" * 600 + b"\ndata: " + b"y" * 600 + b"\n\n"), 1000):
+            pass
