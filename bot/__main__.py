@@ -25,6 +25,7 @@ from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
+from bot.imaging import set_decode_limit
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.service import JobService
@@ -140,6 +141,7 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
 
 async def run(settings: Settings) -> None:
     apply_endpoint_overrides(settings)
+    set_decode_limit(settings.max_input_pixels)
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)

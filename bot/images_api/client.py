@@ -456,4 +456,3 @@ class ImagesClient:
             )
         if count == 0:
             raise ImagesAPIError("the Images API returned no image", status=resp.status, request_id=request_id)
-

@@ -425,6 +425,10 @@ class BrokenImage(ImagesAPIError):
     every final image). The job is refunded; never retried, as the service may have billed it already."""
 
 
+class ImageTooLarge(BrokenImage):
+    """A final image whose header names far more pixels than the model returns: refused before decoding."""
+
+
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 

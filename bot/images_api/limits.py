@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import aiohttp
 
-from .models import MAX_PIXELS, ModelInfo
+from .models import MAX_EDGE, MAX_PIXELS, ModelInfo
 
-__all__ = ["ERROR_BODY_MAX", "max_event_bytes", "max_image_bytes", "max_json_bytes", "max_pixels", "read_head"]
+__all__ = [
+    "ERROR_BODY_MAX",
+    "final_image_limits",
+    "max_event_bytes",
+    "max_image_bytes",
+    "max_json_bytes",
+    "max_pixels",
+    "read_head",
+]
 
 ERROR_BODY_MAX = 256 * 1024  # an error object is a few hundred bytes; a gateway's HTML page a few kilobytes
 JSON_ROOM = 256 * 1024  # the JSON around an image: usage, revised_prompt, the other fields
@@ -25,6 +33,22 @@ def max_pixels(model: ModelInfo) -> int:
         return MAX_PIXELS
     areas = [int(w) * int(h) for w, _, h in (s.partition("x") for s in model.fixed_sizes if "x" in s)]
     return max(areas, default=MAX_PIXELS)
+
+
+def max_edge(model: ModelInfo) -> int:
+    """The longest side of an image of ``model``."""
+    if not model.known or model.fixed_sizes is None:
+        return MAX_EDGE
+    edges = [max(int(w), int(h)) for w, _, h in (s.partition("x") for s in model.fixed_sizes if "x" in s)]
+    return max(edges, default=MAX_EDGE)
+
+
+FINAL_MARGIN = 1.25  # a final image may exceed the model's largest by this much before it is refused
+
+
+def final_image_limits(model: ModelInfo) -> tuple[int, int]:
+    """(most pixels, longest side) of a final image the bot accepts, checked in its header before decoding."""
+    return int(max_pixels(model) * FINAL_MARGIN), int(max_edge(model) * FINAL_MARGIN)
 
 
 def max_image_bytes(model: ModelInfo) -> int:

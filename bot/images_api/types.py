@@ -76,17 +76,30 @@ class Usage:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:
-        if not d:
+        if not d or not isinstance(d, dict):
             return None
         details = d.get("input_tokens_details") or {}
+        if not isinstance(details, dict):
+            details = {}
         return cls(
-            input_tokens=int(d.get("input_tokens") or 0),
-            output_tokens=int(d.get("output_tokens") or 0),
-            total_tokens=int(d.get("total_tokens") or 0),
-            input_text_tokens=int(details.get("text_tokens") or 0),
-            input_image_tokens=int(details.get("image_tokens") or 0),
+            input_tokens=_count(d.get("input_tokens")),
+            output_tokens=_count(d.get("output_tokens")),
+            total_tokens=_count(d.get("total_tokens")),
+            input_text_tokens=_count(details.get("text_tokens")),
+            input_image_tokens=_count(details.get("image_tokens")),
             raw=dict(d),
         )
+
+
+def _count(value: object) -> int:
+    """A token count as sent; -1 (implausible: ``bot/jobs/usage_check.py`` charges the estimate) when it is
+    not a finite number."""
+    if value is None or value == "":
+        return 0
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bot.images_api.client import ImagesClient
-from bot.images_api.errors import BrokenImage, ContentBlocked, ImagesAPIError, StreamError
+from bot.images_api.errors import BrokenImage, ContentBlocked, ImagesAPIError, ImageTooLarge, StreamError
+from bot.images_api.limits import final_image_limits
 from bot.images_api.models import ModelInfo
 from bot.images_api.types import (
     CompletedImage,
@@ -29,9 +30,10 @@ from bot.images_api.types import (
     PartialImage,
     hashed_user,
 )
-from bot.imaging.verify import DamagedImage, verify_image
+from bot.imaging.verify import DamagedImage, OversizedImage, verify_image
 from bot.jobs.options import ImageOptions
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
+from bot.jobs.usage_check import plausible
 from bot.ops.job_events import JobEvents
 from bot.quota import QuotaStore, Reservation
 from bot.rules import RuleStore
@@ -269,7 +271,8 @@ class JobService:
                     observer.partial(slot, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
-                    outcome.images[slot] = await _whole(event)
+                    image = await _whole(event, final_image_limits(self.model))
+                    outcome.images[slot] = plausible(image, spec, self.model, outcome.job_id)
                     break
             else:
                 raise StreamError("the image service returned no image")
@@ -401,12 +404,14 @@ class _Once:
         await asyncio.shield(self._task)
 
 
-async def _whole(image: CompletedImage) -> CompletedImage:
+async def _whole(image: CompletedImage, limits: tuple[int, int] | None = None) -> CompletedImage:
     """The completed image if its bytes are a whole image (checked in a thread), labelled with the format
     they really are; else ``BrokenImage``, which makes the slot fail and, if no slot succeeds, the job
     refunded. The check is cheap (under 1.1 ms for a 1536x1024 PNG, measured: see ``verify_image_sync``)."""
     try:
-        fmt = await verify_image(image.data)
+        fmt = await verify_image(image.data, limits)
+    except OversizedImage as exc:
+        raise ImageTooLarge(f"the completed image is too large: {exc}", request_id=image.request_id) from None
     except DamagedImage as exc:
         raise BrokenImage(f"the completed image is broken: {exc}", request_id=image.request_id) from None
     return image if fmt == image.output_format else dataclasses.replace(image, output_format=fmt)

@@ -68,6 +68,8 @@ class _Job:
         return f"{self.width}x{self.height}"
 
     def usage(self, images: int) -> dict[str, Any]:
+        if self.api.usage_override is not None:
+            return dict(self.api.usage_override)
         text = max(1, math.ceil(len(self.prompt) / 4))
         image_in = 0
         for f in self.input_images:

@@ -66,6 +66,7 @@ class FakeImagesAPI(RequestReader):
         # image is ``final_image`` instead of a drawing; ``flood_bytes`` counts what a flood fault wrote.
         self.link_to: str | None = None
         self.final_image: bytes | None = None
+        self.usage_override: dict[str, Any] | None = None  # sent as every answer's ``usage`` when set
         self.flood_bytes = 0
         self.api_key = api_key
         self.realistic = realistic
