@@ -123,7 +123,8 @@ async def test_an_answer_without_end_fails_that_job_alone_within_bounded_memory(
     from bot.images_api.limits import max_event_bytes, max_json_bytes
     from bot.images_api.models import get_model
 
-    cap = max_event_bytes(get_model("gpt-image-2")) if kind == "sse_line" else max_json_bytes(get_model("gpt-image-2"), 1)
+    model = get_model("gpt-image-2")
+    cap = max_event_bytes(model) if kind == "sse_line" else max_json_bytes(model, 1)
     await rig.start_bot(PARTIAL_IMAGES=partials, IMAGE_MODEL="gpt-image-2")
     before = peak_rss_mb(rig)
     rig.images.flood_next(kind)
@@ -145,7 +146,8 @@ async def test_an_answer_without_end_fails_that_job_alone_within_bounded_memory(
     assert rig.images.flood_bytes < cap + 16 * 1024 * 1024, (rig.images.flood_bytes, cap)
     grown = peak_rss_mb(rig) - before
     assert grown < 3 * cap / 2**20 + 64, f"peak RSS grew {grown:.0f} MB for a {cap / 2**20:.0f} MB bound"
-    print(f"flood {kind}: bound {cap / 2**20:.1f} MB, fake wrote {rig.images.flood_bytes / 2**20:.1f} MB, peak RSS +{grown:.0f} MB")
+    wrote = rig.images.flood_bytes / 2**20
+    print(f"flood {kind}: bound {cap / 2**20:.1f} MB, fake wrote {wrote:.1f} MB, peak RSS +{grown:.0f} MB")
     assert "ResponseTooLarge" in rig.log_text()
 
 

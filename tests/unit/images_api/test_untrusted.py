@@ -59,7 +59,7 @@ def test_links_need_https_off_the_gateways_origin() -> None:
         "https://user:pw@cdn.example.com/a.png",
         "https://cdn.example.com:99999/a.png",
     ):
-        with pytest.raises(Exception, match="image link|not an http"):
+        with pytest.raises(Exception, match=r"image link|not an http"):
             links.check(bad, None)
 
 
