@@ -21,10 +21,12 @@ import aiohttp
 import asyncpg
 import discord
 
+from bot.config.exposure import cleartext_warnings
 from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
+from bot.images_api.types import user_hash_key
 from bot.imaging import set_decode_limit
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
@@ -35,6 +37,7 @@ from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
 from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
+from bot.redaction import redact
 from bot.rules import RuleStore
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
@@ -42,19 +45,26 @@ log = logging.getLogger("bot")
 
 
 class _SecretFilter(logging.Filter):
-    """Belt and braces: scrub the token and API key from any log record."""
+    """Every log record through the one redaction function (``bot/redaction.py``): its message, its traceback
+    (the text of an exception is often a URL or a service's answer) and its stack."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if len(s) >= 8]
+        self._formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            msg = record.getMessage()
-            if any(s in msg for s in self.secrets):
-                for s in self.secrets:
-                    msg = msg.replace(s, "[secret]")
-                record.msg, record.args = msg, None
+        msg = record.getMessage()
+        clean = redact(msg, self.secrets)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_info = None  # formatters print exc_text; they would re-format exc_info unredacted
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
         return True
 
 
@@ -64,7 +74,7 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(_SecretFilter([settings.discord_token, settings.openai_api_key]))
+    handler.addFilter(_SecretFilter([settings.discord_token, settings.openai_api_key, settings.user_hash_secret or ""]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -186,6 +196,7 @@ async def run(settings: Settings) -> None:
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
+            user_hash_key=user_hash_key(settings.user_hash_secret, settings.discord_token),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
@@ -218,6 +229,8 @@ def run_bot(settings: Settings) -> int:
     """``run``: the bot, until SIGTERM or SIGINT. Exit status as in this module's docstring."""
     setup_logging(settings)
     log.info("starting with %s", describe(settings))
+    for warning in cleartext_warnings(settings):
+        log.warning("%s", warning)
     if settings.bench_stats_file:
         write_stats_at_exit(settings.bench_stats_file)
     start_preview_processes(settings.preview_processes)
@@ -233,13 +246,16 @@ def run_bot(settings: Settings) -> int:
         print("imagebot: Discord refused a privileged intent this bot asked for", file=sys.stderr)
         return 2
     except (aiohttp.ClientConnectionError, OSError) as exc:
-        print(f"imagebot: cannot reach Discord or the database: {exc}", file=sys.stderr)
+        print(f"imagebot: cannot reach Discord or the database: {redact(str(exc))}", file=sys.stderr)
         return 1
     except asyncpg.PostgresError as exc:  # refused login, missing database, missing rights
-        print(f"imagebot: the PostgreSQL database refused: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"imagebot: the PostgreSQL database refused: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
+    except Exception:  # through the log filter: the traceback redacted like every other log line
+        log.exception("imagebot stopped on an unexpected error")
+        return 1
     return 0
 
 
@@ -249,7 +265,7 @@ def _start(demo: bool) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"imagebot: configuration error: {exc}", file=sys.stderr)
+        print(f"imagebot: configuration error: {redact(str(exc))}", file=sys.stderr)
         return 2
     return run_bot(settings)
 

@@ -24,6 +24,7 @@ from dotenv import dotenv_values
 from bot.config import parsers as parse
 from bot.config.parsers import is_postgres_url, parse_database_url
 from bot.config.spec import ConfigError, Spec, required, setting
+from bot.redaction import redact, scheme_only
 
 __all__ = ["ConfigError", "Settings", "declared", "describe", "load_settings", "render_env_example"]
 
@@ -272,6 +273,16 @@ class Settings:
         "text",
         "Log format: text (one readable line per event) or json (one JSON object per line).",
     )
+    user_hash_secret: str | None = setting(
+        "USER_HASH_SECRET",
+        parse.text,
+        None,
+        "Key of the keyed hash (HMAC-SHA256) that turns a Discord user id into the `user` sent to the Images API, so "
+        "the service and any gateway on the way can tell users apart but cannot recover, or test guesses of, the "
+        "id. Empty = derived from DISCORD_TOKEN (stable while the token is; a new token gives everyone new hashes). "
+        "Set a long random value to keep the hashes across token changes.",
+        secret=True,
+    )
     log_prompts: bool = setting(
         "LOG_PROMPTS",
         parse.boolean,
@@ -379,15 +390,18 @@ def load_settings(
 
 
 def _shown(raw: str) -> str:
+    """A value that failed to parse, as the error may echo it: a URL only by its scheme (the rest may hold a
+    password), anything else cut short and redacted."""
     text = raw.strip()
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    if "://" in text or "@" in text:
+        return scheme_only(text)
+    return redact(repr(text if len(text) <= 60 else text[:57] + "..."))
 
 
 def describe(settings: Settings) -> dict[str, Any]:
     """The settings for a start-up log line, without secrets (nor a database password)."""
     shown = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in _SECRETS}
-    shown["database_url"] = parse.without_password(settings.database_url)
-    return shown
+    return {name: redact(value) if isinstance(value, str) else value for name, value in shown.items()}
 
 
 # --- .env.example ---------------------------------------------------------------------------------

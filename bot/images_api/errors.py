@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bot.redaction import redact
+
 __all__ = [
     "AuthenticationFailed",
     "ConnectionFailed",
@@ -56,20 +58,6 @@ GATEWAY_TYPES = frozenset({"new_api_error", "one_api_error", "upstream_error"})
 REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id", "x-litellm-call-id")
 _GATEWAY_HEADERS = ("x-oneapi-request-id", "x-litellm-call-id")
 _REQUEST_ID_TEXT = re.compile(r"\(request id: ?([A-Za-z0-9_\-.:]{4,128})\)", re.IGNORECASE)
-
-# OpenAI keys (sk-..., sk-proj-..., sess-...) and bearer tokens. OpenAI itself echoes a masked key in
-# 401 messages ("Incorrect API key provided: sk-abc***xyz"); we drop even the masked remainder.
-_KEY_RE = re.compile(r"\b(?:sk|sess|rk)-[A-Za-z0-9_\-*.]{4,}")
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove API keys and bearer tokens from ``text``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    text = _KEY_RE.sub("sk-***", text)
-    return _BEARER_RE.sub(r"\1***", text)
 
 
 class ImagesAPIError(Exception):

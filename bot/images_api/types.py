@@ -7,6 +7,7 @@ These types are the contract between the client (``bot/images/client.py``), the 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +17,19 @@ from bot.images_api.b64 import b64decode, count
 CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-def hashed_user(user_id: int) -> str:
-    """The end-user identifier sent as ``user``/``safety_identifier``: a hash of the Discord id, as the
-    OpenAI SDK advises (the raw id would name the person to the service and to every gateway on the way)."""
-    return "imagebot-" + hashlib.sha256(f"imagebot:discord-user:{user_id}".encode()).hexdigest()[:32]
+def user_hash_key(secret: str | None, discord_token: str) -> bytes:
+    """The key of ``hashed_user``: ``USER_HASH_SECRET``, or one derived from the bot token when none is set
+    (secret as the token is, and stable while the token is)."""
+    if secret:
+        return secret.encode()
+    return hmac.new(discord_token.encode(), b"imagebot:user-hash-key", hashlib.sha256).digest()
+
+
+def hashed_user(user_id: int, key: bytes) -> str:
+    """The end-user identifier sent as ``user``/``safety_identifier``: a keyed hash (HMAC-SHA256) of the
+    Discord id, as the OpenAI SDK advises. Keyed, because Discord ids are few and public enough that a plain
+    hash of one is looked up by hashing every candidate; without the deployment's key nobody can."""
+    return "imagebot-" + hmac.new(key, f"discord-user:{user_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)

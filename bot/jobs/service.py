@@ -110,6 +110,7 @@ class JobService:
     output_compression: int | None = None
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
+    user_hash_key: bytes = b""  # the key of the hashed ``user`` sent to the API (bot/images_api/types.py)
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
     scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
@@ -302,7 +303,7 @@ class JobService:
             "output_compression": self.output_compression if o.output_format in ("jpeg", "webp") else None,
             "partial_images": self.partial_images,
             "stream": self.partial_images > 0,
-            "user": hashed_user(spec.user_id),  # sent as user and safety_identifier; never the raw id
+            "user": hashed_user(spec.user_id, self.user_hash_key),  # user and safety_identifier; never the raw id
         }
         if spec.kind == "edit":
             return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))

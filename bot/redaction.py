@@ -1,0 +1,49 @@
+"""The one redaction function: what may be shown of a text that could carry a credential.
+
+Used by every log line (messages and tracebacks alike, ``bot/__main__.py``'s log filter), by every error
+that quotes a service (``bot/images_api/errors.py``), by the start-up settings line, the doctor and the
+health check. It removes the secrets it is given (the Discord token, the API key, the keyed-hash secret),
+OpenAI-style keys and bearer tokens, the userinfo of any URL (``scheme://user:password@host``) and the value
+of any password, key, token, secret or signature parameter (``?password=...``, ``&sig=...``, and libpq's
+``password=...`` keyword form).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["redact", "scheme_only"]
+
+MASK = "***"
+
+_KEY_RE = re.compile(r"\b(?:sk|sess|rk)-[A-Za-z0-9_\-*.]{4,}")  # OpenAI keys, even masked ("sk-abc***xyz")
+_BEARER_RE = re.compile(r"(?i)\b(bearer|bot|basic)(\s+)[A-Za-z0-9_\-.~+/=]{8,}")
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#'\"<>]+@")
+_PARAM_RE = re.compile(
+    r"(?i)(^|[?&;\s,(\"'])"
+    r"((?:[a-z0-9_\-]*[_\-])?(?:password|passwd|pwd|pass|secret|token|key|apikey|sig|signature|credential|auth))"
+    r"(=)([^&;\s#\"',)]*)"
+)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without the ``secrets`` (any of 4 characters or more) and without anything that looks like a
+    credential (see the module docstring)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, MASK)
+    if "://" in text and "@" in text:
+        text = _USERINFO_RE.sub(rf"\1{MASK}@", text)
+    if "=" in text:
+        text = _PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}={MASK}" if m.group(4) else m.group(0), text)
+    text = _KEY_RE.sub("sk-" + MASK, text)
+    return _BEARER_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def scheme_only(raw: str) -> str:
+    """What may be echoed of a value that failed to parse as a URL: its scheme, or nothing at all."""
+    scheme, sep, _ = raw.strip().partition("://")
+    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]{0,19}", scheme):
+        return f"'{scheme}://…'"
+    return "a value that is not a URL"
