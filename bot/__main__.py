@@ -30,6 +30,7 @@ from bot.images_api.types import user_hash_key
 from bot.imaging import set_decode_limit
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.retry import reclaim_loop
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -198,6 +199,12 @@ async def run(settings: Settings) -> None:
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
             user_hash_key=user_hash_key(settings.user_hash_secret, settings.discord_token),
         )
+        # This process's own jobs whose settle or refund failed for good: refunded once they outlive the API
+        # timeout (a sibling's are the leases' business).
+        reclaimer = asyncio.create_task(
+            reclaim_loop(jobs, 2 * settings.api_timeout, every=max(1.0, min(60.0, settings.api_timeout / 2)))
+        )
+        stack.callback(reclaimer.cancel)
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):

@@ -252,7 +252,10 @@ class JobMessage:
         )
         delivered = [images[i] for i in groups[0]]
         if message is not None:
-            await self.bot.services.quota.set_message(outcome.job_id, message.id)
+            try:  # the image reached the user: a database hiccup here must not make the delivery count as failed
+                await self.bot.services.quota.set_message(outcome.job_id, message.id)
+            except Exception as exc:
+                log.warning("job %s: could not record its message (%s); Reroll may not find it", outcome.job_id, exc)
         for group in groups[1:]:
             try:
                 await self.target.send_extra([uploads[i] for i in group])

@@ -26,10 +26,12 @@ from bot import CodedError
 from bot.images_api.types import CONTENT_TYPES, InputImage
 from bot.imaging.work import EXTENSIONS, run_blocking, to_rgb
 
-# Members' files are opened with these decoders only (what the README promises: PNG, JPEG and the JPEGs
-# phones write as MPO, WebP, GIF, BMP, TIFF, AVIF), not every format Pillow ships: each decoder is code that
-# reads hostile bytes. The bomb warning is an error (set in ``bot/imaging/__init__.py``).
-INPUT_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# Members' files are opened with these decoders only (what the README promises: PNG, JPEG (whose decoder
+# also reads the MPO files phones write), WebP, GIF, BMP, TIFF, ICO, TGA, and AVIF where Pillow has it), not every
+# format Pillow ships: each decoder is code that reads hostile bytes. The bomb warning is an error (set in
+# ``bot/imaging/__init__.py``).
+Image.init()
+INPUT_FORMATS = tuple(f for f in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "ICO", "TGA", "AVIF") if f in Image.OPEN)
 
 MAX_INPUT_IMAGES = 16  # the Images API takes at most 16 ``image[]`` parts
 MAX_MASK_BYTES = 4 * 1024 * 1024  # the Images API refuses larger masks

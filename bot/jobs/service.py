@@ -32,6 +32,7 @@ from bot.images_api.types import (
 )
 from bot.imaging.verify import DamagedImage, OversizedImage, verify_image
 from bot.jobs.options import ImageOptions
+from bot.jobs.retry import retrying
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.jobs.usage_check import plausible
 from bot.ops.job_events import JobEvents
@@ -116,6 +117,7 @@ class JobService:
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _running: dict[int, _RunningJob] = field(init=False, default_factory=dict)
+    _open: set[int] = field(init=False, default_factory=set)  # reserved here and not yet settled or refunded
     accepting: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
@@ -165,6 +167,7 @@ class JobService:
         except BaseException:
             self._release_user(spec.user_id)
             raise
+        self._open.add(reservation.job_id)
         self.events.queued(
             reservation.job_id,
             guild_id=spec.guild_id,
@@ -224,7 +227,7 @@ class JobService:
                 error = outcome.stopped if outcome.stopped else _short(err)
                 if not outcome.stopped:
                     self.events.failed(outcome.job_id, status=outcome.status, error=err)
-                await self.quota.refund(outcome.job_id, status=outcome.status, error=error)
+                await self._refund(outcome.job_id, outcome.status, error)
                 reason = outcome.stopped or (type(err).__name__ if err else None)
                 self.events.refunded(outcome.job_id, status=outcome.status, reason=reason)
             return outcome
@@ -322,13 +325,19 @@ class JobService:
             outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
         else:
             outcome.status = "failed"
-        await self.quota.settle(
-            outcome.job_id,
-            images=len(delivered),
-            cost=outcome.cost,
-            input_tokens=sum(u.input_tokens for u in usage),
-            output_tokens=sum(u.output_tokens for u in usage),
-        )
+        try:
+            await retrying(
+                lambda: self.quota.settle(
+                    outcome.job_id,
+                    images=len(delivered),
+                    cost=outcome.cost,
+                    input_tokens=sum(u.input_tokens for u in usage),
+                    output_tokens=sum(u.output_tokens for u in usage),
+                ),
+                what=f"settling job {outcome.job_id}",
+            )
+        finally:
+            self._open.discard(outcome.job_id)
         self.events.completed(
             outcome.job_id,
             status=outcome.status,
@@ -347,8 +356,25 @@ class JobService:
 
     async def _refund_cancelled(self, job_id: int, error: str) -> None:
         """Give a stopped job's images back; finishes even when the caller is being cancelled."""
-        await asyncio.shield(self.quota.refund(job_id, status="cancelled", error=error))
+        await asyncio.shield(self._refund(job_id, "cancelled", error))
         self.events.refunded(job_id, status="cancelled", reason=error)
+
+    async def _refund(self, job_id: int, status: str, error: str | None) -> None:
+        try:
+            await retrying(
+                lambda: self.quota.refund(job_id, status=status, error=error), what=f"refunding job {job_id}"
+            )
+        finally:
+            self._open.discard(job_id)
+
+    async def reclaim_overdue(self, idle_seconds: float) -> list[int]:
+        """Refund this process's own jobs that nothing here handles any more (their settle or refund failed
+        for good) once they have outlived ``idle_seconds``; siblings' jobs are the leases' business."""
+        stuck = [i for i in await self.quota.own_active_jobs(idle_seconds=idle_seconds) if i not in self._open]
+        for job_id in stuck:
+            if await self.quota.refund(job_id, status="crashed", error="interrupted: outlived the API timeout"):
+                self.events.refunded(job_id, status="crashed", reason="outlived the API timeout")
+        return stuck
 
     def _cost(self, images: list[CompletedImage]) -> float:
         usage = [im.usage for im in images]

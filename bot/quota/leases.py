@@ -116,6 +116,18 @@ class Leases(Ledger):
             log.warning("refunded %d job(s) %s: %s", len(ids), why, ids)
         return ids
 
+    async def own_active_jobs(self, *, idle_seconds: float) -> list[int]:
+        """This instance's jobs still reserved or running whose last start (or creation) lies more than
+        ``idle_seconds`` back: candidates for ``JobService.reclaim_overdue``."""
+        before = ts(self.now() - timedelta(seconds=idle_seconds))
+        async with self._plain() as tx:
+            rows = await tx.fetchall(
+                "SELECT id FROM jobs WHERE owner = ? AND status IN ('reserved', 'running') "
+                "AND COALESCE(started_at, created_at) < ? ORDER BY id",
+                (self.instance_id, before),
+            )
+        return [int(r[0]) for r in rows]
+
     async def run_lease(self) -> None:
         """Renew the lease every ttl/3 and refund the jobs of siblings whose lease expired, until
         cancelled. A failed renewal is logged and retried on the next turn."""
