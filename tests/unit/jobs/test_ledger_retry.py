@@ -39,7 +39,7 @@ async def test_retrying_tries_again_and_takes_an_earlier_commit_as_done() -> Non
 
     assert await retrying(flaky, what="settling job 1", delays=(0.0, 0.0, 0.0)) == "ok" and len(calls) == 3
 
-    async def committed_then_lost() -> None:
+    async def committed_then_lost() -> str:
         calls.append(1)
         if len(calls) == 4:
             raise Hiccup("connection dropped after COMMIT")
