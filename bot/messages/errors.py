@@ -279,6 +279,7 @@ INPUT_WORDS = {
     "not_on_discord": N_("{what} isn't hosted on Discord, so the bot won't fetch it."),
     "download_failed": N_("{what} couldn't be downloaded from Discord (was it deleted?)."),
     "download_too_large": N_("{what} is larger than the {size} MB limit."),
+    "busy": N_("The bot is still preparing your other images. Please wait for them, then try again."),
 }
 
 

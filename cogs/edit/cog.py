@@ -21,6 +21,7 @@ from bot import messages
 from bot.images_api.models import ModelInfo
 from bot.imaging.input_cache import EditInputs, InputCache
 from bot.imaging.inputs import InputRejected
+from bot.jobs.input_gate import precheck
 from bot.jobs.options import ImageOptions, OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
@@ -129,6 +130,12 @@ class EditCog(commands.Cog):
         except OptionError:  # the model changed since: fall back to the defaults
             return ImageOptions()
 
+    async def admit(self, user: discord.abc.User, guild_id: int | None, images: int) -> None:
+        """Before anything is downloaded: ``QuotaExceeded`` for a member who cannot be granted the images
+        (blocked, or none left); the job's reservation still decides when it starts."""
+        quota = self.bot.services.quota
+        await precheck(quota, guild_id=guild_id, user_id=user.id, role_ids=role_ids(user), images=images)
+
     async def parent_of(self, message: discord.Message | None) -> JobRecord | None:
         """The job whose result ``message`` is, if it is one of the bot's results."""
         me = self.bot.user
@@ -215,7 +222,8 @@ class EditCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         target = InteractionTarget(interaction)
         try:
-            inputs = await self.loader.load(files, mask)
+            await self.admit(interaction.user, interaction.guild_id, options.count)
+            inputs = await self.loader.load(files, mask, user_id=interaction.user.id)
         except InputRejected as exc:
             await target.withdraw(messages.input_rejected(exc, target.locale))
             return
@@ -263,7 +271,8 @@ class EditCog(commands.Cog):
         inputs = self.cache.get(job.id)
         if inputs is None:
             try:
-                inputs = await self.loader.refetch(job)
+                await self.admit(interaction.user, interaction.guild_id, spec.options.count)
+                inputs = await self.loader.refetch(job, interaction.user.id)
             except InputRejected as exc:
                 await target.withdraw(messages.input_rejected(exc, target.locale))
                 return
@@ -335,7 +344,8 @@ class EditCog(commands.Cog):
         status = await self.answer(message, say(messages.PREPARING))
         async with answering_errors_with(lambda text: status.edit(content=f"❌ {text}"), locale):
             try:
-                inputs = await self.loader.load(files)
+                await self.admit(message.author, message.guild.id, 1)
+                inputs = await self.loader.load(files, user_id=message.author.id)
             except InputRejected as exc:
                 await status.edit(content=f"❌ {messages.input_rejected(exc, locale)}")
                 return
