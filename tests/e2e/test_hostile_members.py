@@ -53,10 +53,11 @@ async def test_a_flood_of_edits_from_a_blocked_member_downloads_nothing(rig: Rig
         for i in range(6)
     ]
     await asyncio.gather(*(fd.inject_message(a) for a in asks))
-    for a in asks:
-        await fd.wait_for(
-            lambda a=a: any("turned off for you" in (m.get("content") or "") for m in bot_replies_to(fd, a))
-        )
+
+    def refused(ask: dict[str, Any]) -> bool:
+        return any("turned off for you" in (m.get("content") or "") for m in bot_replies_to(fd, ask))
+
+    await fd.wait_for(lambda: all(refused(a) for a in asks))
     for h in slashes:
         await h.wait_for(lambda h: "turned off for you" in str([h.original, h.callbacks, h.followups]), timeout=15)
     assert cdn_gets(fd)[before:] == []  # not one of their files was fetched
