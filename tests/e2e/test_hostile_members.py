@@ -114,3 +114,21 @@ async def test_a_display_name_ending_in_a_backslash_survives_an_edit_reply(rig: 
     [req] = [r for r in rig.images.requests if r.path.endswith("/edits")]
     assert req.form["prompt"] == "give @Carol \\1 \\ a party hat"
     assert "Traceback" not in rig.log_text()
+
+
+async def test_a_link_preview_over_the_size_limit_is_refused(rig: Rig) -> None:
+    await rig.start_bot(MAX_INPUT_MB="1")
+    fd = rig.discord
+    big = Image.effect_noise((1200, 1200), 100).convert("RGB")
+    buf = io.BytesIO()
+    big.save(buf, "PNG")
+    assert len(buf.getvalue()) > 1024 * 1024
+    cdn = fd.add_attachment(buf.getvalue(), "big.png", "image/png")  # the media proxy's copy of a linked image
+    preview = {"url": "https://example.com/big.png", "proxy_url": cdn["proxy_url"], "width": 1200, "height": 1200}
+    link = fd.create_user_message(
+        "bob", "https://example.com/big.png", embeds=[{"type": "image", "url": preview["url"], "thumbnail": preview}]
+    )
+    ask = fd.reply("alice", f"<@{fd.bot_id}> make it a watercolour", link, mention_bot=True)
+    await fd.inject_message(ask)
+    await fd.wait_for(lambda: any("1 MB limit" in (m.get("content") or "") for m in bot_replies_to(fd, ask)))
+    assert rig.images.requests == [] and job_rows(rig) == []

@@ -106,3 +106,19 @@ async def test_the_running_bot_logs_no_credential_and_warns_of_cleartext(rig: Ri
     await rig.stop_bot()
     assert leaked(rig.log_text()) == [], rig.log_tail()
     rig.allow_tracebacks = True  # the unreachable proxy may end the second run with a (redacted) traceback
+
+
+async def test_the_doctor_warns_of_cleartext_endpoints(tmp_path: Path) -> None:
+    environ = env(
+        OPENAI_BASE_URL="http://gateway.example.invalid:3000/v1",
+        DISCORD_API_BASE="https://discord-proxy.example.invalid/api",
+        DISCORD_GATEWAY_URL="ws://127.0.0.1:9/",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+    )
+    _, output = await run(["doctor"], environ, tmp_path)
+    warnings = [line for line in output.splitlines() if "WARNING" in line]
+    assert any("OPENAI_BASE_URL" in w and "travels in clear" in w for w in warnings), output
+    assert any("DISCORD_API_BASE" in w and "the bot token is sent there" in w for w in warnings), output
+    assert not any("DISCORD_GATEWAY_URL" in w for w in warnings), output  # on this machine: fine
+    _, output = await run(["doctor"], env(DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}"), tmp_path)
+    assert "WARNING" not in output, output  # every endpoint on this machine
