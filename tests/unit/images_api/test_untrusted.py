@@ -100,3 +100,45 @@ async def test_events_under_the_bound_pass_and_the_count_restarts_per_event() ->
     with pytest.raises(ResponseTooLarge):
         async for _ in iter_sse(_chunks(b"data: " + b"x" * 600 + b"\ndata: " + b"y" * 600 + b"\n\n"), 1000):
             pass
+
+
+async def test_an_endless_error_body_is_read_only_up_to_its_bound() -> None:
+    import aiohttp
+    from aiohttp import web
+
+    from bot.images_api.client import ImagesClient
+    from bot.images_api.errors import ImagesAPIError
+    from bot.images_api.limits import ERROR_BODY_MAX
+    from bot.images_api.types import GenerateRequest
+
+    sent = 0
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        resp = web.StreamResponse(status=502, headers={"Content-Type": "text/html"})
+        await resp.prepare(request)
+        try:
+            while sent < 64 * 2**20:
+                await resp.write(b"<p>bad gateway</p>" * 4096)
+                sent += 18 * 4096
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/images/generations", endless)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ImagesClient(session, f"http://127.0.0.1:{port}/v1", "sk-x", max_retries=0)
+            with pytest.raises(ImagesAPIError):
+                async for _ in client.generate(GenerateRequest(model="gpt-image-2", prompt="x")):
+                    pass
+            await client.aclose()
+    finally:
+        await runner.cleanup()
+    assert sent < ERROR_BODY_MAX + 16 * 2**20  # the bot hung up; the server did not send its 64 MB
