@@ -3,8 +3,8 @@
 Preparing an edit's inputs (download, decode, normalise) costs the bot memory and CPU before the job's
 reservation decides anything, so a flood of edit requests must not turn into a flood of downloads:
 
-* each person has at most ``per_user`` preparations under way at once; one more is refused (``busy``)
-  rather than queued, so a flood holds nothing;
+* each person has at most ``per_user`` preparations under way at once (the bot uses their job limit,
+  ``MAX_QUEUE_PER_USER``); one more is refused (``busy``) rather than queued, so a flood holds nothing;
 * all people together have at most ``total`` at once; the rest wait their turn.
 * ``precheck`` refuses, from a read of the ledger, a member who could not be granted the images anyway
   (blocked, or out of images for the day or month): nothing is downloaded for them. The reservation still

@@ -36,7 +36,9 @@ class InputLoader:
         self.settings = bot.services.settings
         base = self.settings.discord_api_base
         self.extra_hosts: tuple[str, ...] = (urlsplit(base).hostname or "",) if base else ()
-        self.gate = InputGate()
+        # A person's preparations follow their job limit (MAX_QUEUE_PER_USER): no more inputs in flight than
+        # jobs they could run; four at once for everyone together.
+        self.gate = InputGate(per_user=self.settings.max_queue_per_user, total=4)
 
     def images_in(self, message: discord.Message) -> list[SourceFile]:
         return images_in(message, self.extra_hosts)

@@ -180,8 +180,12 @@ async def test_reply_edits_the_image_and_a_reply_to_the_result_edits_the_result(
 
 
 async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(rig: Rig) -> None:
-    await rig.start_bot(MAX_INPUT_MB="1", DEFAULT_DAILY_LIMIT="0")
+    await rig.start_bot(MAX_INPUT_MB="1")
     fd = rig.discord
+    block = await fd.inject_interaction(
+        fd.slash("quota", {"user": fd.users["bob"], "daily": 0}, subcommand="set", user="mod")
+    )
+    await block.wait_for(lambda h: h.callbacks, timeout=10)  # bob may not generate at all
     mention = f"<@{fd.bot_id}>"
     outside = {"url": "https://example.com/a.png", "proxy_url": "https://example.com/a.png", "width": 9, "height": 9}
 
@@ -206,12 +210,15 @@ async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(r
             f"{mention} x",
             "no image",
         ),
-        # a good request from someone with no quota left: the answer explains instead of editing
-        (good, f"{mention} make it blue", "turned off for you"),
     ]
+    # Files that are found out only when downloaded: one after the other (a member's preparations are bounded).
     asks = []
-    for target, text, _ in cases:
+    for target, text, expected in cases:
         asks.append(await fd.inject_message(fd.reply("alice", text, target, mention_bot=True)))
+        await wait_answer(fd, asks[-1], lambda m, e=expected: e in m["content"])
+    # A good request from someone with no quota left: the answer explains instead of editing (nothing fetched).
+    cases.append((good, f"{mention} make it blue", "turned off for you"))
+    asks.append(await fd.inject_message(fd.reply("bob", f"{mention} make it blue", good, mention_bot=True)))
     # A mention that is not a reply gets a hint; a reply that doesn't mention the bot gets nothing.
     hint = await fd.inject_message(fd.create_user_message("alice", f"{mention} hello", mention_bot=True))
     silent = await fd.inject_message(fd.reply("alice", "nice picture!", good, mention_bot=False))
@@ -289,8 +296,8 @@ async def test_slash_edit_with_mask_and_its_refusals(rig: Rig) -> None:
         ({"image": fd.add_attachment(bomb_png(30_000, 30_000), "bomb.png", "image/png")}, "too large"),
         ({"image": image_att, "mask": fd.add_attachment(b"nope", "m.png", "image/png")}, "The mask"),
     ]
-    handles = [await fd.inject_interaction(fd.slash("edit", {"prompt": "x"}, attachments=a)) for a, _ in late]
-    for hb, (_, expected) in zip(handles, late, strict=True):
+    for a, expected in late:  # one after the other: a member has at most MAX_QUEUE_PER_USER preparations at once
+        hb = await fd.inject_interaction(fd.slash("edit", {"prompt": "x"}, attachments=a))
         await hb.wait_for(lambda x: x.followups and x.original is None, timeout=5)
         note = hb.followups[-1]
         assert note["flags"] & EPHEMERAL and expected in note["content"], note

@@ -65,13 +65,14 @@ async def test_a_flood_of_edits_from_a_blocked_member_downloads_nothing(rig: Rig
 
 
 async def test_one_members_flood_is_prepared_a_few_at_a_time(rig: Rig) -> None:
-    await rig.start_bot()
+    await rig.start_bot(MAX_QUEUE_PER_USER="2")
     fd = rig.discord
     photo = fd.create_user_message("alice", "a photo", [fd.add_attachment(png(), "photo.png", "image/png")])
     fd.cdn_hold = asyncio.Event()  # downloads wait: the preparations overlap
     asks = [fd.reply("bob", f"<@{fd.bot_id}> make it night {i}", photo, mention_bot=True) for i in range(8)]
     await asyncio.gather(*(fd.inject_message(a) for a in asks))
     busy = "still preparing your other images"
+    # bob's job limit (MAX_QUEUE_PER_USER=2 here) is also how many of his inputs are prepared at once.
     await fd.wait_for(
         lambda: sum(any(busy in (m.get("content") or "") for m in bot_replies_to(fd, a)) for a in asks) == 6
     )
