@@ -341,10 +341,10 @@ class EditCog(commands.Cog):
             await self.answer(message, f"❌ {messages.input_rejected(exc, locale)}")
             return
         parent = await self.parent_of(source)
+        await self.admit(message.author, message.guild.id, 1)  # refused as the reservation would word it
         status = await self.answer(message, say(messages.PREPARING))
         async with answering_errors_with(lambda text: status.edit(content=f"❌ {text}"), locale):
             try:
-                await self.admit(message.author, message.guild.id, 1)
                 inputs = await self.loader.load(files, user_id=message.author.id)
             except InputRejected as exc:
                 await status.edit(content=f"❌ {messages.input_rejected(exc, locale)}")

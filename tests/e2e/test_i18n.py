@@ -227,8 +227,13 @@ async def test_reply_to_edit_in_a_chinese_server_answers_in_chinese(rig: Rig) ->
             "❌ 图片 `fake.png` 不是机器人能读取的图片。",
         ),
     ]
-    for target, text, expected in cases:
-        ask = await fd.inject_message(fd.reply("alice", text, target, mention_bot=True))
+    # The last one comes from bob, whose own limit lifts the server's 0: his file is downloaded and refused.
+    allow = await fd.inject_interaction(
+        fd.slash("quota", {"user": fd.users["bob"], "daily": 5}, subcommand="set", user="mod")
+    )
+    await allow.wait_for(lambda h: h.callbacks, timeout=10)
+    for (target, text, expected), who in zip(cases, ("alice", "alice", "bob"), strict=True):
+        ask = await fd.inject_message(fd.reply(who, text, target, mention_bot=True))
         answer = await wait_answer(fd, ask, lambda m: m["content"] != "🎨 正在准备图片…")
         assert answer["content"] == expected
     hint = await fd.inject_message(fd.create_user_message("alice", f"{mention} 你好", mention_bot=True))
