@@ -180,6 +180,8 @@ class BotProcess:
                 "LOG_LEVEL": "WARNING",
                 "DEFAULT_DAILY_LIMIT": "unlimited",
                 "DEFAULT_MONTHLY_LIMIT": "unlimited",
+                "BOT_USER_DAILY_LIMIT": "unlimited",  # the shipped caps would stop a 64-job run
+                "BOT_MONTHLY_BUDGET_USD": "unlimited",
                 "IMAGEBOT_ENV_FILE": str(self.workdir / "no.env"),  # never read the developer's .env
                 "BENCH_STATS_FILE": str(self.stats_path),
             }

@@ -30,6 +30,7 @@ from bot.images_api.types import user_hash_key
 from bot.imaging import set_decode_limit
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.payers import Payers
 from bot.jobs.retry import reclaim_loop
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
@@ -38,6 +39,7 @@ from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
 from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
+from bot.quota.tenants import TenantStore
 from bot.redaction import redact
 from bot.rules import RuleStore
 from cogs.bot import ImageBot, apply_endpoint_overrides
@@ -75,7 +77,8 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(_SecretFilter([settings.discord_token, settings.openai_api_key, settings.user_hash_secret or ""]))
+    secrets = [settings.discord_token, settings.openai_api_key, settings.server_key_secret, settings.user_hash_secret]
+    handler.addFilter(_SecretFilter([s for s in secrets if s]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -164,15 +167,32 @@ async def run(settings: Settings) -> None:
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
-        client = ImagesClient(
-            http,
-            base_url,
-            settings.openai_api_key,
-            max_retries=settings.api_max_retries,
-            stall_timeout=settings.api_stall_timeout,
-            request_timeout=settings.api_timeout,
+
+        def make_client(base: str, key: str) -> ImagesClient:
+            # A base URL a server gave is checked at every connection (public addresses only), not only when it
+            # was set; the operator's own is trusted, as is any with ALLOW_PRIVATE_BASE_URLS.
+            guarded = base.rstrip("/") != base_url.rstrip("/") and not settings.allow_private_base_urls
+            made = ImagesClient(
+                http,
+                base,
+                key,
+                max_retries=settings.api_max_retries,
+                stall_timeout=settings.api_stall_timeout,
+                request_timeout=settings.api_timeout,
+                guarded=guarded,
+            )
+            stack.push_async_callback(made.aclose)  # the sessions it fetches image links with
+            return made
+
+        client = make_client(base_url, settings.openai_api_key)
+        tenants = TenantStore(quota.backend, settings.server_key_secret)
+        payers = Payers(
+            operator=client,
+            tenants=tenants,
+            make_client=make_client,
+            mode=settings.operator_key_servers,
+            allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
-        stack.push_async_callback(client.aclose)
         rules = RuleStore(quota.backend)
         slots: ClusterScheduler | None = None
         if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
@@ -193,6 +213,7 @@ async def run(settings: Settings) -> None:
             partial_images=settings.partial_images,
             max_concurrent_images=settings.max_concurrent_images,
             slot_scheduler=slots,
+            payers=payers,
             max_jobs_per_user=settings.max_queue_per_user,
             moderation=settings.moderation,
             output_compression=settings.output_compression,
@@ -206,7 +227,17 @@ async def run(settings: Settings) -> None:
         )
         stack.callback(reclaimer.cancel)
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
-        services = Services(settings=settings, images=client, quota=quota, jobs=jobs, model=model, rules=rules)
+        services = Services(
+            settings=settings,
+            images=client,
+            quota=quota,
+            jobs=jobs,
+            model=model,
+            rules=rules,
+            tenants=tenants,
+            payers=payers,
+            http=http,
+        )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login
             metrics.watch_gateway(lambda: bot.latency)

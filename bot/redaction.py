@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["redact", "scheme_only"]
+__all__ = ["redact", "scheme_only", "shown_value"]
 
 MASK = "***"
 
@@ -47,3 +47,12 @@ def scheme_only(raw: str) -> str:
     if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]{0,19}", scheme):
         return f"'{scheme}://…'"
     return "a value that is not a URL"
+
+
+def shown_value(raw: str) -> str:
+    """A setting's value that failed to parse, as its error may echo it: a URL only by its scheme (the rest may
+    hold a password), anything else cut short and redacted."""
+    text = raw.strip()
+    if "://" in text or "@" in text:
+        return scheme_only(text)
+    return redact(repr(text if len(text) <= 60 else text[:57] + "..."))

@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 
 from bot import messages
+from bot.messages import tenancy as tenancy_words
 from cogs._common import reply_ephemeral
 from cogs._translator import locale_of
 
@@ -32,6 +33,14 @@ class NotModerator(app_commands.CheckFailure):
     def __init__(self, *, manager_role_id: int | None = None, admins_only: bool = False, what: str = "command"):
         super().__init__("not a moderator")
         self.manager_role_id, self.admins_only, self.what = manager_role_id, admins_only, what
+
+
+class OwnerOnly(app_commands.CheckFailure):
+    """Someone who is not the application's owner (nor an admin or developer of its team) used an owner
+    command; nothing was changed."""
+
+    def __init__(self) -> None:
+        super().__init__("owner only")
 
 
 class BotLacksPermissions(Exception):
@@ -49,6 +58,8 @@ def error_text(error: BaseException, locale: str | None = None) -> str:
         return messages.not_moderator(original.manager_role_id, admins_only=original.admins_only, locale=locale)
     if isinstance(original, BotLacksPermissions):
         return messages.bot_missing_permissions(original.names, locale)
+    if isinstance(original, OwnerOnly):
+        return messages.text(locale, tenancy_words.OWNER_ONLY)
     if isinstance(original, app_commands.NoPrivateMessage):
         return messages.text(locale, messages.SERVERS_ONLY)
     if isinstance(error, app_commands.TransformerError):

@@ -26,6 +26,7 @@ from cogs.edit import EditCog
 from cogs.imagine import ImagineCog
 from cogs.quota import QuotaCog
 from cogs.results import RESULT_BUTTONS
+from cogs.tenancy import TenancyCog, refresh_application
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,9 @@ class ImageBot(ImageBotBase):
     async def setup_hook(self) -> None:
         await self.tree.set_translator(CatalogTranslator())  # zh-CN names and descriptions from bot/messages/locales/
         self.add_dynamic_items(*RESULT_BUTTONS)
-        for cog in (ImagineCog(self), EditCog(self), QuotaCog(self)):
+        for cog in (ImagineCog(self), EditCog(self), QuotaCog(self), TenancyCog(self)):
             await self.add_cog(cog)
+        await self.read_application()
         recovered = await self.services.quota.recover_reservations()
         if recovered:
             log.warning("refunded %d reservation(s) left by an earlier crash: jobs %s", len(recovered), recovered)
@@ -103,6 +105,21 @@ class ImageBot(ImageBotBase):
             return
         await kv_set(backend, key, digest)  # its own transaction (on SQLite, under the connection's lock)
         log.info("synced %d commands %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
+
+    async def read_application(self) -> None:
+        """The Public Bot switch and the owners, from Discord; says once at start whose key pays where."""
+        try:
+            app = await refresh_application(self, force=True)
+        except discord.HTTPException as exc:  # until it is read, the application counts as public
+            log.warning("could not read the application from Discord (%s): treating it as public", exc.status)
+            return
+        settings = self.services.settings
+        if app.bot_public and settings.operator_key_servers == "auto":
+            log.warning(
+                "the application is public (anyone can add the bot): only %d server(s) in ALLOWED_GUILD_IDS and "
+                "the ones approved with /operator approve use your API key",
+                len(settings.allowed_guild_ids),
+            )
 
     async def process_commands(self, message: discord.Message) -> None:
         """No prefix commands: messages that mention the bot are edit requests (``cogs/edit/``)."""

@@ -80,6 +80,9 @@ class Rig:
                 "LOG_LEVEL": "DEBUG",
                 "PREVIEW_MIN_INTERVAL": "0.05",
                 "SHUTDOWN_GRACE": "1",
+                # The shipped bot-wide caps are finite; the tests that need them set them.
+                "BOT_USER_DAILY_LIMIT": "unlimited",
+                "BOT_MONTHLY_BUDGET_USD": "unlimited",
             }
         )
         return env

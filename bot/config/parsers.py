@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.redaction import redact
+from bot.redaction import shown_value as shown_value  # what an error may echo of a value (settings.py)
 
 
 def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
@@ -188,3 +189,29 @@ def megabytes(lo: int, hi: int) -> Callable[[str], int]:
         return integer(lo, hi)(raw) * 1024 * 1024
 
     return parse
+
+
+def id_list(raw: str) -> tuple[int, ...]:
+    """Discord ids (snowflakes), comma- or space-separated: ``123, 456``."""
+    ids: list[int] = []
+    for part in raw.replace(",", " ").split():
+        if not part.isdigit() or not 0 < int(part) < 2**64:
+            raise ValueError(f"must be Discord ids separated by commas ({part!r} is not one)")
+        if int(part) not in ids:
+            ids.append(int(part))
+    return tuple(ids)
+
+
+def fernet_key(raw: str) -> str:
+    """A Fernet key: 32 bytes in URL-safe base64 (what ``Fernet.generate_key()`` prints)."""
+    from cryptography.fernet import Fernet
+
+    text = raw.strip()
+    try:
+        Fernet(text.encode())
+    except (ValueError, TypeError):
+        raise ValueError(
+            "must be a Fernet key (44 characters of URL-safe base64): make one with "
+            'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
+    return text

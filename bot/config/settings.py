@@ -1,11 +1,10 @@
 """Settings: one typed object read from the environment and an optional ``.env`` file.
 
 Each setting is declared once, as a field of ``Settings``: its environment variable, parser, default
-and documentation. ``load_settings`` reads the fields' declarations, and ``.env.example`` is generated
-from them (``python -m bot.config.settings > .env.example``; ``tests/unit/config/test_settings.py``
-fails when it is stale).
+and documentation. ``load_settings`` reads the fields' declarations; ``.env.example`` is generated from them
+(``python -m bot env-example > .env.example``; ``tests/unit/config/test_settings.py`` fails when it is stale).
 A missing or malformed value raises ``ConfigError`` with one clear line; ``python -m bot`` prints it
-and exits with status 2. Secrets (the Discord token and the API key) are kept out of ``repr`` and
+and exits with status 2. Secrets (the Discord token, the API key, SERVER_KEY_SECRET) are kept out of ``repr`` and
 error messages so they are never logged.
 """
 
@@ -23,8 +22,7 @@ from dotenv import dotenv_values
 
 from bot.config import parsers as parse
 from bot.config.parsers import is_postgres_url, parse_database_url
-from bot.config.spec import ConfigError, Spec, required, setting
-from bot.redaction import redact, scheme_only
+from bot.config.spec import ConfigError, Spec, required, secret_setting, setting
 
 __all__ = ["ConfigError", "Settings", "declared", "describe", "load_settings", "render_env_example"]
 
@@ -33,6 +31,8 @@ ENV_FILE_VARIABLE = "IMAGEBOT_ENV_FILE"
 
 
 _DEFAULT_DATABASE_URL = "sqlite:///data/imagebot.db"
+DEFAULT_BOT_USER_DAILY_LIMIT, DEFAULT_BOT_MONTHLY_BUDGET_USD = 50, 20.0  # finite: no cap is an explicit "unlimited"
+DEFAULT_SHUTDOWN_GRACE = 5.0  # plus the stopped jobs' few seconds, under Docker's 10 s stop timeout
 _DEFAULT_DATABASE_PATH = parse_database_url(_DEFAULT_DATABASE_URL, Path())  # relative to the working directory
 
 
@@ -161,17 +161,47 @@ class Settings:
     bot_user_daily_limit: int | None = setting(
         "BOT_USER_DAILY_LIMIT",
         parse.limit,
-        None,
-        "Images one person may make per UTC day in all servers and DMs together, whatever the servers "
-        'set (so joining more servers gives nobody more): a number (0 blocks) or "unlimited".',
+        DEFAULT_BOT_USER_DAILY_LIMIT,
+        "Images one person may make per UTC day in all servers and DMs together (more servers give nobody more): "
+        'a number (0 blocks) or "unlimited" (no cap, on purpose). Images a server\'s own key pays do not count.',
         section="Bot-wide caps (all servers together: what your API key pays for)",
     )
     bot_monthly_budget_usd: float | None = setting(
         "BOT_MONTHLY_BUDGET_USD",
         parse.optional_money,
-        None,
-        "US dollars the bot may spend per UTC calendar month in all servers together (estimated while a job "
-        "runs, actual once it ends); reached, every server is refused until the month turns. Empty: no cap.",
+        DEFAULT_BOT_MONTHLY_BUDGET_USD,
+        "US dollars your key may spend per UTC month in all servers together (estimated while a job runs); reached, "
+        'servers using your key are refused until the month turns. "unlimited": no cap. Own keys don\'t count.',
+    )
+    allowed_guild_ids: tuple[int, ...] = setting(
+        "ALLOWED_GUILD_IDS",
+        parse.id_list,
+        (),
+        "Servers (comma-separated ids) that use your API key even while the application is public; the owner "
+        "approves more at run time with /operator approve.",
+        section="Servers: who your API key pays for (see docs/setup/public-or-private.md)",
+    )
+    operator_key_servers: str = setting(
+        "OPERATOR_KEY_SERVERS",
+        parse.choice("auto", "approved", "none"),
+        "auto",
+        "Which servers use your API key. auto: while the application is private (Developer Portal → Bot → Public "
+        "Bot off) every server it is in; while it is public only ALLOWED_GUILD_IDS and approved servers. "
+        "approved: only those, whatever the switch says. none: nobody, every server brings its own key.",
+    )
+    server_key_secret: str | None = secret_setting(
+        "SERVER_KEY_SECRET",
+        parse.fernet_key,
+        "A secret that encrypts the API keys servers bring (/apikey set). Make one with: python -c "
+        '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())". Keep it: '
+        "without it the stored keys cannot be read. Empty: servers cannot store a key.",
+    )
+    allow_private_base_urls: bool = setting(
+        "ALLOW_PRIVATE_BASE_URLS",
+        parse.boolean,
+        False,
+        "true = a server's own key may use an http:// base URL or a private network's (a gateway on your own "
+        "network). Off: only https:// on the public internet, so nobody points the bot inside your network.",
     )
     # Work scheduling and Discord pacing.
     max_concurrent_images: int = setting(
@@ -273,15 +303,11 @@ class Settings:
         "text",
         "Log format: text (one readable line per event) or json (one JSON object per line).",
     )
-    user_hash_secret: str | None = setting(
+    user_hash_secret: str | None = secret_setting(
         "USER_HASH_SECRET",
         parse.text,
-        None,
-        "Key of the keyed hash (HMAC-SHA256) that turns a Discord user id into the `user` sent to the Images API, so "
-        "the service and any gateway on the way can tell users apart but cannot recover, or test guesses of, the "
-        "id. Empty = derived from DISCORD_TOKEN (stable while the token is; a new token gives everyone new hashes). "
-        "Set a long random value to keep the hashes across token changes.",
-        secret=True,
+        "Key of the HMAC that turns a Discord id into the `user` sent to the Images API. Empty: derived from "
+        "DISCORD_TOKEN (a new token gives everyone new ids); set a long random value to keep them across tokens.",
     )
     log_prompts: bool = setting(
         "LOG_PROMPTS",
@@ -293,8 +319,9 @@ class Settings:
     shutdown_grace: float = setting(
         "SHUTDOWN_GRACE",
         parse.number(0.0),
-        20.0,
-        "Seconds running jobs may finish after SIGTERM/SIGINT before they are cancelled and refunded.",
+        DEFAULT_SHUTDOWN_GRACE,
+        "Seconds running jobs may finish after SIGTERM/SIGINT before they are cancelled and refunded. The default "
+        "fits Docker's 10 s stop timeout; raise both together (docker run --stop-timeout, stop_grace_period).",
         section="Operations",
     )
     health_address: str | None = setting(
@@ -369,7 +396,7 @@ def load_settings(
         try:
             values[f.name] = spec.parse(raw)
         except ValueError as exc:
-            shown = "a hidden value" if spec.secret else _shown(raw)
+            shown = "a hidden value" if spec.secret else parse.shown_value(raw)
             raise ConfigError(f"{spec.env} {exc} (got {shown})") from None
     demo = values.get("demo_mode", _DEFAULTS["demo_mode"])
     for spec in missing:
@@ -389,19 +416,10 @@ def load_settings(
     return Settings(**values)
 
 
-def _shown(raw: str) -> str:
-    """A value that failed to parse, as the error may echo it: a URL only by its scheme (the rest may hold a
-    password), anything else cut short and redacted."""
-    text = raw.strip()
-    if "://" in text or "@" in text:
-        return scheme_only(text)
-    return redact(repr(text if len(text) <= 60 else text[:57] + "..."))
-
-
 def describe(settings: Settings) -> dict[str, Any]:
     """The settings for a start-up log line, without secrets (nor a database password)."""
     shown = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in _SECRETS}
-    return {name: redact(value) if isinstance(value, str) else value for name, value in shown.items()}
+    return {name: parse.without_password(v) if isinstance(v, str) else v for name, v in shown.items()}
 
 
 # --- .env.example ---------------------------------------------------------------------------------
@@ -418,7 +436,7 @@ def example_value(f: Field[Any], spec: Spec) -> str:
     if spec.example is not None:
         return spec.example
     default = f.default_factory() if callable(f.default_factory) else f.default
-    if spec.required or default is None or default == {}:
+    if spec.required or default is None or default == {} or default == ():
         return ""
     if isinstance(default, bool):
         return "true" if default else "false"

@@ -52,3 +52,8 @@ def setting(
 def required(env: str, doc: str, how: str, *, section: str | None = None) -> dict[str, Spec]:
     """Metadata for a required secret (no default; never shown)."""
     return {"setting": Spec(env, parse.text, doc, section, secret=True, required=how)}
+
+
+def secret_setting(env: str, parse: Callable[[str], T], doc: str) -> T | None:
+    """An optional secret (default None): parsed like any setting, never shown in logs or errors."""
+    return field(default=None, repr=False, metadata={"setting": Spec(env, parse, doc, secret=True)})

@@ -70,8 +70,8 @@ class ImagesClient:
         stall_timeout: float = 180.0,
         request_timeout: float = 600.0,
         connect_timeout: float = 30.0,
+        guarded: bool = False,  # a server's own base URL: public addresses only, for the API calls too
     ) -> None:
-        self._session = session
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.max_retries = max(0, max_retries)
@@ -82,7 +82,8 @@ class ImagesClient:
         self.connect_timeout = connect_timeout
         self.download_max_bytes: int | None = None  # None: the model's largest image (limits.max_image_bytes)
         self.download_timeout = DOWNLOAD_TIMEOUT
-        self._links = LinkFetcher(self.base_url)
+        self._links = LinkFetcher(self.base_url, trust_origin=not guarded)
+        self._session = self._links.guarded_session() if guarded else session
         self._no_stream_reason: str | None = None  # why this base URL gets no stream requests any more
         self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
 

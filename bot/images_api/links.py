@@ -112,11 +112,19 @@ def _was_refused(exc: BaseException) -> bool:
 
 
 class LinkFetcher:
-    """Fetches a gateway's image links under the rules of the module docstring; ``close()`` at shutdown."""
+    """Fetches a gateway's image links under the rules of the module docstring; ``close()`` at shutdown.
 
-    def __init__(self, base_url: str) -> None:
-        self.gateway_origin = _origin(base_url)
+    ``trust_origin=False`` (a base URL a server gave, not the operator): the gateway's own origin gets no
+    exemption, and ``guarded_session`` is what the API requests themselves go through, so a name that
+    resolved to a public address when the server set it cannot lead the bot into its own network later."""
+
+    def __init__(self, base_url: str, *, trust_origin: bool = True) -> None:
+        self.gateway_origin = _origin(base_url) if trust_origin else None
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
+
+    def guarded_session(self) -> aiohttp.ClientSession:
+        """A cookie-less session that connects only to public addresses."""
+        return self._session(False)
 
     def _session(self, trusted: bool) -> aiohttp.ClientSession:
         session = self._sessions.get(trusted)

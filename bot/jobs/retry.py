@@ -13,12 +13,15 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.quota import JobStateError
 from bot.redaction import redact
 
-__all__ = ["LEDGER_RETRY_DELAYS", "reclaim_loop", "retrying"]
+if TYPE_CHECKING:
+    from bot.jobs.service import JobService
+
+__all__ = ["LEDGER_RETRY_DELAYS", "reclaim_loop", "reclaim_overdue", "retrying"]
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +57,24 @@ async def retrying(
     raise AssertionError("unreachable")
 
 
-async def reclaim_loop(jobs: Any, idle_seconds: float, every: float = 60.0) -> None:
-    """``jobs.reclaim_overdue`` (a ``JobService``) every ``every`` seconds until cancelled; a failure is
-    logged and tried again on the next turn."""
+async def reclaim_overdue(jobs: JobService, idle_seconds: float) -> list[int]:
+    """Refund this process's own jobs that nothing here handles any more (their settle or refund failed for
+    good) once they have outlived ``idle_seconds``; siblings' jobs are the leases' business."""
+    owned = await jobs.quota.own_active_jobs(idle_seconds=idle_seconds)
+    stuck = [job_id for job_id in owned if job_id not in jobs.open_jobs]
+    for job_id in stuck:
+        if await jobs.quota.refund(job_id, status="crashed", error="interrupted: outlived the API timeout"):
+            jobs.events.refunded(job_id, status="crashed", reason="outlived the API timeout")
+    return stuck
+
+
+async def reclaim_loop(jobs: JobService, idle_seconds: float, every: float = 60.0) -> None:
+    """``reclaim_overdue`` every ``every`` seconds until cancelled; a failure is logged and tried again on the
+    next turn."""
     while True:
         await asyncio.sleep(every)
         try:
-            await jobs.reclaim_overdue(idle_seconds)
+            await reclaim_overdue(jobs, idle_seconds)
         except asyncio.CancelledError:
             raise
         except Exception:

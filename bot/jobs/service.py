@@ -32,6 +32,7 @@ from bot.images_api.types import (
 )
 from bot.imaging.verify import DamagedImage, OversizedImage, verify_image
 from bot.jobs.options import ImageOptions
+from bot.jobs.payers import Payer, Payers
 from bot.jobs.retry import retrying
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.jobs.usage_check import plausible
@@ -40,6 +41,8 @@ from bot.quota import QuotaStore, Reservation
 from bot.rules import RuleStore
 
 log = logging.getLogger(__name__)
+
+STOPPED_JOBS_WAIT = 2.5  # seconds stopped jobs get to tell their users and refund, before being cut off
 
 
 class ShuttingDown(Exception):
@@ -113,11 +116,13 @@ class JobService:
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
     user_hash_key: bytes = b""  # the key of the hashed ``user`` sent to the API (bot/images_api/types.py)
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
+    payers: Payers | None = None  # who pays in each server; None: the operator's key everywhere
     scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _running: dict[int, _RunningJob] = field(init=False, default_factory=dict)
-    _open: set[int] = field(init=False, default_factory=set)  # reserved here and not yet settled or refunded
+    _job_payers: dict[int, Payer] = field(init=False, default_factory=dict)
+    open_jobs: set[int] = field(init=False, default_factory=set)  # reserved here, not yet settled or refunded
     accepting: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
@@ -138,6 +143,7 @@ class JobService:
         """
         if not self.accepting:
             raise ShuttingDown()
+        payer = await self.payer(spec.guild_id)  # ServerNotCovered: refused before anything else
         if self.rules is not None and spec.guild_id is not None:
             await self.rules.check(
                 guild_id=spec.guild_id,
@@ -163,11 +169,13 @@ class JobService:
                 cost_estimate=self.estimate(spec),
                 parent_job_id=spec.parent_job_id,
                 source_image_url=spec.source_image_url,
+                payer=payer.kind,
             )
         except BaseException:
             self._release_user(spec.user_id)
             raise
-        self._open.add(reservation.job_id)
+        self._job_payers[reservation.job_id] = payer
+        self.open_jobs.add(reservation.job_id)
         self.events.queued(
             reservation.job_id,
             guild_id=spec.guild_id,
@@ -179,8 +187,15 @@ class JobService:
         )
         return reservation
 
+    async def payer(self, guild_id: int | None) -> Payer:
+        """Whose key pays for a job in this server; raises ``ServerNotCovered`` when nobody's does."""
+        if self.payers is None:
+            return Payer("operator", self.client)
+        return await self.payers.payer_for(guild_id)
+
     async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
         """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
+        self._job_payers.pop(reservation.job_id, None)
         try:
             await self._refund_cancelled(reservation.job_id, error)
         finally:
@@ -239,6 +254,7 @@ class JobService:
             raise
         finally:
             self._running.pop(outcome.job_id, None)
+            self._job_payers.pop(outcome.job_id, None)
             self._release_user(spec.user_id)
 
     def cancel(self, job_id: int, *, reason: str = "cancelled", by: str | None = None) -> bool:
@@ -268,8 +284,9 @@ class JobService:
         try:
             # Every slot waits for the job to be marked running; if that fails, no slot calls the API.
             await started.wait()
+            payer = self._job_payers.get(outcome.job_id) or await self.payer(spec.guild_id)
             observer.generating()
-            async for event in self._events(spec):
+            async for event in self._events(spec, payer.client):
                 if isinstance(event, PartialImage):
                     self.events.first_frame(outcome.job_id)
                     observer.partial(slot, event)
@@ -293,7 +310,7 @@ class JobService:
             self.scheduler.release()
         observer.slot_done(slot, outcome.images[slot])
 
-    def _events(self, spec: JobSpec) -> AsyncIterator[ImageEvent]:
+    def _events(self, spec: JobSpec, client: ImagesClient) -> AsyncIterator[ImageEvent]:
         o = spec.options
         common: dict[str, Any] = {
             "model": self.model_name,
@@ -309,8 +326,8 @@ class JobService:
             "user": hashed_user(spec.user_id, self.user_hash_key),  # user and safety_identifier; never the raw id
         }
         if spec.kind == "edit":
-            return self.client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
-        return self.client.generate(GenerateRequest(moderation=self.moderation, **common))
+            return client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
+        return client.generate(GenerateRequest(moderation=self.moderation, **common))
 
     async def settle(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
         """Charge what reached the user: the images ``delivered`` (and the cost of every image made).
@@ -337,7 +354,7 @@ class JobService:
                 what=f"settling job {outcome.job_id}",
             )
         finally:
-            self._open.discard(outcome.job_id)
+            self.open_jobs.discard(outcome.job_id)
         self.events.completed(
             outcome.job_id,
             status=outcome.status,
@@ -365,16 +382,7 @@ class JobService:
                 lambda: self.quota.refund(job_id, status=status, error=error), what=f"refunding job {job_id}"
             )
         finally:
-            self._open.discard(job_id)
-
-    async def reclaim_overdue(self, idle_seconds: float) -> list[int]:
-        """Refund this process's own jobs that nothing here handles any more (their settle or refund failed
-        for good) once they have outlived ``idle_seconds``; siblings' jobs are the leases' business."""
-        stuck = [i for i in await self.quota.own_active_jobs(idle_seconds=idle_seconds) if i not in self._open]
-        for job_id in stuck:
-            if await self.quota.refund(job_id, status="crashed", error="interrupted: outlived the API timeout"):
-                self.events.refunded(job_id, status="crashed", reason="outlived the API timeout")
-        return stuck
+            self.open_jobs.discard(job_id)
 
     def _cost(self, images: list[CompletedImage]) -> float:
         usage = [im.usage for im in images]
@@ -402,8 +410,8 @@ class JobService:
             await asyncio.wait(list(self._tasks), timeout=grace)
         for job_id in list(self._running):
             self.cancel(job_id, reason="shutdown")
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5.0)
+        if self._tasks:  # with SHUTDOWN_GRACE's default, grace + this stays under Docker's 10 s stop timeout
+            await asyncio.wait(list(self._tasks), timeout=STOPPED_JOBS_WAIT)
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()

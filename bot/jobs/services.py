@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
+
 from bot.config.settings import Settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import ModelInfo
+from bot.jobs.payers import Payers
 from bot.jobs.service import JobService
 from bot.quota import QuotaStore
+from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
 
 
@@ -23,3 +27,6 @@ class Services:
     jobs: JobService
     model: ModelInfo
     rules: RuleStore
+    tenants: TenantStore
+    payers: Payers
+    http: aiohttp.ClientSession  # checks a key a server brings against its API before it is stored

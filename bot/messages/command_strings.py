@@ -51,6 +51,13 @@ COMMAND_NAMES = (
     NC_("command name", "regex"),
     NC_("command name", "sfw_only"),
     NC_("command name", "id"),
+    # cogs/tenancy.py: /apikey set|remove|status, /operator approve|revoke|list
+    NC_("command name", "apikey"),
+    NC_("command name", "status"),
+    NC_("command name", "operator"),
+    NC_("command name", "approve"),
+    NC_("command name", "revoke"),
+    NC_("command name", "server"),
 )
 
 COMMAND_TEXTS = (
@@ -110,4 +117,14 @@ COMMAND_TEXTS = (
     N_("Moderators: remove a prompt rule (its number is in the list)"),
     N_("The rule's number, as /quota rule list shows it"),
     N_("Moderators: this server's prompt rules"),
+    # cogs/tenancy.py
+    N_("This server's own API key for images (server managers)"),
+    N_("Give the bot this server's own API key (opens a private form)"),
+    N_("Remove this server's own API key"),
+    N_("Which API key pays for this server's images"),
+    N_("Servers the bot's owner pays for (owner only)"),
+    N_("Let a server use your API key (owner only)"),
+    N_("The server's id (default: this server)"),
+    N_("Stop paying for a server's images (owner only)"),
+    N_("The servers your API key pays for (owner only)"),
 )

@@ -35,9 +35,12 @@ from bot.images_api.errors import (
 )
 from bot.imaging.inputs import InputRejected, megabytes
 from bot.jobs.options import OptionError
+from bot.jobs.payers import ServerNotCovered
 from bot.jobs.service import ShuttingDown, TooManyJobs
+from bot.messages import tenancy
 from bot.messages.i18n import N_, format_number, format_usd, translate, translate_plural
 from bot.quota import QuotaExceeded
+from bot.quota.tenants import KeysDisabled
 from bot.rules import PromptRefused, RuleError
 
 
@@ -346,6 +349,10 @@ def user_error(exc: BaseException, locale: str | None = None) -> str | None:
         return option_error(exc, locale)
     if isinstance(exc, InputRejected):
         return input_rejected(exc, locale)
+    if isinstance(exc, ServerNotCovered):
+        return tenancy.server_not_covered(exc.keys_enabled, locale)
+    if isinstance(exc, KeysDisabled):
+        return translate(locale, tenancy.KEYS_DISABLED)
     if isinstance(exc, ShuttingDown):
         return translate(locale, RESTARTING)
     if isinstance(exc, TooManyJobs):

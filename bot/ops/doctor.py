@@ -86,6 +86,7 @@ async def check_discord(settings: Settings, http: aiohttp.ClientSession, report:
     status, app = await api.get("/oauth2/applications/@me")
     if status == 200 and isinstance(app, dict) and app.get("id"):
         app_id = int(app["id"])
+        check_public(settings, bool(app.get("bot_public")), report)
     status, guilds = await api.get("/users/@me/guilds")
     if status != 200 or not isinstance(guilds, list):
         report.fail("servers", f"cannot list the bot's servers: {_discord_error(status, guilds)}")
@@ -99,6 +100,35 @@ async def check_discord(settings: Settings, http: aiohttp.ClientSession, report:
     for g in guilds[:MAX_GUILDS]:
         await check_guild(api, int(g["id"]), str(g.get("name", "?")), bot_id, report)
     return app_id
+
+
+def check_public(settings: Settings, public: bool, report: Report) -> None:
+    """Who can add the bot (Developer Portal → Bot → Public Bot), and what that means for the API key."""
+    name = "access"
+    mode = settings.operator_key_servers
+    allowed = len(settings.allowed_guild_ids)
+    if mode == "none":
+        report.ok(name, "OPERATOR_KEY_SERVERS=none: your API key pays for no server; each server brings its own key")
+        return
+    if not public and mode == "auto":
+        report.ok(
+            name, "the application is private (Public Bot off): only you can add the bot, your key pays for its servers"
+        )
+        return
+    uncapped = settings.bot_monthly_budget_usd is None and settings.bot_user_daily_limit is None
+    if public:
+        text = (
+            "the application is public: anyone with its invite link can add the bot to their server. Your API key "
+            f"pays only for the {allowed} server(s) in ALLOWED_GUILD_IDS and those you approve with /operator approve"
+        )
+        if not allowed:
+            text += " (none listed yet, so your own servers too need approving)"
+        text += ". If only you should add it, turn Public Bot off: Developer Portal → your application → Bot"
+        if uncapped:
+            text += "; and you turned both bot-wide caps off (BOT_MONTHLY_BUDGET_USD, BOT_USER_DAILY_LIMIT)"
+        report.warn(name, text)
+        return
+    report.ok(name, f"your API key pays for {allowed} server(s) in ALLOWED_GUILD_IDS and the approved ones")
 
 
 async def check_guild(api: DiscordREST, guild_id: int, guild_name: str, bot_id: int, report: Report) -> None:
@@ -165,7 +195,36 @@ def _bot_role_name(roles: list[Mapping[str, Any]], member_roles: list[int]) -> s
 
 
 # ---- database ---------------------------------------------------------------------------------------
-def check_database(path: Path, report: Report) -> None:
+def writable_by(path: Path, uid: int | None, *, search: bool = False) -> bool:
+    """Whether ``uid`` may write ``path`` (and, with ``search``, enter it, as a folder): ``os.access`` for this
+    process's own user (None), else from the owner, group and mode bits (for the user the bot will run as)."""
+    want = os.W_OK | (os.X_OK if search else 0)
+    if uid is None:
+        return os.access(path, want)
+    if uid == 0:
+        return True
+    st = path.stat()
+    if st.st_uid == uid:
+        bits = (st.st_mode >> 6) & 7
+    elif hasattr(os, "getgrouplist") and st.st_gid in _groups_of(uid):
+        bits = (st.st_mode >> 3) & 7
+    else:
+        bits = st.st_mode & 7
+    return bits & want == want
+
+
+def _groups_of(uid: int) -> set[int]:
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:  # a uid with no account here (the container's 10001 on the host): no groups
+        return set()
+    return set(os.getgrouplist(entry.pw_name, entry.pw_gid))
+
+
+def check_database(path: Path, report: Report, *, uid: int | None = None) -> None:
+    """The SQLite database: writable by ``uid`` (None: the user running the doctor), migrated, an imagebot one."""
     name = "database"
     latest = max((v for v, _, _ in migrations()), default=0)
     if path.is_dir():
@@ -175,12 +234,17 @@ def check_database(path: Path, report: Report) -> None:
         ancestor = path.parent
         while not ancestor.exists() and ancestor != ancestor.parent:
             ancestor = ancestor.parent
-        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-            why = "is not a directory" if not ancestor.is_dir() else "is not writable by this user"
+        if not ancestor.is_dir() or not writable_by(ancestor, uid, search=True):
+            why = "is not a directory" if not ancestor.is_dir() else f"is not writable by {_this_user(uid)}"
             report.fail(name, f"cannot create {path}: {ancestor} {why}; fix DATABASE_URL or the directory")
             return
         report.ok(name, f"{path} does not exist yet; the bot creates it and applies {latest} migration(s) on start")
         return
+    # SQLite writes the file and, in WAL mode, creates its -wal and -shm files beside it: both must be writable.
+    for target, what, search in ((path, "the database file", False), (path.parent, "its folder", True)):
+        if not writable_by(target, uid, search=search):
+            report.fail(name, f"{target} ({what}) is not writable by {_this_user(uid)}: {_ownership_hint(path, uid)}")
+            return
     try:
         version = _probe_sqlite(path)
     except sqlite3.Error as exc:
@@ -240,6 +304,21 @@ async def check_postgres(url: str, report: Report) -> None:
         report.fail(name, f"{shown} is at schema version {version}, newer than this bot ({latest}): upgrade the bot")
     else:
         report.ok(name, f"{shown} is writable and migrated (schema version {version})")
+
+
+def _uid(uid: int | None) -> int | str:
+    return uid if uid is not None else (os.getuid() if hasattr(os, "getuid") else "<uid>")
+
+
+def _this_user(uid: int | None) -> str:
+    return f"the user the bot runs as (uid {_uid(uid)})"
+
+
+def _ownership_hint(path: Path, uid: int | None) -> str:
+    return (
+        f"give that user the folder, e.g. chown -R {_uid(uid)} {path.parent} "
+        "(the Docker image runs as uid 10001: a volume created by root needs this once)"
+    )
 
 
 def _probe_sqlite(path: Path) -> int:

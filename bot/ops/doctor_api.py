@@ -7,11 +7,16 @@ to ``/images/generations`` that only validation answers (``n: 0`` can never prod
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import io
+import ipaddress
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -45,6 +50,10 @@ class Report:
 
     def note(self, name: str, text: str) -> None:
         self.line("note", name, text)
+
+    def warn(self, name: str, text: str) -> None:
+        """Something the operator should know and probably change; does not fail the run."""
+        self.line("warn", name, text)
 
 
 def safe_url(url: str) -> str:
@@ -199,3 +208,59 @@ async def _probe_by_validation(
         report.fail(NAME, f"{base}/images/generations does not exist (404): check OPENAI_BASE_URL (often ends in /v1)")
     else:
         report.fail(NAME, f"unexpected answer {status} from {base}/images/generations{seen.suffix()}; try again later")
+
+
+# ---- a key a server brings (/apikey set): the same check, worded for the server's managers -----------------
+class _Capture(Report):
+    """A report that keeps the last failure's text instead of printing for an operator."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO())
+        self.last_failure = ""
+
+    def fail(self, name: str, text: str) -> None:
+        super().fail(name, text)
+        self.last_failure = text
+
+
+async def check_server_key(http: aiohttp.ClientSession, settings: Settings, base_url: str, key: str) -> str | None:
+    """Check a server's key against its API as the doctor checks the operator's (no image is made).
+
+    None when the key is accepted; else why not: "rejected", "credit", "model" or "unreachable". The
+    service's own answer is never returned (it goes nowhere: a stranger's API chose it).
+    """
+    trial = dataclasses.replace(settings, openai_base_url=base_url, openai_api_key=key, demo_mode=False)
+    report = _Capture()
+    await check_images_api(trial, http, report)
+    if not report.failed:
+        return None
+    text = report.last_failure
+    if "rejected" in text or "may not use this API" in text:
+        return "rejected"
+    if "no credit" in text:
+        return "credit"
+    if "is not available" in text or "is refused" in text:
+        return "model"
+    return "unreachable"
+
+
+async def public_base_url(url: str, *, allow_private: bool) -> bool:
+    """Whether a base URL a server gave may be called: https, and a host on the public internet (its
+    addresses are resolved now; ``ALLOW_PRIVATE_BASE_URLS`` lifts both rules for a gateway on your network)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return False
+    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
+        return False
+    if allow_private:
+        return True
+    if parts.scheme != "https":
+        return False
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
+    return bool(addresses) and all(a.is_global for a in addresses)

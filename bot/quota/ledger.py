@@ -116,15 +116,16 @@ class Ledger(StoreBase):
 
     async def _images_everywhere(self, tx: Tx, user_id: int, since: datetime) -> int:
         """Images of one person since ``since`` in every server and DM (moderators' resets do not apply:
-        the bot-wide cap is the operator's)."""
+        the bot-wide cap is the operator's, so images paid by a server's own key do not count)."""
         row = await tx.fetchone(
-            f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, ts(since))
+            f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? AND created_at >= ? AND payer = 'operator'",
+            (user_id, ts(since)),
         )
         return int(row[0])
 
     async def _spent_everywhere(self, tx: Tx, month: Period) -> float:
         row = await tx.fetchone(
-            f"SELECT {COST_SPENT} FROM jobs WHERE created_at >= ? AND created_at < ?",
+            f"SELECT {COST_SPENT} FROM jobs WHERE created_at >= ? AND created_at < ? AND payer = 'operator'",
             (ts(month.start), ts(month.end)),
         )
         return float(row[0])
@@ -214,15 +215,21 @@ class Ledger(StoreBase):
         cost_estimate: float,
         parent_job_id: int | None = None,
         source_image_url: str | None = None,
+        payer: str = "operator",
     ) -> Reservation:
         """Check the user's day and month limits, the server's budget and the bot-wide caps, and write
         the job as 'reserved' holding ``images`` and ``cost_estimate``, all in one transaction.
+
+        ``payer`` "server": the server's own API key pays, so the bot-wide caps (the operator's) do not apply
+        and the job does not count towards them.
 
         Raises QuotaExceeded (nothing written) if it does not fit. ``guild_id`` None (DMs) uses
         the bot defaults and has no budget.
         """
         if kind not in JOB_KINDS:
             raise ValueError(f"kind must be one of {sorted(JOB_KINDS)}, not {kind!r}")
+        if payer not in ("operator", "server"):
+            raise ValueError(f"payer must be 'operator' or 'server', not {payer!r}")
         if isinstance(images, bool) or not isinstance(images, int) or images < 1:
             raise ValueError("images must be an int >= 1")
         estimate = validate_money(cost_estimate, what="cost_estimate")
@@ -243,13 +250,13 @@ class Ledger(StoreBase):
                 resets_at = usage.daily_resets_at if denial.period == "daily" else usage.monthly_resets_at
                 requested: float | int = estimate if denial.scope == "budget" else images
                 raise QuotaExceeded(denial.scope, denial.limit, denial.used, resets_at, requested)
-            refused = await self._bot_wide_denial(tx, user_id, now, images, estimate)
+            refused = await self._bot_wide_denial(tx, user_id, now, images, estimate) if payer == "operator" else None
             if refused is not None:
                 raise refused
             job_id = await tx.insert(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, kind, prompt, settings, model, status, "
-                "images_reserved, cost_estimate, parent_job_id, source_image_url, created_at, owner) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?) RETURNING id",
+                "images_reserved, cost_estimate, parent_job_id, source_image_url, created_at, owner, payer) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     guild_id,
                     channel_id,
@@ -264,6 +271,7 @@ class Ledger(StoreBase):
                     source_image_url,
                     ts(now),
                     self.instance_id,
+                    payer,
                 ),
             )
         return Reservation(job_id=job_id, images=images, cost_estimate=estimate)

@@ -224,12 +224,14 @@ class Moderation(Ledger):
             )
         return before
 
-    async def audit_log(self, guild_id: int, *, limit: int = 25) -> list[AuditEntry]:
-        """The server's most recent moderator actions, newest first."""
+    async def audit_log(self, guild_id: int, *, limit: int = 25, changes_only: bool = False) -> list[AuditEntry]:
+        """The server's most recent audited actions, newest first; ``changes_only``: moderators' changes, without
+        the refused prompts (``RuleStore.refusals_by_member`` counts those per member)."""
+        only = " AND action <> 'prompt_refused'" if changes_only else ""
         async with self._plain() as tx:
             rows = await tx.fetchall(
                 "SELECT id, guild_id, actor_id, action, target_id, details, created_at FROM audit_log "
-                "WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                f"WHERE guild_id = ?{only} ORDER BY id DESC LIMIT ?",
                 (guild_id, max(1, min(int(limit), 500))),
             )
         entries = []

@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -60,6 +61,13 @@ def _match_pool() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")
     return _executor
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalSummary:
+    user_id: int
+    count: int
+    latest: datetime
 
 
 def _utc_now() -> datetime:
@@ -173,6 +181,18 @@ class RuleStore:
                 (guild_id,),
             )
         return {int(r["rule_id"]): int(r["n"]) for r in rows if r["rule_id"] is not None}
+
+    async def refusals_by_member(self, guild_id: int, *, since: datetime, limit: int = 10) -> list[RefusalSummary]:
+        """Refused prompts since ``since``, one line per member (not one per refusal: a member retrying a
+        refused prompt must not push moderators' changes out of ``/quota audit``), latest first."""
+        async with self.backend.transaction(write=False) as tx:
+            rows = await tx.fetchall(
+                "SELECT actor_id, COUNT(*) AS n, MAX(created_at) AS latest FROM audit_log "
+                "WHERE guild_id = ? AND action = 'prompt_refused' AND created_at >= ? "
+                "GROUP BY actor_id ORDER BY latest DESC LIMIT ?",
+                (guild_id, _ts(since), max(1, min(int(limit), 100))),
+            )
+        return [RefusalSummary(int(r["actor_id"]), int(r["n"]), datetime.fromisoformat(r["latest"])) for r in rows]
 
     async def ruleset(self, guild_id: int) -> RuleSet:
         """The server's rules, compiled (cached until the next change here, or ``cache_seconds``)."""

@@ -26,8 +26,19 @@ from bot.storage.db import open_database
 from bot.storage.postgres import PostgresBackend
 
 # Parents before children (jobs.parent_job_id references jobs.id: copied in id order).
-TABLES: tuple[str, ...] = ("kv", "guild_settings", "quota_limits", "jobs", "quota_resets", "audit_log", "prompt_rules")
-_IDENTITY_TABLES: tuple[str, ...] = ("jobs", "quota_resets", "audit_log", "prompt_rules")
+TABLES: tuple[str, ...] = (
+    "kv",
+    "guild_settings",
+    "quota_limits",
+    "jobs",
+    "quota_resets",
+    "audit_log",
+    "prompt_rules",
+    "approved_guilds",
+    "guild_api_keys",  # still encrypted: the same SERVER_KEY_SECRET reads them on PostgreSQL
+    "operator_audit",
+)
+_IDENTITY_TABLES: tuple[str, ...] = ("jobs", "quota_resets", "audit_log", "prompt_rules", "operator_audit")
 _FLOAT_COLUMNS = frozenset({"cost_estimate", "cost_actual", "budget_usd"})
 _BATCH = 1000
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import zoneinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import discord
@@ -38,6 +39,7 @@ from cogs.quota.render import (
     lines_within,
     me_text,
     plural,
+    refusal_lines,
     report_embed,
     show_embed,
     timezone_matches,
@@ -45,6 +47,7 @@ from cogs.quota.render import (
 )
 from cogs.rules import build_rule_group
 
+REFUSALS_SHOWN_FOR = timedelta(days=30)
 REPORT_DEFER_AFTER = 2.0  # seconds: Discord wants an answer within 3
 LIMIT_HELP = "Images; 0 blocks, -1 is unlimited; leave out to keep"
 CLEAR_HELP = "True: remove the limits set here, so the level below applies (values given are then set)"
@@ -284,19 +287,23 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def audit(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        entries = await self.store.audit_log(interaction.guild_id, limit=20)
+        entries = await self.store.audit_log(interaction.guild_id, limit=20, changes_only=True)
+        since = datetime.now(UTC) - REFUSALS_SHOWN_FOR
+        refusals = await self.bot.services.rules.refusals_by_member(interaction.guild_id, since=since)
         loc = locale_of(interaction)
-        if not entries:
+        if not entries and not refusals:
             await self._answer(interaction, translate(loc, "No quota changes recorded yet."))
             return
         body = lines_within(
-            [audit_line(e, loc) for e in entries],
-            4000,
+            [audit_line(e, loc) for e in entries] or [translate(loc, "No quota changes recorded yet.")],
+            3000,
             lambda n: translate(loc, "… and {n} older", n=format_number(loc, n)),
         )
         embed = discord.Embed(
             title=translate(loc, "Quota changes, newest first"), description=body, colour=EMBED_COLOUR
         )
+        if refusals:  # apart from the changes, one line per member however often they retried
+            embed.add_field(name=translate(loc, "Refused prompts, last 30 days"), value=refusal_lines(refusals, loc))
         await self._answer(interaction, embed=embed)
 
     @quota.command(name="timezone", description="Moderators: the time zone in which days and months start")

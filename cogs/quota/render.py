@@ -21,6 +21,7 @@ from bot.messages import clip, relative_time
 from bot.messages.i18n import format_number, format_share, format_usd, translate, translate_plural
 from bot.quota import INHERIT, UNCHANGED, AuditEntry, JobRecord, Report, UsageSummary
 from bot.quota.store import LimitArg
+from bot.rules.store import RefusalSummary
 from cogs._common import EMBED_COLOUR
 
 UNLIMITED = -1  # the option value that means "no limit"
@@ -153,7 +154,8 @@ def usage_lines(usage: UsageSummary, *, you: bool, locale: str | None = None) ->
     ]
     if (budget := budget_line(usage, locale)) is not None:
         lines.append(budget)
-    if usage.everywhere_daily is not None and usage.everywhere_resets_at is not None:
+    # A person's count across every server is theirs alone (``/quota me``): moderators see their own server's.
+    if you and usage.everywhere_daily is not None and usage.everywhere_resets_at is not None:
         lines.append(
             period_line(
                 translate(locale, "Today in all servers"),
@@ -338,3 +340,23 @@ def csv_file(text: str, name: str, limit: int) -> discord.File | None:
     if len(packed) <= limit:
         return discord.File(io.BytesIO(packed), filename=f"{name}.csv.gz")
     return None
+
+
+def _mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
+def refusal_lines(refusals: list[RefusalSummary], locale: str | None = None) -> str:
+    """One line per member whose prompts were refused: how many times, and when last (never the prompts)."""
+    lines = [
+        translate_plural(
+            locale,
+            "{user}: {n} refused prompt, latest {when}",
+            "{user}: {n} refused prompts, latest {when}",
+            r.count,
+            user=_mention(r.user_id),
+            when=relative_time(r.latest),
+        )
+        for r in refusals
+    ]
+    return clip("\n".join(lines), 1024)

@@ -183,6 +183,27 @@ async def test_an_unwritable_or_foreign_database(rig: Rig, tmp_path: Path) -> No
     assert f"schema version 1, this bot needs {latest}" in line and "start the bot once" in line
 
 
+async def test_a_public_application_is_a_warning_in_plain_words(rig: Rig) -> None:
+    rig.images.api_key = API_KEY
+    rig.discord.world.bot_public = True
+    caps_on = {"BOT_USER_DAILY_LIMIT": None, "BOT_MONTHLY_BUDGET_USD": None}  # the shipped defaults
+    code, out = await doctor(rig, **caps_on)
+    assert code == 0, out  # a warning, not a failure
+    [warn] = lines(out, "warn", "access")
+    assert "the application is public: anyone with its invite link can add the bot" in warn
+    assert "none listed yet" in warn and "turn Public Bot off" in warn and "caps off" not in warn
+
+    code, out = await doctor(rig, ALLOWED_GUILD_IDS=str(rig.discord.guild_id))  # the rig turns both caps off
+    [warn] = lines(out, "warn", "access")
+    assert "1 server(s) in ALLOWED_GUILD_IDS" in warn and "you turned both bot-wide caps off" in warn
+
+    rig.discord.world.bot_public = False
+    code, out = await doctor(rig)
+    assert code == 0 and not lines(out, "warn", "access")
+    [ok] = lines(out, "ok", "access")
+    assert "private (Public Bot off)" in ok
+
+
 async def test_a_database_migrated_by_the_bot_passes(rig: Rig) -> None:
     rig.images.api_key = API_KEY
     await rig.start_bot(OPENAI_API_KEY=API_KEY)

@@ -8,6 +8,7 @@ Each test then checks what the user finally sees, the ledger, and that the next 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bot.demo.discord import InteractionHandle
 from tests.conftest import Rig
@@ -118,6 +119,22 @@ async def test_sigterm_while_streaming_says_the_bot_restarted_and_refunds(rig: R
     assert job["status"] == "cancelled" and job["images_done"] == 0
     await rig.start_bot()
     await _next_request_works(rig)
+
+
+async def test_sigterm_with_default_settings_exits_within_dockers_stop_timeout(rig: Rig) -> None:
+    # A job that would take far longer than any grace: docker stop sends SIGTERM, then SIGKILL after 10 s.
+    rig.images.delay_between_events = 60.0
+    await rig.start_bot(SHUTDOWN_GRACE=None)  # the shipped default
+    fd = rig.discord
+    h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a very slow glacier"}))
+    await h.wait_for(lambda h: "Generating" in _content(h), timeout=15)
+    started = time.monotonic()
+    assert await rig.stop_bot(timeout=15) == 0
+    took = time.monotonic() - started
+    assert took < 10.0, f"exited {took:.1f} s after SIGTERM"
+    assert "bot restarted" in _content(h) and "didn't count against your quota" in _content(h)
+    [job] = job_rows(rig)
+    assert job["status"] == "cancelled" and job["images_done"] == 0
 
 
 async def test_sigterm_lets_a_job_that_finishes_within_the_grace_period_deliver(rig: Rig) -> None:

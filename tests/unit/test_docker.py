@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from bot.config.settings import Settings, load_settings
+from bot.jobs.service import STOPPED_JOBS_WAIT
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -230,6 +231,18 @@ def test_healthcheck_and_command_are_the_projects_modules(tmp_path: Path) -> Non
     assert proc.returncode == 1 and proc.stdout.startswith("unhealthy: database"), proc.stdout + proc.stderr
 
 
+DOCKER_STOP_TIMEOUT = 10.0  # docker stop's default before SIGKILL
+
+
+def stop_needs(shutdown_grace: float) -> float:
+    """Seconds from SIGTERM to exit at most: the grace, the stopped jobs' wait, one more for closing."""
+    return shutdown_grace + STOPPED_JOBS_WAIT + 1.0
+
+
+def test_default_shutdown_fits_dockers_default_stop_timeout() -> None:
+    assert stop_needs(Settings(discord_token="t", openai_api_key="k").shutdown_grace) <= DOCKER_STOP_TIMEOUT
+
+
 def test_compose_runs_the_image_with_the_env_file_and_a_named_volume() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
     bot = compose["services"]["bot"]
@@ -239,7 +252,8 @@ def test_compose_runs_the_image_with_the_env_file_and_a_named_volume() -> None:
     volume, _, target = mount.partition(":")
     assert target == "/data" and volume in compose["volumes"]
     grace = float(bot["stop_grace_period"].removesuffix("s"))
-    assert grace > Settings(discord_token="t", openai_api_key="k").shutdown_grace
+    assert grace >= stop_needs(Settings(discord_token="t", openai_api_key="k").shutdown_grace)
+    assert grace <= DOCKER_STOP_TIMEOUT  # what a plain docker run / docker stop gives, so both agree
     text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
     assert re.search(r"^  # new-api:$", text, re.M) and "calciumion/new-api" in text
     published = re.findall(r'^  #     - "([^"]+)"', text, re.M)  # the gateway example's ports, commented out
@@ -264,7 +278,7 @@ def test_the_scaled_out_compose_file_runs_two_shard_ranges_on_one_postgresql() -
         assert settings.database_path is None and settings.shard_count == 2 and settings.shard_ids is not None
         shards += settings.shard_ids
         grace = float(bot["stop_grace_period"].removesuffix("s"))
-        assert grace > settings.shutdown_grace
+        assert grace >= stop_needs(settings.shutdown_grace)
     assert sorted(shards) == [0, 1]  # every shard served, by one process each
 
 

@@ -22,6 +22,7 @@ ALICE_ID = 1500000000000000001
 BOB_ID = 1500000000000000002
 MOD_ID = 1500000000000000003
 OWNER_ID = 1500000000000000009  # application owner (not a guild member)
+TEAM_ID = 1600000000000000001  # the team of a team-owned application (World.team)
 
 DEFAULT_TOKEN = "fake-bot-token.NzY1.discord"
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # 10 MiB, an unboosted guild

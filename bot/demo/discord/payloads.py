@@ -17,7 +17,7 @@ from typing import Any
 
 # Tests import every name of the world from here: the ids, bits and flags, and the model's classes.
 from bot.demo.discord.constants import *  # noqa: F403
-from bot.demo.discord.constants import ATTACHMENT_SIZE_LIMIT, MESSAGE_DEFAULT, iso_now
+from bot.demo.discord.constants import ATTACHMENT_SIZE_LIMIT, MESSAGE_DEFAULT, TEAM_ID, iso_now
 from bot.demo.discord.world import *  # noqa: F403
 from bot.demo.discord.world import FakeRole, FakeUser, WorldModel
 
@@ -135,8 +135,35 @@ class World(WorldModel):
             "_trace": ["fake-discord"],
         }
 
+    def _team_user(self, uid: int) -> FakeUser:
+        try:
+            return self.user(uid)
+        except KeyError:  # a team member who shares no server with the bot
+            return FakeUser(uid, f"member{uid}", None)
+
     def application_payload(self) -> dict[str, Any]:
         owner = FakeUser(self.owner_id, "owner", "Owner").payload()
+        team: dict[str, Any] | None = None
+        if self.team:
+            team_id = TEAM_ID
+            # Discord shows a team-owned application's owner as a pseudo-user named after the team.
+            owner = FakeUser(team_id, f"team{team_id}", None).payload()
+            team = {
+                "id": str(team_id),
+                "icon": None,
+                "name": "imagebot team",
+                "owner_user_id": str(self.owner_id),
+                "members": [
+                    {
+                        "user": self._team_user(uid).payload(),
+                        "team_id": str(team_id),
+                        "membership_state": 2,  # accepted
+                        "role": role,
+                        "permissions": ["*"],
+                    }
+                    for uid, role in self.team.items()
+                ],
+            }
         return {
             "id": str(self.application_id),
             "name": "imagebot",
@@ -145,11 +172,11 @@ class World(WorldModel):
             "summary": "",
             "type": None,
             "hook": True,
-            "bot_public": True,
+            "bot_public": self.bot_public,
             "bot_require_code_grant": False,
             "verify_key": "0" * 64,
             "owner": owner,
-            "team": None,
+            "team": team,
             "flags": 0,
             "tags": [],
             "approximate_guild_count": len(self.guilds),

@@ -124,6 +124,12 @@ class WorldModel:
     channel_id: int = CHANNEL_ID
     other_channel_id: int = OTHER_CHANNEL_ID
     owner_id: int = OWNER_ID
+    # The Developer Portal's Bot → Public Bot switch. Off here: the fake plays an operator's own private
+    # application, where every server the bot is in is the operator's (tests of a public bot turn it on).
+    bot_public: bool = False
+    # A team-owned application: member user id -> team role ("admin", "developer", "read_only"). Empty: the
+    # application belongs to ``owner_id`` alone.
+    team: dict[int, str] = field(default_factory=dict)
     roles: dict[str, FakeRole] = field(default_factory=dict)
     users: dict[str, FakeUser] = field(default_factory=dict)
     channels: dict[int, dict[str, Any]] = field(default_factory=dict)  # of every guild

@@ -55,6 +55,9 @@ def test_env_file_and_environment_precedence(tmp_path: Path) -> None:
         ("BOT_MONTHLY_BUDGET_USD", "-5", "BOT_MONTHLY_BUDGET_USD must be at least 0"),
         ("BOT_MONTHLY_BUDGET_USD", "inf", "BOT_MONTHLY_BUDGET_USD must be a finite number"),
         ("BOT_USER_DAILY_LIMIT", "lots", "BOT_USER_DAILY_LIMIT must be a whole number"),
+        ("ALLOWED_GUILD_IDS", "12,abc", "ALLOWED_GUILD_IDS must be Discord ids separated by commas"),
+        ("SERVER_KEY_SECRET", "hunter2hunter2", "SERVER_KEY_SECRET must be a Fernet key"),
+        ("OPERATOR_KEY_SERVERS", "some", "OPERATOR_KEY_SERVERS must be one of"),
     ],
 )
 def test_malformed_settings_give_one_line(tmp_path: Path, name: str, value: str, fragment: str) -> None:
@@ -134,7 +137,7 @@ def test_example_value_round_trips_through_each_parser() -> None:
         default = f.default_factory() if callable(f.default_factory) else f.default
         text = example_value(f, spec)
         if text == "":
-            assert default is None or default == {}, f"{spec.env}: default {default!r} written as empty"
+            assert default is None or default in ({}, ()), f"{spec.env}: default {default!r} written as empty"
         else:
             assert spec.parse(text) == default, f"{spec.env}: {text!r} does not parse to {default!r}"
         assert spec.doc.strip(), f"{spec.env} has no documentation"
@@ -205,7 +208,16 @@ def test_derived_and_scaled_values(tmp_path: Path) -> None:
         env_file=tmp_path / "none",
     )
     assert caps.bot_user_daily_limit == 40 and caps.bot_monthly_budget_usd == 12.5
-    off = load_settings(BASE, cwd=tmp_path, env_file=tmp_path / "none")
-    assert off.bot_user_daily_limit is None and off.bot_monthly_budget_usd is None  # off unless asked for
+    on = load_settings(BASE, cwd=tmp_path, env_file=tmp_path / "none")
+    assert on.bot_user_daily_limit == 50 and on.bot_monthly_budget_usd == 20.0  # finite unless turned off
+    off = load_settings(
+        {**BASE, "BOT_USER_DAILY_LIMIT": "unlimited", "BOT_MONTHLY_BUDGET_USD": "unlimited"},
+        cwd=tmp_path,
+        env_file=tmp_path / "none",
+    )
+    assert off.bot_user_daily_limit is None and off.bot_monthly_budget_usd is None  # "unlimited": no cap, explicitly
+    ids = load_settings({**BASE, "ALLOWED_GUILD_IDS": "12, 34 12"}, cwd=tmp_path, env_file=tmp_path / "none")
+    assert ids.allowed_guild_ids == (12, 34) and on.allowed_guild_ids == () and on.operator_key_servers == "auto"
+    assert on.server_key_secret is None and on.shutdown_grace == 5.0
     demo = load_settings({"DISCORD_TOKEN": "t", "DEMO_MODE": "yes"}, cwd=tmp_path, env_file=tmp_path / "none")
     assert demo.openai_api_key == "demo"

@@ -142,3 +142,35 @@ async def test_an_endless_error_body_is_read_only_up_to_its_bound() -> None:
     finally:
         await runner.cleanup()
     assert sent < ERROR_BODY_MAX + 16 * 2**20  # the bot hung up; the server did not send its 64 MB
+
+
+async def test_a_servers_own_base_url_is_checked_at_every_connection() -> None:
+    """A base URL a server gave (``guarded``): a name that now resolves to loopback is never connected to."""
+    import asyncio
+
+    import aiohttp
+
+    from bot.images_api.client import ImagesClient
+    from bot.images_api.errors import ConnectionFailed
+    from bot.images_api.types import GenerateRequest
+
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ImagesClient(session, f"https://localhost:{port}/v1", "sk-x", max_retries=0, guarded=True)
+            with pytest.raises(ConnectionFailed):
+                async for _ in client.generate(GenerateRequest(model="gpt-image-2", prompt="x")):
+                    pass
+            await client.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connections == 0

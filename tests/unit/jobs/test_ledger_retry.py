@@ -10,7 +10,7 @@ import pytest
 
 from bot.images_api.models import get_model
 from bot.images_api.types import CompletedImage, Usage
-from bot.jobs.retry import retrying
+from bot.jobs.retry import reclaim_overdue, retrying
 from bot.jobs.service import JobOutcome, JobService
 from bot.quota import JobStateError, QuotaStore
 from tests.helpers.stores import BackendOpener, Clock, clock, database, dialect, open_backend, reserve, rows
@@ -76,7 +76,7 @@ async def test_a_failed_settle_is_retried_and_charged_once(owned: QuotaStore, cl
         owned, "SELECT status, images_done, cost_actual FROM jobs WHERE id = ?", (job.job_id,)
     )
     assert (status, done) == ("done", 1) and cost == pytest.approx(outcome.cost)
-    assert job.job_id not in service._open
+    assert job.job_id not in service.open_jobs
 
 
 async def test_a_process_reclaims_its_own_stuck_jobs_but_not_open_or_recent_ones(
@@ -86,9 +86,9 @@ async def test_a_process_reclaims_its_own_stuck_jobs_but_not_open_or_recent_ones
     stuck, open_, recent = (await reserve(owned), await reserve(owned), None)
     for j in (stuck, open_):
         await owned.mark_running(j.job_id)
-    service._open.add(open_.job_id)  # still handled by this process (a long stream)
+    service.open_jobs.add(open_.job_id)  # still handled by this process (a long stream)
     clock.advance(seconds=1300)
     recent = await reserve(owned)
-    assert await service.reclaim_overdue(idle_seconds=1200) == [stuck.job_id]
+    assert await reclaim_overdue(service, idle_seconds=1200) == [stuck.job_id]
     got = {r[0]: r[1] for r in await rows(owned, "SELECT id, status FROM jobs")}
     assert got == {stuck.job_id: "crashed", open_.job_id: "running", recent.job_id: "reserved"}

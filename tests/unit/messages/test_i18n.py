@@ -100,8 +100,8 @@ def test_fuzzy_and_empty_entries_read_as_english() -> None:
 def test_catalog_files_ship_with_the_package() -> None:
     """``pip install`` (and the Docker wheel) carries the .po files: the bot compiles them at first use."""
     with (ROOT / "pyproject.toml").open("rb") as f:
-        patterns = tomllib.load(f)["tool"]["setuptools"]["package-data"]["bot"]
-    shipped = {p for pattern in patterns for p in (ROOT / "bot").glob(pattern)}
+        patterns = tomllib.load(f)["tool"]["setuptools"]["package-data"]["bot.messages"]
+    shipped = {p for pattern in patterns for p in (ROOT / "bot" / "messages").glob(pattern)}
     assert i18n.po_path("zh_CN") in shipped and i18n.TEMPLATE in shipped
 
 

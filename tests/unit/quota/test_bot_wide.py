@@ -129,3 +129,21 @@ async def test_racing_reservations_against_the_bot_budget_admit_exactly_what_fit
         )
     admitted = [r for r in results if not isinstance(r, BaseException)]
     assert len(admitted) == 5 and all(isinstance(r, QuotaExceeded) for r in results if r not in admitted)
+
+
+async def test_a_servers_own_key_is_outside_the_operators_caps(open_backend: BackendOpener, clock: Clock) -> None:
+    # A job paid by the server's own key: the bot-wide caps (the operator's money) neither refuse it nor count it;
+    # the server's own limits still do.
+    async with capped(open_backend, clock, daily=1, budget=0.05) as store:
+        own = await reserve(store, guild_id=GUILD, images=2, cost=1.0, payer="server")
+        await store.settle(own.job_id, images=2, cost=1.0)
+        usage = await store.usage(GUILD, USER, ())
+        assert usage.daily_used == 2 and usage.everywhere_used == 0  # the server's count, not the operator's
+        paid = await reserve(store, guild_id=OTHER_GUILD, cost=0.04)  # the operator's budget is still untouched
+        with pytest.raises(QuotaExceeded) as info:
+            await reserve(store, guild_id=OTHER_GUILD + 1, user_id=USER + 1, cost=0.04)
+        assert info.value.scope == "bot_budget" and info.value.used == pytest.approx(0.04)
+        assert [r[0] for r in await rows(store, "SELECT payer FROM jobs ORDER BY id")] == ["server", "operator"]
+        assert paid.job_id > own.job_id
+        with pytest.raises(ValueError):
+            await reserve(store, payer="someone")
