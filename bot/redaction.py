@@ -18,7 +18,10 @@ __all__ = ["redact", "scheme_only", "shown_value"]
 MASK = "***"
 
 _KEY_RE = re.compile(r"\b(?:sk|sess|rk)-[A-Za-z0-9_\-*.]{4,}")  # OpenAI keys, even masked ("sk-abc***xyz")
-_BEARER_RE = re.compile(r"(?i)\b(bearer|bot|basic)(\s+)[A-Za-z0-9_\-.~+/=]{8,}")
+# An Authorization value: a scheme, then a credential with a digit in it (so "Bearer authentication" stays).
+_BEARER_RE = re.compile(r"(?i)\b(bearer|bot|basic)(\s+)(?=[A-Za-z0-9_\-.~+/=]*\d)[A-Za-z0-9_\-.~+/=]{8,}")
+# A Discord bot token anywhere (three base64url parts: the bot's id, a timestamp, an HMAC).
+_DISCORD_TOKEN_RE = re.compile(r"\b[A-Za-z0-9_\-]{23,28}\.[A-Za-z0-9_\-]{6,7}\.[A-Za-z0-9_\-]{27,}")
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#'\"<>]+@")
 _PARAM_RE = re.compile(
     r"(?i)(^|[?&;\s,(\"'])"
@@ -38,6 +41,8 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     if "=" in text:
         text = _PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}={MASK}" if m.group(4) else m.group(0), text)
     text = _KEY_RE.sub("sk-" + MASK, text)
+    if "." in text:
+        text = _DISCORD_TOKEN_RE.sub(MASK, text)
     return _BEARER_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
 
