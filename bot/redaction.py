@@ -18,8 +18,11 @@ __all__ = ["redact", "scheme_only", "shown_value"]
 MASK = "***"
 
 _KEY_RE = re.compile(r"\b(?:sk|sess|rk)-[A-Za-z0-9_\-*.]{4,}")  # OpenAI keys, even masked ("sk-abc***xyz")
-# An Authorization value: a scheme, then a credential with a digit in it (so "Bearer authentication" stays).
-_BEARER_RE = re.compile(r"(?i)\b(bearer|bot|basic)(\s+)(?=[A-Za-z0-9_\-.~+/=]*\d)[A-Za-z0-9_\-.~+/=]{8,}")
+# An Authorization value: a scheme, then a credential with a digit or an inner dot in it (so "Bearer
+# authentication" and "the bot gracefully." stay as they are).
+_BEARER_RE = re.compile(
+    r"(?i)\b(bearer|bot|basic)(\s+)(?=[A-Za-z0-9_\-~+/=]*(?:\d|\.[A-Za-z0-9]))[A-Za-z0-9_\-.~+/=]{8,}"
+)
 # A Discord bot token anywhere (three base64url parts: the bot's id, a timestamp, an HMAC).
 _DISCORD_TOKEN_RE = re.compile(r"\b[A-Za-z0-9_\-]{23,28}\.[A-Za-z0-9_\-]{6,7}\.[A-Za-z0-9_\-]{27,}")
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#'\"<>]+@")

@@ -35,7 +35,7 @@ def test_credentials_are_removed(text: str, gone: str) -> None:
 def test_explicit_secrets_and_ordinary_text() -> None:
     assert redact("token is abcdefgh-123", ["abcdefgh-123"]) == "token is ***"
     assert redact("12 images, 3 jobs, https://example.com/a/b") == "12 images, 3 jobs, https://example.com/a/b"
-    for plain in ("stopping the bot gracefully", "Bearer authentication failed", "the bot made 12345678 images"):
+    for plain in ("stopping the bot gracefully.", "Bearer authentication failed", "the bot made 12345678 images"):
         assert redact(plain) == plain
     token = "MTA5ODc2NTQzMjEwOTg3NjU0.GxYz12.abcdefghijklmnopqrstuvwxyz012345"
     assert token not in redact(f"logging in with {token}")
