@@ -26,22 +26,29 @@ from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
+from bot.images_api.stream_gate import no_stream_key
 from bot.images_api.types import user_hash_key
 from bot.imaging import set_decode_limit
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.model_choice import ModelChoice
 from bot.jobs.payers import Payers
+from bot.jobs.previews import Previews
 from bot.jobs.retry import reclaim_loop
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
 from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
-from bot.quota.connect import open_store
-from bot.quota.leases import InstanceInUse
+from bot.quota import Quota, defaults_from
+from bot.quota.retention import PromptRetention
 from bot.quota.tenants import TenantStore
 from bot.redaction import redact
 from bot.rules import RuleStore
+from bot.storage.connect import open_storage
+from bot.storage.db import kv_get, kv_set
+from bot.storage.leases import InstanceInUse, stop_lease
+from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
 log = logging.getLogger("bot")
@@ -107,6 +114,22 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         await fake.stop()
 
 
+def remember_streams(client: ImagesClient, backend: Backend) -> ImagesClient:
+    """Keep what the client learns about streaming in the database (key-value table, one entry per base URL):
+    a stream failure that may have been billed costs once, not once per restart. Recalled at the client's first
+    look at its gateway (at startup for the operator's key, before the first stream for a server's key)."""
+    key = no_stream_key(client.base_url)
+
+    async def recall() -> str | None:
+        return await kv_get(backend, key)
+
+    async def remember(reason: str) -> None:
+        await kv_set(backend, key, reason)
+
+    client.streams.recall, client.streams.on_discovery = recall, remember
+    return client
+
+
 class HealthAddressError(Exception):
     """The health endpoint cannot listen on its address (in use, or not an address of this machine)."""
 
@@ -136,12 +159,11 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
         yield
         return
 
-    async def ping_db() -> None:
-        async with bot.services.quota.backend.plain() as tx:
-            await tx.fetchone("SELECT 1")
-
     server = HealthServer(
-        settings.health_address, metrics, gateway_connected=lambda: gateway_connected(bot), database_ping=ping_db
+        settings.health_address,
+        metrics,
+        gateway_connected=lambda: gateway_connected(bot),
+        database_ping=bot.services.db.ping,
     )
     try:
         await server.start()
@@ -159,11 +181,14 @@ async def run(settings: Settings) -> None:
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)
+    configured = {settings.image_model: model}  # IMAGE_MODEL first: the default
+    for name in settings.image_models or ():
+        configured.setdefault(name, get_model(name, settings.price_overrides or None))
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,
-        open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
+        open_storage(settings, lease_ttl=settings.instance_lease_seconds) as db,
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
@@ -172,7 +197,7 @@ async def run(settings: Settings) -> None:
             # A base URL a server gave is checked at every connection (public addresses only), not only when it
             # was set; the operator's own is trusted, as is any with ALLOW_PRIVATE_BASE_URLS.
             guarded = base.rstrip("/") != base_url.rstrip("/") and not settings.allow_private_base_urls
-            made = ImagesClient(
+            client = ImagesClient(
                 http,
                 base,
                 key,
@@ -181,11 +206,11 @@ async def run(settings: Settings) -> None:
                 request_timeout=settings.api_timeout,
                 guarded=guarded,
             )
-            stack.push_async_callback(made.aclose)  # the sessions it fetches image links with
-            return made
+            stack.push_async_callback(client.aclose)  # the sessions it fetches image links with
+            return remember_streams(client, db.backend)
 
         client = make_client(base_url, settings.openai_api_key)
-        tenants = TenantStore(quota.backend, settings.server_key_secret)
+        tenants = TenantStore(db.backend, settings.server_key_secret)
         payers = Payers(
             operator=client,
             tenants=tenants,
@@ -193,10 +218,15 @@ async def run(settings: Settings) -> None:
             mode=settings.operator_key_servers,
             allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
-        rules = RuleStore(quota.backend)
+        gateway = await client.detect_gateway()  # free; a LiteLLM proxy is never asked for a stream
+        log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
+        quota = Quota.on(db, defaults_from(settings))
+        retention = asyncio.create_task(PromptRetention(db, settings.prompt_retention_days).run(), name="retention")
+        stack.push_async_callback(stop_lease, retention)
+        rules = RuleStore(db.backend)
         slots: ClusterScheduler | None = None
-        if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
-            slots = ClusterScheduler(quota, settings.max_concurrent_images)
+        if db.dialect == "postgresql":  # one cap and one fair queue across every process
+            slots = ClusterScheduler(db, settings.max_concurrent_images)
             await slots.start()
             stack.push_async_callback(slots.close)
         elif settings.shard_ids:
@@ -206,7 +236,7 @@ async def run(settings: Settings) -> None:
             )
         jobs = JobService(
             client=client,
-            quota=quota,
+            quota=quota.ledger,
             rules=rules,
             model=model,
             model_name=settings.image_model,
@@ -219,6 +249,13 @@ async def run(settings: Settings) -> None:
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
             user_hash_key=user_hash_key(settings.user_hash_secret, settings.discord_token),
+            previews=Previews(
+                max_side=settings.preview_max_side,
+                min_interval=settings.preview_min_interval,
+                status_grace=settings.status_grace,
+                frames_per_slot=settings.partial_images,
+            ),
+            models=configured,
         )
         # This process's own jobs whose settle or refund failed for good: refunded once they outlive the API
         # timeout (a sibling's are the leases' business).
@@ -230,13 +267,17 @@ async def run(settings: Settings) -> None:
         services = Services(
             settings=settings,
             images=client,
-            quota=quota,
+            db=db,
+            ledger=quota.ledger,
+            moderation=quota.moderation,
+            reports=quota.reports,
             jobs=jobs,
             model=model,
             rules=rules,
             tenants=tenants,
             payers=payers,
             http=http,
+            model_choice=ModelChoice(db.backend, configured),
         )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
@@ -20,11 +19,13 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.config import env_example
 from bot.config import parsers as parse
+from bot.config.env_example import example_value
 from bot.config.parsers import is_postgres_url, parse_database_url
 from bot.config.spec import ConfigError, Spec, required, secret_setting, setting
 
-__all__ = ["ConfigError", "Settings", "declared", "describe", "load_settings", "render_env_example"]
+__all__ = ["ConfigError", "Settings", "declared", "describe", "example_value", "load_settings", "render_env_example"]
 
 # Read from the real environment only (it names the file the other settings come from).
 ENV_FILE_VARIABLE = "IMAGEBOT_ENV_FILE"
@@ -73,6 +74,14 @@ class Settings:
         "gpt-image-2",
         "The image model. gpt-image-2 and later accept free sizes; unknown names (gateway aliases) work with "
         "conservative defaults (the three classic sizes, no transparency).",
+    )
+    image_models: tuple[str, ...] | None = setting(
+        "IMAGE_MODELS",
+        parse.names,
+        None,
+        "More models moderators may allow in their server (/quota models), comma-separated, e.g. "
+        "gpt-image-2.5-sunburst,gpt-image-2.6-flare. IMAGE_MODEL is always one of them and the default; "
+        "empty = IMAGE_MODEL only. With more than one allowed, /imagine and /edit offer a model option.",
     )
     partial_images: int = setting(
         "PARTIAL_IMAGES",
@@ -331,6 +340,13 @@ class Settings:
         "host:port for the /healthz and /metrics HTTP endpoint (e.g. 127.0.0.1:8080). Empty = off. "
         "The Docker health check uses it when set, else it checks the database.",
     )
+    prompt_retention_days: int = setting(
+        "PROMPT_RETENTION_DAYS",
+        parse.integer(0, 36500),
+        90,
+        "Days the database keeps what people typed (prompts) and the addresses of their input images; after "
+        "that they are erased from the job's row, once an hour, and the money figures stay. 0 = keep forever.",
+    )
     bench_stats_file: str | None = setting(
         "BENCH_STATS_FILE",
         parse.text,
@@ -422,38 +438,9 @@ def describe(settings: Settings) -> dict[str, Any]:
     return {name: parse.without_password(v) if isinstance(v, str) else v for name, v in shown.items()}
 
 
-# --- .env.example ---------------------------------------------------------------------------------
-
-ENV_EXAMPLE_HEADER = (
-    "imagebot settings. Copy to .env and fill in the first two. Real environment variables win over this file. "
-    f"Each line shows the default. To read another file than ./.env, set {ENV_FILE_VARIABLE} in the environment. "
-    "This file is generated from bot/config/settings.py: python -m bot.config.settings > .env.example"
-)
-
-
-def example_value(f: Field[Any], spec: Spec) -> str:
-    """The default of one setting as .env.example writes it ("" for no default)."""
-    if spec.example is not None:
-        return spec.example
-    default = f.default_factory() if callable(f.default_factory) else f.default
-    if spec.required or default is None or default == {} or default == ():
-        return ""
-    if isinstance(default, bool):
-        return "true" if default else "false"
-    if isinstance(default, float) and default.is_integer():
-        return str(int(default))
-    return str(default)
-
-
 def render_env_example() -> str:
     """The text of ``.env.example``: every setting with its documentation and default."""
-    out = [*textwrap.wrap(ENV_EXAMPLE_HEADER, 110, initial_indent="# ", subsequent_indent="# ")]
-    for f, spec in declared():
-        if spec.section:
-            out += ["", f"# --- {spec.section} ".ljust(100, "-")]
-        out += textwrap.wrap(spec.doc, 110, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
-        out.append(f"{spec.env}={example_value(f, spec)}")
-    return "\n".join(out) + "\n"
+    return env_example.render(declared(), ENV_FILE_VARIABLE)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@ around it), so no real answer comes near them.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import aiohttp
 
+from .errors import ResponseTooLarge, StreamError, StreamStalled
 from .models import MAX_EDGE, MAX_PIXELS, ModelInfo
 
 __all__ = [
@@ -81,3 +85,38 @@ async def read_head(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     finally:
         resp.release()
     return bytes(body[:limit])
+
+
+async def body_chunks(
+    resp: aiohttp.ClientResponse, request_id: str | None, stall_timeout: float, request_timeout: float
+) -> AsyncIterator[bytes]:
+    """A body's chunks as they come; ``StreamStalled`` when nothing arrives for ``stall_timeout``."""
+    while True:
+        try:
+            async with asyncio.timeout(stall_timeout) as cm:
+                chunk = await resp.content.readany()
+        except TimeoutError:
+            if cm.expired():
+                raise StreamStalled(
+                    f"no data from the Images API for {stall_timeout:g}s", request_id=request_id
+                ) from None
+            raise StreamError(f"the request took longer than {request_timeout:g}s", request_id=request_id) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise StreamError(f"the stream was interrupted: {type(exc).__name__}", request_id=request_id) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+async def read_bounded(
+    chunks: AsyncIterator[bytes], limit: int, content_length: int | None, request_id: str | None
+) -> bytes:
+    """A whole JSON answer, or ``ResponseTooLarge`` as soon as it is (or says it will be) over ``limit``."""
+    if (content_length or 0) > limit:
+        raise ResponseTooLarge(f"a JSON answer of {content_length} bytes", request_id=request_id)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise ResponseTooLarge(f"a JSON answer over {limit} bytes", request_id=request_id)
+    return bytes(body)

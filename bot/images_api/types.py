@@ -15,6 +15,8 @@ from bot.images_api.b64 import b64decode, count
 
 # Content types the Images API accepts for input images, by output format / file extension.
 CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# Output formats of the gated previews: never streamed, no partial frames, no mask, no compression.
+PREVIEW_FORMATS = frozenset({"gif", "svg"})
 
 
 def user_hash_key(secret: str | None, discord_token: str) -> bytes:
@@ -55,6 +57,9 @@ class GenerateRequest:
     partial_images: int = 0
     stream: bool = True
     user: str | None = None  # sent as user and safety_identifier (see hashed_user)
+    complexity: str | None = None  # low | medium | high, where the model takes it
+    frame_count: int | None = None  # gif: 2-16
+    frame_duration_ms: int | None = None  # gif
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,10 @@ class EditRequest:
     partial_images: int = 0
     stream: bool = True
     user: str | None = None
+    complexity: str | None = None
+    frame_count: int | None = None
+    frame_duration_ms: int | None = None
+    markup: InputImage | None = None  # a transparent layer of marks to act on; never with ``mask``
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,7 @@ class CompletedImage:
     usage: Usage | None = None
     request_id: str | None = None
     revised_prompt: str | None = None
+    svg_usage: Usage | None = None  # the vector pass of an SVG, priced on its own
 
 
 ImageEvent = PartialImage | CompletedImage

@@ -1,25 +1,24 @@
-"""Jobs: reserve quota, wait fairly for a slot, stream each image, settle or refund.
+"""Jobs: reserve quota, wait fairly for a slot, stream each image; ``bot/jobs/job.py`` settles or refunds.
 
 One job is one ``/imagine`` (or edit) with ``count`` images. Each image is its own single-image stream,
 so each gets its own preview slot, and the scheduler hands out stream slots round-robin between users:
 one user's batch of ten never blocks everyone else.
 
-The Discord side implements ``JobObserver``; nothing here imports Discord.
+A job is opened with ``JobService.open`` (its money: ``bot/jobs/job.py``) and watched by its progress
+publisher (``JobObserver``, built by ``bot/jobs/previews.py``); nothing here imports Discord.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bot.images_api.client import ImagesClient
-from bot.images_api.errors import BrokenImage, ContentBlocked, ImagesAPIError, ImageTooLarge, StreamError
-from bot.images_api.limits import final_image_limits
+from bot.images_api.errors import ContentBlocked, ImagesAPIError, StreamError
 from bot.images_api.models import ModelInfo
 from bot.images_api.types import (
     CompletedImage,
@@ -30,14 +29,16 @@ from bot.images_api.types import (
     PartialImage,
     hashed_user,
 )
-from bot.imaging.verify import DamagedImage, OversizedImage, verify_image
+from bot.jobs.job import Ending, Job
 from bot.jobs.options import ImageOptions
 from bot.jobs.payers import Payer, Payers
-from bot.jobs.retry import retrying
+from bot.jobs.previews import Previews
+from bot.jobs.retry import record_message, retrying
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.jobs.usage_check import plausible
+from bot.jobs.whole import whole_image
 from bot.ops.job_events import JobEvents
-from bot.quota import QuotaStore, Reservation
+from bot.quota import Ledger, Reservation
 from bot.rules import RuleStore
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,14 @@ class JobSpec:
     prompt: str
     options: ImageOptions
     images: tuple[InputImage, ...] = ()  # edits: the input images, the first one is masked
+    # edits whose inputs are downloaded after the reservation: how many there will be (for the estimate)
+    expected_inputs: int = 0
     mask: InputImage | None = None
     parent_job_id: int | None = None
     source_image_url: str | None = None
     channel_nsfw: bool = False  # an age-restricted channel: rules limited to other channels do not apply
+    markup: InputImage | None = None  # edits: a transparent layer of marks (never with ``mask``)
+    model: str | None = None  # one of the configured models (None: IMAGE_MODEL)
 
 
 @dataclass(slots=True)
@@ -82,6 +87,7 @@ class JobOutcome:
     status: str = "done"
     stopped: str | None = None  # why the job was stopped early: "cancelled", "message deleted", "shutdown"
     stopped_by: str | None = None  # who cancelled it (a display name), for "cancelled"
+    model: str | None = None  # the job's model (None: IMAGE_MODEL)
 
     @property
     def delivered(self) -> list[CompletedImage]:
@@ -93,18 +99,20 @@ class JobOutcome:
 
 
 class JobObserver(Protocol):
-    """What the Discord side does as a job moves on. Implementations must not raise."""
+    """What watches a job as it moves on: the job's ``ProgressPublisher`` (``bot/jobs/previews.py``).
+    Implementations must not raise."""
 
-    def queued(self, position: int) -> None: ...
-    def generating(self) -> None: ...
-    def partial(self, slot: int, frame: PartialImage) -> None: ...
-    def slot_done(self, slot: int, image: CompletedImage | None) -> None: ...
+    def set_queued(self, position: int) -> None: ...
+    def set_generating(self) -> None: ...
+    def announce(self) -> None: ...
+    def frame(self, slot: int, index: int, data: PartialImage) -> None: ...
+    def slot_finished(self, slot: int, *, failed: bool = False) -> None: ...
 
 
 @dataclass
 class JobService:
     client: ImagesClient
-    quota: QuotaStore
+    quota: Ledger
     model: ModelInfo
     model_name: str
     partial_images: int = 2
@@ -115,8 +123,10 @@ class JobService:
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
     user_hash_key: bytes = b""  # the key of the hashed ``user`` sent to the API (bot/images_api/types.py)
+    previews: Previews = field(default_factory=Previews)  # each job's progress publisher, its observer
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
     payers: Payers | None = None  # who pays in each server; None: the operator's key everywhere
+    models: dict[str, ModelInfo] = field(default_factory=dict)  # every configured model, by name
     scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
@@ -128,19 +138,45 @@ class JobService:
     def __post_init__(self) -> None:
         self.scheduler = self.slot_scheduler or FairScheduler(self.max_concurrent_images)
 
+    def model_of(self, name: str | None) -> tuple[str, ModelInfo]:
+        """(name, registry entry) of a job's model; None or a model no longer configured: IMAGE_MODEL."""
+        if name and name != self.model_name and name in self.models:
+            return name, self.models[name]
+        return self.model_name, self.model
+
     def estimate(self, spec: JobSpec) -> float:
         o = spec.options
-        return self.model.estimate_cost(
-            o.count, o.size or "auto", o.quality or "auto", prompt_chars=len(spec.prompt), input_images=len(spec.images)
+        inputs = max(len(spec.images), spec.expected_inputs) + (1 if spec.markup is not None else 0)
+        return self.model_of(spec.model)[1].estimate_cost(
+            o.count,
+            o.size or "auto",
+            o.quality or "auto",
+            prompt_chars=len(spec.prompt),
+            input_images=inputs,
+            output_format=o.output_format,
+            complexity=o.complexity,
+            frames=o.frame_count,
         )
 
-    async def reserve(self, spec: JobSpec) -> Reservation:
-        """Check the prompt against the server's rules, the per-user job limit, and reserve quota.
+    @contextlib.asynccontextmanager
+    async def open(self, spec: JobSpec) -> AsyncIterator[Job]:
+        """Reserve a job and own its money until the block ends (``bot/jobs/job.py``).
 
-        Raises ``PromptRefused`` (nothing reserved, the refusal audited), ``TooManyJobs`` or ``QuotaExceeded``.
-        Every way in (``/imagine``, ``/edit``, replies, the edit modal, Reroll) comes through here. Once a
-        shutdown has begun it raises ``ShuttingDown``.
+        Raises a refusal before anything is reserved: ``PromptRefused`` (the refusal audited),
+        ``TooManyJobs``, ``QuotaExceeded`` or, once a shutdown has begun, ``ShuttingDown``. Every way in
+        (``/imagine``, Reroll, ``/edit``, replies, the menu and the Edit button) comes through here. The
+        task that opens the job is tracked: a shutdown cancels it, which refunds the job.
         """
+        with self.tracked():
+            job = Job(self, spec, await self._reserve(spec))
+            try:
+                yield job
+            except BaseException as exc:
+                await job.end(exc)
+                raise
+            await job.end(None)
+
+    async def _reserve(self, spec: JobSpec) -> Reservation:
         if not self.accepting:
             raise ShuttingDown()
         payer = await self.payer(spec.guild_id)  # ServerNotCovered: refused before anything else
@@ -164,7 +200,7 @@ class JobService:
                 kind=spec.kind,
                 prompt=spec.prompt,
                 settings=spec.options.as_settings(),
-                model=self.model_name,
+                model=self.model_of(spec.model)[0],
                 images=spec.options.count,
                 cost_estimate=self.estimate(spec),
                 parent_job_id=spec.parent_job_id,
@@ -172,7 +208,7 @@ class JobService:
                 payer=payer.kind,
             )
         except BaseException:
-            self._release_user(spec.user_id)
+            self.release_user(spec.user_id)
             raise
         self._job_payers[reservation.job_id] = payer
         self.open_jobs.add(reservation.job_id)
@@ -180,7 +216,7 @@ class JobService:
             reservation.job_id,
             guild_id=spec.guild_id,
             user_id=spec.user_id,
-            model=self.model_name,
+            model=self.model_of(spec.model)[0],
             kind=spec.kind,
             images=spec.options.count,
             prompt=spec.prompt,
@@ -192,14 +228,6 @@ class JobService:
         if self.payers is None:
             return Payer("operator", self.client)
         return await self.payers.payer_for(guild_id)
-
-    async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
-        """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
-        self._job_payers.pop(reservation.job_id, None)
-        try:
-            await self._refund_cancelled(reservation.job_id, error)
-        finally:
-            self._release_user(spec.user_id)
 
     @contextlib.contextmanager
     def tracked(self) -> Iterator[None]:
@@ -213,16 +241,13 @@ class JobService:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def run(self, reservation: Reservation, spec: JobSpec, observer: JobObserver) -> JobOutcome:
-        """Stream every image of a reserved job. Never raises for API errors.
-
-        When no image came back the job is refunded here. Otherwise it stays ``running`` until the caller
-        has delivered the images and calls ``settle`` (what reached the user is charged) or ``undelivered``;
-        a crash in between leaves it to the crash recovery, which refunds it.
-        """
+    async def stream(self, job: Job, observer: JobObserver) -> JobOutcome:
+        """Stream every image of a reserved job (``Job.run``). Never raises for API errors; the job's
+        owner (``open``) charges or refunds it afterwards."""
+        spec = job.spec
         n = spec.options.count
-        outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
-        started = _Once(lambda: self._mark_running(reservation.job_id))
+        outcome = JobOutcome(job.id, [None] * n, [None] * n, model=spec.model)
+        started = _Once(lambda: self._mark_running(job.id))
         tasks = [
             asyncio.create_task(
                 self._run_slot(spec, slot, observer, outcome, started), name=f"job-{outcome.job_id}-{slot}"
@@ -234,28 +259,15 @@ class JobService:
             await asyncio.wait(tasks)
             outcome.stopped, outcome.stopped_by = running.reason, running.by
             if not outcome.delivered:
-                err = outcome.first_error
-                if outcome.stopped:
-                    outcome.status = "cancelled"
-                else:
-                    outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
-                error = outcome.stopped if outcome.stopped else _short(err)
-                if not outcome.stopped:
-                    self.events.failed(outcome.job_id, status=outcome.status, error=err)
-                await self._refund(outcome.job_id, outcome.status, error)
-                reason = outcome.stopped or (type(err).__name__ if err else None)
-                self.events.refunded(outcome.job_id, status=outcome.status, reason=reason)
+                outcome.status = "cancelled" if outcome.stopped else _failed_status(outcome.first_error)
             return outcome
         except BaseException:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._refund_cancelled(reservation.job_id, "cancelled")
             raise
         finally:
             self._running.pop(outcome.job_id, None)
-            self._job_payers.pop(outcome.job_id, None)
-            self._release_user(spec.user_id)
 
     def cancel(self, job_id: int, *, reason: str = "cancelled", by: str | None = None) -> bool:
         """Stop a job that is queued or streaming here: its waiting slots leave the queue at once, its
@@ -280,20 +292,23 @@ class JobService:
     async def _run_slot(
         self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome, started: _Once
     ) -> None:
-        await self.scheduler.acquire(spec.user_id, observer.queued)
+        await self.scheduler.acquire(spec.user_id, observer.set_queued)
         try:
             # Every slot waits for the job to be marked running; if that fails, no slot calls the API.
             await started.wait()
             payer = self._job_payers.get(outcome.job_id) or await self.payer(spec.guild_id)
-            observer.generating()
+            observer.set_generating()
+            if spec.options.preview_format:  # no frames will come (GIF, SVG): say what is happening
+                observer.announce()
             async for event in self._events(spec, payer.client):
                 if isinstance(event, PartialImage):
                     self.events.first_frame(outcome.job_id)
-                    observer.partial(slot, event)
+                    observer.frame(slot, event.index, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
-                    image = await _whole(event, final_image_limits(self.model))
-                    outcome.images[slot] = plausible(image, spec, self.model, outcome.job_id)
+                    model = self.model_of(spec.model)[1]
+                    image = await whole_image(event, spec.options.output_format, model)
+                    outcome.images[slot] = plausible(image, spec, model, outcome.job_id)
                     break
             else:
                 raise StreamError("the image service returned no image")
@@ -308,12 +323,14 @@ class JobService:
                 log.exception("job %s image %d failed unexpectedly", outcome.job_id, slot + 1)
         finally:
             self.scheduler.release()
-        observer.slot_done(slot, outcome.images[slot])
+        observer.slot_finished(slot, failed=outcome.images[slot] is None)
 
     def _events(self, spec: JobSpec, client: ImagesClient) -> AsyncIterator[ImageEvent]:
         o = spec.options
+        # GIF and SVG are never streamed and have no partial frames (the API refuses both).
+        streaming = self.partial_images > 0 and not o.preview_format
         common: dict[str, Any] = {
-            "model": self.model_name,
+            "model": self.model_of(spec.model)[0],
             "prompt": spec.prompt,
             "n": 1,
             "size": o.size,
@@ -321,78 +338,78 @@ class JobService:
             "background": o.background,
             "output_format": o.output_format,
             "output_compression": self.output_compression if o.output_format in ("jpeg", "webp") else None,
-            "partial_images": self.partial_images,
-            "stream": self.partial_images > 0,
+            "partial_images": self.partial_images if streaming else 0,
+            "stream": streaming,
             "user": hashed_user(spec.user_id, self.user_hash_key),  # user and safety_identifier; never the raw id
+            "complexity": o.complexity,
+            "frame_count": o.frame_count,
+            "frame_duration_ms": o.frame_duration_ms,
         }
         if spec.kind == "edit":
-            return client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
+            markup = spec.markup if spec.mask is None else None
+            return client.edit(EditRequest(images=spec.images, mask=spec.mask, markup=markup, **common))
         return client.generate(GenerateRequest(moderation=self.moderation, **common))
 
-    async def settle(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
-        """Charge what reached the user: the images ``delivered`` (and the cost of every image made).
+    async def charge(self, outcome: JobOutcome, delivered: list[CompletedImage], message_id: int | None) -> None:
+        """Charge what reached the user: the images ``delivered`` (and the cost of every image made), and
+        remember the message that shows them (``message_id``), which the result's buttons look for."""
+        if message_id is not None:  # a failure here must not turn a delivered image into a free one
+            await record_message(self.quota, outcome.job_id, message_id)
+        outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
+        await self._record(outcome, delivered)
 
-        With nothing delivered the job is refunded (status ``failed``), but its cost still counts
-        against the server's budget: the image service was paid.
-        """
+    async def give_back(self, job: Job, how: Ending) -> None:
+        """End a job that was not settled (``bot/jobs/job.py`` decides ``how``); finishes even when the
+        caller is being cancelled (the store's writes run to completion)."""
+        outcome = job.outcome
+        if outcome is not None:
+            outcome.status = how.status
+        if how.action == "unpaid" and outcome is not None:
+            await self._record(outcome, [])  # refunded, but the images' cost counts against the budget
+            self.events.refunded(job.id, status=how.status, reason=how.reason)
+            return
+        if how.status != "cancelled":
+            self.events.failed(job.id, status=how.status, error=how.cause)
+        refund = lambda: self.quota.refund(job.id, status=how.status, error=how.error)  # noqa: E731
+        await retrying(refund, what=f"refunding job {job.id}")
+        self.events.refunded(job.id, status=how.status, reason=how.reason)
+
+    async def _record(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
         made = outcome.delivered
-        outcome.cost = self._cost(made)
+        outcome.cost = self._cost(made, self.model_of(outcome.model)[1])
         usage = [im.usage for im in made if im.usage is not None]
-        if delivered:
-            outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
-        else:
-            outcome.status = "failed"
-        try:
-            await retrying(
-                lambda: self.quota.settle(
-                    outcome.job_id,
-                    images=len(delivered),
-                    cost=outcome.cost,
-                    input_tokens=sum(u.input_tokens for u in usage),
-                    output_tokens=sum(u.output_tokens for u in usage),
-                ),
-                what=f"settling job {outcome.job_id}",
-            )
-        finally:
-            self.open_jobs.discard(outcome.job_id)
+        tokens = {"input_tokens": sum(u.input_tokens for u in usage)}
+        tokens["output_tokens"] = sum(u.output_tokens for u in usage)
+        settle = lambda: self.quota.settle(outcome.job_id, images=len(delivered), cost=outcome.cost, **tokens)  # noqa: E731
+        await retrying(settle, what=f"settling job {outcome.job_id}")  # a lost commit is not charged twice
+        request_ids = [im.request_id for im in made if im.request_id]
         self.events.completed(
             outcome.job_id,
             status=outcome.status,
             images=len(delivered),
             cost=outcome.cost,
-            input_tokens=sum(u.input_tokens for u in usage),
-            output_tokens=sum(u.output_tokens for u in usage),
-            request_ids=[im.request_id for im in made if im.request_id],
+            request_ids=request_ids,
+            **tokens,
         )
-        if not delivered:
-            self.events.refunded(outcome.job_id, status=outcome.status, reason="undelivered")
 
-    async def cancelled(self, outcome: JobOutcome, *, error: str) -> None:
-        """Refund a job stopped between streaming and delivery (shutdown, cancel)."""
-        await self._refund_cancelled(outcome.job_id, error)
-
-    async def _refund_cancelled(self, job_id: int, error: str) -> None:
-        """Give a stopped job's images back; finishes even when the caller is being cancelled."""
-        await asyncio.shield(self._refund(job_id, "cancelled", error))
-        self.events.refunded(job_id, status="cancelled", reason=error)
-
-    async def _refund(self, job_id: int, status: str, error: str | None) -> None:
-        try:
-            await retrying(
-                lambda: self.quota.refund(job_id, status=status, error=error), what=f"refunding job {job_id}"
-            )
-        finally:
-            self.open_jobs.discard(job_id)
-
-    def _cost(self, images: list[CompletedImage]) -> float:
-        usage = [im.usage for im in images]
-        cost = sum(self.model.cost_from_usage(u) for u in usage if u is not None)
-        missing = sum(1 for u in usage if u is None)
+    def _cost(self, images: list[CompletedImage], model: ModelInfo) -> float:
+        cost = sum(model.cost_from_usage(im.usage, im.svg_usage) for im in images if im.usage is not None)
+        missing = sum(1 for im in images if im.usage is None)
         if missing:  # a gateway that sends no usage: charge the estimate for those images
-            cost += self.model.estimate_cost(1, images[0].size or "auto", images[0].quality or "auto") * missing
+            first = images[0]
+            cost += (
+                model.estimate_cost(1, first.size or "auto", first.quality or "auto", output_format=first.output_format)
+                * missing
+            )
         return cost
 
-    def _release_user(self, user_id: int) -> None:
+    def finished(self, job: Job) -> None:
+        """A job's block was left (``Job.end``): forget who paid for it, free the member's place."""
+        self._job_payers.pop(job.id, None)
+        self.open_jobs.discard(job.id)  # still unsettled from here on: bot/jobs/retry.py's reclaim_overdue
+        self.release_user(job.spec.user_id)
+
+    def release_user(self, user_id: int) -> None:
         left = self._active.get(user_id, 0) - 1
         if left > 0:
             self._active[user_id] = left
@@ -439,21 +456,5 @@ class _Once:
         await asyncio.shield(self._task)
 
 
-async def _whole(image: CompletedImage, limits: tuple[int, int] | None = None) -> CompletedImage:
-    """The completed image if its bytes are a whole image (checked in a thread), labelled with the format
-    they really are; else ``BrokenImage``, which makes the slot fail and, if no slot succeeds, the job
-    refunded. The check is cheap (under 1.1 ms for a 1536x1024 PNG, measured: see ``verify_image_sync``)."""
-    try:
-        fmt = await verify_image(image.data, limits)
-    except OversizedImage as exc:
-        raise ImageTooLarge(f"the completed image is too large: {exc}", request_id=image.request_id) from None
-    except DamagedImage as exc:
-        raise BrokenImage(f"the completed image is broken: {exc}", request_id=image.request_id) from None
-    return image if fmt == image.output_format else dataclasses.replace(image, output_format=fmt)
-
-
-def _short(err: BaseException | None) -> str | None:
-    if err is None:
-        return None
-    text = str(err) or type(err).__name__
-    return text[:500]
+def _failed_status(err: BaseException | None) -> str:
+    return "blocked" if isinstance(err, ContentBlocked) else "failed"

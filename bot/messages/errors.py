@@ -20,6 +20,8 @@ from bot.images_api.errors import (
     ContentBlocked,
     DownloadFailed,
     EditsNotSupported,
+    GatewayCannotStream,
+    GatewayCooldown,
     ImagesAPIError,
     InsufficientQuota,
     InvalidRequest,
@@ -31,6 +33,7 @@ from bot.images_api.errors import (
     ResponseTooLarge,
     ServerError,
     StreamError,
+    UnsafeImage,
     VerificationRequired,
 )
 from bot.imaging.inputs import InputRejected, megabytes
@@ -39,6 +42,7 @@ from bot.jobs.payers import ServerNotCovered
 from bot.jobs.service import ShuttingDown, TooManyJobs
 from bot.messages import tenancy
 from bot.messages.i18n import N_, format_number, format_usd, translate, translate_plural
+from bot.ops.permissions import PERMISSION_NAMES
 from bot.quota import QuotaExceeded
 from bot.quota.tenants import KeysDisabled
 from bot.rules import PromptRefused, RuleError
@@ -169,6 +173,18 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
         return translate(
             locale, "The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."
         )
+    if isinstance(exc, GatewayCooldown):
+        return translate(
+            locale,
+            "The image service's gateway paused this model for a few seconds after an error. "
+            "Please try again in a moment; this didn't count against your quota.",
+        )
+    if isinstance(exc, GatewayCannotStream):
+        return translate(
+            locale,
+            "The image service's gateway can't stream images, so live previews are now off for it. "
+            "This image wasn't made and didn't count against your quota: please try again.",
+        )
     if isinstance(exc, RateLimited):
         return translate(locale, "The image service is busy right now (rate limit). Please try again in a minute.")
     if isinstance(exc, ServerError):
@@ -180,6 +196,12 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
             locale,
             "The image service refused these settings{param}. Try other options, or a different prompt.",
             param=param,
+        )
+    if isinstance(exc, UnsafeImage):
+        return translate(
+            locale,
+            "The image service sent back an SVG the bot won't pass on (it could reach outside itself or is far "
+            "too large). Please try again; this one isn't charged.",
         )
     if isinstance(exc, BrokenImage):
         return translate(
@@ -260,6 +282,17 @@ OPTION_WORDS = {
     "format": N_("Format must be `png`, `jpeg` or `webp`."),
     "jpeg_transparent": N_("JPEG can't be transparent: choose `png` or `webp` for a transparent background."),
     "count": N_("Count must be between 1 and {max}."),
+    "format_model": N_("{model} can't make {format} images."),
+    "complexity": N_("Complexity must be `low`, `medium` or `high`."),
+    "complexity_model": N_("{model} doesn't take a complexity setting."),
+    "frames_gif_only": N_("Frame count and frame duration only apply to the GIF format."),
+    "frame_count": N_("Frame count must be between {low} and {high}."),
+    "frame_duration": N_("Frame duration must be between {low} and {high} milliseconds."),
+    "preview_mask": N_("{format} images can't be made with a mask."),
+    "svg_count": N_("SVG makes one image at a time: leave count at 1."),
+    "markup_model": N_("{model} can't read a markup layer. Models that can: {models}."),
+    "markup_mask": N_("Use either a mask or a markup layer, not both."),
+    "model": N_("`{model}` isn't one of the models this server allows: {models}."),
 }
 INPUT_WORDS = {
     "not_image": N_("{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file."),
@@ -282,6 +315,10 @@ INPUT_WORDS = {
     "not_on_discord": N_("{what} isn't hosted on Discord, so the bot won't fetch it."),
     "download_failed": N_("{what} couldn't be downloaded from Discord (was it deleted?)."),
     "download_too_large": N_("{what} is larger than the {size} MB limit."),
+    "markup_opaque": N_(
+        "The markup `{name}` has no transparency: it must be a see-through layer with only your marks on it."
+    ),
+    "markup_empty": N_("The markup `{name}` is fully transparent: there are no marks on it."),
     "busy": N_("The bot is still preparing your other images. Please wait for them, then try again."),
 }
 
@@ -297,6 +334,7 @@ def option_error(exc: OptionError, locale: str | None = None) -> str:
 _NTH_IMAGE = re.compile(r"Image (\d+)")
 THE_IMAGE = N_("The image")
 THE_MASK = N_("The mask")
+THE_MARKUP = N_("The markup")
 
 
 def nth_image(n: int) -> str:
@@ -376,20 +414,12 @@ GENERIC = N_("Something went wrong on the bot's side. It has been logged; please
 NOT_HERE = N_("You can't use this command here.")
 SERVERS_ONLY = N_("This command works in servers only.")
 FEATURE_UNAVAILABLE = N_("That isn't available right now. Please try again in a moment.")
+RESULT_TOO_OLD = N_("This result is too old to reroll: its prompt is no longer kept. Start a new /imagine instead.")
 
 
 def invalid_value(value: str, locale: str | None = None) -> str:
     shown = clip(value.replace("`", "'"), 40)
     return translate(locale, "That value for `{name}` isn't valid.", name=shown)
-
-
-PERMISSION_NAMES = {
-    "view_channel": N_("View Channel"),
-    "send_messages": N_("Send Messages"),
-    "attach_files": N_("Attach Files"),
-    "embed_links": N_("Embed Links"),
-    "read_message_history": N_("Read Message History"),
-}
 
 
 def bot_missing_permissions(names: list[str], locale: str | None = None) -> str:

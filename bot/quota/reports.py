@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from bot.quota.base import runs_to_completion
-from bot.quota.ledger import Ledger
+from bot.quota import reads
 from bot.quota.periods import get_zone, month_period
-from bot.quota.records import COST_SPENT, IMAGES_USED, JOB_COLUMNS, Report, UserReport, ts
+from bot.quota.records import COST_SPENT, IMAGES_USED, JOB_COLUMNS, DayReport, Report, UserReport, ts
+from bot.storage.completion import runs_to_completion
+from bot.storage.database import Database
 
 _CSV_FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -40,21 +41,45 @@ def build_csv(rows: list[Any]) -> str:
     return out.getvalue()
 
 
-class Reports(Ledger):
+class Reports:
     """Read-only summaries of the ledger."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     @runs_to_completion
     async def report(self, guild_id: int) -> Report:
         """This month's (server time zone) jobs, images and spend per user and in total."""
-        async with self._read() as tx:
-            settings = await self._settings(tx, guild_id)
-            month = month_period(self.now(), get_zone(settings.timezone))
+        async with self.db.read() as tx:
+            settings = await reads.settings(tx, guild_id)
+            month = month_period(self.db.now(), get_zone(settings.timezone))
             rows = await tx.fetchall(
                 f"SELECT user_id, COUNT(*) AS jobs, {IMAGES_USED} AS images, {COST_SPENT} AS spent "
                 "FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ? "
                 "GROUP BY user_id ORDER BY images DESC, spent DESC, user_id",
                 (guild_id, ts(month.start), ts(month.end)),
             )
+            # Per minute (UTC) in SQL, to local days here: a zone's day may start at any quarter hour.
+            minutes = await tx.fetchall(
+                f"SELECT SUBSTR(created_at, 1, 16) AS minute, {IMAGES_USED} AS images, {COST_SPENT} AS spent "
+                "FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ? "
+                "GROUP BY SUBSTR(created_at, 1, 16)",
+                (guild_id, ts(month.start), ts(month.end)),
+            )
+        zone = get_zone(settings.timezone)
+        days: dict[date, list[float]] = {}
+        for r in minutes:
+            local = datetime.fromisoformat(str(r["minute"]) + ":00+00:00").astimezone(zone).date()
+            bucket = days.setdefault(local, [0, 0.0])
+            bucket[0] += int(r["images"])
+            bucket[1] += float(r["spent"])
+        today = min(self.db.now(), month.end).astimezone(zone).date()
+        first = month.start.astimezone(zone).date()
+        daily = [
+            DayReport(first + timedelta(days=i), int(days.get(first + timedelta(days=i), [0, 0.0])[0]),
+                      float(days.get(first + timedelta(days=i), [0, 0.0])[1]))
+            for i in range((today - first).days + 1)
+        ]  # fmt: skip
         users = [UserReport(int(r["user_id"]), int(r["jobs"]), int(r["images"]), float(r["spent"])) for r in rows]
         return Report(
             guild_id=guild_id,
@@ -66,16 +91,17 @@ class Reports(Ledger):
             total_images=sum(u.images for u in users),
             total_spent=sum(u.spent_usd for u in users),
             users=users,
+            daily=daily,
         )
 
     @runs_to_completion
     async def ledger_csv(self, guild_id: int, *, since: datetime | None = None) -> str:
         """The server's ledger rows as CSV, from ``since`` (default: start of this month in the
         server's time zone). Cells that would start a spreadsheet formula are prefixed with '."""
-        async with self._read() as tx:
+        async with self.db.read() as tx:
             if since is None:
-                settings = await self._settings(tx, guild_id)
-                since = month_period(self.now(), get_zone(settings.timezone)).start
+                settings = await reads.settings(tx, guild_id)
+                since = month_period(self.db.now(), get_zone(settings.timezone)).start
             rows = await tx.fetchall(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND created_at >= ? ORDER BY id",
                 (guild_id, ts(since)),

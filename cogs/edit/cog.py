@@ -1,8 +1,9 @@
 """Editing images: replies that mention the bot, ``/edit``, the "Edit image" message menu and the Edit button.
 
-Every path ends the same way: find the images (``cogs/edit/sources.py``), check and download them
-(``cogs/edit/loader.py``), and hand an ``edit`` ``JobSpec`` to ``cogs/_delivery.py`` (previews, result,
-buttons, quota).
+Every path ends the same way: find the images (``cogs/edit/sources.py``), check what Discord declares of
+them, open the job (rules, limits, the reservation), and only then download and check them
+(``cogs/edit/loader.py``) and run it (``cogs/_delivery.py``: previews, result, buttons). An input refused
+after the reservation gives it back.
 
 The bot has no Message Content intent. Discord still delivers a message's content and attachments when the
 message mentions the bot (a reply with the reply ping on counts), which is all a reply-to-edit needs.
@@ -18,19 +19,21 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.images_api.models import ModelInfo
+from bot.images_api.types import InputImage
 from bot.imaging.input_cache import EditInputs, InputCache
-from bot.imaging.inputs import InputRejected
-from bot.jobs.input_gate import precheck
+from bot.imaging.markup import derive_markup
+from bot.jobs.job import Job
 from bot.jobs.options import ImageOptions, OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
+from bot.ops.permissions import REPLY_PERMISSIONS, TO_ANSWER
 from bot.quota import JobRecord
-from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
-from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
-from cogs._delivery import InteractionTarget, MessageTarget, Target, run_job
-from cogs._errors import answering_errors, answering_errors_with
+from cogs._checks import missing_permissions, require_bot_permissions
+from cogs._common import ImageBotBase, chosen_model, commands_model, job_spec
+from cogs._delivery import MessageTarget, Prepare, run_job, start_interaction_job
+from cogs._errors import Refused, answering_errors, answering_errors_with
 from cogs._translator import locale_of, server_locale
+from cogs.edit.commands import build_edit_command
 from cogs.edit.loader import InputLoader
 from cogs.edit.sources import SourceFile, from_attachment, instruction_from
 
@@ -39,29 +42,14 @@ log = logging.getLogger(__name__)
 PROMPT_MAX = 4000  # a modal text input's maximum; the API takes up to 32,000
 
 
-def build_edit_command(model: ModelInfo, cog: EditCog) -> app_commands.Command[EditCog, ..., None]:
-    @app_commands.command(name="edit", description="Change an image with a text instruction")
-    @app_commands.guild_only()
-    @app_commands.describe(
-        image="The image to edit (PNG, JPEG, WebP, GIF…)",
-        prompt="What to change, e.g. make it night time",
-        mask="Optional: where to edit. Transparent (or white on black) = edit there",
-    )
-    @image_options(model)
-    async def edit(
-        interaction: discord.Interaction,
-        image: discord.Attachment,
-        prompt: str,
-        mask: discord.Attachment | None = None,
-        size: str | None = None,
-        quality: str | None = None,
-        background: str | None = None,
-        format: str | None = None,
-        count: app_commands.Range[int, 1, 10] | None = None,
-    ) -> None:
-        await cog.edit_command(interaction, image, prompt, mask, size, quality, background, format, count)
-
-    return edit
+async def scribbled(inputs: EditInputs) -> EditInputs:
+    """A reply carrying a drawn-on copy of the replied image: the replied image plus the markup layer of
+    what was drawn (derived off the event loop). Anything else is left as several input images."""
+    original, drawn = inputs.images[0], inputs.images[-1]
+    layer = await derive_markup(original.data, drawn.data)
+    if layer is None:
+        return inputs
+    return EditInputs(inputs.images[:-1], None, InputImage("markup.png", layer, "image/png"))
 
 
 class EditModal(discord.ui.Modal):
@@ -86,8 +74,7 @@ class EditModal(discord.ui.Modal):
         async with answering_errors(interaction):
             prompt = self.instruction.value.strip()
             if not prompt:
-                await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_NO_INSTRUCTION))
-                return
+                raise Refused(messages.EDIT_NO_INSTRUCTION)
             options = self.cog.inherited_options(self.parent)
             await self.cog.edit_interaction(interaction, self.files, prompt, options, parent=self.parent)
 
@@ -95,7 +82,9 @@ class EditModal(discord.ui.Modal):
 class EditCog(commands.Cog):
     def __init__(self, bot: ImageBotBase) -> None:
         self.bot = bot
-        self.command = build_edit_command(bot.services.model, self)
+        choice = bot.services.model_choice
+        models = choice.configured if choice is not None else []
+        self.command = build_edit_command(commands_model(bot), self, models)  # cogs/edit/commands.py
         self.menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_menu)
         app_commands.guild_only(self.menu)
         self.cache = InputCache()
@@ -130,51 +119,32 @@ class EditCog(commands.Cog):
         except OptionError:  # the model changed since: fall back to the defaults
             return ImageOptions()
 
-    async def admit(self, user: discord.abc.User, guild_id: int | None, images: int) -> None:
-        """Before anything is downloaded: ``QuotaExceeded`` for a member who cannot be granted the images
-        (blocked, or none left); the job's reservation still decides when it starts."""
-        quota = self.bot.services.quota
-        await precheck(quota, guild_id=guild_id, user_id=user.id, role_ids=role_ids(user), images=images)
-
     async def parent_of(self, message: discord.Message | None) -> JobRecord | None:
         """The job whose result ``message`` is, if it is one of the bot's results."""
         me = self.bot.user
         if message is None or me is None or message.author.id != me.id:
             return None
-        return await self.bot.services.quota.job_by_message(message.id)
+        return await self.bot.services.ledger.job_by_message(message.id)
 
-    def make_spec(
-        self,
-        user: discord.abc.User,
-        guild_id: int | None,
-        channel_id: int | None,
-        prompt: str,
-        options: ImageOptions,
-        inputs: EditInputs,
-        *,
-        parent_job_id: int | None,
-        source_url: str | None,
-        nsfw: bool = False,
-    ) -> JobSpec:
-        return JobSpec(
-            kind="edit",
-            user_id=user.id,
-            guild_id=guild_id,
-            channel_id=channel_id,
-            role_ids=role_ids(user),
-            prompt=prompt,
-            options=options,
-            images=inputs.images,
-            mask=inputs.mask,
-            parent_job_id=parent_job_id,
-            source_image_url=source_url,
-            channel_nsfw=nsfw,
-        )
+    def preparing(
+        self, files: list[SourceFile], mask: SourceFile | None = None, markup: SourceFile | None = None
+    ) -> Prepare:
+        """The step between reserving an edit and running it: download and check its inputs. A refused
+        input raises ``InputRejected`` inside the job, which gives the reservation back."""
 
-    async def run(self, target: Target, spec: JobSpec, user: discord.abc.User) -> None:
-        outcome = await run_job(self.bot, target, spec, user)
-        if outcome is not None:
-            self.cache.put(outcome.job_id, EditInputs(spec.images, spec.mask))
+        async def prepare(job: Job) -> None:
+            inputs = await self.loader.load(files, mask, markup, user_id=job.spec.user_id)
+            self.use(job, inputs)
+
+        return prepare
+
+    def use(self, job: Job, inputs: EditInputs) -> None:
+        job.use_inputs(inputs.images, inputs.mask, inputs.markup)
+        self.cache.put(job.id, inputs)  # Reroll of this job runs on the same inputs
+
+    async def default_model(self, guild_id: int | None) -> str:
+        """The model of an edit asked for without choosing one (the menu, the modal, replies)."""
+        return (await chosen_model(self.bot, guild_id, None))[0]
 
     # ---- interactions: /edit, the modal (menu and Edit button) ------------------------------------
 
@@ -189,22 +159,32 @@ class EditCog(commands.Cog):
         background: str | None,
         output_format: str | None,
         count: int | None,
+        complexity: str | None = None,
+        markup: discord.Attachment | None = None,
+        model: str | None = None,
     ) -> None:
-        # Everything before defer is pure and fast: bad input is answered privately (cogs/_errors.py).
+        # Everything before the job opens is pure and fast: bad input is answered privately (cogs/_errors.py).
         if not prompt.strip():
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_EMPTY_PROMPT))
-            return
+            raise Refused(messages.EDIT_EMPTY_PROMPT)
+        name, info = await chosen_model(self.bot, interaction.guild_id, model)
         options = parse_options(
-            self.bot.services.model,
+            info,
             size=size,
             quality=quality,
             background=background,
             output_format=output_format,
             count=count,
+            complexity=complexity,
+            edit=True,
+            mask=mask is not None,
+            markup=markup is not None,
         )
         files = self.loader.check_files([from_attachment(image)])
         mask_file = self.loader.check_mask(mask) if mask is not None else None
-        await self.edit_interaction(interaction, files, prompt.strip(), options, parent=None, mask=mask_file)
+        markup_file = self.loader.check_markup(markup) if markup is not None else None
+        await self.edit_interaction(
+            interaction, files, prompt.strip(), options, parent=None, mask=mask_file, markup=markup_file, model=name
+        )
 
     async def edit_interaction(
         self,
@@ -215,30 +195,23 @@ class EditCog(commands.Cog):
         *,
         parent: JobRecord | None,
         mask: SourceFile | None = None,
+        markup: SourceFile | None = None,
+        model: str | None = None,
     ) -> None:
-        """Defer, download and prepare, then run the job in the interaction's response."""
-        require_bot_permissions(interaction.app_permissions)
+        """Open the job (rules, limits, reservation), then download the inputs and run it in the
+        interaction's response."""
         files = self.loader.check_files(files)
-        await interaction.response.defer(thinking=True)
-        target = InteractionTarget(interaction)
-        try:
-            await self.admit(interaction.user, interaction.guild_id, options.count)
-            inputs = await self.loader.load(files, mask, user_id=interaction.user.id)
-        except InputRejected as exc:
-            await target.withdraw(messages.input_rejected(exc, target.locale))
-            return
-        spec = self.make_spec(
-            interaction.user,
-            interaction.guild_id,
-            interaction.channel_id,
+        spec = job_spec(
+            interaction,
+            "edit",
             prompt,
             options,
-            inputs,
             parent_job_id=parent.id if parent else None,
-            source_url=files[0].url,
-            nsfw=channel_nsfw(interaction.channel),
+            source_image_url=files[0].url,
+            expected_inputs=len(files) + (1 if markup is not None else 0),  # a markup layer is priced as an input
         )
-        await self.run(target, spec, interaction.user)
+        spec = dataclasses.replace(spec, model=model or await self.default_model(interaction.guild_id))
+        await start_interaction_job(self.bot, interaction, spec, self.preparing(files, mask, markup))
 
     async def edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         await self.open_modal(interaction, message, None)
@@ -249,12 +222,10 @@ class EditCog(commands.Cog):
         """The Edit form for ``message``'s images; ``job``: the result the Edit button named (checked by
         ``cogs/results.py``; it also works before the result's message id is recorded)."""
         if message is None:
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.MESSAGE_GONE))
-            return
+            raise Refused(messages.MESSAGE_GONE)
         files = self.loader.images_in(message)
         if not files:
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.NO_IMAGE_TO_EDIT))
-            return
+            raise Refused(messages.NO_IMAGE_TO_EDIT)
         files = self.loader.check_files(files)
         parent = job or await self.parent_of(message)
         await interaction.response.send_modal(EditModal(self, files, parent, locale_of(interaction)))
@@ -262,22 +233,21 @@ class EditCog(commands.Cog):
     # ---- Reroll of an edit --------------------------------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction, job: JobRecord, spec: JobSpec) -> None:
-        """Run the same edit again, on the inputs still in memory or fetched again from Discord."""
-        require_bot_permissions(interaction.app_permissions)
-        await interaction.response.defer(thinking=True)
-        target = InteractionTarget(interaction)
+        """Run the same edit again, on the inputs still in memory or fetched again from Discord (after the
+        reservation, like every edit's inputs)."""
+        cached = self.cache.get(job.id)
         # A reroll is another take on the same input: it has the same parent as the job it repeats.
-        spec = dataclasses.replace(spec, parent_job_id=job.parent_job_id, source_image_url=job.source_image_url)
-        inputs = self.cache.get(job.id)
-        if inputs is None:
-            try:
-                await self.admit(interaction.user, interaction.guild_id, spec.options.count)
-                inputs = await self.loader.refetch(job, interaction.user.id)
-            except InputRejected as exc:
-                await target.withdraw(messages.input_rejected(exc, target.locale))
-                return
-        spec = dataclasses.replace(spec, images=inputs.images, mask=inputs.mask)
-        await self.run(target, spec, interaction.user)
+        spec = dataclasses.replace(
+            spec,
+            parent_job_id=job.parent_job_id,
+            source_image_url=job.source_image_url,
+            expected_inputs=len(cached.images) if cached else 1,
+        )
+
+        async def prepare(new: Job) -> None:
+            self.use(new, cached or await self.loader.refetch(job, new.spec.user_id))
+
+        await start_interaction_job(self.bot, interaction, spec, prepare)
 
     # ---- replies that mention the bot ---------------------------------------------------------------
 
@@ -311,14 +281,10 @@ class EditCog(commands.Cog):
             return resolved if isinstance(resolved, discord.Message) else None
 
     async def handle_reply(self, message: discord.Message, bot_id: int, locale: str) -> None:
-        def say(msgid: str) -> str:
-            return messages.text(locale, msgid)
-
         if message.guild is None:
-            await self.answer(message, say(messages.SERVERS_ONLY_EDIT))
-            return
+            raise Refused(messages.SERVERS_ONLY_EDIT)
         perms = message.channel.permissions_for(message.guild.me)
-        if missing_permissions(perms, ("view_channel", "send_messages")):
+        if missing_permissions(perms, TO_ANSWER):
             log.warning("mentioned in channel %s where it may not answer; ignoring", message.channel.id)
             return
         require_bot_permissions(perms, REPLY_PERMISSIONS)  # answered as a reply by the error path
@@ -326,39 +292,40 @@ class EditCog(commands.Cog):
         files = self.loader.images_in(source) if source is not None else []
         own = self.loader.images_in(message)  # images attached to the reply itself come after
         if source is None and message.reference is not None and not own:
-            await self.answer(message, say(messages.REPLIED_MESSAGE_GONE))
-            return
+            raise Refused(messages.REPLIED_MESSAGE_GONE)
         if not files and not own:
-            await self.answer(message, say(messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN))
-            return
+            raise Refused(messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN)
         prompt = instruction_from(message, bot_id)
         if not prompt:
-            await self.answer(message, say(messages.REPLY_NO_INSTRUCTION))
-            return
-        try:
-            files = self.loader.check_files(files + own)
-        except InputRejected as exc:
-            await self.answer(message, f"❌ {messages.input_rejected(exc, locale)}")
-            return
+            raise Refused(messages.REPLY_NO_INSTRUCTION)
+        files = self.loader.check_files(files + own)  # answered as a reply by the error path
         parent = await self.parent_of(source)
-        await self.admit(message.author, message.guild.id, 1)  # refused as the reservation would word it
-        status = await self.answer(message, say(messages.PREPARING))
-        async with answering_errors_with(lambda text: status.edit(content=f"❌ {text}"), locale):
-            try:
-                inputs = await self.loader.load(files, user_id=message.author.id)
-            except InputRejected as exc:
-                await status.edit(content=f"❌ {messages.input_rejected(exc, locale)}")
-                return
-            spec = self.make_spec(
-                message.author,
-                message.guild.id,
-                message.channel.id,
-                prompt[:32000],
-                self.inherited_options(parent),
-                inputs,
-                parent_job_id=parent.id if parent else None,
-                source_url=files[0].url,
-                nsfw=channel_nsfw(message.channel),
-            )
-            target = MessageTarget(status, upload_limit=message.guild.filesize_limit, locale=locale)
-            await self.run(target, spec, message.author)
+        name, model = await chosen_model(self.bot, message.guild.id, None)
+        spec = job_spec(
+            message,
+            "edit",
+            prompt[:32000],
+            self.inherited_options(parent),
+            parent_job_id=parent.id if parent else None,
+            source_image_url=files[0].url,
+            expected_inputs=len(files),
+            model=name,
+        )
+        # The job's message is the bot's reply, posted once the job is open; a refusal before that is the
+        # reply itself, after it the reply says so.
+        status: list[discord.Message] = []
+
+        async def answer(text: str) -> None:
+            if status:
+                await status[0].edit(content=f"❌ {text}")
+            else:
+                await self.answer(message, text)
+
+        async with answering_errors_with(answer, locale), self.bot.services.jobs.open(spec) as job:
+            status.append(await self.answer(message, messages.text(locale, messages.PREPARING)))
+            inputs = await self.loader.load(files, user_id=message.author.id)
+            if len(own) == 1 and len(files) > 1 and model.markup:  # a drawn-on copy of the replied image
+                inputs = await scribbled(inputs)
+            self.use(job, inputs)
+            target = MessageTarget(status[0], upload_limit=message.guild.filesize_limit, locale=locale)
+            await run_job(self.bot, target, job, message.author)

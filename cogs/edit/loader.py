@@ -17,6 +17,7 @@ import discord
 from bot import messages
 from bot.imaging.input_cache import EditInputs
 from bot.imaging.inputs import MAX_INPUT_IMAGES, InputRejected, check_declared, prepare_image, prepare_mask
+from bot.imaging.markup import prepare_markup
 from bot.jobs.input_gate import InputGate
 from bot.quota import JobRecord
 from cogs._common import ImageBotBase
@@ -100,16 +101,24 @@ class InputLoader:
             return bytes(data)
 
     async def load(
-        self, files: list[SourceFile], mask: SourceFile | None = None, *, user_id: int | None = None
+        self,
+        files: list[SourceFile],
+        mask: SourceFile | None = None,
+        markup: SourceFile | None = None,
+        *,
+        user_id: int | None = None,
     ) -> EditInputs:
-        """Download and normalise each image (one at a time: bounded memory), then the mask; ``user_id``
-        holds one of that person's preparation places meanwhile (``InputRejected("busy")`` if none is free)."""
+        """``_load``; ``user_id`` holds one of that person's preparation places meanwhile
+        (``InputRejected("busy")`` if none is free)."""
         if user_id is None:
-            return await self._load(files, mask)
+            return await self._load(files, mask, markup)
         async with self.gate.preparing(user_id):
-            return await self._load(files, mask)
+            return await self._load(files, mask, markup)
 
-    async def _load(self, files: list[SourceFile], mask: SourceFile | None) -> EditInputs:
+    async def _load(
+        self, files: list[SourceFile], mask: SourceFile | None = None, markup: SourceFile | None = None
+    ) -> EditInputs:
+        """Download and normalise each image (one at a time: bounded memory), then the mask or markup."""
         s = self.settings
         prepared = []
         for i, f in enumerate(files):
@@ -126,12 +135,26 @@ class InputLoader:
             mask_input = await prepare_mask(
                 data, prepared[0].size, max_pixels=s.max_input_pixels, filename=mask.filename
             )
-        return EditInputs(tuple(p.input for p in prepared), mask_input)
+        markup_input = None
+        if markup is not None:
+            data = await self.download(markup, messages.THE_MARKUP)
+            markup_input = await prepare_markup(data, prepared[0].size, markup.filename, max_pixels=s.max_input_pixels)
+        return EditInputs(tuple(p.input for p in prepared), mask_input, markup_input)
+
+    def check_markup(self, markup: discord.Attachment) -> SourceFile:
+        check_declared(
+            markup.filename,
+            markup.content_type,
+            markup.size,
+            max_bytes=self.settings.max_input_bytes,
+            what=messages.THE_MARKUP,
+        )
+        return from_attachment(markup)
 
     async def refetch(self, job: JobRecord, user_id: int | None = None) -> EditInputs:
         """After a restart: the parent result's images, else the recorded source image (no mask then)."""
         if job.parent_job_id is not None:
-            parent = await self.bot.services.quota.get_job(job.parent_job_id)
+            parent = await self.bot.services.ledger.get_job(job.parent_job_id)
             if parent is not None and parent.message_id and parent.channel_id:
                 channel = self.bot.get_partial_messageable(parent.channel_id, guild_id=parent.guild_id)
                 try:

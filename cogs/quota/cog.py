@@ -12,6 +12,7 @@ cannot be set on subcommands, and ``/quota me`` must stay open to everyone.)
 from __future__ import annotations
 
 import asyncio
+import io
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +21,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.imaging.chart import render_chart
 from bot.messages import clip, relative_time
 from bot.messages.i18n import format_number, format_usd, translate
-from bot.quota import QuotaStore
-from bot.quota.store import LimitArg
+from bot.quota import Ledger, LimitArg, Moderation, Reports
 from cogs._checks import admins_only, managers_only
-from cogs._common import EMBED_COLOUR, ImageBotBase, reply_ephemeral, role_ids, upload_budget
+from cogs._common import EMBED_COLOUR, ImageBotBase, guild_id_of, reply_ephemeral, role_ids, upload_budget
 from cogs._translator import locale_of
+from cogs.quota.chart import TOP_MEMBERS, chart_content
+from cogs.quota.models import build_models_command
 from cogs.quota.render import (
     MAX_BUDGET,
     MAX_LIMIT,
@@ -62,23 +65,30 @@ class QuotaCog(commands.Cog):
         self.bot = bot
         # /quota rule add|remove|list: the server's prompt rules (cogs/rules.py)
         self.quota.add_command(build_rule_group(bot.services.rules))
+        # /quota models: which configured models members may use (cogs/quota/models.py)
+        choice = getattr(bot.services, "model_choice", None)
+        if choice is not None and len(choice.configured) > 1:
+            self.quota.add_command(build_models_command(choice))
 
     @property
-    def store(self) -> QuotaStore:
-        return self.bot.services.quota
+    def ledger(self) -> Ledger:
+        return self.bot.services.ledger
 
-    async def _answer(self, interaction: discord.Interaction, text: str = "", **fields: Any) -> None:
-        if text:
-            fields["content"] = clip(text, 2000)
-        await interaction.response.send_message(ephemeral=True, **fields)
+    @property
+    def moderation(self) -> Moderation:
+        return self.bot.services.moderation
+
+    @property
+    def reports(self) -> Reports:
+        return self.bot.services.reports
 
     # --- everyone ------------------------------------------------------------------------------------
 
     @quota.command(name="me", description="Your images used and remaining today and this month")
     async def me(self, interaction: discord.Interaction) -> None:
-        assert interaction.guild_id is not None
-        usage = await self.store.usage(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
-        await self._answer(interaction, me_text(usage, locale_of(interaction)))
+        guild_id = guild_id_of(interaction)
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        await reply_ephemeral(interaction, me_text(usage, locale_of(interaction)))
 
     # --- moderators ----------------------------------------------------------------------------------
 
@@ -86,10 +96,10 @@ class QuotaCog(commands.Cog):
     @app_commands.describe(user="Whose quota to show")
     @managers_only()
     async def show(self, interaction: discord.Interaction, user: discord.User) -> None:
-        assert interaction.guild_id is not None
-        usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
-        jobs = await self.store.recent_jobs(interaction.guild_id, user.id, limit=10)
-        await self._answer(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
+        guild_id = guild_id_of(interaction)
+        usage = await self.ledger.usage(guild_id, user.id, role_ids(user))
+        jobs = await self.ledger.recent_jobs(guild_id, user.id, limit=10)
+        await reply_ephemeral(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
 
     @quota.command(name="set", description="Moderators: a member's own daily and monthly image limits")
     @app_commands.describe(user="Whose limits to set", daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -102,19 +112,19 @@ class QuotaCog(commands.Cog):
         monthly: app_commands.Range[int, -1, MAX_LIMIT] | None = None,
         clear: bool = False,
     ) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_user_limit(
-            interaction.guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
+        details = await self.moderation.set_user_limit(
+            guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
-        usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
+        usage = await self.ledger.usage(guild_id, user.id, role_ids(user))
         loc = locale_of(interaction)
         head = translate(
             loc, "Limits of {user}: {changes}.\nNow:", user=user.mention, changes=changes_text(details, loc)
         )
-        await self._answer(interaction, head + "\n" + "\n".join(usage_lines(usage, you=False, locale=loc)))
+        await reply_ephemeral(interaction, head + "\n" + "\n".join(usage_lines(usage, you=False, locale=loc)))
 
     @quota.command(name="role", description="Moderators: daily and monthly image limits for members of a role")
     @app_commands.describe(role="The role", daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -127,19 +137,19 @@ class QuotaCog(commands.Cog):
         monthly: app_commands.Range[int, -1, MAX_LIMIT] | None = None,
         clear: bool = False,
     ) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_role_limit(
-            interaction.guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
+        details = await self.moderation.set_role_limit(
+            guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
         head = translate(loc, "Limits of {role}: {changes}.", role=role.mention, changes=changes_text(details, loc))
         note = translate(
             loc, "A member's own limit comes first; with several roles, the most generous role limit applies."
         )
-        await self._answer(interaction, f"{head}\n-# {note}")
+        await reply_ephemeral(interaction, f"{head}\n-# {note}")
 
     @quota.command(name="default", description="Moderators: the server's default daily and monthly image limits")
     @app_commands.describe(daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -151,19 +161,19 @@ class QuotaCog(commands.Cog):
         monthly: app_commands.Range[int, -1, MAX_LIMIT] | None = None,
         clear: bool = False,
     ) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_default_limit(
-            interaction.guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
+        details = await self.moderation.set_default_limit(
+            guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
         bot_default = translate(
             loc,
             "{daily} a day, {monthly} a month",
-            daily=limit_text(self.store.default_daily, loc),
-            monthly=limit_text(self.store.default_monthly, loc),
+            daily=limit_text(self.ledger.default_daily, loc),
+            monthly=limit_text(self.ledger.default_monthly, loc),
         )
         head = translate(loc, "Server default: {changes}.", changes=changes_text(details, loc))
         note = translate(
@@ -172,7 +182,7 @@ class QuotaCog(commands.Cog):
             "default applies ({bot_default}).",
             bot_default=bot_default,
         )
-        await self._answer(interaction, f"{head}\n-# {note}")
+        await reply_ephemeral(interaction, f"{head}\n-# {note}")
 
     async def _limit_changes(
         self, interaction: discord.Interaction, daily: int | None, monthly: int | None, clear: bool
@@ -204,10 +214,10 @@ class QuotaCog(commands.Cog):
     @app_commands.describe(user="Whose usage to clear")
     @managers_only()
     async def reset(self, interaction: discord.Interaction, user: discord.User) -> None:
-        assert interaction.guild_id is not None
-        before = await self.store.reset_user(interaction.guild_id, user.id, actor_id=interaction.user.id)
+        guild_id = guild_id_of(interaction)
+        before = await self.moderation.reset_user(guild_id, user.id, actor_id=interaction.user.id)
         loc = locale_of(interaction)
-        await self._answer(
+        await reply_ephemeral(
             interaction,
             translate(
                 loc,
@@ -225,12 +235,11 @@ class QuotaCog(commands.Cog):
     async def budget(
         self, interaction: discord.Interaction, usd: app_commands.Range[float, -1.0, MAX_BUDGET] | None = None
     ) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         if usd is not None:
             value = None if float(usd) < 0 else round(float(usd), 4)
-            await self.store.set_budget(guild_id, value, actor_id=interaction.user.id)
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+            await self.moderation.set_budget(guild_id, value, actor_id=interaction.user.id)
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         loc = locale_of(interaction)
         if usage.budget_usd is None:
             if usd is not None:
@@ -248,15 +257,14 @@ class QuotaCog(commands.Cog):
                 text += "\n" + translate(
                     loc, "With a budget of $0 nobody can make images until it is raised or removed (`usd:-1`)."
                 )
-        await self._answer(interaction, text)
+        await reply_ephemeral(interaction, text)
 
     @quota.command(name="report", description="Moderators: this month's images and spend per member, with a CSV")
     @managers_only()
     async def report(self, interaction: discord.Interaction) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         limit = max(1024, upload_budget(interaction.filesize_limit))
-        build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction)))
+        build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction), interaction.guild))
         try:
             # Answer at once when the report is quick (the usual case); defer when a big ledger takes longer.
             fields = await asyncio.wait_for(asyncio.shield(build), REPORT_DEFER_AFTER)
@@ -268,31 +276,50 @@ class QuotaCog(commands.Cog):
         except asyncio.CancelledError:
             build.cancel()
             raise
-        await interaction.response.send_message(ephemeral=True, **fields)
+        await reply_ephemeral(interaction, **fields)
 
-    async def _build_report(self, guild_id: int, upload_limit: int, locale: str | None = None) -> dict[str, Any]:
-        """The report's embed and, when it fits the upload limit, its CSV ledger."""
-        report = await self.store.report(guild_id)
-        ledger = await self.store.ledger_csv(guild_id, since=report.period_start)
+    async def _build_report(
+        self, guild_id: int, upload_limit: int, locale: str | None = None, guild: discord.Guild | None = None
+    ) -> dict[str, Any]:
+        """The report's embed, its chart and, when it fits the upload limit, its CSV ledger."""
+        report = await self.reports.report(guild_id)
+        ledger = await self.reports.ledger_csv(guild_id, since=report.period_start)
         local = report.period_start.astimezone(zoneinfo.ZoneInfo(report.timezone))
         file = await asyncio.to_thread(csv_file, ledger, f"imagebot-ledger-{local:%Y-%m}", upload_limit)
         embed = report_embed(report, locale)
+        names = {u.user_id: await self._display_name(guild, u.user_id) for u in report.users[:TOP_MEMBERS]}
+        chart_name = f"imagebot-usage-{local:%Y-%m}.png"
+        chart = await render_chart(*chart_content(report, names, locale))
+        embed.set_image(url=f"attachment://{chart_name}")
+        files = [discord.File(io.BytesIO(chart), filename=chart_name)]
         if file is None:
             too_large = translate(locale, "The ledger is too large to attach, even compressed.")
             embed.add_field(name="CSV", value=too_large, inline=False)
-            return {"embed": embed}
-        return {"embed": embed, "file": file}
+        else:
+            files.append(file)
+        return {"embed": embed, "files": files}
+
+    async def _display_name(self, guild: discord.Guild | None, user_id: int) -> str:
+        """A member's name for the chart (a picture cannot show a mention)."""
+        member = guild.get_member(user_id) if guild is not None else None
+        user: discord.abc.User | None = member or self.bot.get_user(user_id)
+        if user is None:
+            try:
+                user = await self.bot.fetch_user(user_id)
+            except discord.HTTPException:
+                return f"…{str(user_id)[-4:]}"
+        return user.display_name
 
     @quota.command(name="audit", description="Moderators: the latest quota changes (who, what, when)")
     @managers_only()
     async def audit(self, interaction: discord.Interaction) -> None:
-        assert interaction.guild_id is not None
-        entries = await self.store.audit_log(interaction.guild_id, limit=20, changes_only=True)
+        guild_id = guild_id_of(interaction)
+        entries = await self.moderation.audit_log(guild_id, limit=20, changes_only=True)
         since = datetime.now(UTC) - REFUSALS_SHOWN_FOR
-        refusals = await self.bot.services.rules.refusals_by_member(interaction.guild_id, since=since)
+        refusals = await self.bot.services.rules.refusals_by_member(guild_id, since=since)
         loc = locale_of(interaction)
         if not entries and not refusals:
-            await self._answer(interaction, translate(loc, "No quota changes recorded yet."))
+            await reply_ephemeral(interaction, translate(loc, "No quota changes recorded yet."))
             return
         body = lines_within(
             [audit_line(e, loc) for e in entries] or [translate(loc, "No quota changes recorded yet.")],
@@ -304,18 +331,17 @@ class QuotaCog(commands.Cog):
         )
         if refusals:  # apart from the changes, one line per member however often they retried
             embed.add_field(name=translate(loc, "Refused prompts, last 30 days"), value=refusal_lines(refusals, loc))
-        await self._answer(interaction, embed=embed)
+        await reply_ephemeral(interaction, embed=embed)
 
     @quota.command(name="timezone", description="Moderators: the time zone in which days and months start")
     @app_commands.describe(tz="An IANA time zone such as Europe/Berlin or America/New_York; leave out to see it")
     @managers_only()
     async def timezone(self, interaction: discord.Interaction, tz: str | None = None) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         loc = locale_of(interaction)
         if tz is not None:
             try:
-                await self.store.set_timezone(guild_id, tz, actor_id=interaction.user.id)
+                await self.moderation.set_timezone(guild_id, tz, actor_id=interaction.user.id)
             except ValueError:
                 await reply_ephemeral(
                     interaction,
@@ -326,7 +352,7 @@ class QuotaCog(commands.Cog):
                     ),
                 )
                 return
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         resets = {
             "tz": usage.timezone,
             "day": relative_time(usage.daily_resets_at),
@@ -336,7 +362,7 @@ class QuotaCog(commands.Cog):
             text = translate(loc, "Time zone set: **{tz}**. Days reset {day}, months {month}.", **resets)
         else:
             text = translate(loc, "Time zone: **{tz}**. Days reset {day}, months {month}.", **resets)
-        await self._answer(interaction, text)
+        await reply_ephemeral(interaction, text)
 
     @timezone.autocomplete("tz")
     async def timezone_autocomplete(
@@ -350,16 +376,15 @@ class QuotaCog(commands.Cog):
     async def managerrole(
         self, interaction: discord.Interaction, role: discord.Role | None = None, clear: bool = False
     ) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         loc = locale_of(interaction)
         if role is not None and clear:
             await reply_ephemeral(interaction, translate(loc, "Give either `role` or `clear:True`, not both."))
             return
         if role is not None or clear:
             new_role = None if role is None else role.id
-            await self.store.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
-        current = await self.store.get_manager_role(guild_id)
+            await self.moderation.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
+        current = await self.moderation.get_manager_role(guild_id)
         if current is None:
             text = translate(loc, "No manager role: only members with Manage Server can manage quotas.")
         else:
@@ -368,4 +393,4 @@ class QuotaCog(commands.Cog):
                 "Members with {role} can manage quotas (as can everyone with Manage Server).",
                 role="<@&" + str(current) + ">",
             )
-        await self._answer(interaction, text)
+        await reply_ephemeral(interaction, text)

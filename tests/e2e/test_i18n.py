@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, db
@@ -20,7 +22,7 @@ ZH = "zh-CN"
 # every script, Chinese included).
 NAME_RULE = re.compile(r"^[-_\w]{1,32}$")
 # Choices that stay as they are in every language: sizes such as "16:9 (1536x864)" and format names.
-UNLOCALIZED_CHOICES = re.compile(r"^(\d+:\d+ \(\d+x\d+\)|PNG|JPEG|WEBP)$")
+UNLOCALIZED_CHOICES = re.compile(r"^(\d+:\d+ \(\d+x\d+\)|PNG|JPEG|WEBP|GIF|SVG)$")
 
 
 def walk(command: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -46,8 +48,16 @@ async def answer_to(fd: FakeDiscord, payload: dict[str, Any]) -> str:
     return str(cb["data"]["content"])
 
 
-async def test_synced_commands_carry_valid_chinese_localizations(rig: Rig) -> None:
-    await rig.start_bot(SYNC_COMMANDS="always")
+@pytest.mark.parametrize(
+    "models",
+    [
+        ("gpt-image-2", None),
+        # the newer controls, a model option and /quota models: every one of them localized too
+        ("gpt-image-2.5-sunburst", "gpt-image-2,gpt-image-2.6-flare"),
+    ],
+)
+async def test_synced_commands_carry_valid_chinese_localizations(rig: Rig, models: tuple[str, str | None]) -> None:
+    await rig.start_bot(SYNC_COMMANDS="always", IMAGE_MODEL=models[0], IMAGE_MODELS=models[1])
     fd = rig.discord
     commands = {(c["name"], c.get("type", 1)): c for c in fd.global_commands}
     assert {("imagine", 1), ("edit", 1), ("quota", 1), ("Edit image", 3)} <= set(commands)
@@ -218,22 +228,14 @@ async def test_reply_to_edit_in_a_chinese_server_answers_in_chinese(rig: Rig) ->
     fd = rig.discord
     mention = f"<@{fd.bot_id}>"
     photo = fd.create_user_message("bob", "", [fd.add_attachment(encode(pattern(32, 32)), "ok.png", "image/png")])
+    fake = fd.create_user_message("bob", "", [fd.add_attachment(b"not a png", "fake.png", "image/png")])
     cases = [
         (photo, mention, "要改什么？请再回复一次并附上说明，例如 *改成夜晚*。"),
         (photo, f"{mention} 改成夜晚", "你在本服务器上的图片生成功能已被关闭。"),
-        (
-            fd.create_user_message("bob", "", [fd.add_attachment(b"not a png", "fake.png", "image/png")]),
-            f"{mention} 改成夜晚",
-            "❌ 图片 `fake.png` 不是机器人能读取的图片。",
-        ),
+        (fake, f"{mention} 改成夜晚", "你在本服务器上的图片生成功能已被关闭。"),  # refused before downloading
     ]
-    # The last one comes from bob, whose own limit lifts the server's 0: his file is downloaded and refused.
-    allow = await fd.inject_interaction(
-        fd.slash("quota", {"user": fd.users["bob"], "daily": 5}, subcommand="set", user="mod")
-    )
-    await allow.wait_for(lambda h: h.callbacks, timeout=10)
-    for (target, text, expected), who in zip(cases, ("alice", "alice", "bob"), strict=True):
-        ask = await fd.inject_message(fd.reply(who, text, target, mention_bot=True))
+    for target, text, expected in cases:
+        ask = await fd.inject_message(fd.reply("alice", text, target, mention_bot=True))
         answer = await wait_answer(fd, ask, lambda m: m["content"] != "🎨 正在准备图片…")
         assert answer["content"] == expected
     hint = await fd.inject_message(fd.create_user_message("alice", f"{mention} 你好", mention_bot=True))
@@ -247,6 +249,13 @@ async def test_reply_to_edit_in_a_chinese_server_answers_in_chinese(rig: Rig) ->
     # ...and a user whose language has no catalog reads the server's.
     french = await _ephemeral(fd, fd.slash("imagine", {"prompt": "a cat"}, locale="fr"))
     assert french == "你在本服务器上的图片生成功能已被关闭。"
+
+    # With quota, the file is downloaded after the reservation and refused in the server's language.
+    await rig.restart_bot(DEFAULT_DAILY_LIMIT=None)
+    ask = await fd.inject_message(fd.reply("alice", f"{mention} 改成夜晚", fake, mention_bot=True))
+    answer = await wait_answer(fd, ask, lambda m: m["content"] != "🎨 正在准备图片…")
+    assert answer["content"] == "❌ 图片 `fake.png` 不是机器人能读取的图片。"
+    assert rig.images.requests == []
 
 
 async def test_the_bot_wide_budget_refuses_privately_in_the_readers_language(rig: Rig) -> None:
