@@ -20,7 +20,6 @@ from bot.redaction import redact
 
 if TYPE_CHECKING:
     from bot.jobs.service import JobService
-    from bot.quota import Ledger
 
 __all__ = ["LEDGER_RETRY_DELAYS", "reclaim_loop", "reclaim_overdue", "record_message", "retrying"]
 
@@ -82,10 +81,10 @@ async def reclaim_loop(jobs: JobService, idle_seconds: float, every: float = 60.
             log.exception("reclaiming this process's overdue jobs failed; trying again later")
 
 
-async def record_message(quota: Ledger, job_id: int, message_id: int) -> None:
+async def record_message(op: Callable[[], Awaitable[None]], job_id: int) -> None:
     """Remember the message that shows a job's result; a failure is logged, never raised: the image has
     reached the person, and the charge must not depend on this (Reroll then looks the result up in vain)."""
     try:
-        await retrying(lambda: quota.set_message(job_id, message_id), what=f"recording job {job_id}'s message")
+        await retrying(op, what=f"recording job {job_id}'s message")
     except Exception as exc:
         log.warning("job %s: could not record its message (%s: %s)", job_id, type(exc).__name__, redact(str(exc)))

@@ -354,7 +354,7 @@ class JobService:
         """Charge what reached the user: the images ``delivered`` (and the cost of every image made), and
         remember the message that shows them (``message_id``), which the result's buttons look for."""
         if message_id is not None:  # a failure here must not turn a delivered image into a free one
-            await record_message(self.quota, outcome.job_id, message_id)
+            await record_message(lambda: self.quota.set_message(outcome.job_id, message_id), outcome.job_id)
         outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
         await self._record(outcome, delivered)
 
