@@ -85,6 +85,6 @@ async def record_message(op: Callable[[], Awaitable[None]], job_id: int) -> None
     """Remember the message that shows a job's result; a failure is logged, never raised: the image has
     reached the person, and the charge must not depend on this (Reroll then looks the result up in vain)."""
     try:
-        await retrying(op, what=f"recording job {job_id}'s message")
+        await retrying(op, what=f"recording job {job_id}'s message", delays=(0.5,))  # then the charge goes on
     except Exception as exc:
         log.warning("job %s: could not record its message (%s: %s)", job_id, type(exc).__name__, redact(str(exc)))
