@@ -10,10 +10,11 @@ of any password, key, token, secret or signature parameter (``?password=...``, `
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
-__all__ = ["redact", "scheme_only", "shown_value"]
+__all__ = ["RedactingFilter", "redact", "scheme_only", "shown_value"]
 
 MASK = "***"
 
@@ -64,3 +65,27 @@ def shown_value(raw: str) -> str:
     if "://" in text or "@" in text:
         return scheme_only(text)
     return redact(repr(text if len(text) <= 60 else text[:57] + "..."))
+
+
+class RedactingFilter(logging.Filter):
+    """Every log record through the one redaction function (``redact``): its message, its traceback
+    (the text of an exception is often a URL or a service's answer) and its stack."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 8]
+        self._formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = redact(msg, self.secrets)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_info = None  # formatters print exc_text; they would re-format exc_info unredacted
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
+        return True

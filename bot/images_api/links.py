@@ -14,6 +14,7 @@ whatever the server calls them.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -139,9 +140,11 @@ class LinkFetcher:
         return session
 
     async def close(self) -> None:
+        """Best effort at shutdown: a session made on another loop (the Images API's) closes with it."""
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
-            await session.close()
+            with contextlib.suppress(Exception):
+                await session.close()
 
     def check(self, url: str, request_id: str | None) -> bool:
         """True when ``url`` is on the gateway's origin; raises ``LinkRefused`` for a link not to fetch."""

@@ -7,9 +7,8 @@ import logging
 
 import pytest
 
-from bot.__main__ import _SecretFilter
 from bot.ops.job_events import JsonFormatter
-from bot.redaction import redact, scheme_only
+from bot.redaction import RedactingFilter, redact, scheme_only
 
 
 @pytest.mark.parametrize(
@@ -52,7 +51,7 @@ def test_the_log_filter_redacts_messages_args_and_tracebacks() -> None:
         raise ConnectionError("cannot connect to postgresql://u:hunter22@db/x?password=hunter33 with sk-live-1234567")
     except ConnectionError as exc:
         caught = exc
-    secret_filter = _SecretFilter(["the-discord-token-1234"])
+    secret_filter = RedactingFilter(["the-discord-token-1234"])
     for formatter in (logging.Formatter("%(message)s"), JsonFormatter()):
         record = _record("start %s with %s", "the-discord-token-1234", "http://gw/?key=kkkk1234", exc=caught)
         assert secret_filter.filter(record)
