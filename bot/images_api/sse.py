@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from .errors import StreamError
+from .errors import ResponseTooLarge, StreamError
 
 __all__ = ["DONE", "SSEMessage", "iter_sse"]
 
@@ -132,6 +132,13 @@ class _Parser:
         self.data.append(pieces)
         return None
 
+    def finish(self, pending: list[bytes]) -> list[SSEMessage]:
+        """What is left when the stream ends: a last line without its line end (``pending``, in pieces), and
+        an event without its blank line."""
+        rest = [self.line(b"".join(pending))] if pending else []
+        rest.append(self.flush())
+        return [msg for msg in rest if msg is not None]
+
     def flush(self) -> SSEMessage | None:
         if not self.data:
             self.event = None
@@ -146,12 +153,15 @@ class _Parser:
         return msg
 
 
-async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
+async def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int | None = None) -> AsyncIterator[SSEMessage]:
     """Yield the events of an SSE byte stream (``\\n`` or ``\\r\\n`` line ends).
 
     Multi-line data is joined with ``\\n``; a last event without the trailing blank line is still
-    yielded; ``data: [DONE]`` is yielded as an ordinary message (see ``SSEMessage.is_done``).
+    yielded; ``data: [DONE]`` is yielded as an ordinary message (see ``SSEMessage.is_done``). An event
+    (everything up to the blank line that ends it) longer than ``max_event_bytes`` raises
+    ``ResponseTooLarge`` as soon as it is that long, so an endless line holds at most that much memory.
     """
+    budget = _EventBudget(max_event_bytes)
     parser = _Parser()
     pending: list[bytes] = []  # the start of a line that has not ended yet, in pieces
     ready: list[SSEMessage] = []  # handed out through this list: no local holds a message while suspended
@@ -164,26 +174,40 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
             nl = chunk.find(b"\n", start)
             if nl < 0:
                 break
+            budget.add(nl + 1 - start)
+            blank = not pending and nl - start <= 1 and chunk[start:nl] in (b"", b"\r")
             if pending:
                 msg = parser.pieces_line(pending, chunk[start:nl])
                 pending = []  # handed over: the parser may keep the pieces themselves
             else:
                 msg = parser.line(chunk[start:nl])
             start = nl + 1
+            if blank or msg is not None:
+                budget.size = 0
             if msg is not None:
                 ready.append(msg)
                 msg = None
                 yield ready.pop()
         if start < len(chunk):
+            budget.add(len(chunk) - start)
             pending.append(chunk[start:] if start else chunk)
         chunk = b""
-    if pending:
-        msg = parser.line(b"".join(pending))
-        if msg is not None:
-            yield msg
-    msg = parser.flush()
-    if msg is not None:
-        yield msg
+    rest = parser.finish(pending)
+    while rest:
+        yield rest.pop(0)
+
+
+class _EventBudget:
+    """The bytes of the event being read, against ``limit`` (None: no limit)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.size = 0
+
+    def add(self, n: int) -> None:
+        self.size += n
+        if self.limit is not None and self.size > self.limit:
+            raise ResponseTooLarge(f"a stream event over {self.limit} bytes")
 
 
 class DataSeen:

@@ -9,13 +9,30 @@ Runs on the quota store's backend (SQLite or PostgreSQL); one small read per com
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from bot.images_api.models import ModelInfo
+from bot.images_api.models import ModelInfo, get_model
 from bot.storage.sqlite import Backend
 
-__all__ = ["ModelChoice"]
+__all__ = ["ModelChoice", "configured_models"]
+
+log = logging.getLogger(__name__)
+
+
+def configured_models(
+    image_model: str, image_models: Sequence[str] | None, price_overrides: Mapping[str, Any] | None
+) -> tuple[ModelInfo, dict[str, ModelInfo]]:
+    """IMAGE_MODEL's description, and every model members may choose (IMAGE_MODEL first: the default)."""
+    model = get_model(image_model, price_overrides or None)
+    if not model.known:
+        log.warning("unknown model %r: using conservative defaults for sizes and prices", image_model)
+    configured = {image_model: model}
+    for name in image_models or ():
+        configured.setdefault(name, get_model(name, price_overrides or None))
+    return model, configured
 
 
 def _now() -> datetime:

@@ -25,10 +25,12 @@ from bot.images_api.errors import (
     ImagesAPIError,
     InsufficientQuota,
     InvalidRequest,
+    LinkRefused,
     MalformedResponse,
     ModelUnavailable,
     PermissionDenied,
     RateLimited,
+    ResponseTooLarge,
     ServerError,
     StreamError,
     UnsafeImage,
@@ -142,6 +144,20 @@ _API_ERRORS: tuple[tuple[type[BaseException], str], ...] = (
         ),
     ),
     (EditsNotSupported, N_("This image service does not support editing. Please tell the server owner.")),
+    (
+        LinkRefused,
+        N_(
+            "The image service's answer was refused: it pointed the bot at a link it may not fetch. "
+            "This didn't count against your quota. Please tell the server owner."
+        ),
+    ),
+    (
+        ResponseTooLarge,
+        N_(
+            "The image service sent an answer far larger than any image, so the bot stopped reading it. "
+            "This didn't count against your quota. Please try again."
+        ),
+    ),
     (
         MalformedResponse,
         N_("The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."),
@@ -306,6 +322,7 @@ INPUT_WORDS = {
         "The markup `{name}` has no transparency: it must be a see-through layer with only your marks on it."
     ),
     "markup_empty": N_("The markup `{name}` is fully transparent: there are no marks on it."),
+    "busy": N_("The bot is still preparing your other images. Please wait for them, then try again."),
 }
 
 
