@@ -332,7 +332,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "migrate-db": ("copy an SQLite database into an empty PostgreSQL one: SQLITE_URL POSTGRES_URL", _migrate_db),
     "catalogs": ("maintain the message catalogs: extract | update | check", _catalogs),
     "env-example": ("print the .env.example generated from the settings' declarations", _env_example),
-    "config-docs": ("write the configuration reference pages under docs/ from the settings' declarations", _config_docs),
+    "config-docs": ("write docs/operations/configuration(.zh).md from the settings' declarations", _config_docs),
     "images-api": ("serve the built-in image service alone (for trying gateways and the benchmark)", _images_api),
 }
 

@@ -29,9 +29,7 @@ SECTIONS_ZH: dict[str, str] = {
 }
 
 SETTINGS_ZH: dict[str, str] = {
-    "DISCORD_TOKEN": (
-        "机器人令牌：https://discord.com/developers/applications → 你的应用 → Bot → Reset Token。"
-    ),
+    "DISCORD_TOKEN": ("机器人令牌：https://discord.com/developers/applications → 你的应用 → Bot → Reset Token。"),
     "OPENAI_API_KEY": "你的 OpenAI API 密钥（或 OpenAI 兼容网关的密钥）。DEMO_MODE=true 时不需要。",
     "OPENAI_BASE_URL": (
         "Images API 的基础 URL。指向任何 OpenAI 兼容网关（例如 new-api）即可改用该网关。网关：new-api、one-api 和 "
@@ -40,7 +38,8 @@ SETTINGS_ZH: dict[str, str] = {
         "STREAMING_TIMEOUT=300（或更大）和 STREAM_SCANNER_MAX_BUFFER_MB=64（或更大）；one-api 不能修改图片。"
     ),
     "IMAGE_MODEL": (
-        "图像模型。gpt-image-2 及更新的模型接受任意尺寸；未知名称（网关别名）使用保守的默认值（三种经典尺寸，不支持透明）。"
+        "图像模型。gpt-image-2 及更新的模型接受任意尺寸；未知名称（网关别名）使用保守的默认值"
+        "（三种经典尺寸，不支持透明）。"
     ),
     "PARTIAL_IMAGES": "每张图片流式发送的中间帧数（用作实时预览），0-3。0 关闭流式传输。",
     "MODERATION": "生成图片时的内容审核强度：auto（OpenAI 的默认值）或 low。留空 = API 默认值。",
@@ -62,18 +61,20 @@ SETTINGS_ZH: dict[str, str] = {
         "sqlite:////data/imagebot.db（/data 卷）。多个进程则共用一个 PostgreSQL 数据库："
         "postgresql://user:password@host:5432/database（见 docs/operations/scaling-out.md）。"
     ),
-    "DEFAULT_DAILY_LIMIT": "服务器未作设置时每个用户每天可生成的图片数：一个数字（0 表示禁止）或 \"unlimited\"。",
-    "DEFAULT_MONTHLY_LIMIT": "服务器未作设置时每个用户每月可生成的图片数：一个数字（0 表示禁止）或 \"unlimited\"。",
+    "DEFAULT_DAILY_LIMIT": '服务器未作设置时每个用户每天可生成的图片数：一个数字（0 表示禁止）或 "unlimited"。',
+    "DEFAULT_MONTHLY_LIMIT": '服务器未作设置时每个用户每月可生成的图片数：一个数字（0 表示禁止）或 "unlimited"。',
     "BOT_USER_DAILY_LIMIT": (
         "一个人在所有服务器和私信中合计每个 UTC 日可生成的图片数（加入更多服务器不会让任何人得到更多）："
-        "一个数字（0 表示禁止）或 \"unlimited\"（有意不设上限）。由服务器自己的密钥支付的图片不计入。"
+        '一个数字（0 表示禁止）或 "unlimited"（有意不设上限）。由服务器自己的密钥支付的图片不计入。'
     ),
     "BOT_MONTHLY_BUDGET_USD": (
-        "你的密钥在所有服务器合计每个 UTC 月可花费的美元数（任务运行期间按估算计）；用完后，使用你的密钥的服务器会被拒绝，"
-        "直到下个月。\"unlimited\"：不设上限。服务器自己的密钥不计入。"
+        "你的密钥在所有服务器合计每个 UTC 月可花费的美元数（任务运行期间按估算计）；"
+        "用完后，使用你的密钥的服务器会被拒绝，"
+        '直到下个月。"unlimited"：不设上限。服务器自己的密钥不计入。'
     ),
     "ALLOWED_GUILD_IDS": (
-        "即使应用是公开的，也使用你的 API 密钥的服务器（逗号分隔的 ID）；所有者可在运行时用 /operator approve 批准更多。"
+        "即使应用是公开的，也使用你的 API 密钥的服务器（逗号分隔的 ID）；"
+        "所有者可在运行时用 /operator approve 批准更多。"
     ),
     "OPERATOR_KEY_SERVERS": (
         "哪些服务器使用你的 API 密钥。auto：应用为私有时（开发者门户 → Bot → Public Bot 关闭）它所在的每个服务器；"
@@ -116,7 +117,9 @@ SETTINGS_ZH: dict[str, str] = {
         "/healthz 和 /metrics HTTP 端点的 host:port（例如 127.0.0.1:8080）。留空 = 关闭。"
         "设置后 Docker 健康检查使用它，否则检查数据库。"
     ),
-    "BENCH_STATS_FILE": "仅供负载基准测试使用（./imagebot bench 会设置）：退出时把图片解码计数写入此文件。留空 = 关闭。",
+    "BENCH_STATS_FILE": (
+        "仅供负载基准测试使用（./imagebot bench 会设置）：退出时把图片解码计数写入此文件。留空 = 关闭。"
+    ),
     "SHARD_COUNT": "所有进程合计的分片总数。留空 = 单进程，使用 Discord 推荐的分片数。",
     "SHARD_IDS": "本进程服务的分片（例如 0-3）。留空 = SHARD_COUNT 的全部分片。",
     "INSTANCE_LEASE_SECONDS": (

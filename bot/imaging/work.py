@@ -94,7 +94,7 @@ class PreviewPool:
 
 
 # One thread: with two on two cores, preview decodes took both cores in a rush and results queued behind
-# them (README, Benchmark: final p50 1.80x -> 0.91x the non-streaming baseline at N=32).
+# them (final p50 1.80x -> 0.91x the non-streaming baseline at N=32: docs/development/performance-history.md).
 _PREVIEW_POOL = PreviewPool(workers=1)
 
 
@@ -225,7 +225,8 @@ class EncodedFrame(Protocol):
     def encoded(self) -> bytes | memoryview: ...
 
 
-# An experiment, off by default (README, Benchmark): previews rendered in this many worker processes, each
+# An experiment, off by default (docs/development/performance-history.md): previews rendered in this many
+# worker processes, each
 # handed the still-encoded field (only the small JPEG comes back). The preview threads stay as they are
 # (priorities, undecoded drops) and wait for the process without holding the GIL.
 _processes: ProcessPoolExecutor | None = None

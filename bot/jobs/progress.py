@@ -166,7 +166,8 @@ PREVIEW_LATENCY = PreviewLatency()
 # Loop lag (seconds) above which no preview render starts: the bot is behind (a rush), a frame rendered now
 # would reach Discord late and probably stale, and its decode would compete with results and
 # acknowledgements. The frame stays encoded; once the loop is back on time it is rendered, unless a newer
-# frame or the result has replaced it by then (measured in the bench's burst profile, README).
+# frame or the result has replaced it by then (measured with the bench's burst profile:
+# docs/development/performance-history.md).
 SHED_LAG = 0.1
 
 Frame = Any  # opaque here: raw bytes, or a frame still base64-encoded (``PartialImage``); only ``render`` looks
