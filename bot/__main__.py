@@ -322,6 +322,12 @@ def _images_api(rest: list[str]) -> int:
     return 0
 
 
+def _playground(rest: list[str]) -> int:
+    from bot.demo.playground.cli import main as playground_main
+
+    return playground_main(rest)
+
+
 # name -> (what it does, handler of the remaining arguments). Each handler parses its own arguments, so
 # ``python -m bot doctor --help`` shows the doctor's own help.
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
@@ -333,6 +339,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "catalogs": ("maintain the message catalogs: extract | update | check", _catalogs),
     "env-example": ("print the .env.example generated from the settings' declarations", _env_example),
     "config-docs": ("write docs/operations/configuration(.zh).md from the settings' declarations", _config_docs),
+    "playground": ("the whole bot in a browser: local Discord and image service, no setup needed", _playground),
     "images-api": ("serve the built-in image service alone (for trying gateways and the benchmark)", _images_api),
 }
 

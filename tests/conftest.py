@@ -267,3 +267,12 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         problems.append("Traceback in the bot log (set rig.allow_tracebacks = True if expected)")
     if problems:
         pytest.fail("\n".join(problems) + "\n" + r.log_tail(80), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item (``item.rep_call``): fixtures read it at teardown, e.g. to
+    save a browser screenshot when the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
