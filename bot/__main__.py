@@ -28,6 +28,7 @@ from bot.images_api.models import get_model
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.payers import Payers
+from bot.jobs.previews import Previews
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -200,6 +201,12 @@ async def run(settings: Settings) -> None:
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
+            previews=Previews(
+                max_side=settings.preview_max_side,
+                min_interval=settings.preview_min_interval,
+                status_grace=settings.status_grace,
+                frames_per_slot=settings.partial_images,
+            ),
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(

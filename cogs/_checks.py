@@ -13,16 +13,11 @@ from typing import Any, TypeVar
 import discord
 from discord import app_commands
 
+from bot.ops.permissions import JOB_PERMISSIONS
 from cogs._common import bot_of, role_ids
 from cogs._errors import BotLacksPermissions, NotModerator
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# What the bot itself needs in a channel to deliver a job there (previews and results are attachments with an
-# embed; large results and expired interactions fall back to channel messages), and in addition for replies
-# to a message (it answers with a reply, which needs the history).
-JOB_PERMISSIONS = ("view_channel", "send_messages", "attach_files", "embed_links")
-REPLY_PERMISSIONS = (*JOB_PERMISSIONS, "read_message_history")
 
 
 def missing_permissions(perms: discord.Permissions, needed: tuple[str, ...]) -> list[str]:

@@ -10,30 +10,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.images_api.models import ModelInfo
-from bot.jobs.options import Choice, background_choices, format_choices, quality_choices, size_choices
+from bot.jobs.options import Choice, ImageOptions, background_choices, format_choices, quality_choices, size_choices
+from bot.jobs.service import JobSpec
 from bot.jobs.services import Services
+from bot.messages import clip
 
 if TYPE_CHECKING:
-    from bot.jobs.service import JobSpec
     from bot.quota import JobRecord
 
 log = logging.getLogger(__name__)
 
 EMBED_COLOUR = discord.Colour(0x10A37F)
+MESSAGE_MAX = 2000  # characters of a Discord message
 # Room for the JSON part of a multipart upload: a message may carry this much less than the server's limit.
 UPLOAD_MARGIN = 64 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # What the result buttons do, by job kind. Feature cogs fill this registry; ``cogs/results.py`` reads it.
-RerollHandler = Callable[[discord.Interaction, "JobRecord", "JobSpec"], Awaitable[None]]
+RerollHandler = Callable[[discord.Interaction, "JobRecord", JobSpec], Awaitable[None]]
 EditHandler = Callable[[discord.Interaction, "discord.Message | None", "JobRecord | None"], Awaitable[None]]
 
 
@@ -77,25 +79,64 @@ def role_ids(user: discord.abc.User) -> tuple[int, ...]:
     return tuple(r.id for r in roles)
 
 
-async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Answer privately, whatever state the interaction is in (fresh, deferred or expired).
+def guild_id_of(interaction: discord.Interaction) -> int:
+    """The server an interaction came from. Server-only commands never run in DMs; should one get
+    there anyway, the error path answers "servers only" (``NoPrivateMessage``)."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+def job_spec(
+    where: discord.Interaction | discord.Message,
+    kind: Literal["generate", "edit"],
+    prompt: str,
+    options: ImageOptions,
+    **more: Any,
+) -> JobSpec:
+    """A job asked for by whoever sent ``where`` (an interaction, or a message that mentions the bot), in
+    its server and channel; ``more``: the edit's fields (parent, source URL, expected inputs)."""
+    if isinstance(where, discord.Interaction):
+        user: discord.abc.User = where.user
+        guild_id, channel_id = where.guild_id, where.channel_id
+    else:
+        user, channel_id = where.author, where.channel.id
+        guild_id = where.guild.id if where.guild is not None else None
+    return JobSpec(
+        kind=kind,
+        user_id=user.id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        role_ids=role_ids(user),
+        prompt=prompt,
+        options=options,
+        channel_nsfw=channel_nsfw(where.channel),
+        **more,
+    )
+
+
+async def reply_ephemeral(interaction: discord.Interaction, text: str = "", **fields: Any) -> None:
+    """Answer privately, whatever state the interaction is in (fresh, deferred or expired): the one way
+    the bot answers only the person who asked. ``fields``: embeds, files, ... as discord.py takes them.
 
     A public "thinking…" left by ``defer(thinking=True)`` is deleted first, so it never spins on; an
     interaction whose 15-minute token expired cannot be answered any more, which is logged.
     """
+    if text:
+        fields["content"] = clip(text, MESSAGE_MAX)
     if interaction.is_expired():
         log.info("interaction %s expired before it could be answered", interaction.id)
         return
     try:
         if not interaction.response.is_done():
-            await interaction.response.send_message(text, ephemeral=True)
+            await interaction.response.send_message(ephemeral=True, **fields)
             return
         if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
             try:
                 await interaction.delete_original_response()
             except discord.HTTPException:
                 pass
-        await interaction.followup.send(text, ephemeral=True)
+        await interaction.followup.send(ephemeral=True, **fields)
     except (discord.HTTPException, RuntimeError) as exc:  # RuntimeError: shutting down, session closed
         log.warning("could not send a message to the user: %s", type(exc).__name__)
 

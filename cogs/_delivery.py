@@ -1,41 +1,41 @@
 """Running one job on Discord: where its message lives, its live progress, and delivering the result.
 
-``run_job`` takes a validated ``JobSpec`` and a place to answer (a ``Target``): it reserves quota (unless
-the caller did), shows the queue position and live previews (``bot/jobs/progress.py``), edits in the result
-with its embed and buttons (``cogs/results.py``), and only then charges the job. A result that could not
-be delivered is refunded, and the user is told why.
+``start_interaction_job`` opens a job from a validated ``JobSpec`` (``JobService.open``: the job's money,
+``bot/jobs/job.py``) and acknowledges the interaction in time; ``run_job`` runs an open job in a place to
+answer (a ``Target``): the queue position and live previews (``bot/jobs/progress.py``), then the result
+with its embed and buttons (``cogs/results.py``), and only then settles it. A result that could not be
+delivered is not settled (its owner refunds it), and the user is told why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import discord
 
 from bot import messages
-from bot.images_api.types import CompletedImage, PartialImage
-from bot.imaging.work import fit_upload, make_preview, pack_uploads
-from bot.jobs.progress import PREVIEW_LATENCY, ProgressPublisher, ProgressView
-from bot.jobs.service import JobOutcome, JobSpec, ShuttingDown, TooManyJobs
+from bot.images_api.types import CompletedImage
+from bot.imaging.uploads import plan_uploads
+from bot.jobs.job import Job
+from bot.jobs.progress import ProgressView
+from bot.jobs.service import JobOutcome, JobSpec
 from bot.messages.i18n import format_number, translate
-from bot.quota import QuotaExceeded, Reservation
-from bot.rules import PromptRefused
 from cogs._checks import require_bot_permissions
-from cogs._common import ImageBotBase, reply_ephemeral, upload_budget
-from cogs._errors import error_text
+from cogs._common import ImageBotBase, upload_budget
 from cogs._render import failure_content, file_name, preview_name, progress_content, result_embed
 from cogs._translator import locale_of
 from cogs.results import ProgressButtons, ResultView
 
 log = logging.getLogger(__name__)
 
-RESERVE_BEFORE_ACK = 1.5  # seconds; Discord drops interactions not acknowledged within 3
+ACK_AFTER = 1.5  # seconds; Discord drops interactions not acknowledged within 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +84,6 @@ class Target:
             return None
         return await self.channel.send(files=files(uploads))
 
-    async def withdraw(self, text: str) -> None:
-        """Replace the progress message by a note (quota refusals and the like)."""
-        await self.edit(content=text, uploads=[], embeds=[], view=None)
-
 
 def _attachments(uploads: Sequence[Upload] | None, fields: dict[str, Any]) -> dict[str, Any]:
     if uploads is not None:
@@ -127,9 +123,6 @@ class InteractionTarget(Target):
             )
             return self._fallback
 
-    async def withdraw(self, text: str) -> None:
-        await reply_ephemeral(self.interaction, text)  # deletes the public "thinking…" first
-
 
 class MessageTarget(Target):
     """A message the bot posted itself (e.g. its reply to someone's reply)."""
@@ -154,41 +147,17 @@ class MessageTarget(Target):
 
 
 class JobMessage:
-    """Observer of one job (``bot.jobs.service.JobObserver``): paced previews while it runs, then the result."""
+    """One job's message on Discord: its progress (``send_progress``, called by the job's publisher), then
+    the result or why there is none."""
 
     def __init__(self, bot: ImageBotBase, target: Target, spec: JobSpec, job_id: int, user: discord.abc.User) -> None:
-        s = bot.services.settings
         self.bot, self.target, self.spec, self.job_id, self.user = bot, target, spec, job_id, user
         self.locale = target.locale
         self.started = time.time()
         self.previews_off = False
         self.progress_buttons = ProgressButtons(job_id, self.locale)  # the same Cancel button on every edit
-        self.publisher = ProgressPublisher(
-            send=self._send_progress,
-            # A job that shows nothing yet goes first in the preview queue.
-            render=lambda raw: make_preview(raw, s.preview_max_side, urgent=not self.publisher.shown_frame),
-            slots=spec.options.count,
-            frames_per_slot=max(1, s.partial_images),
-            min_interval=s.preview_min_interval,
-            status_grace=s.status_grace,
-            started_at=self.started,
-            latency=PREVIEW_LATENCY,  # a frame too late to be worth showing is dropped undecoded
-        )
 
-    # JobObserver
-    def queued(self, position: int) -> None:
-        self.publisher.set_queued(position)
-
-    def generating(self) -> None:
-        self.publisher.set_generating()
-
-    def partial(self, slot: int, frame: PartialImage) -> None:
-        self.publisher.frame(slot, frame.index, frame)
-
-    def slot_done(self, slot: int, image: CompletedImage | None) -> None:
-        self.publisher.slot_finished(slot, failed=image is None)
-
-    async def _send_progress(self, view: ProgressView) -> None:
+    async def send_progress(self, view: ProgressView) -> None:
         if self.previews_off:
             return
         previews = [Upload(preview_name(s.slot), s.jpeg) for s in view.slots if s.jpeg is not None and not s.done]
@@ -209,21 +178,31 @@ class JobMessage:
             log.warning("job %s: progress update refused (%s %s); no more previews", self.job_id, exc.status, exc.code)
             self.previews_off = True
 
-    async def show_failure(self, text: str) -> None:
-        await self.target.edit(
-            content=failure_content(text, self.spec.prompt),
-            uploads=[],
-            embeds=[],
-            view=ResultView(self.job_id, include_edit=False, locale=self.locale),
-        )
+    async def show_failure(self, outcome: JobOutcome) -> None:
+        """No image came back: say why (stopped, the image service's error), with Reroll and Delete."""
+        err = outcome.first_error
+        if outcome.stopped:
+            text = messages.stopped(outcome.stopped, outcome.stopped_by, locale=self.locale)
+        elif err is not None:
+            text = messages.api_error(err, self.locale)
+        else:
+            text = messages.text(self.locale, messages.NO_IMAGE)
+        try:
+            await self.target.edit(
+                content=failure_content(text, self.spec.prompt),
+                uploads=[],
+                embeds=[],
+                view=ResultView(self.job_id, include_edit=False, locale=self.locale),
+            )
+        except (discord.HTTPException, MessageGone) as exc:
+            log.warning("job %s: could not show how it ended (%s)", self.job_id, type(exc).__name__)
 
-    async def deliver(self, outcome: JobOutcome) -> list[CompletedImage]:
-        """Edit the result in; returns the images that reached Discord (raises if the first message fails)."""
+    async def deliver(self, outcome: JobOutcome) -> tuple[list[CompletedImage], discord.Message | None]:
+        """Edit the result in; returns the images that reached Discord and the message that shows them
+        (raises if the first message fails)."""
         images = outcome.delivered
-        limit = self.target.upload_limit
-        fitted = [await fit_upload(im.data, im.output_format, limit) for im in images]
-        groups = pack_uploads([len(u.data) for u in fitted], limit)
-        uploads = [Upload(file_name(outcome.job_id, i, u.extension), u.data) for i, u in enumerate(fitted)]
+        plan = await plan_uploads(images, self.target.upload_limit)
+        uploads = [Upload(file_name(outcome.job_id, i, u.extension), u.data) for i, u in enumerate(plan.files)]
         loc = self.locale
         content = translate(loc, "✅ Done in {seconds}s", seconds=int(time.time() - self.started))
         failed = len(outcome.images) - len(images)
@@ -240,27 +219,26 @@ class JobMessage:
                 total=format_number(loc, len(outcome.images)),
                 reason=reason,
             )
-        if any(u.reencoded for u in fitted):
+        if plan.reencoded:
             content += " · " + translate(loc, "re-encoded to fit Discord's upload limit")
         model = self.bot.services.settings.image_model
         embed = result_embed(self.spec, outcome.job_id, self.user, model, images, loc)
+        first, *extra = plan.messages
         message = await self.target.edit(
             content=messages.clip(content, 2000),
-            uploads=[uploads[i] for i in groups[0]],
+            uploads=[uploads[i] for i in first],
             embeds=[embed],
             view=ResultView(outcome.job_id, locale=loc),
         )
-        delivered = [images[i] for i in groups[0]]
-        if message is not None:
-            await self.bot.services.quota.set_message(outcome.job_id, message.id)
-        for group in groups[1:]:
+        delivered = [images[i] for i in first]
+        for group in extra:
             try:
                 await self.target.send_extra([uploads[i] for i in group])
             except discord.HTTPException as exc:
                 log.warning("job %s: an extra result message failed (%s)", outcome.job_id, exc.status)
                 break
             delivered += [images[i] for i in group]
-        return delivered
+        return delivered, message
 
     async def tell_undelivered(self, exc: BaseException) -> None:
         """The result could not be posted: say so where we still can (the message, else the channel)."""
@@ -277,85 +255,97 @@ class JobMessage:
                 log.warning("job %s: could not tell the user in the channel either (%s)", self.job_id, last.status)
 
 
-async def run_job(
-    bot: ImageBotBase,
-    target: Target,
-    spec: JobSpec,
-    user: discord.abc.User,
-    reservation: Reservation | None = None,
-) -> JobOutcome | None:
-    """Reserve (unless done already), stream, deliver, then charge. Refusals are answered via ``target``."""
-    jobs = bot.services.jobs
-    with jobs.tracked():  # a shutdown cancels the job (refunding it) instead of cutting it off mid-write
-        if reservation is None:
-            try:
-                reservation = await jobs.reserve(spec)
-            except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
-                await target.withdraw(error_text(exc, target.locale))
-                return None
-        message = JobMessage(bot, target, spec, reservation.job_id, user)
-        message.publisher.start()
-        try:
-            outcome = await jobs.run(reservation, spec, message)
-        finally:
-            await message.publisher.close()  # pending previews are dropped: the result wins
-        if outcome.stopped == "message deleted":  # nobody is there to deliver to: not charged
-            if outcome.delivered:
-                await jobs.settle(outcome, [])
-            return outcome
-        if not outcome.delivered:  # refunded by the job service
-            err = outcome.first_error
-            if outcome.stopped:
-                text = messages.stopped(outcome.stopped, outcome.stopped_by, locale=target.locale)
-            elif err is not None:
-                text = messages.api_error(err, target.locale)
-            else:
-                text = messages.text(target.locale, messages.NO_IMAGE)
-            try:
-                await message.show_failure(text)
-            except (discord.HTTPException, MessageGone) as exc:
-                log.warning("job %s: could not show how it ended (%s)", outcome.job_id, type(exc).__name__)
-            return outcome
-        try:
-            delivered = await message.deliver(outcome)
-        except asyncio.CancelledError:
-            await jobs.cancelled(outcome, error="stopped before the result was delivered")
-            raise
-        except MessageGone:
-            log.info("job %s: its message was deleted before the result; not charged", outcome.job_id)
-            await jobs.settle(outcome, [])
-            return outcome
-        except Exception as exc:
-            if isinstance(exc, discord.HTTPException):
-                log.warning("job %s: the result could not be delivered (%s %s)", outcome.job_id, exc.status, exc.code)
-            else:
-                log.exception("job %s: delivering the result failed", outcome.job_id)
-            await jobs.settle(outcome, [])  # not charged: nothing reached the user
-            await message.tell_undelivered(exc)
-            return outcome
-        await jobs.settle(outcome, delivered)
+async def run_job(bot: ImageBotBase, target: Target, job: Job, user: discord.abc.User) -> JobOutcome:
+    """Stream ``job`` into ``target``'s message, edit the result in, and settle what reached the user.
+
+    Settling is the one money decision here: every other way out leaves the job to its owner
+    (``JobService.open``), which gives the images back for the reason that ended it."""
+    message = JobMessage(bot, target, job.spec, job.id, user)
+    outcome = await job.run(message.send_progress)
+    if outcome.stopped == "message deleted":  # nobody is there to deliver to
         return outcome
+    if not outcome.delivered:
+        await message.show_failure(outcome)
+        return outcome
+    try:
+        delivered, shown = await message.deliver(outcome)
+    except MessageGone:
+        log.info("job %s: its message was deleted before the result; not charged", outcome.job_id)
+        return outcome
+    except Exception as exc:
+        if isinstance(exc, discord.HTTPException):
+            log.warning("job %s: the result could not be delivered (%s %s)", outcome.job_id, exc.status, exc.code)
+        else:
+            log.exception("job %s: delivering the result failed", outcome.job_id)
+        await message.tell_undelivered(exc)
+        return outcome
+    await job.settle(delivered, shown.id if shown is not None else None)
+    return outcome
 
 
-async def start_interaction_job(bot: ImageBotBase, interaction: discord.Interaction, spec: JobSpec) -> None:
-    """Reserve before acknowledging, so a refusal is one private reply and nothing public appears; then
-    defer (public "thinking") and run. Reserving is one small SQLite transaction; should it ever be slow,
-    the bot defers first so the 3-second acknowledgement is never missed."""
-    require_bot_permissions(interaction.app_permissions)  # refused privately by the error path, nothing reserved
-    jobs = bot.services.jobs
-    with jobs.tracked():
-        reservation: Reservation | None = None
+class Acknowledgement:
+    """Acknowledges an interaction publicly (the "thinking…" that becomes the job's message) no later than
+    ``ACK_AFTER`` seconds after the job was asked for, while the work before it (reserving, downloading the
+    inputs) goes on in the same task: a slow database delays the answer, never repeats the reservation.
+
+    A refusal found before then is one private answer (``reply_ephemeral`` through the error path);
+    after it, the "thinking…" is replaced by that private answer."""
+
+    def __init__(self, interaction: discord.Interaction, after: float = ACK_AFTER) -> None:
+        self.interaction = interaction
+        self._deferring = False
+        self._timer = asyncio.create_task(self._defer_after(after), name=f"ack-{interaction.id}")
+
+    async def _defer_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._deferring = True
+        log.warning("interaction %s: still preparing after %.1fs; acknowledging first", self.interaction.id, delay)
+        await self._defer()
+
+    async def _defer(self) -> None:
+        if not self.interaction.response.is_done():
+            await self.interaction.response.defer(thinking=True)
+
+    async def _stop_timer(self) -> None:
+        if not self._deferring:
+            self._timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._timer  # a deferral under way is finished, not cut off; its failure is raised
+
+    async def now(self) -> None:
+        """The job is about to run: acknowledge now if that has not happened yet."""
+        await self._stop_timer()
+        await self._defer()
+
+    async def close(self) -> None:
         try:
-            reservation = await asyncio.wait_for(jobs.reserve(spec), RESERVE_BEFORE_ACK)
-        except (QuotaExceeded, TooManyJobs, ShuttingDown, PromptRefused) as exc:
-            await reply_ephemeral(interaction, error_text(exc, locale_of(interaction)))
-            return
-        except TimeoutError:
-            log.warning("quota reservation took over %.1fs; acknowledging first", RESERVE_BEFORE_ACK)
-        try:
-            await interaction.response.defer(thinking=True)
-        except discord.HTTPException:
-            if reservation is not None:
-                await jobs.abandon(reservation, spec, error="interaction could not be acknowledged")
-            raise
-        await run_job(bot, InteractionTarget(interaction), spec, interaction.user, reservation)
+            await self._stop_timer()
+        except discord.HTTPException as exc:  # the interaction is lost; the error path logs its own try
+            log.warning("interaction %s could not be acknowledged (%s)", self.interaction.id, exc.status)
+
+
+@contextlib.asynccontextmanager
+async def acknowledging(interaction: discord.Interaction) -> AsyncIterator[Acknowledgement]:
+    ack = Acknowledgement(interaction)
+    try:
+        yield ack
+    finally:
+        await ack.close()
+
+
+Prepare = Callable[[Job], Awaitable[None]]
+
+
+async def start_interaction_job(
+    bot: ImageBotBase, interaction: discord.Interaction, spec: JobSpec, prepare: Prepare | None = None
+) -> JobOutcome:
+    """Run a job asked for by an interaction: check the bot's permissions, open the job (rules, limits,
+    one reservation), ``prepare`` it (an edit's inputs: downloaded only now, refunded if refused), then
+    acknowledge and run it in the interaction's response. Every refusal propagates to the one error path,
+    which answers privately; the job's owner has already given back whatever was reserved."""
+    require_bot_permissions(interaction.app_permissions)  # refused before anything is reserved
+    async with acknowledging(interaction) as ack, bot.services.jobs.open(spec) as job:
+        if prepare is not None:
+            await prepare(job)
+        await ack.now()
+        return await run_job(bot, InteractionTarget(interaction), job, interaction.user)

@@ -35,6 +35,15 @@ class NotModerator(app_commands.CheckFailure):
         self.manager_role_id, self.admins_only, self.what = manager_role_id, admins_only, what
 
 
+class Refused(Exception):
+    """A request the bot will not carry out, for a reason the user can act on; ``msgid`` is its words in
+    ``bot/messages/`` (a constant there), answered by the error path like any other refusal."""
+
+    def __init__(self, msgid: str) -> None:
+        super().__init__(msgid)
+        self.msgid = msgid
+
+
 class OwnerOnly(app_commands.CheckFailure):
     """Someone who is not the application's owner (nor an admin or developer of its team) used an owner
     command; nothing was changed."""
@@ -54,6 +63,8 @@ class BotLacksPermissions(Exception):
 def error_text(error: BaseException, locale: str | None = None) -> str:
     """Words for any error in the language of ``locale`` (English when None); logs the bot's own faults."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, Refused):
+        return messages.text(locale, original.msgid)
     if isinstance(original, NotModerator):
         return messages.not_moderator(original.manager_role_id, admins_only=original.admins_only, locale=locale)
     if isinstance(original, BotLacksPermissions):

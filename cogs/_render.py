@@ -12,9 +12,8 @@ from bot.jobs.progress import ProgressView
 from bot.jobs.service import JobSpec
 from bot.messages import clip
 from bot.messages.i18n import translate
-from cogs._common import EMBED_COLOUR
+from cogs._common import EMBED_COLOUR, MESSAGE_MAX
 
-MESSAGE_MAX = 2000  # characters of a Discord message
 # Option values shown in the result embed that the catalogs translate (they are also choice names).
 _WORDS = frozenset({"auto", "low", "medium", "high", "opaque", "transparent"})
 

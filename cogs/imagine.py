@@ -15,9 +15,9 @@ from bot.images_api.models import ModelInfo
 from bot.jobs.options import OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.quota import JobRecord
-from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
+from cogs._common import ImageBotBase, image_options, job_spec
 from cogs._delivery import start_interaction_job
-from cogs._translator import locale_of
+from cogs._errors import Refused
 
 
 def build_imagine_command(model: ModelInfo, cog: ImagineCog) -> app_commands.Command[ImagineCog, ..., None]:
@@ -62,10 +62,9 @@ class ImagineCog(commands.Cog):
         output_format: str | None,
         count: int | None,
     ) -> None:
-        # Everything before defer is pure and fast: bad input is answered privately, with no API call.
+        # Everything before the job opens is pure and fast: bad input is answered privately, with no API call.
         if not prompt.strip():
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EMPTY_PROMPT))
-            return
+            raise Refused(messages.EMPTY_PROMPT)
         options = parse_options(
             self.bot.services.model,
             size=size,
@@ -74,17 +73,7 @@ class ImagineCog(commands.Cog):
             output_format=output_format,
             count=count,
         )  # an OptionError is answered privately by the error path (cogs/_errors.py)
-        spec = JobSpec(
-            kind="generate",
-            user_id=interaction.user.id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            role_ids=role_ids(interaction.user),
-            prompt=prompt.strip(),
-            options=options,
-            channel_nsfw=channel_nsfw(interaction.channel),
-        )
-        await start_interaction_job(self.bot, interaction, spec)
+        await start_interaction_job(self.bot, interaction, job_spec(interaction, "generate", prompt.strip(), options))
 
     async def reroll(self, interaction: discord.Interaction, job: JobRecord, spec: JobSpec) -> None:
         await start_interaction_job(self.bot, interaction, spec)

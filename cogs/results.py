@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 import discord
 
 from bot import messages
 from bot.jobs.options import ImageOptions
-from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
-from cogs._common import bot_of, channel_nsfw, reply_ephemeral, role_ids
-from cogs._errors import answering_errors
-from cogs._translator import locale_of
+from cogs._common import bot_of, job_spec
+from cogs._errors import Refused, answering_errors
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +47,11 @@ class ResultView(discord.ui.View):
         self.add_item(DeleteButton(job_id, locale=locale))
 
 
-async def refuse(interaction: discord.Interaction, msgid: str) -> None:
-    """A button's refusal, privately, in the clicker's language."""
-    await reply_ephemeral(interaction, messages.text(locale_of(interaction), msgid))
-
-
-async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_channel: bool) -> JobRecord | None:
-    """The job a button names, if it belongs where the button was clicked; answers the user if not."""
+async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_channel: bool) -> JobRecord:
+    """The job a button names, if it belongs where the button was clicked; else ``Refused``."""
     job = await bot_of(interaction).services.quota.get_job(job_id)
     if job is None:
-        await refuse(interaction, messages.JOB_UNKNOWN)
-        return None
+        raise Refused(messages.JOB_UNKNOWN)
     foreign = job.guild_id != interaction.guild_id or (same_channel and job.channel_id != interaction.channel_id)
     if foreign:
         log.warning(
@@ -70,8 +62,7 @@ async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_c
             interaction.guild_id,
             interaction.channel_id,
         )
-        await refuse(interaction, messages.JOB_NOT_HERE)
-        return None
+        raise Refused(messages.JOB_NOT_HERE)
     return job
 
 
@@ -106,23 +97,11 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
-        if job is None:
-            return
         handler = bot_of(interaction).result_actions.reroll.get(job.kind)
         if handler is None:
-            await refuse(interaction, messages.FEATURE_UNAVAILABLE)
-            return
-        spec = JobSpec(
-            kind="edit" if job.kind == "edit" else "generate",
-            user_id=interaction.user.id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            role_ids=role_ids(interaction.user),
-            prompt=job.prompt,
-            options=ImageOptions.from_settings(job.settings),
-            parent_job_id=job.id if job.kind == "edit" else None,
-            channel_nsfw=channel_nsfw(interaction.channel),
-        )
+            raise Refused(messages.FEATURE_UNAVAILABLE)
+        kind: Literal["generate", "edit"] = "edit" if job.kind == "edit" else "generate"
+        spec = job_spec(interaction, kind, job.prompt, ImageOptions.from_settings(job.settings))
         await handler(interaction, job, spec)
 
 
@@ -134,12 +113,9 @@ class EditButton(_JobButton, template=r"imagebot:edit:(?P<job>\d+)"):
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
-        if job is None:
-            return
         handler = bot_of(interaction).result_actions.edit
         if handler is None:
-            await refuse(interaction, messages.FEATURE_UNAVAILABLE)
-            return
+            raise Refused(messages.FEATURE_UNAVAILABLE)
         await handler(interaction, interaction.message, job)  # the button names its job: no second look-up
 
 
@@ -151,16 +127,12 @@ class DeleteButton(_JobButton, template=r"imagebot:delete:(?P<job>\d+)"):
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=False)
-        if job is None:
-            return
         if not (job.user_id == interaction.user.id or interaction.permissions.manage_messages):
-            await refuse(interaction, messages.DELETE_NOT_YOURS)
-            return
+            raise Refused(messages.DELETE_NOT_YOURS)
         message = interaction.message
         if message is not None and job.message_id is not None and message.id != job.message_id:
             # The button must sit on the job's own result; anything else is a forged or stale payload.
-            await refuse(interaction, messages.JOB_NOT_HERE)
-            return
+            raise Refused(messages.JOB_NOT_HERE)
         await interaction.response.defer()
         try:
             await interaction.delete_original_response()
@@ -179,16 +151,12 @@ class CancelButton(_JobButton, template=r"imagebot:cancel:(?P<job>\d+)"):
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
-        if job is None:
-            return
         if not (job.user_id == interaction.user.id or await is_job_moderator(interaction)):
-            await refuse(interaction, messages.CANCEL_NOT_YOURS)
-            return
+            raise Refused(messages.CANCEL_NOT_YOURS)
         jobs = bot_of(interaction).services.jobs
         name = discord.utils.escape_mentions(discord.utils.escape_markdown(interaction.user.display_name))
         if not jobs.cancel(job.id, by=name):
-            await refuse(interaction, messages.JOB_ALREADY_ENDED)
-            return
+            raise Refused(messages.JOB_ALREADY_ENDED)
         # The job's own message flow shows "Cancelled by …" (and keeps any finished images).
         await interaction.response.defer()
 

@@ -19,7 +19,7 @@ from bot.messages import clip, relative_time, rule_error
 from bot.messages.i18n import format_number, translate
 from bot.rules import MAX_REGEX_CHARS, MAX_REGEX_RULES, MAX_RULES, Rule, RuleError, RuleStore
 from cogs._checks import managers_only
-from cogs._common import EMBED_COLOUR
+from cogs._common import EMBED_COLOUR, guild_id_of, reply_ephemeral
 from cogs._translator import locale_of
 
 LIST_CHARS = 3900  # of the embed description (Discord allows 4096)
@@ -72,11 +72,6 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
         name="rule", description="Moderators: words and patterns prompts may not contain", guild_only=True
     )
 
-    async def answer(interaction: discord.Interaction, text: str = "", **fields: Any) -> None:
-        if text:
-            fields["content"] = clip(text, 2000)
-        await interaction.response.send_message(ephemeral=True, **fields)
-
     @group.command(name="add", description="Moderators: refuse prompts that contain a word, a phrase or a pattern")
     @app_commands.describe(
         text="A word or phrase (whole words, any case or width), or a regular expression with regex:True",
@@ -90,18 +85,18 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
         regex: bool = False,
         sfw_only: bool = False,
     ) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         loc = locale_of(interaction)
         try:
             rule = await rules.add(
-                interaction.guild_id,
+                guild_id,
                 "regex" if regex else "word",
                 text,
                 sfw_only=sfw_only,
                 actor_id=interaction.user.id,
             )
         except RuleError as exc:
-            await answer(interaction, rule_error(exc, loc))
+            await reply_ephemeral(interaction, rule_error(exc, loc))
             return
         if rule.sfw_only:
             where = translate(loc, "only in channels that are not age-restricted")
@@ -124,18 +119,18 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
             rules=MAX_RULES,
             regex=MAX_REGEX_RULES,
         )
-        await answer(interaction, f"{added}\n-# {limits}")
+        await reply_ephemeral(interaction, f"{added}\n-# {limits}")
 
     @group.command(name="remove", description="Moderators: remove a prompt rule (its number is in the list)")
     @app_commands.describe(rule_id="The rule's number, as /quota rule list shows it")
     @app_commands.rename(rule_id="id")
     @managers_only()
     async def remove(interaction: discord.Interaction, rule_id: app_commands.Range[int, 1, 2**53 - 1]) -> None:
-        assert interaction.guild_id is not None
-        rule = await rules.remove(interaction.guild_id, int(rule_id), actor_id=interaction.user.id)
+        guild_id = guild_id_of(interaction)
+        rule = await rules.remove(guild_id, int(rule_id), actor_id=interaction.user.id)
         loc = locale_of(interaction)
         if rule is None:
-            await answer(
+            await reply_ephemeral(
                 interaction,
                 translate(loc, "This server has no rule `#{id}`. `/quota rule list` shows them.", id=rule_id),
             )
@@ -147,20 +142,20 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
             kind=kind_text(rule, loc),
             rule=code(rule.pattern, 300),
         )
-        await answer(interaction, removed)
+        await reply_ephemeral(interaction, removed)
 
     @group.command(name="list", description="Moderators: this server's prompt rules")
     @managers_only()
     async def list_rules(interaction: discord.Interaction) -> None:
-        assert interaction.guild_id is not None
-        found = await rules.list_rules(interaction.guild_id)
+        guild_id = guild_id_of(interaction)
+        found = await rules.list_rules(guild_id)
         loc = locale_of(interaction)
         if not found:
-            await answer(
+            await reply_ephemeral(
                 interaction, translate(loc, "This server has no prompt rules. Add one with `/quota rule add`.")
             )
             return
-        refusals = await rules.refusal_counts(interaction.guild_id)
+        refusals = await rules.refusal_counts(guild_id)
         body, cut = list_text([rule_line(r, refusals.get(r.id, 0), locale=loc) for r in found], locale=loc)
         title = translate(loc, "Prompt rules ({n} of {max})", n=len(found), max=MAX_RULES)
         embed = discord.Embed(title=title, description=body, colour=EMBED_COLOUR)
@@ -170,6 +165,6 @@ def build_rule_group(rules: RuleStore) -> app_commands.Group:
         fields: dict[str, Any] = {"embed": embed}
         if cut:
             fields["file"] = rules_file(found, refusals)
-        await answer(interaction, **fields)
+        await reply_ephemeral(interaction, **fields)
 
     return group

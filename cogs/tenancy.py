@@ -23,7 +23,7 @@ from bot.messages.i18n import translate
 from bot.ops.doctor_api import check_server_key, public_base_url
 from bot.quota.tenants import KeysDisabled, last4
 from cogs._checks import admins_only
-from cogs._common import ImageBotBase, reply_ephemeral
+from cogs._common import ImageBotBase, guild_id_of, reply_ephemeral
 from cogs._errors import OwnerOnly, answering_errors
 from cogs._translator import locale_of
 
@@ -144,7 +144,7 @@ class TenancyCog(commands.Cog):
     async def save_key(self, interaction: discord.Interaction, key: str, base_url: str) -> None:
         locale = locale_of(interaction)
         services = self.bot.services
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         if not services.tenants.keys_enabled:
             raise KeysDisabled()
         if not key:
@@ -157,24 +157,24 @@ class TenancyCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         problem = await check_server_key(services.http, services.settings, base, key)
         if problem is not None:
-            log.info("server %s: a key was refused before storing (%s)", interaction.guild_id, problem)
+            log.info("server %s: a key was refused before storing (%s)", guild_id, problem)
             await reply_ephemeral(interaction, words.key_check_failed(problem, services.settings.image_model, locale))
             return
-        await services.tenants.set_key(interaction.guild_id, key, base_url and base, interaction.user.id)
-        log.info("server %s: its own API key was set by %s", interaction.guild_id, interaction.user.id)
+        await services.tenants.set_key(guild_id, key, base_url and base, interaction.user.id)
+        log.info("server %s: its own API key was set by %s", guild_id, interaction.user.id)
         await reply_ephemeral(interaction, words.key_saved(last4(key), base, locale))
 
     @apikey.command(name="remove", description="Remove this server's own API key")
     @admins_only()
     async def key_remove(self, interaction: discord.Interaction) -> None:
         locale = locale_of(interaction)
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         services = self.bot.services
-        if not await services.tenants.remove_key(interaction.guild_id, interaction.user.id):
+        if not await services.tenants.remove_key(guild_id, interaction.user.id):
             await reply_ephemeral(interaction, translate(locale, words.KEY_NOTHING_TO_REMOVE))
             return
-        log.info("server %s: its own API key was removed by %s", interaction.guild_id, interaction.user.id)
-        operator = await services.payers.operator_pays(interaction.guild_id)
+        log.info("server %s: its own API key was removed by %s", guild_id, interaction.user.id)
+        operator = await services.payers.operator_pays(guild_id)
         await reply_ephemeral(
             interaction, translate(locale, words.KEY_REMOVED_OPERATOR if operator else words.KEY_REMOVED_REFUSED)
         )
@@ -182,10 +182,10 @@ class TenancyCog(commands.Cog):
     @apikey.command(name="status", description="Which API key pays for this server's images")
     @admins_only()
     async def key_status(self, interaction: discord.Interaction) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         services = self.bot.services
-        info = await services.tenants.key_info(interaction.guild_id)
-        operator = await services.payers.operator_pays(interaction.guild_id)
+        info = await services.tenants.key_info(guild_id)
+        operator = await services.payers.operator_pays(guild_id)
         text = words.key_status(
             info.last4 if info else None, info.base_url if info else None, operator, locale_of(interaction)
         )

@@ -1,10 +1,11 @@
-"""Jobs: reserve quota, wait fairly for a slot, stream each image, settle or refund.
+"""Jobs: reserve quota, wait fairly for a slot, stream each image; ``bot/jobs/job.py`` settles or refunds.
 
 One job is one ``/imagine`` (or edit) with ``count`` images. Each image is its own single-image stream,
 so each gets its own preview slot, and the scheduler hands out stream slots round-robin between users:
 one user's batch of ten never blocks everyone else.
 
-The Discord side implements ``JobObserver``; nothing here imports Discord.
+A job is opened with ``JobService.open`` (its money: ``bot/jobs/job.py``) and watched by its progress
+publisher (``JobObserver``, built by ``bot/jobs/previews.py``); nothing here imports Discord.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from bot.images_api.types import (
     hashed_user,
 )
 from bot.imaging.verify import DamagedImage, verify_image
+from bot.jobs.job import Ending, Job
 from bot.jobs.options import ImageOptions
 from bot.jobs.payers import Payer, Payers
+from bot.jobs.previews import Previews
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.ops.job_events import JobEvents
 from bot.quota import QuotaStore, Reservation
@@ -64,6 +67,8 @@ class JobSpec:
     prompt: str
     options: ImageOptions
     images: tuple[InputImage, ...] = ()  # edits: the input images, the first one is masked
+    # edits whose inputs are downloaded after the reservation: how many there will be (for the estimate)
+    expected_inputs: int = 0
     mask: InputImage | None = None
     parent_job_id: int | None = None
     source_image_url: str | None = None
@@ -90,12 +95,13 @@ class JobOutcome:
 
 
 class JobObserver(Protocol):
-    """What the Discord side does as a job moves on. Implementations must not raise."""
+    """What watches a job as it moves on: the job's ``ProgressPublisher`` (``bot/jobs/previews.py``).
+    Implementations must not raise."""
 
-    def queued(self, position: int) -> None: ...
-    def generating(self) -> None: ...
-    def partial(self, slot: int, frame: PartialImage) -> None: ...
-    def slot_done(self, slot: int, image: CompletedImage | None) -> None: ...
+    def set_queued(self, position: int) -> None: ...
+    def set_generating(self) -> None: ...
+    def frame(self, slot: int, index: int, data: PartialImage) -> None: ...
+    def slot_finished(self, slot: int, *, failed: bool = False) -> None: ...
 
 
 @dataclass
@@ -111,6 +117,7 @@ class JobService:
     output_compression: int | None = None
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
+    previews: Previews = field(default_factory=Previews)  # each job's progress publisher, its observer
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
     payers: Payers | None = None  # who pays in each server; None: the operator's key everywhere
     scheduler: SlotScheduler = field(init=False)
@@ -126,16 +133,32 @@ class JobService:
     def estimate(self, spec: JobSpec) -> float:
         o = spec.options
         return self.model.estimate_cost(
-            o.count, o.size or "auto", o.quality or "auto", prompt_chars=len(spec.prompt), input_images=len(spec.images)
+            o.count,
+            o.size or "auto",
+            o.quality or "auto",
+            prompt_chars=len(spec.prompt),
+            input_images=max(len(spec.images), spec.expected_inputs),
         )
 
-    async def reserve(self, spec: JobSpec) -> Reservation:
-        """Check the prompt against the server's rules, the per-user job limit, and reserve quota.
+    @contextlib.asynccontextmanager
+    async def open(self, spec: JobSpec) -> AsyncIterator[Job]:
+        """Reserve a job and own its money until the block ends (``bot/jobs/job.py``).
 
-        Raises ``PromptRefused`` (nothing reserved, the refusal audited), ``TooManyJobs`` or ``QuotaExceeded``.
-        Every way in (``/imagine``, ``/edit``, replies, the edit modal, Reroll) comes through here. Once a
-        shutdown has begun it raises ``ShuttingDown``.
+        Raises a refusal before anything is reserved: ``PromptRefused`` (the refusal audited),
+        ``TooManyJobs``, ``QuotaExceeded`` or, once a shutdown has begun, ``ShuttingDown``. Every way in
+        (``/imagine``, Reroll, ``/edit``, replies, the menu and the Edit button) comes through here. The
+        task that opens the job is tracked: a shutdown cancels it, which refunds the job.
         """
+        with self.tracked():
+            job = Job(self, spec, await self._reserve(spec))
+            try:
+                yield job
+            except BaseException as exc:
+                await job.end(exc)
+                raise
+            await job.end(None)
+
+    async def _reserve(self, spec: JobSpec) -> Reservation:
         if not self.accepting:
             raise ShuttingDown()
         payer = await self.payer(spec.guild_id)  # ServerNotCovered: refused before anything else
@@ -167,7 +190,7 @@ class JobService:
                 payer=payer.kind,
             )
         except BaseException:
-            self._release_user(spec.user_id)
+            self.release_user(spec.user_id)
             raise
         self._job_payers[reservation.job_id] = payer
         self.events.queued(
@@ -187,14 +210,6 @@ class JobService:
             return Payer("operator", self.client)
         return await self.payers.payer_for(guild_id)
 
-    async def abandon(self, reservation: Reservation, spec: JobSpec, *, error: str) -> None:
-        """Give back a reservation that will never run (e.g. Discord lost the interaction)."""
-        self._job_payers.pop(reservation.job_id, None)
-        try:
-            await self._refund_cancelled(reservation.job_id, error)
-        finally:
-            self._release_user(spec.user_id)
-
     @contextlib.contextmanager
     def tracked(self) -> Iterator[None]:
         """Own the current task until the block ends: ``shutdown`` cancels it (and waits for it)."""
@@ -207,16 +222,13 @@ class JobService:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def run(self, reservation: Reservation, spec: JobSpec, observer: JobObserver) -> JobOutcome:
-        """Stream every image of a reserved job. Never raises for API errors.
-
-        When no image came back the job is refunded here. Otherwise it stays ``running`` until the caller
-        has delivered the images and calls ``settle`` (what reached the user is charged) or ``undelivered``;
-        a crash in between leaves it to the crash recovery, which refunds it.
-        """
+    async def stream(self, job: Job, observer: JobObserver) -> JobOutcome:
+        """Stream every image of a reserved job (``Job.run``). Never raises for API errors; the job's
+        owner (``open``) charges or refunds it afterwards."""
+        spec = job.spec
         n = spec.options.count
-        outcome = JobOutcome(reservation.job_id, [None] * n, [None] * n)
-        started = _Once(lambda: self._mark_running(reservation.job_id))
+        outcome = JobOutcome(job.id, [None] * n, [None] * n)
+        started = _Once(lambda: self._mark_running(job.id))
         tasks = [
             asyncio.create_task(
                 self._run_slot(spec, slot, observer, outcome, started), name=f"job-{outcome.job_id}-{slot}"
@@ -228,28 +240,15 @@ class JobService:
             await asyncio.wait(tasks)
             outcome.stopped, outcome.stopped_by = running.reason, running.by
             if not outcome.delivered:
-                err = outcome.first_error
-                if outcome.stopped:
-                    outcome.status = "cancelled"
-                else:
-                    outcome.status = "blocked" if isinstance(err, ContentBlocked) else "failed"
-                error = outcome.stopped if outcome.stopped else _short(err)
-                if not outcome.stopped:
-                    self.events.failed(outcome.job_id, status=outcome.status, error=err)
-                await self.quota.refund(outcome.job_id, status=outcome.status, error=error)
-                reason = outcome.stopped or (type(err).__name__ if err else None)
-                self.events.refunded(outcome.job_id, status=outcome.status, reason=reason)
+                outcome.status = "cancelled" if outcome.stopped else _failed_status(outcome.first_error)
             return outcome
         except BaseException:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._refund_cancelled(reservation.job_id, "cancelled")
             raise
         finally:
             self._running.pop(outcome.job_id, None)
-            self._job_payers.pop(outcome.job_id, None)
-            self._release_user(spec.user_id)
 
     def cancel(self, job_id: int, *, reason: str = "cancelled", by: str | None = None) -> bool:
         """Stop a job that is queued or streaming here: its waiting slots leave the queue at once, its
@@ -274,16 +273,16 @@ class JobService:
     async def _run_slot(
         self, spec: JobSpec, slot: int, observer: JobObserver, outcome: JobOutcome, started: _Once
     ) -> None:
-        await self.scheduler.acquire(spec.user_id, observer.queued)
+        await self.scheduler.acquire(spec.user_id, observer.set_queued)
         try:
             # Every slot waits for the job to be marked running; if that fails, no slot calls the API.
             await started.wait()
             payer = self._job_payers.get(outcome.job_id) or await self.payer(spec.guild_id)
-            observer.generating()
+            observer.set_generating()
             async for event in self._events(spec, payer.client):
                 if isinstance(event, PartialImage):
                     self.events.first_frame(outcome.job_id)
-                    observer.partial(slot, event)
+                    observer.frame(slot, event.index, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
                     outcome.images[slot] = await _whole(event)
@@ -301,7 +300,7 @@ class JobService:
                 log.exception("job %s image %d failed unexpectedly", outcome.job_id, slot + 1)
         finally:
             self.scheduler.release()
-        observer.slot_done(slot, outcome.images[slot])
+        observer.slot_finished(slot, failed=outcome.images[slot] is None)
 
     def _events(self, spec: JobSpec, client: ImagesClient) -> AsyncIterator[ImageEvent]:
         o = spec.options
@@ -322,19 +321,33 @@ class JobService:
             return client.edit(EditRequest(images=spec.images, mask=spec.mask, **common))
         return client.generate(GenerateRequest(moderation=self.moderation, **common))
 
-    async def settle(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
-        """Charge what reached the user: the images ``delivered`` (and the cost of every image made).
+    async def charge(self, outcome: JobOutcome, delivered: list[CompletedImage], message_id: int | None) -> None:
+        """Charge what reached the user: the images ``delivered`` (and the cost of every image made), and
+        remember the message that shows them (``message_id``), which the result's buttons look for."""
+        if message_id is not None:
+            await self.quota.set_message(outcome.job_id, message_id)
+        outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
+        await self._record(outcome, delivered)
 
-        With nothing delivered the job is refunded (status ``failed``), but its cost still counts
-        against the server's budget: the image service was paid.
-        """
+    async def give_back(self, job: Job, how: Ending) -> None:
+        """End a job that was not settled (``bot/jobs/job.py`` decides ``how``); finishes even when the
+        caller is being cancelled (the store's writes run to completion)."""
+        outcome = job.outcome
+        if outcome is not None:
+            outcome.status = how.status
+        if how.action == "unpaid" and outcome is not None:
+            await self._record(outcome, [])  # refunded, but the images' cost counts against the budget
+            self.events.refunded(job.id, status=how.status, reason=how.reason)
+            return
+        if how.status != "cancelled":
+            self.events.failed(job.id, status=how.status, error=how.cause)
+        await self.quota.refund(job.id, status=how.status, error=how.error)
+        self.events.refunded(job.id, status=how.status, reason=how.reason)
+
+    async def _record(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
         made = outcome.delivered
         outcome.cost = self._cost(made)
         usage = [im.usage for im in made if im.usage is not None]
-        if delivered:
-            outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
-        else:
-            outcome.status = "failed"
         await self.quota.settle(
             outcome.job_id,
             images=len(delivered),
@@ -351,17 +364,6 @@ class JobService:
             output_tokens=sum(u.output_tokens for u in usage),
             request_ids=[im.request_id for im in made if im.request_id],
         )
-        if not delivered:
-            self.events.refunded(outcome.job_id, status=outcome.status, reason="undelivered")
-
-    async def cancelled(self, outcome: JobOutcome, *, error: str) -> None:
-        """Refund a job stopped between streaming and delivery (shutdown, cancel)."""
-        await self._refund_cancelled(outcome.job_id, error)
-
-    async def _refund_cancelled(self, job_id: int, error: str) -> None:
-        """Give a stopped job's images back; finishes even when the caller is being cancelled."""
-        await asyncio.shield(self.quota.refund(job_id, status="cancelled", error=error))
-        self.events.refunded(job_id, status="cancelled", reason=error)
 
     def _cost(self, images: list[CompletedImage]) -> float:
         usage = [im.usage for im in images]
@@ -371,7 +373,12 @@ class JobService:
             cost += self.model.estimate_cost(1, images[0].size or "auto", images[0].quality or "auto") * missing
         return cost
 
-    def _release_user(self, user_id: int) -> None:
+    def finished(self, job: Job) -> None:
+        """A job's block was left (``Job.end``): forget who paid for it, free the member's place."""
+        self._job_payers.pop(job.id, None)
+        self.release_user(job.spec.user_id)
+
+    def release_user(self, user_id: int) -> None:
         left = self._active.get(user_id, 0) - 1
         if left > 0:
             self._active[user_id] = left
@@ -429,8 +436,5 @@ async def _whole(image: CompletedImage) -> CompletedImage:
     return image if fmt == image.output_format else dataclasses.replace(image, output_format=fmt)
 
 
-def _short(err: BaseException | None) -> str | None:
-    if err is None:
-        return None
-    text = str(err) or type(err).__name__
-    return text[:500]
+def _failed_status(err: BaseException | None) -> str:
+    return "blocked" if isinstance(err, ContentBlocked) else "failed"

@@ -37,6 +37,7 @@ from bot.jobs.payers import ServerNotCovered
 from bot.jobs.service import ShuttingDown, TooManyJobs
 from bot.messages import tenancy
 from bot.messages.i18n import N_, format_number, format_usd, translate, translate_plural
+from bot.ops.permissions import PERMISSION_NAMES
 from bot.quota import QuotaExceeded
 from bot.quota.tenants import KeysDisabled
 from bot.rules import PromptRefused, RuleError
@@ -366,15 +367,6 @@ FEATURE_UNAVAILABLE = N_("That isn't available right now. Please try again in a 
 def invalid_value(value: str, locale: str | None = None) -> str:
     shown = clip(value.replace("`", "'"), 40)
     return translate(locale, "That value for `{name}` isn't valid.", name=shown)
-
-
-PERMISSION_NAMES = {
-    "view_channel": N_("View Channel"),
-    "send_messages": N_("Send Messages"),
-    "attach_files": N_("Attach Files"),
-    "embed_links": N_("Embed Links"),
-    "read_message_history": N_("Read Message History"),
-}
 
 
 def bot_missing_permissions(names: list[str], locale: str | None = None) -> str:

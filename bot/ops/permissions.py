@@ -1,4 +1,6 @@
-"""Discord permission arithmetic for ``bot.ops.doctor``: what the bot needs, and what it has in a channel.
+"""The permissions the bot needs (``NEEDED``, the one table the doctor, the pre-job check in
+``cogs/_checks.py`` and the refusal's words in ``bot/messages/`` read), and the arithmetic of what it has
+in a channel, for ``bot.ops.doctor``.
 
 Pure functions over Discord's REST JSON (roles, member, channel with ``permission_overwrites``), following
 Discord's documented order: base permissions from @everyone and the member's roles (owner and Administrator
@@ -8,6 +10,7 @@ have everything), then the channel's @everyone overwrite, the union of its role 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,14 +23,35 @@ ADMINISTRATOR = 1 << 3
 SEND_MESSAGES_IN_THREADS = 1 << 38
 ALL = (1 << 53) - 1
 
-# What the bot needs in each channel it is used in, as Discord's client names them.
-CHANNEL_NEEDS: dict[int, str] = {
-    VIEW_CHANNEL: "View Channel",
-    SEND_MESSAGES: "Send Messages",
-    ATTACH_FILES: "Attach Files",
-    EMBED_LINKS: "Embed Links",
-    READ_MESSAGE_HISTORY: "Read Message History",
-}
+
+def N_(msgid: str) -> str:
+    """Marks a name for the message catalogs (as ``bot/messages/i18n.py``'s ``N_``, which this module cannot
+    import: ``bot/messages/`` reads this table); it is translated where a member reads it."""
+    return msgid
+
+
+@dataclass(frozen=True, slots=True)
+class Needed:
+    attr: str  # discord.py's ``Permissions`` attribute: what the pre-job check reads
+    bit: int  # Discord's permission bit: what the doctor computes from the REST API's JSON
+    name: str  # as Discord's client names it
+    replies_only: bool = False  # needed only to answer a reply to a message
+
+
+# What the bot needs in each channel it is used in: previews and results are attachments with an embed, large
+# results and expired interactions fall back to channel messages, and a reply to a message needs the history.
+NEEDED: tuple[Needed, ...] = (
+    Needed("view_channel", VIEW_CHANNEL, N_("View Channel")),
+    Needed("send_messages", SEND_MESSAGES, N_("Send Messages")),
+    Needed("attach_files", ATTACH_FILES, N_("Attach Files")),
+    Needed("embed_links", EMBED_LINKS, N_("Embed Links")),
+    Needed("read_message_history", READ_MESSAGE_HISTORY, N_("Read Message History"), replies_only=True),
+)
+TO_ANSWER = ("view_channel", "send_messages")  # without these the bot cannot even say what is missing
+JOB_PERMISSIONS = tuple(n.attr for n in NEEDED if not n.replies_only)
+REPLY_PERMISSIONS = tuple(n.attr for n in NEEDED)
+PERMISSION_NAMES = {n.attr: n.name for n in NEEDED}
+CHANNEL_NEEDS: dict[int, str] = {n.bit: n.name for n in NEEDED}
 # The invite asks for these, plus Send Messages in Threads (results in threads).
 INVITE_PERMISSIONS = sum(CHANNEL_NEEDS) | SEND_MESSAGES_IN_THREADS
 # Channel types the bot answers in: text, announcement, voice (text chat), stage (text chat).

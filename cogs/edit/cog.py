@@ -1,8 +1,9 @@
 """Editing images: replies that mention the bot, ``/edit``, the "Edit image" message menu and the Edit button.
 
-Every path ends the same way: find the images (``cogs/edit/sources.py``), check and download them
-(``cogs/edit/loader.py``), and hand an ``edit`` ``JobSpec`` to ``cogs/_delivery.py`` (previews, result,
-buttons, quota).
+Every path ends the same way: find the images (``cogs/edit/sources.py``), check what Discord declares of
+them, open the job (rules, limits, the reservation), and only then download and check them
+(``cogs/edit/loader.py``) and run it (``cogs/_delivery.py``: previews, result, buttons). An input refused
+after the reservation gives it back.
 
 The bot has no Message Content intent. Discord still delivers a message's content and attachments when the
 message mentions the bot (a reply with the reply ping on counts), which is all a reply-to-edit needs.
@@ -20,15 +21,16 @@ from discord.ext import commands
 from bot import messages
 from bot.images_api.models import ModelInfo
 from bot.imaging.input_cache import EditInputs, InputCache
-from bot.imaging.inputs import InputRejected
+from bot.jobs.job import Job
 from bot.jobs.options import ImageOptions, OptionError, parse_options
 from bot.jobs.service import JobSpec
 from bot.messages.i18n import translate
+from bot.ops.permissions import REPLY_PERMISSIONS, TO_ANSWER
 from bot.quota import JobRecord
-from cogs._checks import REPLY_PERMISSIONS, missing_permissions, require_bot_permissions
-from cogs._common import ImageBotBase, channel_nsfw, image_options, reply_ephemeral, role_ids
-from cogs._delivery import InteractionTarget, MessageTarget, Target, run_job
-from cogs._errors import answering_errors, answering_errors_with
+from cogs._checks import missing_permissions, require_bot_permissions
+from cogs._common import ImageBotBase, image_options, job_spec
+from cogs._delivery import MessageTarget, Prepare, run_job, start_interaction_job
+from cogs._errors import Refused, answering_errors, answering_errors_with
 from cogs._translator import locale_of, server_locale
 from cogs.edit.loader import InputLoader
 from cogs.edit.sources import SourceFile, from_attachment, instruction_from
@@ -85,8 +87,7 @@ class EditModal(discord.ui.Modal):
         async with answering_errors(interaction):
             prompt = self.instruction.value.strip()
             if not prompt:
-                await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_NO_INSTRUCTION))
-                return
+                raise Refused(messages.EDIT_NO_INSTRUCTION)
             options = self.cog.inherited_options(self.parent)
             await self.cog.edit_interaction(interaction, self.files, prompt, options, parent=self.parent)
 
@@ -136,38 +137,19 @@ class EditCog(commands.Cog):
             return None
         return await self.bot.services.quota.job_by_message(message.id)
 
-    def make_spec(
-        self,
-        user: discord.abc.User,
-        guild_id: int | None,
-        channel_id: int | None,
-        prompt: str,
-        options: ImageOptions,
-        inputs: EditInputs,
-        *,
-        parent_job_id: int | None,
-        source_url: str | None,
-        nsfw: bool = False,
-    ) -> JobSpec:
-        return JobSpec(
-            kind="edit",
-            user_id=user.id,
-            guild_id=guild_id,
-            channel_id=channel_id,
-            role_ids=role_ids(user),
-            prompt=prompt,
-            options=options,
-            images=inputs.images,
-            mask=inputs.mask,
-            parent_job_id=parent_job_id,
-            source_image_url=source_url,
-            channel_nsfw=nsfw,
-        )
+    def preparing(self, files: list[SourceFile], mask: SourceFile | None = None) -> Prepare:
+        """The step between reserving an edit and running it: download and check its inputs. A refused
+        input raises ``InputRejected`` inside the job, which gives the reservation back."""
 
-    async def run(self, target: Target, spec: JobSpec, user: discord.abc.User) -> None:
-        outcome = await run_job(self.bot, target, spec, user)
-        if outcome is not None:
-            self.cache.put(outcome.job_id, EditInputs(spec.images, spec.mask))
+        async def prepare(job: Job) -> None:
+            inputs = await self.loader.load(files, mask)
+            self.use(job, inputs)
+
+        return prepare
+
+    def use(self, job: Job, inputs: EditInputs) -> None:
+        job.use_inputs(inputs.images, inputs.mask)
+        self.cache.put(job.id, inputs)  # Reroll of this job runs on the same inputs
 
     # ---- interactions: /edit, the modal (menu and Edit button) ------------------------------------
 
@@ -183,10 +165,9 @@ class EditCog(commands.Cog):
         output_format: str | None,
         count: int | None,
     ) -> None:
-        # Everything before defer is pure and fast: bad input is answered privately (cogs/_errors.py).
+        # Everything before the job opens is pure and fast: bad input is answered privately (cogs/_errors.py).
         if not prompt.strip():
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.EDIT_EMPTY_PROMPT))
-            return
+            raise Refused(messages.EDIT_EMPTY_PROMPT)
         options = parse_options(
             self.bot.services.model,
             size=size,
@@ -209,28 +190,19 @@ class EditCog(commands.Cog):
         parent: JobRecord | None,
         mask: SourceFile | None = None,
     ) -> None:
-        """Defer, download and prepare, then run the job in the interaction's response."""
-        require_bot_permissions(interaction.app_permissions)
+        """Open the job (rules, limits, reservation), then download the inputs and run it in the
+        interaction's response."""
         files = self.loader.check_files(files)
-        await interaction.response.defer(thinking=True)
-        target = InteractionTarget(interaction)
-        try:
-            inputs = await self.loader.load(files, mask)
-        except InputRejected as exc:
-            await target.withdraw(messages.input_rejected(exc, target.locale))
-            return
-        spec = self.make_spec(
-            interaction.user,
-            interaction.guild_id,
-            interaction.channel_id,
+        spec = job_spec(
+            interaction,
+            "edit",
             prompt,
             options,
-            inputs,
             parent_job_id=parent.id if parent else None,
-            source_url=files[0].url,
-            nsfw=channel_nsfw(interaction.channel),
+            source_image_url=files[0].url,
+            expected_inputs=len(files),
         )
-        await self.run(target, spec, interaction.user)
+        await start_interaction_job(self.bot, interaction, spec, self.preparing(files, mask))
 
     async def edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         await self.open_modal(interaction, message, None)
@@ -241,12 +213,10 @@ class EditCog(commands.Cog):
         """The Edit form for ``message``'s images; ``job``: the result the Edit button named (checked by
         ``cogs/results.py``; it also works before the result's message id is recorded)."""
         if message is None:
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.MESSAGE_GONE))
-            return
+            raise Refused(messages.MESSAGE_GONE)
         files = self.loader.images_in(message)
         if not files:
-            await reply_ephemeral(interaction, messages.text(locale_of(interaction), messages.NO_IMAGE_TO_EDIT))
-            return
+            raise Refused(messages.NO_IMAGE_TO_EDIT)
         files = self.loader.check_files(files)
         parent = job or await self.parent_of(message)
         await interaction.response.send_modal(EditModal(self, files, parent, locale_of(interaction)))
@@ -254,21 +224,21 @@ class EditCog(commands.Cog):
     # ---- Reroll of an edit --------------------------------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction, job: JobRecord, spec: JobSpec) -> None:
-        """Run the same edit again, on the inputs still in memory or fetched again from Discord."""
-        require_bot_permissions(interaction.app_permissions)
-        await interaction.response.defer(thinking=True)
-        target = InteractionTarget(interaction)
+        """Run the same edit again, on the inputs still in memory or fetched again from Discord (after the
+        reservation, like every edit's inputs)."""
+        cached = self.cache.get(job.id)
         # A reroll is another take on the same input: it has the same parent as the job it repeats.
-        spec = dataclasses.replace(spec, parent_job_id=job.parent_job_id, source_image_url=job.source_image_url)
-        inputs = self.cache.get(job.id)
-        if inputs is None:
-            try:
-                inputs = await self.loader.refetch(job)
-            except InputRejected as exc:
-                await target.withdraw(messages.input_rejected(exc, target.locale))
-                return
-        spec = dataclasses.replace(spec, images=inputs.images, mask=inputs.mask)
-        await self.run(target, spec, interaction.user)
+        spec = dataclasses.replace(
+            spec,
+            parent_job_id=job.parent_job_id,
+            source_image_url=job.source_image_url,
+            expected_inputs=len(cached.images) if cached else 1,
+        )
+
+        async def prepare(new: Job) -> None:
+            self.use(new, cached or await self.loader.refetch(job))
+
+        await start_interaction_job(self.bot, interaction, spec, prepare)
 
     # ---- replies that mention the bot ---------------------------------------------------------------
 
@@ -302,14 +272,10 @@ class EditCog(commands.Cog):
             return resolved if isinstance(resolved, discord.Message) else None
 
     async def handle_reply(self, message: discord.Message, bot_id: int, locale: str) -> None:
-        def say(msgid: str) -> str:
-            return messages.text(locale, msgid)
-
         if message.guild is None:
-            await self.answer(message, say(messages.SERVERS_ONLY_EDIT))
-            return
+            raise Refused(messages.SERVERS_ONLY_EDIT)
         perms = message.channel.permissions_for(message.guild.me)
-        if missing_permissions(perms, ("view_channel", "send_messages")):
+        if missing_permissions(perms, TO_ANSWER):
             log.warning("mentioned in channel %s where it may not answer; ignoring", message.channel.id)
             return
         require_bot_permissions(perms, REPLY_PERMISSIONS)  # answered as a reply by the error path
@@ -317,38 +283,35 @@ class EditCog(commands.Cog):
         files = self.loader.images_in(source) if source is not None else []
         own = self.loader.images_in(message)  # images attached to the reply itself come after
         if source is None and message.reference is not None and not own:
-            await self.answer(message, say(messages.REPLIED_MESSAGE_GONE))
-            return
+            raise Refused(messages.REPLIED_MESSAGE_GONE)
         if not files and not own:
-            await self.answer(message, say(messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN))
-            return
+            raise Refused(messages.HOW_TO_EDIT if source is None else messages.NO_IMAGE_SEEN)
         prompt = instruction_from(message, bot_id)
         if not prompt:
-            await self.answer(message, say(messages.REPLY_NO_INSTRUCTION))
-            return
-        try:
-            files = self.loader.check_files(files + own)
-        except InputRejected as exc:
-            await self.answer(message, f"❌ {messages.input_rejected(exc, locale)}")
-            return
+            raise Refused(messages.REPLY_NO_INSTRUCTION)
+        files = self.loader.check_files(files + own)  # answered as a reply by the error path
         parent = await self.parent_of(source)
-        status = await self.answer(message, say(messages.PREPARING))
-        async with answering_errors_with(lambda text: status.edit(content=f"❌ {text}"), locale):
-            try:
-                inputs = await self.loader.load(files)
-            except InputRejected as exc:
-                await status.edit(content=f"❌ {messages.input_rejected(exc, locale)}")
-                return
-            spec = self.make_spec(
-                message.author,
-                message.guild.id,
-                message.channel.id,
-                prompt[:32000],
-                self.inherited_options(parent),
-                inputs,
-                parent_job_id=parent.id if parent else None,
-                source_url=files[0].url,
-                nsfw=channel_nsfw(message.channel),
-            )
-            target = MessageTarget(status, upload_limit=message.guild.filesize_limit, locale=locale)
-            await self.run(target, spec, message.author)
+        spec = job_spec(
+            message,
+            "edit",
+            prompt[:32000],
+            self.inherited_options(parent),
+            parent_job_id=parent.id if parent else None,
+            source_image_url=files[0].url,
+            expected_inputs=len(files),
+        )
+        # The job's message is the bot's reply, posted once the job is open; a refusal before that is the
+        # reply itself, after it the reply says so.
+        status: list[discord.Message] = []
+
+        async def answer(text: str) -> None:
+            if status:
+                await status[0].edit(content=f"❌ {text}")
+            else:
+                await self.answer(message, text)
+
+        async with answering_errors_with(answer, locale), self.bot.services.jobs.open(spec) as job:
+            status.append(await self.answer(message, messages.text(locale, messages.PREPARING)))
+            self.use(job, await self.loader.load(files))
+            target = MessageTarget(status[0], upload_limit=message.guild.filesize_limit, locale=locale)
+            await run_job(self.bot, target, job, message.author)

@@ -25,7 +25,7 @@ from bot.messages.i18n import format_number, format_usd, translate
 from bot.quota import QuotaStore
 from bot.quota.store import LimitArg
 from cogs._checks import admins_only, managers_only
-from cogs._common import EMBED_COLOUR, ImageBotBase, reply_ephemeral, role_ids, upload_budget
+from cogs._common import EMBED_COLOUR, ImageBotBase, guild_id_of, reply_ephemeral, role_ids, upload_budget
 from cogs._translator import locale_of
 from cogs.quota.render import (
     MAX_BUDGET,
@@ -67,18 +67,13 @@ class QuotaCog(commands.Cog):
     def store(self) -> QuotaStore:
         return self.bot.services.quota
 
-    async def _answer(self, interaction: discord.Interaction, text: str = "", **fields: Any) -> None:
-        if text:
-            fields["content"] = clip(text, 2000)
-        await interaction.response.send_message(ephemeral=True, **fields)
-
     # --- everyone ------------------------------------------------------------------------------------
 
     @quota.command(name="me", description="Your images used and remaining today and this month")
     async def me(self, interaction: discord.Interaction) -> None:
-        assert interaction.guild_id is not None
-        usage = await self.store.usage(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
-        await self._answer(interaction, me_text(usage, locale_of(interaction)))
+        guild_id = guild_id_of(interaction)
+        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        await reply_ephemeral(interaction, me_text(usage, locale_of(interaction)))
 
     # --- moderators ----------------------------------------------------------------------------------
 
@@ -86,10 +81,10 @@ class QuotaCog(commands.Cog):
     @app_commands.describe(user="Whose quota to show")
     @managers_only()
     async def show(self, interaction: discord.Interaction, user: discord.User) -> None:
-        assert interaction.guild_id is not None
-        usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
-        jobs = await self.store.recent_jobs(interaction.guild_id, user.id, limit=10)
-        await self._answer(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
+        guild_id = guild_id_of(interaction)
+        usage = await self.store.usage(guild_id, user.id, role_ids(user))
+        jobs = await self.store.recent_jobs(guild_id, user.id, limit=10)
+        await reply_ephemeral(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
 
     @quota.command(name="set", description="Moderators: a member's own daily and monthly image limits")
     @app_commands.describe(user="Whose limits to set", daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -102,19 +97,19 @@ class QuotaCog(commands.Cog):
         monthly: app_commands.Range[int, -1, MAX_LIMIT] | None = None,
         clear: bool = False,
     ) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
         details = await self.store.set_user_limit(
-            interaction.guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
+            guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
-        usage = await self.store.usage(interaction.guild_id, user.id, role_ids(user))
+        usage = await self.store.usage(guild_id, user.id, role_ids(user))
         loc = locale_of(interaction)
         head = translate(
             loc, "Limits of {user}: {changes}.\nNow:", user=user.mention, changes=changes_text(details, loc)
         )
-        await self._answer(interaction, head + "\n" + "\n".join(usage_lines(usage, you=False, locale=loc)))
+        await reply_ephemeral(interaction, head + "\n" + "\n".join(usage_lines(usage, you=False, locale=loc)))
 
     @quota.command(name="role", description="Moderators: daily and monthly image limits for members of a role")
     @app_commands.describe(role="The role", daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -127,19 +122,19 @@ class QuotaCog(commands.Cog):
         monthly: app_commands.Range[int, -1, MAX_LIMIT] | None = None,
         clear: bool = False,
     ) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
         details = await self.store.set_role_limit(
-            interaction.guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
+            guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
         head = translate(loc, "Limits of {role}: {changes}.", role=role.mention, changes=changes_text(details, loc))
         note = translate(
             loc, "A member's own limit comes first; with several roles, the most generous role limit applies."
         )
-        await self._answer(interaction, f"{head}\n-# {note}")
+        await reply_ephemeral(interaction, f"{head}\n-# {note}")
 
     @quota.command(name="default", description="Moderators: the server's default daily and monthly image limits")
     @app_commands.describe(daily=LIMIT_HELP, monthly=LIMIT_HELP, clear=CLEAR_HELP)
@@ -151,12 +146,12 @@ class QuotaCog(commands.Cog):
         monthly: app_commands.Range[int, -1, MAX_LIMIT] | None = None,
         clear: bool = False,
     ) -> None:
-        assert interaction.guild_id is not None
+        guild_id = guild_id_of(interaction)
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
         details = await self.store.set_default_limit(
-            interaction.guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
+            guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
         bot_default = translate(
@@ -172,7 +167,7 @@ class QuotaCog(commands.Cog):
             "default applies ({bot_default}).",
             bot_default=bot_default,
         )
-        await self._answer(interaction, f"{head}\n-# {note}")
+        await reply_ephemeral(interaction, f"{head}\n-# {note}")
 
     async def _limit_changes(
         self, interaction: discord.Interaction, daily: int | None, monthly: int | None, clear: bool
@@ -204,10 +199,10 @@ class QuotaCog(commands.Cog):
     @app_commands.describe(user="Whose usage to clear")
     @managers_only()
     async def reset(self, interaction: discord.Interaction, user: discord.User) -> None:
-        assert interaction.guild_id is not None
-        before = await self.store.reset_user(interaction.guild_id, user.id, actor_id=interaction.user.id)
+        guild_id = guild_id_of(interaction)
+        before = await self.store.reset_user(guild_id, user.id, actor_id=interaction.user.id)
         loc = locale_of(interaction)
-        await self._answer(
+        await reply_ephemeral(
             interaction,
             translate(
                 loc,
@@ -225,8 +220,7 @@ class QuotaCog(commands.Cog):
     async def budget(
         self, interaction: discord.Interaction, usd: app_commands.Range[float, -1.0, MAX_BUDGET] | None = None
     ) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         if usd is not None:
             value = None if float(usd) < 0 else round(float(usd), 4)
             await self.store.set_budget(guild_id, value, actor_id=interaction.user.id)
@@ -248,13 +242,12 @@ class QuotaCog(commands.Cog):
                 text += "\n" + translate(
                     loc, "With a budget of $0 nobody can make images until it is raised or removed (`usd:-1`)."
                 )
-        await self._answer(interaction, text)
+        await reply_ephemeral(interaction, text)
 
     @quota.command(name="report", description="Moderators: this month's images and spend per member, with a CSV")
     @managers_only()
     async def report(self, interaction: discord.Interaction) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         limit = max(1024, upload_budget(interaction.filesize_limit))
         build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction)))
         try:
@@ -268,7 +261,7 @@ class QuotaCog(commands.Cog):
         except asyncio.CancelledError:
             build.cancel()
             raise
-        await interaction.response.send_message(ephemeral=True, **fields)
+        await reply_ephemeral(interaction, **fields)
 
     async def _build_report(self, guild_id: int, upload_limit: int, locale: str | None = None) -> dict[str, Any]:
         """The report's embed and, when it fits the upload limit, its CSV ledger."""
@@ -286,13 +279,13 @@ class QuotaCog(commands.Cog):
     @quota.command(name="audit", description="Moderators: the latest quota changes (who, what, when)")
     @managers_only()
     async def audit(self, interaction: discord.Interaction) -> None:
-        assert interaction.guild_id is not None
-        entries = await self.store.audit_log(interaction.guild_id, limit=20, changes_only=True)
+        guild_id = guild_id_of(interaction)
+        entries = await self.store.audit_log(guild_id, limit=20, changes_only=True)
         since = datetime.now(UTC) - REFUSALS_SHOWN_FOR
-        refusals = await self.bot.services.rules.refusals_by_member(interaction.guild_id, since=since)
+        refusals = await self.bot.services.rules.refusals_by_member(guild_id, since=since)
         loc = locale_of(interaction)
         if not entries and not refusals:
-            await self._answer(interaction, translate(loc, "No quota changes recorded yet."))
+            await reply_ephemeral(interaction, translate(loc, "No quota changes recorded yet."))
             return
         body = lines_within(
             [audit_line(e, loc) for e in entries] or [translate(loc, "No quota changes recorded yet.")],
@@ -304,14 +297,13 @@ class QuotaCog(commands.Cog):
         )
         if refusals:  # apart from the changes, one line per member however often they retried
             embed.add_field(name=translate(loc, "Refused prompts, last 30 days"), value=refusal_lines(refusals, loc))
-        await self._answer(interaction, embed=embed)
+        await reply_ephemeral(interaction, embed=embed)
 
     @quota.command(name="timezone", description="Moderators: the time zone in which days and months start")
     @app_commands.describe(tz="An IANA time zone such as Europe/Berlin or America/New_York; leave out to see it")
     @managers_only()
     async def timezone(self, interaction: discord.Interaction, tz: str | None = None) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         loc = locale_of(interaction)
         if tz is not None:
             try:
@@ -336,7 +328,7 @@ class QuotaCog(commands.Cog):
             text = translate(loc, "Time zone set: **{tz}**. Days reset {day}, months {month}.", **resets)
         else:
             text = translate(loc, "Time zone: **{tz}**. Days reset {day}, months {month}.", **resets)
-        await self._answer(interaction, text)
+        await reply_ephemeral(interaction, text)
 
     @timezone.autocomplete("tz")
     async def timezone_autocomplete(
@@ -350,8 +342,7 @@ class QuotaCog(commands.Cog):
     async def managerrole(
         self, interaction: discord.Interaction, role: discord.Role | None = None, clear: bool = False
     ) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         loc = locale_of(interaction)
         if role is not None and clear:
             await reply_ephemeral(interaction, translate(loc, "Give either `role` or `clear:True`, not both."))
@@ -368,4 +359,4 @@ class QuotaCog(commands.Cog):
                 "Members with {role} can manage quotas (as can everyone with Manage Server).",
                 role="<@&" + str(current) + ">",
             )
-        await self._answer(interaction, text)
+        await reply_ephemeral(interaction, text)

@@ -7,7 +7,6 @@ bad input: a short answer and no call to the Images API.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import random
 import struct
@@ -191,14 +190,12 @@ async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(r
     good = photo_msg(encode(pattern(32, 32)), "ok.png")
     png = encode(pattern(200, 200))
     noise = Image.frombytes("RGB", (700, 700), random.Random(5).randbytes(700 * 700 * 3))
+    # Refused from what Discord declares, before anything is reserved or downloaded.
     cases: list[tuple[dict[str, Any], str, str]] = [
         (good, mention, "What should I change"),  # no text
         (fd.create_user_message("bob", "just words"), f"{mention} make it blue", "no image"),
         (photo_msg(b"hello there", "notes.txt", "text/plain"), f"{mention} make it blue", "no image"),
-        (photo_msg(b"this is not really a png", "fake.png"), f"{mention} make it blue", "isn't an image"),
-        (photo_msg(png[: len(png) // 2], "cut.png"), f"{mention} make it blue", "damaged"),
         (photo_msg(b"", "empty.png"), f"{mention} make it blue", "empty"),
-        (photo_msg(bomb_png(30_000, 30_000), "bomb.png"), f"{mention} make it blue", "too large"),
         (photo_msg(encode(noise), "huge.png"), f"{mention} make it blue", "the limit is 1 MB"),
         # a link preview not served by Discord is never fetched
         (
@@ -208,6 +205,13 @@ async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(r
         ),
         # a good request from someone with no quota left: the answer explains instead of editing
         (good, f"{mention} make it blue", "turned off for you"),
+    ]
+    # Found out only by reading the file: downloaded after the reservation, so without quota they are
+    # refused for the quota and never downloaded.
+    late: list[tuple[dict[str, Any], str]] = [
+        (photo_msg(b"this is not really a png", "fake.png"), "isn't an image"),
+        (photo_msg(png[: len(png) // 2], "cut.png"), "damaged"),
+        (photo_msg(bomb_png(30_000, 30_000), "bomb.png"), "too large"),
     ]
     asks = []
     for target, text, _ in cases:
@@ -219,11 +223,31 @@ async def test_replies_that_cannot_be_edits_get_an_explanation_and_no_api_call(r
     for ask, (_, _, expected) in zip(asks, cases, strict=True):
         answer = await wait_answer(fd, ask, lambda m, e=expected: e in m["content"])
         assert not answer["attachments"] and not answer["components"]
+    for target, _ in late:  # one at a time: each is a job of its own (at most 3 at a time per member)
+        ask = await fd.inject_message(fd.reply("alice", f"{mention} make it blue", target, mention_bot=True))
+        answer = await wait_answer(fd, ask, lambda m: "turned off for you" in m["content"])
+        assert not answer["attachments"] and not answer["components"]
     await wait_answer(fd, hint, lambda m: "reply to the message" in m["content"])
-    await asyncio.sleep(0.3)
+    # Barrier: a mention answered after the silent reply was read (messages are handled in order).
+    barrier = await fd.inject_message(fd.create_user_message("alice", f"{mention} hello again", mention_bot=True))
+    await wait_answer(fd, barrier, lambda m: "reply to the message" in m["content"])
     assert answer_to(fd, silent) is None
+    assert not [r for r in fd.requests if r.path.startswith("/cdn/")]  # nothing was downloaded
     assert rig.images.requests == []
     assert job_rows(rig) == []  # nothing reserved, nothing charged
+
+    # With quota, those files are downloaded after the reservation, refused, and the reservation given back.
+    await rig.restart_bot(DEFAULT_DAILY_LIMIT=None)
+    for target, expected in late:
+        ask = await fd.inject_message(fd.reply("alice", f"{mention} make it blue", target, mention_bot=True))
+        answer = await wait_answer(fd, ask, lambda m, e=expected: e in m["content"])
+        assert answer["content"].startswith("❌") and not results_of(answer) and not answer["components"]
+    await poll(lambda: len(job_rows(rig)) == 3 and all(r["status"] == "failed" for r in job_rows(rig)))
+    assert [r["images_done"] for r in job_rows(rig)] == [0, 0, 0]
+    assert rig.images.requests == []
+    me = await fd.inject_interaction(fd.slash("quota", {}, subcommand="me"))
+    await me.wait_for(lambda h: h.original is not None)
+    assert "**Today**: 0 used" in me.msg["content"]
 
 
 # --- /edit -------------------------------------------------------------------------------------------------
@@ -282,19 +306,23 @@ async def test_slash_edit_with_mask_and_its_refusals(rig: Rig) -> None:
         assert hb.callback_types == [4]  # answered before deferring
         data = hb.callbacks[0]["data"]
         assert data["flags"] & EPHEMERAL and expected in data["content"], data
-    # These are only found out after downloading: the thinking message goes, a private note comes.
+    # These are only found out after downloading, which happens after the reservation: still one private
+    # answer (the download is quick, so before the interaction had to be acknowledged), and refunded.
     late = [
         ({"image": fd.add_attachment(b"not an image at all", "x.png", "image/png")}, "isn't an image"),
         ({"image": fd.add_attachment(encode(pattern(100, 100))[:300], "cut.png", "image/png")}, "damaged"),
         ({"image": fd.add_attachment(bomb_png(30_000, 30_000), "bomb.png", "image/png")}, "too large"),
         ({"image": image_att, "mask": fd.add_attachment(b"nope", "m.png", "image/png")}, "The mask"),
     ]
-    handles = [await fd.inject_interaction(fd.slash("edit", {"prompt": "x"}, attachments=a)) for a, _ in late]
-    for hb, (_, expected) in zip(handles, late, strict=True):
-        await hb.wait_for(lambda x: x.followups and x.original is None, timeout=5)
-        note = hb.followups[-1]
-        assert note["flags"] & EPHEMERAL and expected in note["content"], note
+    for a, expected in late:  # one at a time: each is a job of its own (at most 3 at a time per member)
+        hb = await fd.inject_interaction(fd.slash("edit", {"prompt": "x"}, attachments=a))
+        await hb.wait_for(lambda x: x.callbacks, timeout=5)
+        assert hb.callback_types == [4] and hb.followups == []  # no public "thinking…" ever appeared
+        data = hb.callbacks[0]["data"]
+        assert data["flags"] & EPHEMERAL and expected in data["content"], data
     assert len(rig.images.requests) == before
+    await poll(lambda: len(job_rows(rig)) == 1 + len(late) and job_rows(rig)[-1]["status"] != "reserved")
+    assert [r["status"] for r in job_rows(rig)[1:]] == ["failed"] * len(late)
 
 
 # --- the message menu, the Edit button, Reroll --------------------------------------------------------------
@@ -360,8 +388,9 @@ async def test_menu_and_edit_button_open_a_modal_and_reroll_reuses_the_input(rig
     await rig.restart_bot()
     fd.cdn_files.clear()
     reroll4 = await fd.inject_interaction(fd.button(buttons(result_msg)["Reroll"], result_msg))
-    await reroll4.wait_for(lambda x: x.followups and x.original is None, timeout=5)
-    assert reroll4.followups[-1]["flags"] & EPHEMERAL and "deleted" in reroll4.followups[-1]["content"]
+    await reroll4.wait_for(lambda x: x.callbacks, timeout=5)
+    assert reroll4.callback_types == [4] and reroll4.callbacks[0]["data"]["flags"] & EPHEMERAL
+    assert "deleted" in reroll4.callbacks[0]["data"]["content"]
     assert len(edit_requests(rig)) == rerolls_before + 1
 
     # Menu on a message without an image: a private note, no modal.

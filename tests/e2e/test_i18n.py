@@ -218,14 +218,11 @@ async def test_reply_to_edit_in_a_chinese_server_answers_in_chinese(rig: Rig) ->
     fd = rig.discord
     mention = f"<@{fd.bot_id}>"
     photo = fd.create_user_message("bob", "", [fd.add_attachment(encode(pattern(32, 32)), "ok.png", "image/png")])
+    fake = fd.create_user_message("bob", "", [fd.add_attachment(b"not a png", "fake.png", "image/png")])
     cases = [
         (photo, mention, "要改什么？请再回复一次并附上说明，例如 *改成夜晚*。"),
         (photo, f"{mention} 改成夜晚", "你在本服务器上的图片生成功能已被关闭。"),
-        (
-            fd.create_user_message("bob", "", [fd.add_attachment(b"not a png", "fake.png", "image/png")]),
-            f"{mention} 改成夜晚",
-            "❌ 图片 `fake.png` 不是机器人能读取的图片。",
-        ),
+        (fake, f"{mention} 改成夜晚", "你在本服务器上的图片生成功能已被关闭。"),  # refused before downloading
     ]
     for target, text, expected in cases:
         ask = await fd.inject_message(fd.reply("alice", text, target, mention_bot=True))
@@ -242,6 +239,13 @@ async def test_reply_to_edit_in_a_chinese_server_answers_in_chinese(rig: Rig) ->
     # ...and a user whose language has no catalog reads the server's.
     french = await _ephemeral(fd, fd.slash("imagine", {"prompt": "a cat"}, locale="fr"))
     assert french == "你在本服务器上的图片生成功能已被关闭。"
+
+    # With quota, the file is downloaded after the reservation and refused in the server's language.
+    await rig.restart_bot(DEFAULT_DAILY_LIMIT=None)
+    ask = await fd.inject_message(fd.reply("alice", f"{mention} 改成夜晚", fake, mention_bot=True))
+    answer = await wait_answer(fd, ask, lambda m: m["content"] != "🎨 正在准备图片…")
+    assert answer["content"] == "❌ 图片 `fake.png` 不是机器人能读取的图片。"
+    assert rig.images.requests == []
 
 
 async def test_the_bot_wide_budget_refuses_privately_in_the_readers_language(rig: Rig) -> None:

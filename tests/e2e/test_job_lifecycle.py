@@ -6,6 +6,7 @@ Faults are injected where they happen in production: in the database (a trigger 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 from tests.conftest import Rig
@@ -60,3 +61,31 @@ async def test_the_next_job_works_after_the_fault_is_gone(rig: Rig) -> None:
     h2 = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a boat"}))
     await h2.wait_for(has_result, timeout=20)
     await poll(lambda: job_rows(rig)[-1]["status"] == "done")
+
+
+async def test_a_slow_database_delays_the_acknowledgement_and_costs_one_reservation(rig: Rig) -> None:
+    await rig.start_bot()
+    fd = rig.discord
+    loop = asyncio.get_running_loop()
+    # The test holds SQLite's write lock from its own connection: the bot's reservation waits for it
+    # (its busy timeout is 5 s), as it would behind a slow disk or another process's long transaction.
+    con = sqlite3.connect(rig.db_path, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        asked = loop.time()
+        h = await fd.inject_interaction(fd.slash("imagine", {"prompt": "a lighthouse in fog"}))
+        await h.wait_for(lambda x: x.callbacks, timeout=10)
+        waited = loop.time() - asked
+        # Acknowledged publicly while the reservation still waits: no refusal to make, nothing written yet.
+        assert h.callback_types == [5] and h.followups == []
+        assert 1.0 < waited < 3.0, waited  # about ACK_AFTER (1.5 s); Discord drops it after 3 s
+        assert job_rows(rig) == []
+    finally:
+        con.execute("COMMIT")
+        con.close()
+    await h.wait_for(has_result, timeout=20)
+    await poll(lambda: job_rows(rig)[-1]["status"] == "done")
+    # The one reservation went through: one job row, charged once, nothing refunded.
+    [job] = job_rows(rig)
+    assert job["status"] == "done" and job["images_reserved"] == 1 and job["images_done"] == 1
+    assert " refunded " not in rig.log_text()

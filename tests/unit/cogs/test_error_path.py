@@ -106,3 +106,12 @@ def test_other_check_failures_and_bad_values() -> None:
     bad = app_commands.TransformerError.__new__(app_commands.TransformerError)
     bad.value = "x`y"
     assert "x'y" in error_text(bad) and RAW not in error_text(bad)
+
+
+def test_a_refusal_is_worded_from_its_message_in_the_readers_language() -> None:
+    from cogs._errors import Refused
+
+    english = error_text(Refused(messages.EMPTY_PROMPT))
+    assert english == messages.text(None, messages.EMPTY_PROMPT) and "prompt" in english
+    chinese = error_text(Refused(messages.EMPTY_PROMPT), "zh_CN")
+    assert chinese == messages.text("zh_CN", messages.EMPTY_PROMPT) and chinese != english
