@@ -25,6 +25,7 @@ from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import get_model
+from bot.images_api.stream_gate import no_stream_key
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.payers import Payers
@@ -38,6 +39,8 @@ from bot.quota.connect import open_store
 from bot.quota.leases import InstanceInUse
 from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
+from bot.storage.db import kv_get, kv_set
+from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
 log = logging.getLogger("bot")
@@ -95,6 +98,22 @@ async def images_backend(settings: Settings) -> AsyncIterator[str]:
         yield base
     finally:
         await fake.stop()
+
+
+def remember_streams(client: ImagesClient, backend: Backend) -> ImagesClient:
+    """Keep what the client learns about streaming in the database (key-value table, one entry per base URL):
+    a stream failure that may have been billed costs once, not once per restart. Recalled at the client's first
+    look at its gateway (at startup for the operator's key, before the first stream for a server's key)."""
+    key = no_stream_key(client.base_url)
+
+    async def recall() -> str | None:
+        return await kv_get(backend, key)
+
+    async def remember(reason: str) -> None:
+        await kv_set(backend, key, reason)
+
+    client.streams.recall, client.streams.on_discovery = recall, remember
+    return client
 
 
 class HealthAddressError(Exception):
@@ -158,7 +177,7 @@ async def run(settings: Settings) -> None:
     ):
 
         def make_client(base: str, key: str) -> ImagesClient:
-            return ImagesClient(
+            client = ImagesClient(
                 http,
                 base,
                 key,
@@ -166,6 +185,7 @@ async def run(settings: Settings) -> None:
                 stall_timeout=settings.api_stall_timeout,
                 request_timeout=settings.api_timeout,
             )
+            return remember_streams(client, quota.backend)
 
         client = make_client(base_url, settings.openai_api_key)
         tenants = TenantStore(quota.backend, settings.server_key_secret)
@@ -176,6 +196,8 @@ async def run(settings: Settings) -> None:
             mode=settings.operator_key_servers,
             allowed_guild_ids=frozenset(settings.allowed_guild_ids),
         )
+        gateway = await client.detect_gateway()  # free; a LiteLLM proxy is never asked for a stream
+        log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
         rules = RuleStore(quota.backend)
         slots: ClusterScheduler | None = None
         if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process

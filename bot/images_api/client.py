@@ -17,6 +17,8 @@ import aiohttp
 
 from .errors import (
     ConnectionFailed,
+    GatewayCannotStream,
+    GatewayCooldown,
     ImagesAPIError,
     MalformedResponse,
     StreamError,
@@ -27,9 +29,11 @@ from .errors import (
     redact,
     request_id_from,
 )
+from .gateway import LITELLM, detect_gateway
 from .models import family_name, get_model
-from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event
+from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event, common_fields
 from .sse import DataSeen, iter_sse
+from .stream_gate import StreamGate, stream_failure
 from .types import (
     CompletedImage,
     EditRequest,
@@ -52,6 +56,9 @@ MAX_FIELD_DROPS = 2
 # Images a gateway returns as a link (``url``): fetched within these limits (bot/images/links.py).
 DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 60.0
+# A LiteLLM cooldown names its wait (5 s by default); longer than this is not worth holding the user for.
+MAX_COOLDOWN_WAIT = 60.0
+COOLDOWN_MARGIN = 0.5
 
 
 class ImagesClient:
@@ -81,7 +88,7 @@ class ImagesClient:
         self.connect_timeout = connect_timeout
         self.download_max_bytes = DOWNLOAD_MAX_BYTES
         self.download_timeout = DOWNLOAD_TIMEOUT
-        self._no_stream_reason: str | None = None  # why this base URL gets no stream requests any more
+        self.streams = StreamGate(self.base_url)  # whether to ask for streams, and what failures taught
         self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
 
     def __repr__(self) -> str:  # no key in reprs either
@@ -91,7 +98,12 @@ class ImagesClient:
     def streaming_refused(self) -> bool:
         """True once the service refused streaming (organization not verified, a gateway that cannot
         stream images): this base URL gets no stream requests until restart."""
-        return self._no_stream_reason is not None
+        return self.streams.reason is not None
+
+    async def detect_gateway(self) -> str | None:
+        """Find which gateway serves the base URL, for free (``GET /models``); a LiteLLM proxy is never asked
+        for a stream. Returns the gateway's name, or None when nothing tells."""
+        return await self.streams.check(lambda: detect_gateway(self._session, self.base_url, self._api_key))
 
     def dropped_fields(self, path: str) -> frozenset[str]:
         """Optional fields no longer sent to ``path`` (e.g. ``/images/edits``) because it refused them."""
@@ -103,7 +115,7 @@ class ImagesClient:
 
         def payload(stream: bool) -> dict[str, Any]:
             body: dict[str, Any] = {"model": req.model, "prompt": req.prompt}
-            self._common_fields(body, req, stream)
+            common_fields(body, req, stream)
             if req.moderation is not None:
                 body["moderation"] = req.moderation
             for name in self._dropped.get("/images/generations", ()):
@@ -124,7 +136,7 @@ class ImagesClient:
 
         def payload(stream: bool) -> aiohttp.FormData:
             fields: dict[str, Any] = {"model": req.model, "prompt": req.prompt}
-            self._common_fields(fields, req, stream)
+            common_fields(fields, req, stream)
             if req.input_fidelity is not None:
                 family = family_name(req.model)
                 if family is not None and not get_model(req.model).input_fidelity:
@@ -152,26 +164,6 @@ class ImagesClient:
             del event
             yield handed.pop()
 
-    # ---- request building --------------------------------------------------------------------
-    @staticmethod
-    def _common_fields(body: dict[str, Any], req: GenerateRequest | EditRequest, stream: bool) -> None:
-        body["n"] = req.n
-        for name in ("size", "quality", "background", "output_format"):
-            value = getattr(req, name)
-            if value is not None:
-                body[name] = value
-        if req.output_compression is not None:
-            if (req.output_format or "png") in ("jpeg", "webp"):
-                body["output_compression"] = req.output_compression
-            else:
-                log.debug("output_compression omitted: only valid with jpeg/webp output")
-        if req.user:  # both: gateways such as new-api drop safety_identifier but keep user
-            body["user"] = req.user
-            body["safety_identifier"] = req.user
-        if stream:
-            body["stream"] = True
-            body["partial_images"] = req.partial_images
-
     # ---- the request loop --------------------------------------------------------------------
     async def _run(
         self,
@@ -180,9 +172,13 @@ class ImagesClient:
         payload: Callable[[bool], Any],
     ) -> AsyncIterator[ImageEvent]:
         url = self.base_url + path
-        stream = bool(req.stream and req.partial_images > 0 and self._no_stream_reason is None)
+        stream = bool(req.stream and req.partial_images > 0 and self.streams.reason is None)
+        if stream and not self.streams.checked:  # unanswered at startup: a stream may cost more than a look
+            await self.detect_gateway()
+            stream = self.streams.reason is None
         attempt = 0
         fell_back = False
+        cooled = False
         drops = 0
         while True:
             try:
@@ -201,11 +197,28 @@ class ImagesClient:
                         err.message,
                     )
                     continue
-                reason = err.cannot_stream if stream else None
-                if reason is not None and not fell_back:
-                    self._stop_streaming(reason, err.request_id)
-                    stream = False
-                    fell_back = True
+                if stream and not fell_back:
+                    refused = err.cannot_stream if err.status == 400 or err.refuses_streaming else None
+                    if refused is not None:  # refused before generating anything: trying again costs nothing
+                        self.streams.refused(refused, err.request_id)
+                        stream, fell_back = False, True
+                        continue
+                    billed = stream_failure(err)
+                    if billed is not None:
+                        if not await self.streams.discover(billed, err):
+                            raise GatewayCannotStream(
+                                f"{billed}; not retried, it may have been billed already",
+                                status=err.status,
+                                request_id=err.request_id,
+                                from_gateway=True,
+                            ) from None
+                        stream, fell_back = False, True
+                        continue
+                if isinstance(err, GatewayCooldown) and not cooled:
+                    cooled = True
+                    wait = min(err.retry_after if err.retry_after is not None else 5.0, MAX_COOLDOWN_WAIT)
+                    log.info("gateway cooldown (request_id=%s): one retry in %.1fs", err.request_id, wait)
+                    await asyncio.sleep(wait + COOLDOWN_MARGIN)
                     continue
                 delay = self._retry_delay(err, attempt)
                 if delay is None:
@@ -245,17 +258,6 @@ class ImagesClient:
             finally:
                 resp.release()
 
-    def _stop_streaming(self, reason: str, request_id: str | None) -> None:
-        if self._no_stream_reason is None:
-            log.warning(
-                "%s cannot stream images (%s, request_id=%s): retrying without streaming, and no more "
-                "stream requests to it until restart",
-                self.base_url,
-                reason,
-                request_id,
-            )
-        self._no_stream_reason = reason
-
     def _log_retry(self, err: ImagesAPIError, attempt: int, delay: float) -> None:
         log.info(
             "Images API %s (request_id=%s); retry %d/%d in %.2fs",
@@ -277,6 +279,8 @@ class ImagesClient:
         so it is never retried; nor is anything the service marked ``x-should-retry: false``."""
         if attempt >= self.max_retries or not cannot_have_been_billed(err):
             return None
+        if (err.litellm or self.streams.gateway == LITELLM) and not isinstance(err, ConnectionFailed):
+            return None  # the proxy retried its upstream already; more would multiply its retries
         if err.retry_after is not None:
             if err.retry_after > self.request_timeout:
                 return None  # not worth holding the user for

@@ -7,12 +7,12 @@ Messages are scrubbed of anything that looks like an API key: ``str(err)`` is sa
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .wire import _header, _should_retry, cap_message, parse_retry_after, redact, request_id_from
 
 __all__ = [
     "AuthenticationFailed",
@@ -20,6 +20,8 @@ __all__ = [
     "ContentBlocked",
     "DownloadFailed",
     "EditsNotSupported",
+    "GatewayCannotStream",
+    "GatewayCooldown",
     "ImagesAPIError",
     "InsufficientQuota",
     "InvalidRequest",
@@ -44,40 +46,35 @@ QUOTA_CODES = frozenset({"insufficient_quota", "insufficient_user_quota", "pre_c
 _QUOTA_TEXT = ("额度", "exceeded your current quota", "insufficient quota", "insufficient_quota", "quota exhausted")
 # The gateway has no channel/deployment for the model (new-api 503 "无可用渠道", OpenAI 404).
 MODEL_CODES = frozenset({"model_not_found", "model_not_available"})
-_MODEL_TEXT = ("无可用渠道", "no available channel")
-# A gateway could not read its upstream's body: the upstream answered (and billed) already.
+_MODEL_TEXT = ("无可用渠道", "no available channel", "invalid model name")
+# LiteLLM words what OpenAI says with a code: the safety refusal keeps its text (and its type), not its code.
+_SAFETY_TEXT = ("rejected by the safety system", "moderation_blocked", "content_policy_violation")
+# A LiteLLM proxy without a database answers an unknown client key with this 400.
+_KEY_TYPES = frozenset({"no_db_connection", "auth_error"})
+_KEY_TEXT = ("no connected db", "authentication error, no api key passed in")
+# LiteLLM's router has put every deployment of the model group in cooldown after a failure: not sent upstream.
+COOLDOWN_CODES = frozenset({"all_deployments_in_cooldown"})
+_COOLDOWN_TEXT = "all deployments for selected model are in cooldown"
+_COOLDOWN_WAIT = re.compile(r"try again in (\d+(?:\.\d+)?) ?s", re.IGNORECASE)
 BODY_PARSE_CODES = frozenset(
     {"unmarshal_response_body_failed", "read_response_body_failed", "bad_response_body", "bad_response"}
 )
 NOT_IMPLEMENTED_CODES = frozenset({"api_not_implemented", "not_implemented"})
 # Error types that say a gateway, not OpenAI, wrote the answer.
 GATEWAY_TYPES = frozenset({"new_api_error", "one_api_error", "upstream_error"})
-# Headers carrying a request id: OpenAI, new-api/one-api, LiteLLM (first found wins).
-REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id", "x-litellm-call-id")
 _GATEWAY_HEADERS = ("x-oneapi-request-id", "x-litellm-call-id")
-_REQUEST_ID_TEXT = re.compile(r"\(request id: ?([A-Za-z0-9_\-.:]{4,128})\)", re.IGNORECASE)
-
-# OpenAI keys (sk-..., sk-proj-..., sess-...) and bearer tokens. OpenAI itself echoes a masked key in
-# 401 messages ("Incorrect API key provided: sk-abc***xyz"); we drop even the masked remainder.
-_KEY_RE = re.compile(r"\b(?:sk|sess|rk)-[A-Za-z0-9_\-*.]{4,}")
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove API keys and bearer tokens from ``text``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    text = _KEY_RE.sub("sk-***", text)
-    return _BEARER_RE.sub(r"\1***", text)
-
-
+# Headers carrying a request id: OpenAI, new-api/one-api, LiteLLM (first found wins).
 class ImagesAPIError(Exception):
     """An error from (or on the way to) the Images API.
 
     ``status`` is None for errors without an HTTP status (network, mid-stream). ``details`` keeps the
     keys of the error object that have no attribute of their own (e.g. ``moderation_details``).
+    ``litellm``: a LiteLLM proxy answered (it retries its upstream itself; see ``bot/images_api/client.py``).
     """
+
+    litellm = False
 
     def __init__(
         self,
@@ -93,7 +90,7 @@ class ImagesAPIError(Exception):
         should_retry: bool | None = None,
         from_gateway: bool = False,
     ) -> None:
-        self.message = redact(message or "")
+        self.message = redact(cap_message(message or ""))
         self.should_retry = should_retry  # the ``x-should-retry`` header, when sent
         self.from_gateway = from_gateway  # a gateway (new-api, one-api, LiteLLM), not OpenAI, answered
         self.status = status
@@ -185,6 +182,16 @@ class RateLimited(ImagesAPIError):
     """429 ``rate_limit_exceeded``: retry after ``retry_after`` seconds."""
 
 
+class GatewayCooldown(RateLimited):
+    """LiteLLM's 429 ``all_deployments_in_cooldown``: the proxy refused before asking its upstream (nothing
+    billed) because the model group failed a moment ago; ``retry_after`` is the wait it names."""
+
+
+class GatewayCannotStream(ImagesAPIError):
+    """The gateway failed a stream request in a way that may have been billed (it fails streaming images):
+    previews are off for it from now on, and this request was not tried again (see ``ImagesClient``)."""
+
+
 class InsufficientQuota(ImagesAPIError):
     """Out of credit (OpenAI 429 ``insufficient_quota``; a gateway's quota code or text on 401/403/429).
     The owner's problem. Never retried."""
@@ -231,61 +238,17 @@ class StreamStalled(StreamError):
     """No bytes arrived for the stall timeout."""
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if not headers:
-        return None
-    value = headers.get(name)
-    if value is None:
-        lname = name.lower()
-        for key, val in headers.items():
-            if key.lower() == lname:
-                return val
-    return value
-
-
-def request_id_from(headers: Mapping[str, str] | None, message: str = "") -> str | None:
-    """The request id of an answer: a header (OpenAI, new-api/one-api, LiteLLM) or new-api's
-    "(request id: …)" text in the error message."""
-    for name in REQUEST_ID_HEADERS:
-        value = _header(headers, name)
-        if value:
-            return value
-    match = _REQUEST_ID_TEXT.search(message or "")
-    return match.group(1) if match else None
-
-
-def _should_retry(headers: Mapping[str, str] | None) -> bool | None:
-    value = (_header(headers, "x-should-retry") or "").strip().lower()
-    return True if value == "true" else False if value == "false" else None
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
-    raw_ms = _header(headers, "retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = _header(headers, "retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _classify(status: int | None, type_: str | None, code: str | None, message: str) -> type[ImagesAPIError]:
     msg = message.lower()
     verification = "verif" in msg and "organization" in msg
     if code in MODERATION_CODES or type_ == "content_policy_violation":
         return ContentBlocked
+    if status in (400, None) and any(t in msg for t in _SAFETY_TEXT):
+        return ContentBlocked
+    if code in COOLDOWN_CODES or type_ in COOLDOWN_CODES or _COOLDOWN_TEXT in msg:
+        return GatewayCooldown
+    if status in (400, 401) and (type_ in _KEY_TYPES or any(t in msg for t in _KEY_TEXT)):
+        return AuthenticationFailed
     if status in (401, 402, 403, 429, None) and (
         code in QUOTA_CODES or type_ == "insufficient_quota" or any(t in msg for t in _QUOTA_TEXT)
     ):
@@ -325,6 +288,9 @@ def _from_error_object(
     param = str(param) if param is not None else None
     details = {k: v for k, v in err.items() if k not in ("message", "type", "code", "param")}
     cls = _classify(status, type_, code, message)
+    if cls is GatewayCooldown and retry_after is None:
+        wait = _COOLDOWN_WAIT.search(message)
+        retry_after = float(wait.group(1)) if wait else None
     if default_cls is not None and cls is ImagesAPIError:
         cls = default_cls
     if not message:
@@ -334,8 +300,9 @@ def _from_error_object(
         or any(_header(headers, h) for h in _GATEWAY_HEADERS)
         or (code is not None and code.isdigit())  # LiteLLM puts the HTTP status in ``code``
         or message.startswith("litellm.")
+        or cls is GatewayCooldown
     )
-    return cls(
+    exc = cls(
         message,
         status=status,
         type=type_,
@@ -347,6 +314,14 @@ def _from_error_object(
         should_retry=_should_retry(headers),
         from_gateway=gateway,
     )
+    exc.litellm = (
+        any(k.lower().startswith("x-litellm") for k in headers or {})
+        or message.startswith("litellm.")
+        or "\nLiteLLM: " in message
+        or type_ in _KEY_TYPES
+        or cls is GatewayCooldown
+    )
+    return exc
 
 
 def error_from_response(

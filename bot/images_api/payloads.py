@@ -9,11 +9,14 @@ SIMD base64 (``bot/images/b64.py``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
 from .b64 import b64decode, count
-from .types import InputImage
+from .types import EditRequest, GenerateRequest, InputImage
+
+log = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 32 * 1024  # payloads larger than this are parsed in a thread
 
@@ -146,3 +149,23 @@ def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, 
             raw = _b64decode(b64.encode("ascii"))
         items.append((item, raw))
     return obj, items
+
+
+def common_fields(body: dict[str, Any], req: GenerateRequest | EditRequest, stream: bool) -> None:
+    """The fields generations and edits share (``stream``: ask for partial frames)."""
+    body["n"] = req.n
+    for name in ("size", "quality", "background", "output_format"):
+        value = getattr(req, name)
+        if value is not None:
+            body[name] = value
+    if req.output_compression is not None:
+        if (req.output_format or "png") in ("jpeg", "webp"):
+            body["output_compression"] = req.output_compression
+        else:
+            log.debug("output_compression omitted: only valid with jpeg/webp output")
+    if req.user:  # both: gateways such as new-api drop safety_identifier but keep user
+        body["user"] = req.user
+        body["safety_identifier"] = req.user
+    if stream:
+        body["stream"] = True
+        body["partial_images"] = req.partial_images

@@ -20,6 +20,8 @@ from bot.images_api.errors import (
     ContentBlocked,
     DownloadFailed,
     EditsNotSupported,
+    GatewayCannotStream,
+    GatewayCooldown,
     ImagesAPIError,
     InsufficientQuota,
     InvalidRequest,
@@ -155,6 +157,18 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
     if isinstance(exc, PermissionDenied):
         return translate(
             locale, "The bot's OpenAI account isn't allowed to use this model. Please tell the server owner."
+        )
+    if isinstance(exc, GatewayCooldown):
+        return translate(
+            locale,
+            "The image service's gateway paused this model for a few seconds after an error. "
+            "Please try again in a moment; this didn't count against your quota.",
+        )
+    if isinstance(exc, GatewayCannotStream):
+        return translate(
+            locale,
+            "The image service's gateway can't stream images, so live previews are now off for it. "
+            "This image wasn't made and didn't count against your quota: please try again.",
         )
     if isinstance(exc, RateLimited):
         return translate(locale, "The image service is busy right now (rate limit). Please try again in a minute.")

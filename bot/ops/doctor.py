@@ -22,6 +22,7 @@ import aiohttp
 
 from bot.config.parsers import without_password
 from bot.config.settings import ConfigError, Settings, load_settings
+from bot.images_api.stream_gate import no_stream_key
 from bot.ops import permissions as perms
 from bot.ops.doctor_api import Report, check_images_api, safe_url
 from bot.storage.db import migrations
@@ -304,6 +305,41 @@ async def check_postgres(url: str, report: Report) -> None:
         report.ok(name, f"{shown} is writable and migrated (schema version {version})")
 
 
+async def note_remembered_stream_failure(settings: Settings, report: Report) -> None:
+    """Say when the bot remembers (in its database) that the Images API's base URL cannot stream images."""
+    key = no_stream_key(settings.openai_base_url)
+    try:
+        if settings.database_path is None:
+            import asyncpg
+
+            conn = await asyncpg.connect(settings.database_url, timeout=5.0)
+            try:
+                value = await conn.fetchval("SELECT value FROM kv WHERE key = $1", key)
+            finally:
+                await conn.close()
+        else:
+            value = await asyncio.to_thread(_read_kv_sqlite, settings.database_path, key)
+    except Exception:  # the database check above already said what is wrong with it
+        return
+    if value:
+        report.note(
+            "images api",
+            f"previews are off: the bot remembers that this base URL cannot stream images ({value}); see "
+            "docs/setup/gateways.md to let it try again",
+        )
+
+
+def _read_kv_sqlite(path: Path, key: str) -> str | None:
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3.0)
+    try:
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
+
+
 def _uid(uid: int | None) -> int | str:
     return uid if uid is not None else (os.getuid() if hasattr(os, "getuid") else "<uid>")
 
@@ -374,6 +410,8 @@ async def run_doctor(settings: Settings, out: TextIO) -> bool:
         await check_postgres(settings.database_url, report)
     else:
         await asyncio.to_thread(check_database, settings.database_path, report)
+    if not settings.demo_mode:
+        await note_remembered_stream_failure(settings, report)
     if app_id is not None:
         print(f"invite: {perms.invite_url(app_id)}", file=out)
     else:

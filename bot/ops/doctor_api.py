@@ -8,6 +8,7 @@ to ``/images/generations`` that only validation answers (``n: 0`` can never prod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import ipaddress
@@ -22,6 +23,7 @@ import aiohttp
 
 from bot.config.settings import Settings
 from bot.images_api.errors import AuthenticationFailed, InsufficientQuota, PermissionDenied, error_from_response, redact
+from bot.images_api.gateway import LITELLM, LITELLM_NO_STREAM, detect_gateway, recognise_gateway
 
 NAME = "images api"
 
@@ -64,24 +66,6 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
-def recognise_gateway(headers: Mapping[str, str], body: Any = None) -> str | None:
-    """The gateway that sent a reply, from its headers and error body; None when nothing tells."""
-    keys = {k.lower() for k in headers}
-    error = body.get("error") if isinstance(body, dict) else None
-    etype = error.get("type") if isinstance(error, dict) else None
-    if any(k.startswith("x-litellm") for k in keys):
-        return "LiteLLM"
-    if etype == "new_api_error":
-        return "new-api"
-    if etype == "one_api_error":
-        return "one-api"
-    if "x-oneapi-request-id" in keys:
-        return "new-api or one-api"
-    if "openai-organization" in keys or "openai-processing-ms" in keys:
-        return "OpenAI"
-    return None
-
-
 class _Seen:
     """Remembers the first gateway recognised across the replies."""
 
@@ -118,9 +102,11 @@ def _is_error_object(body: Any) -> bool:
 
 def _key_problem(status: int, body: Any, headers: Mapping[str, str], key: str) -> str | None:
     """A line about a rejected key / exhausted account, or None when the answer is about something else."""
-    if status not in (401, 402, 403, 429):
+    if status not in (400, 401, 402, 403, 429):
         return None
     err = error_from_response(status, json.dumps(body) if body is not None else b"", headers, secrets=[key])
+    if status == 400 and not isinstance(err, AuthenticationFailed):  # LiteLLM words an unknown key as a 400
+        return None
     if isinstance(err, AuthenticationFailed) or status == 401:
         return (
             f"the API rejected OPENAI_API_KEY ({status}: {err.message}): put a valid key in .env "
@@ -148,9 +134,21 @@ def _refuses_model(status: int, answer: Any) -> bool:
 
 
 async def check_images_api(settings: Settings, http: aiohttp.ClientSession, report: Report) -> None:
+    seen = await _check_images_api(settings, http, report)
+    if seen is None:
+        return
+    url, key = settings.openai_base_url.rstrip("/"), settings.openai_api_key
+    if seen.gateway is None:  # the model routes did not tell: LiteLLM's own free route does
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            seen.gateway = await detect_gateway(http, url, key)
+    if seen.gateway == LITELLM:
+        report.note(NAME, f"answered by {LITELLM}; previews are off through this gateway: {LITELLM_NO_STREAM}")
+
+
+async def _check_images_api(settings: Settings, http: aiohttp.ClientSession, report: Report) -> _Seen | None:
     if settings.demo_mode:
         report.ok(NAME, "demo mode: images come from the built-in fake image service (no key to check)")
-        return
+        return None
     url, key, model = settings.openai_base_url.rstrip("/"), settings.openai_api_key, settings.image_model
     base = safe_url(url)
     seen = _Seen()
@@ -159,21 +157,21 @@ async def check_images_api(settings: Settings, http: aiohttp.ClientSession, repo
         problem = _key_problem(status, body, headers, key)
         if problem:
             report.fail(NAME, problem + seen.suffix())
-            return
+            return None
         if status == 200 and isinstance(body, dict) and body.get("id"):
             report.ok(NAME, f"key accepted; model {model} is available at {base}{seen.suffix()}")
-            return
+            return seen
         offered: list[str] | None = None
         s2, listing, h2 = await _request(http, "GET", f"{url}/models", key, seen)
         problem = _key_problem(s2, listing, h2, key)
         if problem:
             report.fail(NAME, problem + seen.suffix())
-            return
+            return None
         if s2 == 200 and isinstance(listing, dict) and isinstance(listing.get("data"), list):
             offered = [str(m.get("id")) for m in listing["data"] if isinstance(m, dict)]
         if offered is not None and model in offered:
             report.ok(NAME, f"key accepted; model {model} is listed at {base}/models{seen.suffix()}")
-            return
+            return seen
         if offered is not None or _model_missing(status, body):
             images = [m for m in offered or [] if "image" in m] or (offered or [])[:10]
             choice = f" it offers {', '.join(images)};" if images else ""
@@ -182,10 +180,12 @@ async def check_images_api(settings: Settings, http: aiohttp.ClientSession, repo
                 f"key accepted, but IMAGE_MODEL {model} is not available there:{choice} set IMAGE_MODEL to a model "
                 f"it serves (for a gateway, enable the model for this token's group/channel){seen.suffix()}",
             )
-            return
+            return None
         await _probe_by_validation(http, url, key, model, seen, report)
+        return seen
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # ValueError: credentials in the URL
         report.fail(NAME, f"cannot reach the Images API at {base}: {type(exc).__name__}; check OPENAI_BASE_URL")
+        return None
 
 
 async def _probe_by_validation(

@@ -16,6 +16,7 @@ from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.images.gateways import Gateway
 from bot.images_api.types import hashed_user
 from tests.conftest import Rig
+from tests.e2e.test_doctor import doctor
 from tests.helpers.e2e import db, final_files, has_result, job_rows, poll
 
 # The ledger's count of images used (running jobs count what they reserved, refunded ones nothing).
@@ -122,23 +123,71 @@ async def test_one_api_stream_falls_back_once_and_edits_are_unsupported(rig: Rig
     assert jobs[2]["status"] == "failed" and images_used(rig) == 2  # the edit was refunded
 
 
-async def test_litellm_stream_400_falls_back_and_edits_answer_json(rig: Rig) -> None:
-    # Row 4: LiteLLM forwards stream/partial_images as extra_body (400) and answers edits with JSON.
+async def test_litellm_is_recognised_for_free_and_never_asked_for_a_stream(rig: Rig) -> None:
+    # LiteLLM 1.110.2 bills a stream request three times and then fails it: the bot finds the proxy from its
+    # free GET /v1/model/info at startup and requests every image whole (generations and edits).
     use_gateway(rig, "litellm")
     await rig.start_bot()
     fd = rig.discord
+    await rig.wait_for_log("is a LiteLLM proxy: previews are off")
     h = await imagine(fd, "a green kite")
     assert has_result(h), content(h)
-    assert [r.json.get("stream") for r in gens(rig)] == [True, None]
-    assert rig.images.billed == 1  # the 400 cost nothing
     att = fd.add_attachment(png(), "photo.png", "image/png")
     e = await fd.inject_interaction(fd.slash("edit", {"prompt": "add a tail"}, attachments={"image": att}))
     await e.wait_for(ended, timeout=25)
     assert has_result(e), content(e)
+    assert [r.json.get("stream") for r in gens(rig)] == [None]
     edits = [r for r in rig.images.requests if r.path.endswith("/edits")]
-    assert len(edits) == 1 and rig.images.billed == 2
+    assert len(edits) == 1 and "stream" not in edits[0].form and rig.images.billed == 2
     await settled(rig, 2)
     assert images_used(rig) == 2
+
+
+async def test_a_billed_stream_failure_is_learnt_once_and_remembered_across_restarts(rig: Rig) -> None:
+    # A LiteLLM the bot cannot recognise (no model routes): its first stream request fails after billing; the
+    # bot turns streaming off at once, tries that job once without streaming (through the proxy's cooldown) and
+    # remembers it in the database, so neither a later job nor a restarted bot ever streams to it again.
+    gateway = use_gateway(rig, "litellm")
+    gateway.cooldown_seconds = 1.0
+    rig.images.models = None
+    await rig.start_bot()
+    fd = rig.discord
+    h = await imagine(fd, "a red kite")
+    assert has_result(h), content(h)
+    assert [r.json.get("stream") for r in gens(rig)] == [True, None, None]  # failed, cooling down, delivered
+    assert rig.images.billed == 4  # the proxy's three attempts at the stream, then the image delivered
+    assert rig.log_text().count("cannot stream images") == 1 and "model_dump" in rig.log_text()
+    h2 = await imagine(fd, "a blue kite")
+    assert has_result(h2) and rig.images.billed == 5
+    await rig.restart_bot()
+    await rig.wait_for_log("cannot stream images (remembered:")
+    h3 = await imagine(fd, "a yellow kite")
+    assert has_result(h3), content(h3)
+    assert [r.json.get("stream") for r in gens(rig)] == [True, None, None, None, None]
+    assert rig.images.billed == 6
+    [row] = db(rig, "SELECT value FROM kv WHERE key LIKE 'images_api.no_stream.%'")
+    assert "LiteLLM" in row["value"]
+    jobs = await settled(rig, 3)
+    assert all(j["status"] == "done" for j in jobs) and images_used(rig) == 3
+    _, out = await doctor(rig)
+    assert "the bot remembers that this base URL cannot stream images" in out, out
+
+
+async def test_a_streamed_edit_failure_never_puts_image_bytes_in_the_log(rig: Rig) -> None:
+    # LiteLLM answers a streamed edit with a 500 whose message is the whole SSE body (base64 and all).
+    gateway = use_gateway(rig, "litellm")
+    gateway.cooldown_seconds = 0.5
+    rig.images.models = None
+    await rig.start_bot()
+    fd = rig.discord
+    att = fd.add_attachment(png(), "photo.png", "image/png")
+    e = await fd.inject_interaction(fd.slash("edit", {"prompt": "add a tail"}, attachments={"image": att}))
+    await e.wait_for(ended, timeout=25)
+    assert has_result(e), content(e)
+    assert rig.images.billed == 2  # the failed stream, then the edit delivered
+    log = rig.log_text()
+    assert "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" not in log
+    assert "base64 chars>" in log
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,14 @@ __all__ = ["GATEWAYS", "Gateway", "gateway_error"]
 
 GATEWAYS = ("openai", "new-api", "one-api", "litellm")
 
-# What LiteLLM's OpenAI image-edit transformation does not know: dropped silently (the answer is JSON).
-LITELLM_DROPPED_EDIT_FIELDS = ("output_format", "output_compression", "stream", "partial_images", "safety_identifier")
-# Known to LiteLLM but refused for the provider unless the proxy sets drop_params.
-LITELLM_UNSUPPORTED_EDIT_FIELDS = ("input_fidelity",)
+# LiteLLM 1.110.2 as measured (docs/setup/gateways.md): it forwards every field, stream ones included.
+LITELLM_VERSION = "1.110.2"
+LITELLM_ROUTER_ATTEMPTS = 3  # a failed call is tried twice more by its router (each one billed upstream)
+LITELLM_COOLDOWN = 5.0
+
+
+def _litellm_suffix(model: str) -> str:
+    return f"\n\nLiteLLM: model group '{model}' failed with the error above. No fallback was attempted."
 
 
 def _body(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
@@ -43,8 +47,24 @@ def gateway_error(gateway: str, kind: str, model: str = "gpt-image-2") -> tuple[
     if gateway == "litellm":
         if kind == "out_of_credit":
             return 429, _body(
-                "OpenAIException - You exceeded your current quota, please check your plan and billing details.",
+                "litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your current quota, please "
+                "check your plan and billing details." + _litellm_suffix(model),
                 "throttling_error",
+                None,
+            )
+        if kind == "wrong_key":  # a key the proxy does not know, without a database
+            return 400, _body("No connected db.", "no_db_connection", None)
+        if kind == "unknown_model":
+            message = (
+                f"400: {{'error': '/image/generations: Invalid model name passed in model={model}. Call "
+                "`/v1/models` to view available models for your key.'}"
+            )
+            return 400, _body(message, "invalid_request_error", None)
+        if kind == "moderation":
+            return 400, _body(
+                "litellm.BadRequestError: OpenAIException - Your request was rejected by the safety system."
+                + _litellm_suffix(model),
+                "image_generation_user_error",
                 None,
             )
         if kind == "bad_request":
@@ -67,6 +87,8 @@ class Gateway:
         self.json_channel = False
         self.url_items = False
         self.data_as_object = False
+        self.cooldown_seconds = LITELLM_COOLDOWN  # LiteLLM: how long a failure cools the model group down
+        self.cool_until = 0.0  # (event loop time)
 
     @property
     def is_openai(self) -> bool:
@@ -77,6 +99,34 @@ class Gateway:
         return {"new-api": "X-Oneapi-Request-Id", "one-api": "X-Oneapi-Request-Id", "litellm": "x-litellm-call-id"}.get(
             self.name, "x-request-id"
         )
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        if self.name == "litellm":
+            return {"x-litellm-call-id": request_id, "x-litellm-version": LITELLM_VERSION}
+        return {self.request_id_header: request_id}
+
+    def cooling(self, now: float, model: str) -> tuple[int, dict[str, Any]] | None:
+        """LiteLLM's answer while its model group cools down after a failure (never sent upstream)."""
+        if self.name != "litellm" or now >= self.cool_until:
+            return None
+        message = (
+            f"No deployments available for selected model, Try again in {self.cooldown_seconds:g} seconds. All "
+            f"deployments for selected model are in cooldown. Passed model={model}. pre-call-checks=False"
+        )
+        return 429, _body(message, "all_deployments_in_cooldown", "429")
+
+    def failed(self, now: float, status: int) -> None:
+        """An upstream 401 or a failed call puts LiteLLM's model group in a cooldown."""
+        if self.name == "litellm" and (status == 401 or status >= 500):
+            self.cool_until = now + self.cooldown_seconds
+
+    def relay_data(self, data: list[dict[str, Any]]) -> Any:
+        """The ``data`` the client gets when the upstream sends ``data_as_object``: new-api passes the object on,
+        LiteLLM reads it as a list and passes on an empty one (the upstream billed an image the client never
+        sees)."""
+        if not self.data_as_object or len(data) != 1:
+            return data
+        return [] if self.name == "litellm" else data[0]
 
     @property
     def pings(self) -> bool:
@@ -96,45 +146,45 @@ class Gateway:
             err["param"] = err.get("param") or ""
         else:
             kind = {400: "BadRequestError", 401: "AuthenticationError", 429: "RateLimitError"}.get(status, "APIError")
-            err["message"] = message if message.startswith("litellm.") else f"litellm.{kind}: {message}"
+            if not message.startswith(("litellm.", "No ", "400: ")):
+                message = f"litellm.{kind}: {kind}: OpenAIException - {message}"
+            err["message"] = message
             err["code"] = str(status)
         return body
 
-    def refuse(self, path: str, params: dict[str, Any], stream: bool) -> tuple[int, dict[str, Any], bool] | None:
-        """(status, body, billed) when the gateway fails this request itself, else None. ``billed``: the
-        upstream had already answered (and charged) when the gateway failed."""
+    def refuse(self, path: str, params: dict[str, Any], stream: bool) -> tuple[int, dict[str, Any], int] | None:
+        """(status, body, billed) when the gateway fails this request itself, else None. ``billed``: how many
+        times the upstream had answered (and charged) it when the gateway failed."""
         edit = path.endswith("/edits")
         if self.name == "one-api":
             if edit:
-                return 501, _body("API not implemented", "one_api_error", "api_not_implemented"), False
+                return 501, _body("API not implemented", "one_api_error", "api_not_implemented"), 0
             if stream:  # the upstream's SSE answer is read as JSON, after it billed a 200
                 return (
                     500,
                     _body("unmarshal_response_body_failed", "one_api_error", "unmarshal_response_body_failed"),
-                    True,
+                    1,
                 )
-        if self.name == "litellm":
-            if not edit and ("stream" in params or "partial_images" in params):
-                message = "litellm.BadRequestError: OpenAIException - Unknown parameter: 'extra_body'."
-                return 400, _body(message, "invalid_request_error", "400", "extra_body"), False
-            for name in LITELLM_UNSUPPORTED_EDIT_FIELDS if edit else ():
-                if name in params:
-                    message = (
-                        f"litellm.UnsupportedParamsError: openai does not support parameters: ['{name}'], for "
-                        f"model={params.get('model')}. To drop these, set `litellm.drop_params=True`."
-                    )
-                    return 400, _body(message, "invalid_request_error", "400"), False
+        if self.name == "litellm" and stream:
+            model = str(params.get("model"))
+            if edit:  # the upstream's SSE comes back whole as the message of a 500 (base64 and all)
+                frame = "iVBORw0KGgo" + "A" * 40000
+                event = "image_edit.partial_image"
+                sse = f'event: {event}\ndata: {{"type": "{event}", "b64_json": "{frame}"}}'
+                message = f"litellm.APIError: APIError: OpenAIException - {sse}"
+                return 500, _body(message, "internal_server_error", "500"), 1
+            message = (
+                "litellm.APIConnectionError: APIConnectionError: OpenAIException - 'str' object has no attribute "
+                "'model_dump'" + _litellm_suffix(model)
+            )
+            return 500, _body(message, "internal_server_error", "500"), LITELLM_ROUTER_ATTEMPTS
         return None
 
     def forward(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        """The parameters the upstream receives: new-api drops unknown fields of JSON generations,
-        LiteLLM drops the edit fields it does not know."""
+        """The parameters the upstream receives: new-api drops unknown fields of JSON generations."""
         params = dict(params)
         if self.name == "new-api" and not path.endswith("/edits"):
             params.pop("safety_identifier", None)
-        if self.name == "litellm" and path.endswith("/edits"):
-            for name in LITELLM_DROPPED_EDIT_FIELDS:
-                params.pop(name, None)
         return params
 
     def json_as_stream(self, stream: bool) -> bool:

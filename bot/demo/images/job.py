@@ -148,7 +148,7 @@ class _Job:
         common = self._common()
         body: dict[str, Any] = {
             "created": common.pop("created_at"),
-            "data": data[0] if self.api.gateway.data_as_object and len(data) == 1 else data,
+            "data": self.api.gateway.relay_data(data),
             **common,
             "usage": self.usage(self.n),
         }

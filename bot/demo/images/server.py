@@ -107,6 +107,7 @@ class FakeImagesAPI(RequestReader):
         app.router.add_post("/v1/images/edits", self._handle)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model}", self._models)
+        app.router.add_get("/v1/model/info", self._model_info)
         app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -274,7 +275,7 @@ class FakeImagesAPI(RequestReader):
         self._counter += 1
         number = self._counter
         request_id = f"req_{uuid.uuid4().hex}"
-        headers = {self.gateway.request_id_header: request_id}
+        headers = self.gateway.headers(request_id)
         self.request_ids.append(request_id)
         edit = request.path.endswith("/edits")
         try:
@@ -298,8 +299,13 @@ class FakeImagesAPI(RequestReader):
             return self._error(bad.status, body, headers)
 
         stream = bool(params.get("stream"))
+        now = asyncio.get_running_loop().time()
+        cooling = self.gateway.cooling(now, str(params.get("model")))
+        if cooling is not None:
+            return self._error(*cooling, headers)
         fault = self._take_fault()
         if fault is not None and fault.kind == "error":
+            self.gateway.failed(now, fault.status)
             return self._error(fault.status, fault.body, {**headers, **fault.headers})
         if stream and self.refuse_streaming:
             body = _error_body(VERIFY_STREAM_MESSAGE, "invalid_request_error", "unsupported_value", "stream")
@@ -307,8 +313,9 @@ class FakeImagesAPI(RequestReader):
         refusal = self.gateway.refuse(request.path, params, stream)
         if refusal is not None:
             status, body, billed = refusal
+            self.billed += billed * int(params.get("n") or 1)
             if billed:
-                self.billed += int(params.get("n") or 1)
+                self.gateway.failed(now, status)
             return self._error(status, body, headers)
         params = self.gateway.forward(request.path, params)
         self.forwarded.append(params)
@@ -331,6 +338,14 @@ class FakeImagesAPI(RequestReader):
             return self._error(401, body, headers)
 
         def model(name: str) -> dict[str, Any]:
+            if self.gateway.name == "litellm":  # no x-litellm headers on this route, but a "mode" per model
+                return {
+                    "id": name,
+                    "object": "model",
+                    "created": 1677610602,
+                    "owned_by": "openai",
+                    "mode": "image_generation",
+                }
             return {"id": name, "object": "model", "created": 1700000000, "owned_by": "system"}
 
         wanted = request.match_info.get("model")
@@ -340,6 +355,13 @@ class FakeImagesAPI(RequestReader):
             message = f"The model '{wanted}' does not exist or you do not have access to it."
             return self._error(404, _error_body(message, "invalid_request_error", "model_not_found"), headers)
         return web.json_response(model(wanted), headers=headers)
+
+    async def _model_info(self, request: web.Request) -> web.Response:
+        """LiteLLM's own ``GET /v1/model/info`` (its deployments); other gateways and OpenAI have no such route."""
+        if self.gateway.name != "litellm" or self.models is None:
+            return web.json_response({"error": "404 page not found"}, status=404)
+        data = [{"model_name": m, "litellm_params": {"model": f"openai/{m}"}, "model_info": {}} for m in self.models]
+        return web.json_response({"data": data})
 
     def _error(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> web.Response:
         request_id = headers.get(self.gateway.request_id_header) or headers.get("x-request-id") or ""

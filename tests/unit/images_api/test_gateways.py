@@ -3,6 +3,7 @@ real HTTP against the fake's gateway personalities (``bot/fakeapi/gateways.py``)
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import AsyncIterator
@@ -32,7 +33,14 @@ from bot.images_api import (
     StreamError,
     error_from_response,
 )
-from bot.images_api.errors import DownloadFailed, EditsNotSupported, MalformedResponse, ModelUnavailable
+from bot.images_api.errors import (
+    DownloadFailed,
+    EditsNotSupported,
+    GatewayCooldown,
+    MalformedResponse,
+    ModelUnavailable,
+)
+from bot.images_api.stream_gate import StreamGate, stream_failure
 from bot.messages import api_error
 from tests.conftest import FAKE_API_KEY
 
@@ -182,17 +190,23 @@ async def test_new_api_pings_done_and_json_as_stream_items(fake: FakeImagesAPI, 
     assert done.request_id == fake.request_ids[-1]  # from X-Oneapi-Request-Id
 
 
-async def test_litellm_unsupported_edit_field_is_dropped_once_and_remembered(
+async def test_an_unsupported_edit_field_is_dropped_once_and_remembered(
     fake: FakeImagesAPI, session: aiohttp.ClientSession
 ) -> None:
+    # Older LiteLLM versions refuse input_fidelity for edits unless the proxy sets drop_params.
     fake.gateway = Gateway("litellm")
+    message = (
+        "litellm.UnsupportedParamsError: openai does not support parameters: ['input_fidelity'], for "
+        "model=gpt-image-1.5. To drop these, set `litellm.drop_params=True`."
+    )
+    fake.fail_next(400, type="invalid_request_error", code="400", message=message)
     client = client_for(fake, session)
     req = EditRequest(
         model="gpt-image-1.5",
         prompt="make it blue",
         images=(InputImage("a.png", _png(), "image/png"),),
         input_fidelity="high",
-        partial_images=2,
+        partial_images=0,
     )
     [done] = await _all(client.edit(req))
     assert isinstance(done, CompletedImage)
@@ -200,7 +214,6 @@ async def test_litellm_unsupported_edit_field_is_dropped_once_and_remembered(
     assert client.dropped_fields("/images/edits") == {"input_fidelity"}
     await _all(client.edit(req))
     assert len(fake.requests) == 3 and "input_fidelity" not in fake.requests[-1].form  # remembered
-    assert not client.streaming_refused  # edits answered JSON to a stream request: no fallback needed
 
 
 async def test_one_api_fallback_is_remembered_per_base_url(fake: FakeImagesAPI, session: aiohttp.ClientSession) -> None:
@@ -269,3 +282,119 @@ async def test_a_stall_before_the_first_event_is_not_retried(
     with pytest.raises(StreamError) as info:
         await _all(client_for(fake, session, stall_timeout=1.5).generate(_gen()))
     assert type(info.value).__name__ == "StreamStalled" and len(fake.requests) == 1
+
+
+# --- LiteLLM 1.110.2's answers, as the real proxy sent them (docs/setup/gateways.md) --------------------------
+
+LITELLM_SUFFIX = "\n\nLiteLLM: model group 'gpt-image-1' failed with the error above. No fallback was attempted."
+
+
+def litellm_err(status: int, message: str, type_: str, *, call_id: bool = True) -> ImagesAPIError:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": str(status)}}
+    headers = {"x-litellm-call-id": "0b213c0d"} if call_id else {}
+    return error_from_response(status, json.dumps(body).encode(), headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "type_", "cls", "words"),
+    [
+        (
+            400,
+            "litellm.BadRequestError: OpenAIException - Your request was rejected by the safety system. If you "
+            "believe this is an error, contact us at help.openai.com and include the request ID." + LITELLM_SUFFIX,
+            "image_generation_user_error",
+            ContentBlocked,
+            "safety rules",
+        ),
+        (400, "No connected db.", "no_db_connection", AuthenticationFailed, "API key was rejected"),
+        (
+            400,
+            "400: {'error': '/image/generations: Invalid model name passed in model=gpt-image-9. Call `/v1/models` "
+            "to view available models for your key.'}",
+            "invalid_request_error",
+            ModelUnavailable,
+            "IMAGE_MODEL",
+        ),
+        (
+            429,
+            "litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your current quota, please "
+            "check your plan and billing details." + LITELLM_SUFFIX,
+            "throttling_error",
+            InsufficientQuota,
+            "out of credit",
+        ),
+        (
+            429,
+            "No deployments available for selected model, Try again in 5 seconds. All deployments for selected "
+            "model are in cooldown. Passed model=gpt-image-1. pre-call-checks=False, cooldown_list=['c8d3']",
+            "all_deployments_in_cooldown",
+            GatewayCooldown,
+            "paused this model",
+        ),
+    ],
+)
+def test_litellm_texts_are_classified(status: int, message: str, type_: str, cls: type, words: str) -> None:
+    e = litellm_err(status, message, type_, call_id=type_ != "no_db_connection")
+    assert type(e) is cls, e
+    assert e.litellm
+    assert words in api_error(e) and "litellm" not in api_error(e).lower()
+    if cls is GatewayCooldown:
+        assert e.retry_after == 5.0
+
+
+def test_a_whole_sse_body_in_an_error_message_is_capped_and_holds_no_base64() -> None:
+    frame = base64.b64encode(bytes(range(256)) * 200).decode()
+    sse = f'event: image_edit.partial_image\ndata: {{"type": "image_edit.partial_image", "b64_json": "{frame}"}}\n\n'
+    e = litellm_err(500, f"litellm.APIError: APIError: OpenAIException - {sse * 3}", "internal_server_error")
+    assert len(e.message) < 600 and frame[:100] not in str(e)
+    assert "base64 chars>" in e.message
+    assert type(e) is ServerError and e.from_gateway and e.litellm
+
+
+def test_the_stream_gate_allows_one_billed_discovery_per_process() -> None:
+    gate = StreamGate("http://proxy/v1")
+    failure = litellm_err(
+        500, "litellm.APIConnectionError: 'str' object has no attribute 'model_dump'", "internal_server_error"
+    )
+    reason = stream_failure(failure)
+    assert reason is not None and "LiteLLM" in reason
+    remembered: list[str] = []
+
+    async def remember(r: str) -> None:
+        remembered.append(r)
+
+    gate.on_discovery = remember
+
+    async def both() -> tuple[bool, bool]:
+        return await gate.discover(reason, failure), await gate.discover(reason, failure)
+
+    import asyncio
+
+    assert asyncio.run(both()) == (True, False)
+    assert remembered == [reason] and gate.reason == reason
+    # Not a discovery: OpenAI's own 5xx, a gateway's safety refusal, a gateway's 400.
+    assert stream_failure(err(502, "Bad gateway", "server_error")) is None
+    assert stream_failure(err(500, "sensitive words detected", "new_api_error", "sensitive_words_detected")) is None
+    assert stream_failure(litellm_err(400, "Invalid value for size", "invalid_request_error")) is None
+
+
+async def test_a_proxy_not_yet_recognised_is_looked_at_before_the_first_stream(
+    fake: FakeImagesAPI, session: aiohttp.ClientSession
+) -> None:
+    # The startup look found nothing to connect to; the first stream request looks again (for free) first.
+    fake.gateway = Gateway("litellm")
+    client = client_for(fake, session)
+    [done] = [e async for e in client.generate(_gen()) if isinstance(e, CompletedImage)]
+    assert done.data and [(r.json or {}).get("stream") for r in fake.requests] == [None]
+    assert client.streams.gateway == "LiteLLM" and client.streaming_refused and fake.billed == 1
+
+
+async def test_the_fake_litellm_loses_an_upstream_data_object_as_the_real_one_does(
+    fake: FakeImagesAPI, session: aiohttp.ClientSession
+) -> None:
+    fake.gateway = Gateway("litellm")
+    fake.gateway.data_as_object = True
+    client = client_for(fake, session)
+    with pytest.raises(ImagesAPIError, match="returned no image"):
+        await _all(client.generate(_gen(partial_images=0)))
+    assert fake.billed == 1 and len(fake.requests) == 1
