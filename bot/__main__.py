@@ -28,6 +28,7 @@ from bot.images_api.models import get_model
 from bot.images_api.stream_gate import no_stream_key
 from bot.imaging.work import start_preview_processes
 from bot.jobs.cluster import ClusterScheduler
+from bot.jobs.model_choice import ModelChoice
 from bot.jobs.payers import Payers
 from bot.jobs.previews import Previews
 from bot.jobs.service import JobService
@@ -167,6 +168,9 @@ async def run(settings: Settings) -> None:
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)
+    configured = {settings.image_model: model}  # IMAGE_MODEL first: the default
+    for name in settings.image_models or ():
+        configured.setdefault(name, get_model(name, settings.price_overrides or None))
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
@@ -229,6 +233,7 @@ async def run(settings: Settings) -> None:
                 status_grace=settings.status_grace,
                 frames_per_slot=settings.partial_images,
             ),
+            models=configured,
         )
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(
@@ -241,6 +246,7 @@ async def run(settings: Settings) -> None:
             tenants=tenants,
             payers=payers,
             http=http,
+            model_choice=ModelChoice(quota.backend, configured),
         )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login

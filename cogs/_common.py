@@ -16,8 +16,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.images_api.models import ModelInfo
-from bot.jobs.options import Choice, ImageOptions, background_choices, format_choices, quality_choices, size_choices
+from bot.images_api.models import COMPLEXITIES, ModelInfo, union_of
+from bot.jobs.options import (
+    Choice,
+    ImageOptions,
+    OptionError,
+    background_choices,
+    complexity_choices,
+    format_choices,
+    quality_choices,
+    size_choices,
+)
 from bot.jobs.service import JobSpec
 from bot.jobs.services import Services
 from bot.messages import clip
@@ -33,6 +42,7 @@ MESSAGE_MAX = 2000  # characters of a Discord message
 UPLOAD_MARGIN = 64 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
+CommandT = TypeVar("CommandT", bound=app_commands.Command[Any, ..., Any])
 
 # What the result buttons do, by job kind. Feature cogs fill this registry; ``cogs/results.py`` reads it.
 RerollHandler = Callable[[discord.Interaction, "JobRecord", JobSpec], Awaitable[None]]
@@ -160,7 +170,67 @@ def image_options(model: ModelInfo) -> Callable[[F], F]:
             size=_choices(size_choices(model)),
             quality=_choices(quality_choices(model)),
             background=_choices(background_choices(model)),
-            format=_choices(format_choices()),
+            format=_choices(format_choices(model)),
         )(func)
+
+    return apply
+
+
+def model_option() -> Callable[[F], F]:
+    return app_commands.describe(model="Which image model (the ones this server allows)")
+
+
+async def allowed_models_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The models this server allows, matching what was typed."""
+    choice = bot_of(interaction).services.model_choice
+    if choice is None:
+        return []
+    allowed = await choice.allowed(interaction.guild_id)
+    typed = current.strip().lower()
+    return [app_commands.Choice(name=n, value=n) for n in allowed if typed in n.lower()][:25]
+
+
+async def chosen_model(bot: ImageBotBase, guild_id: int | None, name: str | None) -> tuple[str, ModelInfo]:
+    """The model a command runs with: the one named (it must be allowed in this server), else the
+    server's first allowed model. Raises ``OptionError`` (answered privately) for any other name."""
+    choice = bot.services.model_choice
+    if choice is None:
+        return bot.services.settings.image_model, bot.services.model
+    allowed = await choice.allowed(guild_id)
+    if name is None or not name.strip():
+        return allowed[0], choice.info(allowed[0])
+    name = name.strip()
+    if name not in allowed:
+        raise OptionError("model", model=name[:60].replace("`", "'"), models=", ".join(allowed))
+    return name, choice.info(name)
+
+
+def commands_model(bot: ImageBotBase) -> ModelInfo:
+    """What the commands' choices are built from: every configured model's capabilities together."""
+    choice = bot.services.model_choice
+    if choice is None or len(choice.models) < 2:
+        return bot.services.model
+    return union_of(list(choice.models.values()))
+
+
+def without_options(command: CommandT, names: set[str]) -> CommandT:
+    """The command without the options ``names`` (features the configured models lack): their
+    parameters keep their defaults. discord.py builds a command's options from its callback's signature
+    and has no public way to leave one out, so they are dropped from its parameter table."""
+    for name in names:
+        command._params.pop(name, None)
+    return command
+
+
+def extended_options(model: ModelInfo, *, frames: bool = True) -> Callable[[F], F]:
+    """Descriptions and choices of the newer controls (``complexity``; a GIF's ``frames``/``frame_ms``)."""
+
+    def apply(func: F) -> F:
+        words: dict[str, str] = {"complexity": "How much detail the model works into the image"}
+        if frames:
+            words.update(frames="GIF only: how many frames (2-16)", frame_ms="GIF only: milliseconds per frame")
+        func = app_commands.describe(**words)(func)
+        choices = complexity_choices(model) or [Choice(c, c) for c in COMPLEXITIES]
+        return app_commands.choices(complexity=_choices(choices))(func)
 
     return apply

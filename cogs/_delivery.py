@@ -22,6 +22,7 @@ import discord
 
 from bot import messages
 from bot.images_api.types import CompletedImage
+from bot.imaging.svg import UnsafeSvg, render_svg
 from bot.imaging.uploads import plan_uploads
 from bot.jobs.job import Job
 from bot.jobs.progress import ProgressView
@@ -29,7 +30,15 @@ from bot.jobs.service import JobOutcome, JobSpec
 from bot.messages.i18n import format_number, translate
 from cogs._checks import require_bot_permissions
 from cogs._common import ImageBotBase, upload_budget
-from cogs._render import failure_content, file_name, preview_name, progress_content, result_embed
+from cogs._render import (
+    failure_content,
+    file_name,
+    format_note,
+    preview_name,
+    progress_content,
+    rendering_name,
+    result_embed,
+)
 from cogs._translator import locale_of
 from cogs.results import ProgressButtons, ResultView
 
@@ -161,7 +170,8 @@ class JobMessage:
         if self.previews_off:
             return
         previews = [Upload(preview_name(s.slot), s.jpeg) for s in view.slots if s.jpeg is not None and not s.done]
-        fields: dict[str, Any] = {"content": progress_content(view, self.spec.prompt, self.locale)}
+        note = format_note(self.spec.options, self.locale)
+        fields: dict[str, Any] = {"content": progress_content(view, self.spec.prompt, self.locale, note)}
         try:
             await self.target.edit(
                 uploads=previews if previews or view.new_frame else None,
@@ -221,12 +231,21 @@ class JobMessage:
             )
         if plan.reencoded:
             content += " · " + translate(loc, "re-encoded to fit Discord's upload limit")
-        model = self.bot.services.settings.image_model
+        model = self.bot.services.jobs.model_of(self.spec.model)[0]
         embed = result_embed(self.spec, outcome.job_id, self.user, model, images, loc)
         first, *extra = plan.messages
+        first_uploads = [uploads[i] for i in first]
+        if images and images[0].output_format == "svg":
+            rendering = await self._svg_rendering(images[0].data)
+            if rendering is not None:
+                name = rendering_name(outcome.job_id)
+                first_uploads.append(Upload(name, rendering))
+                embed.set_image(url=f"attachment://{name}")
+            else:
+                content += " · " + translate(loc, "the SVG could not be drawn as a picture; the file is attached")
         message = await self.target.edit(
             content=messages.clip(content, 2000),
-            uploads=[uploads[i] for i in first],
+            uploads=first_uploads,
             embeds=[embed],
             view=ResultView(outcome.job_id, locale=loc),
         )
@@ -239,6 +258,15 @@ class JobMessage:
                 break
             delivered += [images[i] for i in group]
         return delivered, message
+
+    async def _svg_rendering(self, clean_svg: bytes) -> bytes | None:
+        """A PNG of the (already cleaned) SVG for the embed, or None when it cannot be drawn in time."""
+        try:
+            png = await render_svg(clean_svg)
+        except UnsafeSvg as exc:
+            log.warning("job %s: SVG not rendered: %s", self.job_id, exc)
+            return None
+        return png if len(png) <= self.target.upload_limit // 2 else None
 
     async def tell_undelivered(self, exc: BaseException) -> None:
         """The result could not be posted: say so where we still can (the message, else the channel)."""

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import discord
 
+from bot.images_api.models import GIF_FRAME_MS_DEFAULT, GIF_FRAMES_DEFAULT
 from bot.images_api.types import CompletedImage
+from bot.jobs.options import ImageOptions
 from bot.jobs.progress import ProgressView
 from bot.jobs.service import JobSpec
 from bot.messages import clip
@@ -27,7 +29,24 @@ def prompt_line(prompt: str) -> str:
     return "> " + discord.utils.escape_markdown(clip(one_line, 300))
 
 
-def progress_content(view: ProgressView, prompt: str, locale: str | None = None) -> str:
+def format_note(options: ImageOptions, locale: str | None = None) -> str | None:
+    """What the progress message says of an animated or vector result: they come all at once, without
+    previews, so the message must not look like a stream that stalled."""
+    if options.output_format == "gif":
+        frames = options.frame_count or GIF_FRAMES_DEFAULT
+        duration = options.frame_duration_ms or GIF_FRAME_MS_DEFAULT
+        return translate(
+            locale,
+            "Drawing an animated GIF: {frames} frames of {ms} ms. It arrives in one piece, without previews.",
+            frames=frames,
+            ms=duration,
+        )
+    if options.output_format == "svg":
+        return translate(locale, "Drawing an SVG: it arrives in one piece, without previews.")
+    return None
+
+
+def progress_content(view: ProgressView, prompt: str, locale: str | None = None, note: str | None = None) -> str:
     started = f"<t:{int(view.started_at)}:R>"
     if view.status == "queued":
         head = translate(
@@ -50,6 +69,8 @@ def progress_content(view: ProgressView, prompt: str, locale: str | None = None)
                 state = translate(locale, "waiting")
             parts.append(f"{s.slot + 1}: {state}")
         head += "\n" + " · ".join(parts)
+    if note and view.status != "queued":
+        head += "\n" + note
     return clip(f"{head}\n{prompt_line(prompt)}", MESSAGE_MAX)
 
 
@@ -88,6 +109,12 @@ def result_embed(
     embed.add_field(
         name=translate(locale, "Format"), value=(first.output_format if first else None) or o.output_format or "png"
     )
+    if o.complexity:
+        embed.add_field(name=translate(locale, "Complexity"), value=_value(locale, o.complexity))
+    if (first.output_format if first else o.output_format) == "gif":
+        frames = o.frame_count or GIF_FRAMES_DEFAULT
+        ms = o.frame_duration_ms or GIF_FRAME_MS_DEFAULT
+        embed.add_field(name=translate(locale, "Frames"), value=f"{frames} × {ms} ms")
     if o.count > 1:
         embed.add_field(name=translate(locale, "Images"), value=f"{len(images)}/{o.count}")
     footer = translate(locale, "Requested by {name} · job #{job}", name=user.display_name, job=job_id)
@@ -97,6 +124,11 @@ def result_embed(
 
 def file_name(job_id: int, index: int, extension: str) -> str:
     return f"imagebot-{job_id}-{index + 1}.{extension}"
+
+
+def rendering_name(job_id: int) -> str:
+    """The PNG drawn from an SVG result, shown in the embed (not itself a result)."""
+    return f"rendering-{job_id}.png"
 
 
 def preview_name(slot: int) -> str:

@@ -23,7 +23,7 @@ from bot.jobs.options import ImageOptions
 from bot.messages.i18n import translate
 from bot.quota import JobRecord
 from cogs._checks import is_job_moderator
-from cogs._common import bot_of, job_spec
+from cogs._common import bot_of, chosen_model, job_spec
 from cogs._errors import Refused, answering_errors
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,12 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
         handler = bot_of(interaction).result_actions.reroll.get(job.kind)
         if handler is None:
             raise Refused(messages.FEATURE_UNAVAILABLE)
+        # The same model again, if the server still allows it (a model no longer configured: the default).
+        bot = bot_of(interaction)
+        configured = bot.services.model_choice.configured if bot.services.model_choice is not None else []
+        model, _ = await chosen_model(bot, interaction.guild_id, job.model if job.model in configured else None)
         kind: Literal["generate", "edit"] = "edit" if job.kind == "edit" else "generate"
-        spec = job_spec(interaction, kind, job.prompt, ImageOptions.from_settings(job.settings))
+        spec = job_spec(interaction, kind, job.prompt, ImageOptions.from_settings(job.settings), model=model)
         await handler(interaction, job, spec)
 
 

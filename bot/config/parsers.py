@@ -177,6 +177,18 @@ def prices(raw: str) -> dict[str, dict[str, float]]:
         raise ValueError("prices must be numbers") from None
 
 
+def names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of names (blanks and repeats dropped, order kept)."""
+    out: list[str] = []
+    for part in raw.split(","):
+        name = part.strip()
+        if name and name not in out:
+            out.append(name)
+    if len(out) > 20:
+        raise ValueError("at most 20 names")
+    return tuple(out)
+
+
 def optional_int(raw: str) -> int | None:
     return None if not raw.strip() else integer(lo=1)(raw)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
@@ -22,9 +21,9 @@ from dotenv import dotenv_values
 
 from bot.config import parsers as parse
 from bot.config.parsers import is_postgres_url, parse_database_url
-from bot.config.spec import ConfigError, Spec, required, secret_setting, setting
+from bot.config.spec import ConfigError, Spec, env_example_text, example_value, required, secret_setting, setting
 
-__all__ = ["ConfigError", "Settings", "declared", "describe", "load_settings", "render_env_example"]
+__all__ = ["ConfigError", "Settings", "declared", "describe", "example_value", "load_settings", "render_env_example"]
 
 # Read from the real environment only (it names the file the other settings come from).
 ENV_FILE_VARIABLE = "IMAGEBOT_ENV_FILE"
@@ -73,6 +72,14 @@ class Settings:
         "gpt-image-2",
         "The image model. gpt-image-2 and later accept free sizes; unknown names (gateway aliases) work with "
         "conservative defaults (the three classic sizes, no transparency).",
+    )
+    image_models: tuple[str, ...] | None = setting(
+        "IMAGE_MODELS",
+        parse.names,
+        None,
+        "More models moderators may allow in their server (/quota models), comma-separated, e.g. "
+        "gpt-image-2.5-sunburst,gpt-image-2.6-flare. IMAGE_MODEL is always one of them and the default; "
+        "empty = IMAGE_MODEL only. With more than one allowed, /imagine and /edit offer a model option.",
     )
     partial_images: int = setting(
         "PARTIAL_IMAGES",
@@ -431,29 +438,9 @@ ENV_EXAMPLE_HEADER = (
 )
 
 
-def example_value(f: Field[Any], spec: Spec) -> str:
-    """The default of one setting as .env.example writes it ("" for no default)."""
-    if spec.example is not None:
-        return spec.example
-    default = f.default_factory() if callable(f.default_factory) else f.default
-    if spec.required or default is None or default == {} or default == ():
-        return ""
-    if isinstance(default, bool):
-        return "true" if default else "false"
-    if isinstance(default, float) and default.is_integer():
-        return str(int(default))
-    return str(default)
-
-
 def render_env_example() -> str:
     """The text of ``.env.example``: every setting with its documentation and default."""
-    out = [*textwrap.wrap(ENV_EXAMPLE_HEADER, 110, initial_indent="# ", subsequent_indent="# ")]
-    for f, spec in declared():
-        if spec.section:
-            out += ["", f"# --- {spec.section} ".ljust(100, "-")]
-        out += textwrap.wrap(spec.doc, 110, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
-        out.append(f"{spec.env}={example_value(f, spec)}")
-    return "\n".join(out) + "\n"
+    return env_example_text(declared(), ENV_EXAMPLE_HEADER)
 
 
 if __name__ == "__main__":

@@ -157,6 +157,9 @@ class ImagesClient:
             if req.mask is not None:
                 filename, ctype = _file_part(req.mask, "mask")
                 form.add_field("mask", req.mask.data, filename=filename, content_type=ctype)
+            elif req.markup is not None:  # the API refuses markup together with a mask
+                filename, ctype = _file_part(req.markup, "markup")
+                form.add_field("markup", req.markup.data, filename=filename, content_type=ctype)
             return form
 
         async for event in self._run("/images/edits", req, payload):
@@ -406,6 +409,7 @@ class ImagesClient:
                         usage=Usage.from_dict(obj.get("usage")),
                         request_id=request_id,
                         revised_prompt=obj.get("revised_prompt"),
+                        svg_usage=Usage.from_dict(obj.get("svg_usage")),
                     )
                 )
                 raw = None
@@ -449,6 +453,7 @@ class ImagesClient:
                 usage=usage,
                 request_id=request_id,
                 revised_prompt=item.get("revised_prompt"),
+                svg_usage=Usage.from_dict(obj.get("svg_usage")),
             )
         if count == 0:
             raise ImagesAPIError("the Images API returned no image", status=resp.status, request_id=request_id)

@@ -32,6 +32,7 @@ __all__ = [
     "ServerError",
     "StreamError",
     "StreamStalled",
+    "UnsafeImage",
     "VerificationRequired",
     "error_from_response",
     "error_from_stream_payload",
@@ -388,6 +389,11 @@ def error_from_stream_payload(
 class BrokenImage(ImagesAPIError):
     """The service said an image was done but its bytes are not a whole image (``bot/jobs.py`` checks
     every final image). The job is refunded; never retried, as the service may have billed it already."""
+
+
+class UnsafeImage(BrokenImage):
+    """An SVG the bot will not pass on: it declares entities or a DTD, is too large, or has absurd
+    proportions. Refunded like a broken image, worded on its own."""
 
 
 RETRY_STATUSES = frozenset({502, 503, 504})

@@ -47,6 +47,14 @@ ASPECT_CHOICES: dict[str, str] = {
     "21:9": "1792x768",
 }
 
+# Large sizes offered beside the aspects (above 2560x1440 the API calls them experimental).
+LARGE_CHOICES: tuple[tuple[str, str], ...] = (
+    ("16:9", "2560x1440"),
+    ("16:9", "3840x2160"),
+    ("9:16", "2160x3840"),
+    ("1:1", "2048x2048"),
+)
+
 # Output tokens per image for gpt-image-1 / 1.5 (OpenAI's per-image prices).
 _TOKEN_TABLE: dict[str, dict[str, int]] = {
     "low": {"1024x1024": 272, "1024x1536": 408, "1536x1024": 400},
@@ -61,7 +69,20 @@ _SNAPSHOT_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\d+)\s*$")
 _ASPECT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
 
-PRICE_KEYS = ("text_in", "image_in", "image_out")
+PRICE_KEYS = ("text_in", "image_in", "image_out", "svg_in", "svg_out")
+
+# Output formats every GPT image model takes, and the gated previews only some models offer.
+STILL_FORMATS: tuple[str, ...] = ("png", "jpeg", "webp")
+COMPLEXITIES: tuple[str, ...] = ("low", "medium", "high")
+GIF_FRAMES_DEFAULT = 9
+GIF_FRAME_MS_DEFAULT = 200
+# Tokens of an SVG's vector pass (svg_usage) assumed before a call: no published figure; generous on
+# purpose, the settlement from ``svg_usage`` is the truth.
+SVG_ESTIMATE_IN = 2_000
+SVG_ESTIMATE_OUT = 12_000
+# How ``complexity`` scales output tokens before a call. Not published: ``high`` is assumed to cost up to
+# half again as much, and ``low`` is not discounted, so an estimate never falls short of the settlement.
+COMPLEXITY_FACTOR: dict[str, float] = {"low": 1.0, "medium": 1.0, "high": 1.5}
 
 
 class SizeChoice(NamedTuple):
@@ -81,6 +102,16 @@ class ModelInfo:
     image_out: float
     known: bool = True
     token_formula: bool = False  # True: the gpt-image-2 formula; False: the gpt-image-1 table
+    complexity: bool = False  # takes ``complexity`` (low/medium/high)
+    gif: bool = False  # ``output_format=gif`` (animated, frame_count/frame_duration_ms)
+    svg: bool = False  # ``output_format=svg`` (n=1)
+    markup: bool = False  # edits take a ``markup`` layer (never with ``mask``)
+    svg_in: float = 1.25  # USD per 1M tokens of the SVG pass (svg_usage): assumed, configurable
+    svg_out: float = 10.0
+
+    @property
+    def output_formats(self) -> tuple[str, ...]:
+        return STILL_FORMATS + (("gif",) if self.gif else ()) + (("svg",) if self.svg else ())
 
     # ---- sizes -------------------------------------------------------------------------------
     def sizes_for_choices(self) -> list[SizeChoice]:
@@ -88,6 +119,7 @@ class ModelInfo:
         if self.fixed_sizes is not None:
             return [SizeChoice(_label_for_size(s), s) for s in self.fixed_sizes]
         choices = [SizeChoice(f"{aspect} ({size})", size) for aspect, size in ASPECT_CHOICES.items()]
+        choices += [SizeChoice(f"{aspect} ({size})", size) for aspect, size in LARGE_CHOICES]
         choices.append(SizeChoice("auto", "auto"))
         return choices
 
@@ -125,8 +157,16 @@ class ModelInfo:
         return size
 
     # ---- tokens and cost ---------------------------------------------------------------------
-    def estimate_output_tokens(self, size: str | None, quality: str | None) -> int:
-        """Output tokens of one image (``auto`` quality counts as medium, ``auto`` size as 1024x1024)."""
+    def estimate_output_tokens(
+        self, size: str | None, quality: str | None, *, complexity: str | None = None, frames: int = 1
+    ) -> int:
+        """Output tokens of one image (``auto`` quality counts as medium, ``auto`` size as 1024x1024); an
+        animated GIF counts each of its ``frames`` as an image (assumed: no published figure)."""
+        still = self._still_tokens(size, quality)
+        factor = COMPLEXITY_FACTOR.get((complexity or "").lower(), 1.0)
+        return math.ceil(still * factor) * max(1, frames)
+
+    def _still_tokens(self, size: str | None, quality: str | None) -> int:
         q = (quality or "auto").lower()
         if q not in _FORMULA_Q:  # auto (and anything unknown) counts as medium
             q = "medium"
@@ -164,14 +204,33 @@ class ModelInfo:
         quality: str | None,
         prompt_chars: int = 0,
         input_images: int = 0,
+        *,
+        output_format: str | None = None,
+        complexity: str | None = None,
+        frames: int | None = None,
     ) -> float:
-        """USD for ``n`` images, slightly conservative (prices then settle from ``usage``)."""
-        out = max(1, n) * self.estimate_output_tokens(size, quality)
+        """USD for ``n`` images, slightly conservative (prices then settle from ``usage``). A GIF counts
+        its frames (default 9), an SVG adds its vector pass (``svg_in``/``svg_out``)."""
+        frame_count = (frames or GIF_FRAMES_DEFAULT) if output_format == "gif" else 1
+        per_image = self.estimate_output_tokens(size, quality, complexity=complexity, frames=frame_count)
+        out = max(1, n) * per_image
         text, image = self.estimate_input_tokens(prompt_chars, input_images)
-        return (text * self.text_in + image * self.image_in + out * self.image_out) / 1_000_000
+        cost = text * self.text_in + image * self.image_in + out * self.image_out
+        if output_format == "svg":
+            svg_in = SVG_ESTIMATE_IN + math.ceil(max(0, prompt_chars) / 3)
+            cost += max(1, n) * (svg_in * self.svg_in + SVG_ESTIMATE_OUT * self.svg_out)
+        return cost / 1_000_000
 
-    def cost_from_usage(self, usage: Usage | None) -> float:
-        """USD from an API ``usage``; without input details all input counts as text."""
+    def cost_from_usage(self, usage: Usage | None, svg_usage: Usage | None = None) -> float:
+        """USD from an API ``usage`` (and an SVG's ``svg_usage``); without input details all input
+        counts as text. The SVG pass's output includes its reasoning tokens."""
+        svg = 0.0
+        if svg_usage is not None:
+            svg_out = svg_usage.output_tokens or max(0, svg_usage.total_tokens - svg_usage.input_tokens)
+            svg = (svg_usage.input_tokens * self.svg_in + svg_out * self.svg_out) / 1_000_000
+        return self._image_cost(usage) + svg
+
+    def _image_cost(self, usage: Usage | None) -> float:
         if usage is None:
             return 0.0
         text, image = usage.input_text_tokens, usage.input_image_tokens
@@ -280,8 +339,20 @@ def _classic(name: str, text_in: float, image_in: float, image_out: float, fidel
     )
 
 
-def _free(name: str, qualities: tuple[str, ...], transparent: bool) -> ModelInfo:
+def _free(
+    name: str,
+    qualities: tuple[str, ...],
+    transparent: bool,
+    *,
+    complexity: bool = False,
+    previews: bool = False,
+    markup: bool = False,
+) -> ModelInfo:
     return ModelInfo(
+        complexity=complexity,
+        gif=previews,
+        svg=previews,
+        markup=markup,
         name=name,
         fixed_sizes=None,
         qualities=qualities,
@@ -303,11 +374,13 @@ MODELS: dict[str, ModelInfo] = {
         _classic("chatgpt-image-latest", 5.0, 8.0, 32.0, ("high", "low")),
         # Transparency is "preview" on gpt-image-2: offered, as it works.
         _free("gpt-image-2", BASE_QUALITIES, True),
-        _free("gpt-image-2.5-sunburst", EXTENDED_QUALITIES, True),
-        _free("gpt-image-2.5-flare", EXTENDED_QUALITIES, True),
-        # 2.6 capabilities are not documented beyond "gpt-image-2 and later": assumed as 2.5.
-        _free("gpt-image-2.6-sunburst", EXTENDED_QUALITIES, True),
-        _free("gpt-image-2.6-flare", EXTENDED_QUALITIES, True),
+        # The SDK's newer parameters (complexity, the gif/svg previews) are placed on the 2.5 and later
+        # families, markup on 2.5 only, as the SDK's types describe it; gpt-image-2 keeps what it had.
+        _free("gpt-image-2.5-sunburst", EXTENDED_QUALITIES, True, complexity=True, previews=True, markup=True),
+        _free("gpt-image-2.5-flare", EXTENDED_QUALITIES, True, complexity=True, previews=True, markup=True),
+        # 2.6 capabilities are not documented beyond "gpt-image-2 and later": assumed as 2.5, less markup.
+        _free("gpt-image-2.6-sunburst", EXTENDED_QUALITIES, True, complexity=True, previews=True),
+        _free("gpt-image-2.6-flare", EXTENDED_QUALITIES, True, complexity=True, previews=True),
     )
 }
 
@@ -317,6 +390,29 @@ _DEFAULT = replace(
     input_fidelity=(),
     known=False,
 )
+
+
+def union_of(models: list[ModelInfo]) -> ModelInfo:
+    """What several models can do together (the options a command offers when members may pick any of
+    them; each choice is then checked against the picked model)."""
+    first = models[0]
+    qualities = tuple(q for q in EXTENDED_QUALITIES if any(q in m.qualities for m in models))
+    free = any(m.fixed_sizes is None for m in models)
+    return replace(
+        first,
+        fixed_sizes=None if free else first.fixed_sizes,
+        qualities=qualities,
+        supports_transparent=any(m.supports_transparent for m in models),
+        complexity=any(m.complexity for m in models),
+        gif=any(m.gif for m in models),
+        svg=any(m.svg for m in models),
+        markup=any(m.markup for m in models),
+    )
+
+
+def models_with(capability: str) -> list[str]:
+    """The registry's families that have ``capability`` (a ``ModelInfo`` flag such as ``markup``)."""
+    return [name for name, info in MODELS.items() if getattr(info, capability)]
 
 
 def family_name(name: str) -> str | None:

@@ -20,12 +20,22 @@ log = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 32 * 1024  # payloads larger than this are parsed in a thread
 
-_FORMAT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
+_FORMAT_FOR_TYPE = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/svg+xml": "svg",
+}
 
 _EXT_FOR_TYPE = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def _sniff_content_type(data: bytes) -> str | None:
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "image/svg+xml"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -47,6 +57,8 @@ def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
         ctype = "image/jpeg"
     if ctype not in _EXT_FOR_TYPE:
         ctype = _sniff_content_type(img.data) or "image/png"
+        if ctype not in _EXT_FOR_TYPE:
+            ctype = "image/png"
     ext = _EXT_FOR_TYPE[ctype]
     name = os.path.basename(img.filename or "") or fallback_stem
     stem, dot, old_ext = name.rpartition(".")
@@ -154,7 +166,7 @@ def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, 
 def common_fields(body: dict[str, Any], req: GenerateRequest | EditRequest, stream: bool) -> None:
     """The fields generations and edits share (``stream``: ask for partial frames)."""
     body["n"] = req.n
-    for name in ("size", "quality", "background", "output_format"):
+    for name in ("size", "quality", "background", "output_format", "complexity"):
         value = getattr(req, name)
         if value is not None:
             body[name] = value
@@ -163,6 +175,11 @@ def common_fields(body: dict[str, Any], req: GenerateRequest | EditRequest, stre
             body["output_compression"] = req.output_compression
         else:
             log.debug("output_compression omitted: only valid with jpeg/webp output")
+    if req.output_format == "gif":  # the frame settings mean nothing for any other format
+        if req.frame_count is not None:
+            body["frame_count"] = req.frame_count
+        if req.frame_duration_ms is not None:
+            body["frame_duration_ms"] = req.frame_duration_ms
     if req.user:  # both: gateways such as new-api drop safety_identifier but keep user
         body["user"] = req.user
         body["safety_identifier"] = req.user

@@ -14,6 +14,8 @@ from bot.images_api.b64 import b64decode, count
 
 # Content types the Images API accepts for input images, by output format / file extension.
 CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# Output formats of the gated previews: never streamed, no partial frames, no mask, no compression.
+PREVIEW_FORMATS = frozenset({"gif", "svg"})
 
 
 def hashed_user(user_id: int) -> str:
@@ -45,6 +47,9 @@ class GenerateRequest:
     partial_images: int = 0
     stream: bool = True
     user: str | None = None  # sent as user and safety_identifier (see hashed_user)
+    complexity: str | None = None  # low | medium | high, where the model takes it
+    frame_count: int | None = None  # gif: 2-16
+    frame_duration_ms: int | None = None  # gif
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,10 @@ class EditRequest:
     partial_images: int = 0
     stream: bool = True
     user: str | None = None
+    complexity: str | None = None
+    frame_count: int | None = None
+    frame_duration_ms: int | None = None
+    markup: InputImage | None = None  # a transparent layer of marks to act on; never with ``mask``
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +85,11 @@ class Usage:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:
-        if not d:
+        if not d or not isinstance(d, dict):
             return None
         details = d.get("input_tokens_details") or {}
+        if not isinstance(details, dict):
+            details = {}
         return cls(
             input_tokens=int(d.get("input_tokens") or 0),
             output_tokens=int(d.get("output_tokens") or 0),
@@ -124,6 +135,7 @@ class CompletedImage:
     usage: Usage | None = None
     request_id: str | None = None
     revised_prompt: str | None = None
+    svg_usage: Usage | None = None  # the vector pass of an SVG, priced on its own
 
 
 ImageEvent = PartialImage | CompletedImage

@@ -16,10 +16,12 @@ from bot.images_api.types import InputImage
 class EditInputs:
     images: tuple[InputImage, ...]
     mask: InputImage | None = None
+    markup: InputImage | None = None  # a scribbled edit's layer (never with ``mask``)
 
     @property
     def nbytes(self) -> int:
-        return sum(len(i.data) for i in self.images) + (len(self.mask.data) if self.mask else 0)
+        extra = sum(len(x.data) for x in (self.mask, self.markup) if x is not None)
+        return sum(len(i.data) for i in self.images) + extra
 
 
 class InputCache:

@@ -88,9 +88,12 @@ class Job:
     def id(self) -> int:
         return self.reservation.job_id
 
-    def use_inputs(self, images: tuple[InputImage, ...], mask: InputImage | None) -> None:
-        """An edit's inputs, once downloaded and checked (after the reservation)."""
-        self.spec = dataclasses.replace(self.spec, images=images, mask=mask)
+    def use_inputs(
+        self, images: tuple[InputImage, ...], mask: InputImage | None, markup: InputImage | None = None
+    ) -> None:
+        """An edit's inputs, once downloaded and checked (after the reservation); a markup layer is never
+        sent together with a mask."""
+        self.spec = dataclasses.replace(self.spec, images=images, mask=mask, markup=markup if mask is None else None)
 
     async def run(self, send: Sender) -> JobOutcome:
         """Stream every image, showing progress through ``send`` (the job's message); never raises for API

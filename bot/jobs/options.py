@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import CodedError
-from bot.images_api.models import ModelInfo
+from bot.images_api.models import COMPLEXITIES, STILL_FORMATS, ModelInfo, models_with
 
-FORMATS = ("png", "jpeg", "webp")
+FORMATS = STILL_FORMATS
+ALL_FORMATS = (*STILL_FORMATS, "gif", "svg")
 BACKGROUNDS = ("auto", "opaque", "transparent")
 MAX_COUNT = 10
+FRAMES_MIN, FRAMES_MAX = 2, 16
+FRAME_MS_MIN, FRAME_MS_MAX = 20, 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,19 +29,41 @@ class ImageOptions:
     background: str | None = None
     output_format: str | None = None
     count: int = 1
+    complexity: str | None = None
+    frame_count: int | None = None  # gif only
+    frame_duration_ms: int | None = None  # gif only
 
     def as_settings(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "size": self.size,
             "quality": self.quality,
             "background": self.background,
             "format": self.output_format,
             "count": self.count,
         }
+        for key in ("complexity", "frame_count", "frame_duration_ms"):  # only when set: older rows stay alike
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     @classmethod
     def from_settings(cls, d: dict[str, Any]) -> ImageOptions:
-        return cls(d.get("size"), d.get("quality"), d.get("background"), d.get("format"), int(d.get("count") or 1))
+        frames, duration = d.get("frame_count"), d.get("frame_duration_ms")
+        return cls(
+            d.get("size"),
+            d.get("quality"),
+            d.get("background"),
+            d.get("format"),
+            int(d.get("count") or 1),
+            d.get("complexity"),
+            int(frames) if frames is not None else None,
+            int(duration) if duration is not None else None,
+        )
+
+    @property
+    def preview_format(self) -> bool:
+        """GIF and SVG: never streamed, no partial frames, no mask."""
+        return self.output_format in ("gif", "svg")
 
 
 class OptionError(CodedError, ValueError):
@@ -66,8 +91,13 @@ def background_choices(model: ModelInfo) -> list[Choice]:
     return [Choice(b, b) for b in BACKGROUNDS if b != "transparent" or model.supports_transparent]
 
 
-def format_choices() -> list[Choice]:
-    return [Choice(f.upper() if f != "jpeg" else "JPEG", f) for f in FORMATS]
+def format_choices(model: ModelInfo | None = None) -> list[Choice]:
+    formats = model.output_formats if model is not None else FORMATS
+    return [Choice(f.upper(), f) for f in formats]
+
+
+def complexity_choices(model: ModelInfo) -> list[Choice]:
+    return [Choice(c, c) for c in COMPLEXITIES] if model.complexity else []
 
 
 def parse_options(
@@ -78,11 +108,17 @@ def parse_options(
     background: str | None = None,
     output_format: str | None = None,
     count: int | None = None,
+    complexity: str | None = None,
+    frame_count: int | None = None,
+    frame_duration_ms: int | None = None,
+    edit: bool = False,
+    mask: bool = False,
+    markup: bool = False,
 ) -> ImageOptions:
     resolved_size: str | None = None
     if size:
         try:
-            resolved_size = model.resolve_size(size.strip())
+            resolved_size = model.resolve_size(size.strip(), allow_experimental=True)  # up to 3840x2160
         except ValueError as exc:
             raise OptionError("size", size=_clip(size), model=model.name, reason=str(exc)) from None
     if quality:
@@ -104,8 +140,28 @@ def parse_options(
         output_format = output_format.strip().lower()
         if output_format == "jpg":
             output_format = "jpeg"
-        if output_format not in FORMATS:
+        if output_format not in ALL_FORMATS:
             raise OptionError("format")
+        if output_format not in model.output_formats:
+            raise OptionError("format_model", format=output_format.upper(), model=model.name)
+    if complexity:
+        complexity = complexity.strip().lower()
+        if complexity not in COMPLEXITIES:
+            raise OptionError("complexity")
+        if not model.complexity:
+            raise OptionError("complexity_model", model=model.name)
+    if (frame_count is not None or frame_duration_ms is not None) and output_format != "gif":
+        raise OptionError("frames_gif_only")
+    if frame_count is not None and not FRAMES_MIN <= frame_count <= FRAMES_MAX:
+        raise OptionError("frame_count", low=FRAMES_MIN, high=FRAMES_MAX)
+    if frame_duration_ms is not None and not FRAME_MS_MIN <= frame_duration_ms <= FRAME_MS_MAX:
+        raise OptionError("frame_duration", low=FRAME_MS_MIN, high=FRAME_MS_MAX)
+    if markup and not model.markup:
+        raise OptionError("markup_model", model=model.name, models=", ".join(models_with("markup")))
+    if markup and mask:
+        raise OptionError("markup_mask")
+    if output_format in ("gif", "svg") and mask:
+        raise OptionError("preview_mask", format=output_format.upper())
     if background == "transparent" and output_format == "jpeg":
         raise OptionError("jpeg_transparent")
     if background == "transparent" and output_format is None:
@@ -113,7 +169,12 @@ def parse_options(
     n = 1 if count is None else count
     if not 1 <= n <= MAX_COUNT:
         raise OptionError("count", max=MAX_COUNT)
-    return ImageOptions(resolved_size, quality, background, output_format, n)
+    if output_format == "svg" and n != 1:
+        raise OptionError("svg_count")
+    del edit  # edits and generations share the rules above; kept for callers that say which they are
+    return ImageOptions(
+        resolved_size, quality, background, output_format, n, complexity or None, frame_count, frame_duration_ms
+    )
 
 
 def _clip(text: str, limit: int = 40) -> str:

@@ -230,6 +230,12 @@ class ProgressPublisher:
             self._status_dirty = True
             self._dirty.set()
 
+    def announce(self) -> None:
+        """Send the status even though it did not change: a job without partial frames (an animated
+        GIF, an SVG) says what it is doing instead of leaving the message silent until the result."""
+        self._status_dirty = True
+        self._dirty.set()
+
     def frame(self, slot: int, index: int, data: Frame) -> None:
         """A partial frame arrived (``index`` is the API's 0-based partial index). It is kept as given (an
         encoded frame stays encoded) until ``render`` is called on it; a newer frame replaces it unrendered."""

@@ -5,13 +5,14 @@ needs it (the command-sync hash, the health check)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from bot.config.settings import Settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.models import ModelInfo
+from bot.jobs.model_choice import ModelChoice
 from bot.jobs.payers import Payers
 from bot.jobs.service import JobService
 from bot.quota import QuotaStore
@@ -30,3 +31,4 @@ class Services:
     tenants: TenantStore
     payers: Payers
     http: aiohttp.ClientSession  # checks a key a server brings against its API before it is stored
+    model_choice: ModelChoice | None = field(default=None)  # which configured models each server allows

@@ -31,6 +31,7 @@ from bot.images_api.errors import (
     RateLimited,
     ServerError,
     StreamError,
+    UnsafeImage,
     VerificationRequired,
 )
 from bot.imaging.inputs import InputRejected, megabytes
@@ -182,6 +183,12 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
             "The image service refused these settings{param}. Try other options, or a different prompt.",
             param=param,
         )
+    if isinstance(exc, UnsafeImage):
+        return translate(
+            locale,
+            "The image service sent back an SVG the bot won't pass on (it could reach outside itself or is far "
+            "too large). Please try again; this one isn't charged.",
+        )
     if isinstance(exc, BrokenImage):
         return translate(
             locale, "The image service sent back a broken image file. Please try again; this one isn't charged."
@@ -261,6 +268,17 @@ OPTION_WORDS = {
     "format": N_("Format must be `png`, `jpeg` or `webp`."),
     "jpeg_transparent": N_("JPEG can't be transparent: choose `png` or `webp` for a transparent background."),
     "count": N_("Count must be between 1 and {max}."),
+    "format_model": N_("{model} can't make {format} images."),
+    "complexity": N_("Complexity must be `low`, `medium` or `high`."),
+    "complexity_model": N_("{model} doesn't take a complexity setting."),
+    "frames_gif_only": N_("Frame count and frame duration only apply to the GIF format."),
+    "frame_count": N_("Frame count must be between {low} and {high}."),
+    "frame_duration": N_("Frame duration must be between {low} and {high} milliseconds."),
+    "preview_mask": N_("{format} images can't be made with a mask."),
+    "svg_count": N_("SVG makes one image at a time: leave count at 1."),
+    "markup_model": N_("{model} can't read a markup layer. Models that can: {models}."),
+    "markup_mask": N_("Use either a mask or a markup layer, not both."),
+    "model": N_("`{model}` isn't one of the models this server allows: {models}."),
 }
 INPUT_WORDS = {
     "not_image": N_("{what} `{name}` isn't an image. Please use a PNG, JPEG, WebP or GIF file."),
@@ -283,6 +301,10 @@ INPUT_WORDS = {
     "not_on_discord": N_("{what} isn't hosted on Discord, so the bot won't fetch it."),
     "download_failed": N_("{what} couldn't be downloaded from Discord (was it deleted?)."),
     "download_too_large": N_("{what} is larger than the {size} MB limit."),
+    "markup_opaque": N_(
+        "The markup `{name}` has no transparency: it must be a see-through layer with only your marks on it."
+    ),
+    "markup_empty": N_("The markup `{name}` is fully transparent: there are no marks on it."),
 }
 
 
@@ -297,6 +319,7 @@ def option_error(exc: OptionError, locale: str | None = None) -> str:
 _NTH_IMAGE = re.compile(r"Image (\d+)")
 THE_IMAGE = N_("The image")
 THE_MASK = N_("The mask")
+THE_MARKUP = N_("The markup")
 
 
 def nth_image(n: int) -> str:

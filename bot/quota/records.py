@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any, Final, Literal
 
@@ -216,6 +216,14 @@ class Report:
     total_images: int
     total_spent: float
     users: list[UserReport] = field(default_factory=list)  # most images first
+    daily: list[DayReport] = field(default_factory=list)  # each day of the month so far, in the server's zone
+
+
+@dataclass(frozen=True, slots=True)
+class DayReport:
+    day: date  # in the server's time zone
+    images: int
+    spent_usd: float
 
 
 # --------------------------------------------------------------------------- helpers

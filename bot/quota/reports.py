@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from bot.quota.base import runs_to_completion
 from bot.quota.ledger import Ledger
 from bot.quota.periods import get_zone, month_period
-from bot.quota.records import COST_SPENT, IMAGES_USED, JOB_COLUMNS, Report, UserReport, ts
+from bot.quota.records import COST_SPENT, IMAGES_USED, JOB_COLUMNS, DayReport, Report, UserReport, ts
 
 _CSV_FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -55,6 +55,27 @@ class Reports(Ledger):
                 "GROUP BY user_id ORDER BY images DESC, spent DESC, user_id",
                 (guild_id, ts(month.start), ts(month.end)),
             )
+            # Per minute (UTC) in SQL, to local days here: a zone's day may start at any quarter hour.
+            minutes = await tx.fetchall(
+                f"SELECT SUBSTR(created_at, 1, 16) AS minute, {IMAGES_USED} AS images, {COST_SPENT} AS spent "
+                "FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ? "
+                "GROUP BY SUBSTR(created_at, 1, 16)",
+                (guild_id, ts(month.start), ts(month.end)),
+            )
+        zone = get_zone(settings.timezone)
+        days: dict[date, list[float]] = {}
+        for r in minutes:
+            local = datetime.fromisoformat(str(r["minute"]) + ":00+00:00").astimezone(zone).date()
+            bucket = days.setdefault(local, [0, 0.0])
+            bucket[0] += int(r["images"])
+            bucket[1] += float(r["spent"])
+        today = min(self.now(), month.end).astimezone(zone).date()
+        first = month.start.astimezone(zone).date()
+        daily = [
+            DayReport(first + timedelta(days=i), int(days.get(first + timedelta(days=i), [0, 0.0])[0]),
+                      float(days.get(first + timedelta(days=i), [0, 0.0])[1]))
+            for i in range((today - first).days + 1)
+        ]  # fmt: skip
         users = [UserReport(int(r["user_id"]), int(r["jobs"]), int(r["images"]), float(r["spent"])) for r in rows]
         return Report(
             guild_id=guild_id,
@@ -66,6 +87,7 @@ class Reports(Ledger):
             total_images=sum(u.images for u in users),
             total_spent=sum(u.spent_usd for u in users),
             users=users,
+            daily=daily,
         )
 
     @runs_to_completion

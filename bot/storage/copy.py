@@ -37,6 +37,7 @@ TABLES: tuple[str, ...] = (
     "approved_guilds",
     "guild_api_keys",  # still encrypted: the same SERVER_KEY_SECRET reads them on PostgreSQL
     "operator_audit",
+    "guild_models",
 )
 _IDENTITY_TABLES: tuple[str, ...] = ("jobs", "quota_resets", "audit_log", "prompt_rules", "operator_audit")
 _FLOAT_COLUMNS = frozenset({"cost_estimate", "cost_actual", "budget_usd"})

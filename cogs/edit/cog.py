@@ -19,8 +19,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages
-from bot.images_api.models import ModelInfo
+from bot.images_api.types import InputImage
 from bot.imaging.input_cache import EditInputs, InputCache
+from bot.imaging.markup import derive_markup
 from bot.jobs.job import Job
 from bot.jobs.options import ImageOptions, OptionError, parse_options
 from bot.jobs.service import JobSpec
@@ -28,10 +29,11 @@ from bot.messages.i18n import translate
 from bot.ops.permissions import REPLY_PERMISSIONS, TO_ANSWER
 from bot.quota import JobRecord
 from cogs._checks import missing_permissions, require_bot_permissions
-from cogs._common import ImageBotBase, image_options, job_spec
+from cogs._common import ImageBotBase, chosen_model, commands_model, job_spec
 from cogs._delivery import MessageTarget, Prepare, run_job, start_interaction_job
 from cogs._errors import Refused, answering_errors, answering_errors_with
 from cogs._translator import locale_of, server_locale
+from cogs.edit.commands import build_edit_command
 from cogs.edit.loader import InputLoader
 from cogs.edit.sources import SourceFile, from_attachment, instruction_from
 
@@ -40,29 +42,14 @@ log = logging.getLogger(__name__)
 PROMPT_MAX = 4000  # a modal text input's maximum; the API takes up to 32,000
 
 
-def build_edit_command(model: ModelInfo, cog: EditCog) -> app_commands.Command[EditCog, ..., None]:
-    @app_commands.command(name="edit", description="Change an image with a text instruction")
-    @app_commands.guild_only()
-    @app_commands.describe(
-        image="The image to edit (PNG, JPEG, WebP, GIF…)",
-        prompt="What to change, e.g. make it night time",
-        mask="Optional: where to edit. Transparent (or white on black) = edit there",
-    )
-    @image_options(model)
-    async def edit(
-        interaction: discord.Interaction,
-        image: discord.Attachment,
-        prompt: str,
-        mask: discord.Attachment | None = None,
-        size: str | None = None,
-        quality: str | None = None,
-        background: str | None = None,
-        format: str | None = None,
-        count: app_commands.Range[int, 1, 10] | None = None,
-    ) -> None:
-        await cog.edit_command(interaction, image, prompt, mask, size, quality, background, format, count)
-
-    return edit
+async def scribbled(inputs: EditInputs) -> EditInputs:
+    """A reply carrying a drawn-on copy of the replied image: the replied image plus the markup layer of
+    what was drawn (derived off the event loop). Anything else is left as several input images."""
+    original, drawn = inputs.images[0], inputs.images[-1]
+    layer = await derive_markup(original.data, drawn.data)
+    if layer is None:
+        return inputs
+    return EditInputs(inputs.images[:-1], None, InputImage("markup.png", layer, "image/png"))
 
 
 class EditModal(discord.ui.Modal):
@@ -95,7 +82,9 @@ class EditModal(discord.ui.Modal):
 class EditCog(commands.Cog):
     def __init__(self, bot: ImageBotBase) -> None:
         self.bot = bot
-        self.command = build_edit_command(bot.services.model, self)
+        choice = bot.services.model_choice
+        models = choice.configured if choice is not None else []
+        self.command = build_edit_command(commands_model(bot), self, models)  # cogs/edit/commands.py
         self.menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_menu)
         app_commands.guild_only(self.menu)
         self.cache = InputCache()
@@ -137,19 +126,25 @@ class EditCog(commands.Cog):
             return None
         return await self.bot.services.quota.job_by_message(message.id)
 
-    def preparing(self, files: list[SourceFile], mask: SourceFile | None = None) -> Prepare:
+    def preparing(
+        self, files: list[SourceFile], mask: SourceFile | None = None, markup: SourceFile | None = None
+    ) -> Prepare:
         """The step between reserving an edit and running it: download and check its inputs. A refused
         input raises ``InputRejected`` inside the job, which gives the reservation back."""
 
         async def prepare(job: Job) -> None:
-            inputs = await self.loader.load(files, mask)
+            inputs = await self.loader.load(files, mask, markup)
             self.use(job, inputs)
 
         return prepare
 
     def use(self, job: Job, inputs: EditInputs) -> None:
-        job.use_inputs(inputs.images, inputs.mask)
+        job.use_inputs(inputs.images, inputs.mask, inputs.markup)
         self.cache.put(job.id, inputs)  # Reroll of this job runs on the same inputs
+
+    async def default_model(self, guild_id: int | None) -> str:
+        """The model of an edit asked for without choosing one (the menu, the modal, replies)."""
+        return (await chosen_model(self.bot, guild_id, None))[0]
 
     # ---- interactions: /edit, the modal (menu and Edit button) ------------------------------------
 
@@ -164,21 +159,32 @@ class EditCog(commands.Cog):
         background: str | None,
         output_format: str | None,
         count: int | None,
+        complexity: str | None = None,
+        markup: discord.Attachment | None = None,
+        model: str | None = None,
     ) -> None:
         # Everything before the job opens is pure and fast: bad input is answered privately (cogs/_errors.py).
         if not prompt.strip():
             raise Refused(messages.EDIT_EMPTY_PROMPT)
+        name, info = await chosen_model(self.bot, interaction.guild_id, model)
         options = parse_options(
-            self.bot.services.model,
+            info,
             size=size,
             quality=quality,
             background=background,
             output_format=output_format,
             count=count,
+            complexity=complexity,
+            edit=True,
+            mask=mask is not None,
+            markup=markup is not None,
         )
         files = self.loader.check_files([from_attachment(image)])
         mask_file = self.loader.check_mask(mask) if mask is not None else None
-        await self.edit_interaction(interaction, files, prompt.strip(), options, parent=None, mask=mask_file)
+        markup_file = self.loader.check_markup(markup) if markup is not None else None
+        await self.edit_interaction(
+            interaction, files, prompt.strip(), options, parent=None, mask=mask_file, markup=markup_file, model=name
+        )
 
     async def edit_interaction(
         self,
@@ -189,6 +195,8 @@ class EditCog(commands.Cog):
         *,
         parent: JobRecord | None,
         mask: SourceFile | None = None,
+        markup: SourceFile | None = None,
+        model: str | None = None,
     ) -> None:
         """Open the job (rules, limits, reservation), then download the inputs and run it in the
         interaction's response."""
@@ -200,9 +208,10 @@ class EditCog(commands.Cog):
             options,
             parent_job_id=parent.id if parent else None,
             source_image_url=files[0].url,
-            expected_inputs=len(files),
+            expected_inputs=len(files) + (1 if markup is not None else 0),  # a markup layer is priced as an input
         )
-        await start_interaction_job(self.bot, interaction, spec, self.preparing(files, mask))
+        spec = dataclasses.replace(spec, model=model or await self.default_model(interaction.guild_id))
+        await start_interaction_job(self.bot, interaction, spec, self.preparing(files, mask, markup))
 
     async def edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         await self.open_modal(interaction, message, None)
@@ -291,6 +300,7 @@ class EditCog(commands.Cog):
             raise Refused(messages.REPLY_NO_INSTRUCTION)
         files = self.loader.check_files(files + own)  # answered as a reply by the error path
         parent = await self.parent_of(source)
+        name, model = await chosen_model(self.bot, message.guild.id, None)
         spec = job_spec(
             message,
             "edit",
@@ -299,6 +309,7 @@ class EditCog(commands.Cog):
             parent_job_id=parent.id if parent else None,
             source_image_url=files[0].url,
             expected_inputs=len(files),
+            model=name,
         )
         # The job's message is the bot's reply, posted once the job is open; a refusal before that is the
         # reply itself, after it the reply says so.
@@ -312,6 +323,9 @@ class EditCog(commands.Cog):
 
         async with answering_errors_with(answer, locale), self.bot.services.jobs.open(spec) as job:
             status.append(await self.answer(message, messages.text(locale, messages.PREPARING)))
-            self.use(job, await self.loader.load(files))
+            inputs = await self.loader.load(files)
+            if len(own) == 1 and len(files) > 1 and model.markup:  # a drawn-on copy of the replied image
+                inputs = await scribbled(inputs)
+            self.use(job, inputs)
             target = MessageTarget(status[0], upload_limit=message.guild.filesize_limit, locale=locale)
             await run_job(self.bot, target, job, message.author)

@@ -14,6 +14,7 @@ import discord
 from bot import messages
 from bot.imaging.input_cache import EditInputs
 from bot.imaging.inputs import MAX_INPUT_IMAGES, InputRejected, check_declared, prepare_image, prepare_mask
+from bot.imaging.markup import prepare_markup
 from bot.quota import JobRecord
 from cogs._common import ImageBotBase
 from cogs.edit.sources import SourceFile, allowed_media_host, from_attachment, images_in
@@ -70,8 +71,10 @@ class InputLoader:
             raise InputRejected("download_too_large", what=what, max_bytes=self.settings.max_input_bytes)
         return data
 
-    async def load(self, files: list[SourceFile], mask: SourceFile | None = None) -> EditInputs:
-        """Download and normalise each image (one at a time: bounded memory), then the mask."""
+    async def load(
+        self, files: list[SourceFile], mask: SourceFile | None = None, markup: SourceFile | None = None
+    ) -> EditInputs:
+        """Download and normalise each image (one at a time: bounded memory), then the mask or markup."""
         s = self.settings
         prepared = []
         for i, f in enumerate(files):
@@ -88,7 +91,21 @@ class InputLoader:
             mask_input = await prepare_mask(
                 data, prepared[0].size, max_pixels=s.max_input_pixels, filename=mask.filename
             )
-        return EditInputs(tuple(p.input for p in prepared), mask_input)
+        markup_input = None
+        if markup is not None:
+            data = await self.download(markup, messages.THE_MARKUP)
+            markup_input = await prepare_markup(data, prepared[0].size, markup.filename, max_pixels=s.max_input_pixels)
+        return EditInputs(tuple(p.input for p in prepared), mask_input, markup_input)
+
+    def check_markup(self, markup: discord.Attachment) -> SourceFile:
+        check_declared(
+            markup.filename,
+            markup.content_type,
+            markup.size,
+            max_bytes=self.settings.max_input_bytes,
+            what=messages.THE_MARKUP,
+        )
+        return from_attachment(markup)
 
     async def refetch(self, job: JobRecord) -> EditInputs:
         """After a restart: the parent result's images, else the recorded source image (no mask then)."""

@@ -12,6 +12,7 @@ cannot be set on subcommands, and ``/quota me`` must stay open to everyone.)
 from __future__ import annotations
 
 import asyncio
+import io
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.imaging.chart import render_chart
 from bot.messages import clip, relative_time
 from bot.messages.i18n import format_number, format_usd, translate
 from bot.quota import QuotaStore
@@ -27,6 +29,8 @@ from bot.quota.store import LimitArg
 from cogs._checks import admins_only, managers_only
 from cogs._common import EMBED_COLOUR, ImageBotBase, guild_id_of, reply_ephemeral, role_ids, upload_budget
 from cogs._translator import locale_of
+from cogs.quota.chart import TOP_MEMBERS, chart_content
+from cogs.quota.models import build_models_command
 from cogs.quota.render import (
     MAX_BUDGET,
     MAX_LIMIT,
@@ -62,6 +66,10 @@ class QuotaCog(commands.Cog):
         self.bot = bot
         # /quota rule add|remove|list: the server's prompt rules (cogs/rules.py)
         self.quota.add_command(build_rule_group(bot.services.rules))
+        # /quota models: which configured models members may use (cogs/quota/models.py)
+        choice = getattr(bot.services, "model_choice", None)
+        if choice is not None and len(choice.configured) > 1:
+            self.quota.add_command(build_models_command(choice))
 
     @property
     def store(self) -> QuotaStore:
@@ -249,7 +257,7 @@ class QuotaCog(commands.Cog):
     async def report(self, interaction: discord.Interaction) -> None:
         guild_id = guild_id_of(interaction)
         limit = max(1024, upload_budget(interaction.filesize_limit))
-        build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction)))
+        build = asyncio.ensure_future(self._build_report(guild_id, limit, locale_of(interaction), interaction.guild))
         try:
             # Answer at once when the report is quick (the usual case); defer when a big ledger takes longer.
             fields = await asyncio.wait_for(asyncio.shield(build), REPORT_DEFER_AFTER)
@@ -263,18 +271,37 @@ class QuotaCog(commands.Cog):
             raise
         await reply_ephemeral(interaction, **fields)
 
-    async def _build_report(self, guild_id: int, upload_limit: int, locale: str | None = None) -> dict[str, Any]:
-        """The report's embed and, when it fits the upload limit, its CSV ledger."""
+    async def _build_report(
+        self, guild_id: int, upload_limit: int, locale: str | None = None, guild: discord.Guild | None = None
+    ) -> dict[str, Any]:
+        """The report's embed, its chart and, when it fits the upload limit, its CSV ledger."""
         report = await self.store.report(guild_id)
         ledger = await self.store.ledger_csv(guild_id, since=report.period_start)
         local = report.period_start.astimezone(zoneinfo.ZoneInfo(report.timezone))
         file = await asyncio.to_thread(csv_file, ledger, f"imagebot-ledger-{local:%Y-%m}", upload_limit)
         embed = report_embed(report, locale)
+        names = {u.user_id: await self._display_name(guild, u.user_id) for u in report.users[:TOP_MEMBERS]}
+        chart_name = f"imagebot-usage-{local:%Y-%m}.png"
+        chart = await render_chart(*chart_content(report, names, locale))
+        embed.set_image(url=f"attachment://{chart_name}")
+        files = [discord.File(io.BytesIO(chart), filename=chart_name)]
         if file is None:
             too_large = translate(locale, "The ledger is too large to attach, even compressed.")
             embed.add_field(name="CSV", value=too_large, inline=False)
-            return {"embed": embed}
-        return {"embed": embed, "file": file}
+        else:
+            files.append(file)
+        return {"embed": embed, "files": files}
+
+    async def _display_name(self, guild: discord.Guild | None, user_id: int) -> str:
+        """A member's name for the chart (a picture cannot show a mention)."""
+        member = guild.get_member(user_id) if guild is not None else None
+        user: discord.abc.User | None = member or self.bot.get_user(user_id)
+        if user is None:
+            try:
+                user = await self.bot.fetch_user(user_id)
+            except discord.HTTPException:
+                return f"…{str(user_id)[-4:]}"
+        return user.display_name
 
     @quota.command(name="audit", description="Moderators: the latest quota changes (who, what, when)")
     @managers_only()

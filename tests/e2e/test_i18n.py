@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from tests.conftest import Rig
 from tests.helpers.e2e import EPHEMERAL, db
@@ -20,7 +22,7 @@ ZH = "zh-CN"
 # every script, Chinese included).
 NAME_RULE = re.compile(r"^[-_\w]{1,32}$")
 # Choices that stay as they are in every language: sizes such as "16:9 (1536x864)" and format names.
-UNLOCALIZED_CHOICES = re.compile(r"^(\d+:\d+ \(\d+x\d+\)|PNG|JPEG|WEBP)$")
+UNLOCALIZED_CHOICES = re.compile(r"^(\d+:\d+ \(\d+x\d+\)|PNG|JPEG|WEBP|GIF|SVG)$")
 
 
 def walk(command: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -46,8 +48,16 @@ async def answer_to(fd: FakeDiscord, payload: dict[str, Any]) -> str:
     return str(cb["data"]["content"])
 
 
-async def test_synced_commands_carry_valid_chinese_localizations(rig: Rig) -> None:
-    await rig.start_bot(SYNC_COMMANDS="always")
+@pytest.mark.parametrize(
+    "models",
+    [
+        ("gpt-image-2", None),
+        # the newer controls, a model option and /quota models: every one of them localized too
+        ("gpt-image-2.5-sunburst", "gpt-image-2,gpt-image-2.6-flare"),
+    ],
+)
+async def test_synced_commands_carry_valid_chinese_localizations(rig: Rig, models: tuple[str, str | None]) -> None:
+    await rig.start_bot(SYNC_COMMANDS="always", IMAGE_MODEL=models[0], IMAGE_MODELS=models[1])
     fd = rig.discord
     commands = {(c["name"], c.get("type", 1)): c for c in fd.global_commands}
     assert {("imagine", 1), ("edit", 1), ("quota", 1), ("Edit image", 3)} <= set(commands)

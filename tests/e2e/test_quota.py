@@ -208,7 +208,7 @@ async def test_report_attaches_a_csv_that_matches_the_ledger(rig: Rig) -> None:
     await h.wait_for(lambda x: x.original and x.original["attachments"], timeout=10)
     message = h.msg
     assert message["flags"] & EPHEMERAL
-    [attachment] = message["attachments"]
+    [attachment] = [a for a in message["attachments"] if a["filename"].endswith(".csv")]
     assert attachment["filename"].startswith("imagebot-ledger-") and attachment["filename"].endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(fd.cdn_bytes(attachment).decode("utf-8"))))
 

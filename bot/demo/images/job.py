@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.images_api.models import get_model, input_image_tokens
+from bot.images_api.models import GIF_FRAME_MS_DEFAULT, GIF_FRAMES_DEFAULT, get_model, input_image_tokens
 
 from . import draw
 from .requests import Fault, RecordedFile, SentEvent
@@ -36,6 +36,8 @@ class _Job:
         mask: RecordedFile | None,
         edit: bool,
         fault: Fault | None,
+        *,
+        markup: RecordedFile | None = None,
     ) -> None:
         self.api = api
         self.number = number
@@ -50,6 +52,10 @@ class _Job:
         self.transparent = params.get("background") == "transparent"
         self.base = images[0].data if images else None
         self.input_images = images
+        self.markup = markup.data if markup is not None else None
+        self.complexity = params.get("complexity")
+        self.frames = int(params.get("frame_count") or GIF_FRAMES_DEFAULT) if self.output_format == "gif" else 1
+        self.frame_ms = int(params.get("frame_duration_ms") or GIF_FRAME_MS_DEFAULT)
         self.quality = str(params.get("quality") or "auto")
         if self.quality == "auto":
             self.quality = "medium"
@@ -70,10 +76,13 @@ class _Job:
     def usage(self, images: int) -> dict[str, Any]:
         text = max(1, math.ceil(len(self.prompt) / 4))
         image_in = 0
-        for f in self.input_images:
-            w, h = draw.image_size(f.data)
+        inputs = [f.data for f in self.input_images] + ([self.markup] if self.markup is not None else [])
+        for data in inputs:
+            w, h = draw.image_size(data)
             image_in += input_image_tokens(w, h, high_fidelity=self.params.get("input_fidelity") == "high")
-        out = images * self.model.estimate_output_tokens(self.size, self.quality)
+        out = images * self.model.estimate_output_tokens(
+            self.size, self.quality, complexity=self.complexity, frames=self.frames
+        )
         return {
             "input_tokens": text + image_in,
             "output_tokens": out,
@@ -81,9 +90,28 @@ class _Job:
             "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},
         }
 
+    def svg_usage(self) -> dict[str, Any]:
+        """The SVG pass's own tokens (its output includes its reasoning)."""
+        text = max(1, math.ceil(len(self.prompt) / 4))
+        reasoning = 600 + 8 * min(len(self.prompt), 500)
+        out = reasoning + 1200
+        return {
+            "model": "gpt-5-mini",
+            "input_tokens": 300 + text,
+            "output_tokens": out,
+            "reasoning_tokens": reasoning,
+            "total_tokens": 300 + text + out,
+        }
+
     async def render(self, index: int, stage: float) -> tuple[bytes, str]:
         """(image bytes, base64) of image ``index`` at ``stage`` (1 = final), off the event loop."""
-        raw, b64 = await self._render(index, stage)
+        if self.output_format in ("gif", "svg") or self.markup is not None:
+            raw, b64 = await asyncio.to_thread(self._render_newer, index)
+        else:
+            raw, b64 = await self._render(index, stage)
+        if stage >= 1.0 and self.fault is not None and self.fault.kind == "replace":
+            raw = self.fault.replacement
+            b64 = base64.b64encode(raw).decode("ascii")
         if stage >= 1.0 and self.fault is not None and self.fault.kind == "truncate":
             raw = raw[: self.fault.keep_bytes]
             b64 = base64.b64encode(raw).decode("ascii")
@@ -111,6 +139,36 @@ class _Job:
             self.base,
             compression,
         )
+
+    def _render_newer(self, index: int) -> tuple[bytes, str]:
+        """GIF, SVG or an edit with markup (blocking: run in a thread)."""
+        seed = draw.seed_for(self.prompt, self.number * 100 + index)
+        if self.output_format == "gif":
+            raw = draw.render_gif(
+                self.prompt,
+                seed,
+                self.width,
+                self.height,
+                self.frames,
+                self.frame_ms,
+                realistic=self.api.realistic,
+                base=self.base,
+            )
+        elif self.output_format == "svg":
+            raw = draw.render_svg(self.prompt, seed, self.width, self.height)
+        else:
+            raw = draw.render(
+                self.prompt,
+                seed,
+                self.width,
+                self.height,
+                self.output_format,
+                transparent=self.transparent,
+                base=self.base,
+            )
+        if self.markup is not None and self.output_format in ("png", "jpeg", "webp"):
+            raw = draw.apply_markup(raw, self.markup, self.output_format)
+        return raw, base64.b64encode(raw).decode("ascii")
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -152,6 +210,8 @@ class _Job:
             **common,
             "usage": self.usage(self.n),
         }
+        if self.output_format == "svg":
+            body["svg_usage"] = self.svg_usage()
         if not self.api.gateway.is_openai:  # a gateway channel's answer: no resolved settings
             for key in ("size", "quality", "output_format", "background"):
                 body.pop(key, None)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("openai_schema.json")
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-INT_FIELDS = frozenset({"n", "partial_images", "output_compression"})
+INT_FIELDS = frozenset({"n", "partial_images", "output_compression", "frame_count", "frame_duration_ms"})
 BOOL_FIELDS = frozenset({"stream"})
 # Accepted although not in the (older) spec subset.
 EXTRA_FIELDS = frozenset({"safety_identifier"})
@@ -83,6 +83,7 @@ class Fault:
     after_partials: int = 0
     times: int = 1
     keep_bytes: int = 0
+    replacement: bytes = b""  # ``replace``: the final image's bytes
 
 
 class _BadRequest(Exception):
@@ -154,6 +155,7 @@ class RequestReader:
         schema_name = "CreateImageEditRequest" if edit else "CreateImageRequest"
         images: list[RecordedFile] = []
         mask: RecordedFile | None = None
+        markup: RecordedFile | None = None
         if edit:
             params: dict[str, Any] = {}
             for key, value in rec.form.items():
@@ -163,6 +165,8 @@ class RequestReader:
                     images.append(f)
                 elif f.field == "mask":
                     mask = f
+                elif f.field == "markup":
+                    markup = f
                 else:
                     raise _BadRequest(f"Unknown parameter: '{f.field}'.", f.field, "unknown_parameter")
             if images:
@@ -170,6 +174,8 @@ class RequestReader:
                 params["image"] = "<binary>" if single else ["<binary>"] * len(images)
             if mask is not None:
                 params["mask"] = "<binary>"
+            if markup is not None:
+                params["markup"] = "<binary>"
         else:
             params = dict(rec.json or {})
 
@@ -189,7 +195,57 @@ class RequestReader:
             raise _BadRequest("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
 
         self._check_rules(params, images, mask, edit)
+        self._check_newer(params, images, mask, markup)
         return params, images, mask
+
+    def _check_newer(
+        self,
+        params: dict[str, Any],
+        images: list[RecordedFile],
+        mask: RecordedFile | None,
+        markup: RecordedFile | None,
+    ) -> None:
+        """The newer parameters, refused as the real API refuses them for a model that lacks them."""
+        name = str(params.get("model"))
+        model = get_model(name)
+        fmt = params.get("output_format") or "png"
+        if fmt in ("gif", "svg"):
+            if fmt not in model.output_formats:
+                raise _BadRequest(
+                    f"output_format '{fmt}' is not supported for {name}.", "output_format", "invalid_value"
+                )
+            if params.get("stream"):
+                raise _BadRequest(f"Streaming is not supported with output_format '{fmt}'.", "stream", "invalid_value")
+            if params.get("partial_images"):
+                raise _BadRequest(
+                    f"partial_images is not supported with output_format '{fmt}'.", "partial_images", "invalid_value"
+                )
+            if mask is not None:
+                raise _BadRequest(f"A mask is not supported with output_format '{fmt}'.", "mask", "invalid_value")
+            if params.get("output_compression") is not None:
+                raise _BadRequest(
+                    f"output_compression is not supported with output_format '{fmt}'.",
+                    "output_compression",
+                    "invalid_value",
+                )
+            if fmt == "svg" and (params.get("n") or 1) != 1:
+                raise _BadRequest("output_format 'svg' requires n=1.", "n", "invalid_value")
+        for key in ("frame_count", "frame_duration_ms"):
+            if params.get(key) is not None and fmt != "gif":
+                raise _BadRequest(f"{key} is only supported with output_format 'gif'.", key, "invalid_value")
+        if params.get("complexity") is not None and not model.complexity:
+            raise _BadRequest(f"complexity is not supported for {name}.", "complexity", "invalid_value")
+        if markup is None:
+            return
+        if not model.markup:
+            raise _BadRequest(f"markup is not supported for {name}.", "markup", "invalid_value")
+        if mask is not None:
+            raise _BadRequest("markup cannot be used together with mask.", "markup", "invalid_value")
+        ctype = (markup.content_type or "").split(";")[0].strip().lower()
+        if ctype != "image/png" or not markup.data.startswith(b"\x89PNG"):
+            raise _BadRequest("The markup must be a PNG file.", "markup", "invalid_image_format")
+        if images and draw.image_size(markup.data) != draw.image_size(images[0].data):
+            raise _BadRequest("The markup must have the same dimensions as the image.", "markup", "invalid_value")
 
     def _check_rules(
         self, params: dict[str, Any], images: list[RecordedFile], mask: RecordedFile | None, edit: bool

@@ -194,6 +194,10 @@ class FakeImagesAPI(RequestReader):
     def hang_next(self, after_partials: int = 0) -> None:
         self._faults.append(Fault("hang", after_partials=after_partials))
 
+    def replace_final_next(self, data: bytes) -> None:
+        """The next request's final image is ``data`` instead (e.g. a hostile SVG), the answer otherwise normal."""
+        self._faults.append(Fault("replace", replacement=data))
+
     def truncate_final_next(self, keep_bytes: int = 3900) -> None:
         """The next request's final image is cut to ``keep_bytes`` bytes (its partial frames are whole)."""
         self._faults.append(Fault("truncate", keep_bytes=keep_bytes))
@@ -321,7 +325,8 @@ class FakeImagesAPI(RequestReader):
         self.forwarded.append(params)
         stream = bool(params.get("stream"))
 
-        job = _Job(self, number, params, images, mask, edit, fault)
+        markup = next((f for f in rec.files if f.field == "markup"), None) if edit else None
+        job = _Job(self, number, params, images, mask, edit, fault, markup=markup)
         if self.gateway.json_as_stream(stream):
             return await job.json_as_stream(request, headers)
         if stream:

@@ -88,9 +88,12 @@ async def test_a_slow_report_is_deferred_then_sent_as_a_follow_up(monkeypatch: p
     monkeypatch.setattr(qc, "REPORT_DEFER_AFTER", 0.01)
     bot: Any = SimpleNamespace(services=SimpleNamespace(quota=SlowStore(), rules=None))
     response, followup = _Recorder(), _Recorder()
-    interaction: Any = SimpleNamespace(guild_id=1, filesize_limit=10_000_000, response=response, followup=followup)
+    interaction: Any = SimpleNamespace(
+        guild_id=1, guild=None, filesize_limit=10_000_000, response=response, followup=followup
+    )
     await qc.QuotaCog.report.callback(qc.QuotaCog(bot), interaction)  # type: ignore[call-arg, arg-type]
     assert [c[0] for c in response.calls] == ["defer"] and response.calls[0][1]["ephemeral"] is True
     [(name, kwargs)] = followup.calls
-    assert name == "send" and kwargs["ephemeral"] is True and kwargs["file"].filename == "imagebot-ledger-2024-06.csv"
+    assert name == "send" and kwargs["ephemeral"] is True
+    assert [f.filename for f in kwargs["files"]] == ["imagebot-usage-2024-06.png", "imagebot-ledger-2024-06.csv"]
     assert kwargs["embed"].title == "Image usage this month"

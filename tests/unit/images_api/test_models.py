@@ -54,8 +54,9 @@ def test_free_sizes() -> None:
     m = get_model("gpt-image-2")
     values = [c.value for c in m.sizes_for_choices()]
     assert "1536x864" in values and values[-1] == "auto"
+    assert {"2560x1440", "3840x2160", "2160x3840"} <= set(values)  # large sizes offered too
     for v in values:
-        assert m.resolve_size(v) == v
+        assert m.resolve_size(v, allow_experimental=True) == v
     assert m.resolve_size("16:9") == "1536x864"
     assert m.resolve_size("auto") == "auto"
     assert m.resolve_size(" 2048X1152 ") == "2048x1152"
