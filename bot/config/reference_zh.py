@@ -41,6 +41,11 @@ SETTINGS_ZH: dict[str, str] = {
         "图像模型。gpt-image-2 及更新的模型接受任意尺寸；未知名称（网关别名）使用保守的默认值"
         "（三种经典尺寸，不支持透明）。"
     ),
+    "IMAGE_MODELS": (
+        "管理员可以在其服务器中允许的更多模型（/quota models），逗号分隔，例如 "
+        "gpt-image-2.5-sunburst,gpt-image-2.6-flare。IMAGE_MODEL 总是其中之一并且是默认模型；"
+        "留空 = 只有 IMAGE_MODEL。允许的模型多于一个时，/imagine 和 /edit 会提供 model 选项。"
+    ),
     "PARTIAL_IMAGES": "每张图片流式发送的中间帧数（用作实时预览），0-3。0 关闭流式传输。",
     "MODERATION": "生成图片时的内容审核强度：auto（OpenAI 的默认值）或 low。留空 = API 默认值。",
     "OUTPUT_COMPRESSION": "JPEG/WebP 格式随请求发送的压缩级别 0-100。留空 = API 默认值（100）。",
