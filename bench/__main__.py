@@ -7,6 +7,7 @@
     ./imagebot bench --burst               # the rush: N=32 jobs whose frames come at 0.4/0.7 s, the result at 1 s,
                                            # 1024x1024 and 1536x1024, against a bot that does not stream
     ./imagebot bench --burst --sweep 8,32,64 --repeat 3
+    ./imagebot bench reservations          # reservation latency of the quota store (bench/quota_latency.py)
 
 Prints a table per run (and one for the sweep) and writes everything to ``--json``. The exit status is 1
 when a run is broken (the bot did not start or crashed, a job got no result, a fake saw an invalid request,
@@ -208,6 +209,11 @@ def _without_parts(fig: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["reservations"]:  # ./imagebot bench reservations [...]: the quota store alone
+        from bench import quota_latency
+
+        return quota_latency.main(argv[1:])
     args = parse_args(argv)
     try:
         return asyncio.run(main_async(args))

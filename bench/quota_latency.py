@@ -1,12 +1,14 @@
 """Reservation latency of the quota store, SQLite and PostgreSQL, at 1, 8 and 32 concurrent callers.
 
-    .venv/bin/python -m bench.quota_latency [--postgres-url postgresql://...] [--per-worker 200]
+    ./imagebot bench reservations [--postgres-url postgresql://...] [--per-worker 200] [--json FILE]
+    (or .venv/bin/python -m bench.quota_latency ...)
 
-Each of C workers reserves back to back (different users of one server, no limits, so every
-call admits and all of them contend for the server's reservation lock); the time of each
-``QuotaStore.reserve`` call is recorded. Prints p50/p99 per database and concurrency (and JSON
-with ``--json FILE``). Without ``--postgres-url`` it starts a throwaway PostgreSQL server the way
-the tests do (``tests/helpers/pgserver.py``).
+Each of C workers reserves back to back, each a different member of one server, so every call admits;
+the time of each ``Ledger.reserve`` call is recorded. Two cases: the server without a budget, and the
+server with a (large) monthly budget, which every member's reservation counts against. Prints p50/p99
+and this process's CPU time per reservation for each database, case and concurrency (and JSON with
+``--json FILE``). Without ``--postgres-url`` it starts a throwaway PostgreSQL server the way the tests
+do (``tests/helpers/pgserver.py``).
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.quota import QuotaStore
-from bot.quota.connect import open_backend
+from bot.quota import Ledger, Moderation, QuotaDefaults
+from bot.storage.connect import open_backend
+from bot.storage.database import Database
 from bot.storage.sqlite import Backend
 
 CONCURRENCY = (1, 8, 32)
+DEFAULTS = QuotaDefaults(daily=None, monthly=None)
+BUDGET_GUILD = 2  # a server with a monthly budget (large: every reservation fits)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -34,14 +39,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(store: QuotaStore, concurrency: int, per_worker: int) -> list[float]:
+async def measure(store: Ledger, concurrency: int, per_worker: int, guild: int) -> list[float]:
     latencies: list[float] = []
 
     async def worker(n: int) -> None:
         for _ in range(per_worker):
             start = time.perf_counter()
             await store.reserve(
-                guild_id=1, channel_id=2, user_id=1000 + n, role_ids=(), kind="generate", prompt="bench",
+                guild_id=guild, channel_id=2, user_id=1000 + n, role_ids=(), kind="generate", prompt="bench",
                 settings={"size": "1024x1024"}, model="gpt-image-1", images=1, cost_estimate=0.04,
             )  # fmt: skip
             latencies.append(time.perf_counter() - start)
@@ -70,28 +75,36 @@ async def run(postgres_url: str | None, per_worker: int) -> list[dict[str, float
     for kind in ("sqlite", "postgresql"):
         with tempfile.TemporaryDirectory() as tmp:
             async with backend_for(kind, postgres_url, Path(tmp)) as backend:
-                store = QuotaStore(backend, default_daily=None, default_monthly=None)
-                await measure(store, 4, 20)  # warm-up: connections, statement caches
-                for concurrency in CONCURRENCY:
-                    lat = await measure(store, concurrency, per_worker)
-                    row: dict[str, float | int | str] = {
-                        "database": kind,
-                        "concurrency": concurrency,
-                        "reservations": len(lat),
-                        "p50_ms": round(statistics.median(lat) * 1000, 2),
-                        "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
-                    }
-                    results.append(row)
-                    print(
-                        f"{kind:<10} concurrent={concurrency:<3} n={len(lat):<5} "
-                        f"p50={row['p50_ms']:>7.2f} ms  p99={row['p99_ms']:>7.2f} ms",
-                        flush=True,
-                    )
+                db = Database(backend)
+                await Moderation(db, DEFAULTS).set_budget(BUDGET_GUILD, 1_000_000.0, actor_id=1)
+                store = Ledger(db, DEFAULTS)
+                for case, guild in (("no budget", 1), ("budget", BUDGET_GUILD)):
+                    await measure(store, 4, 20, guild)  # warm-up: connections, statement caches
+                    for concurrency in CONCURRENCY:
+                        cpu = time.process_time()
+                        lat = await measure(store, concurrency, per_worker, guild)
+                        cpu = time.process_time() - cpu
+                        row: dict[str, float | int | str] = {
+                            "database": kind,
+                            "case": case,
+                            "concurrency": concurrency,
+                            "reservations": len(lat),
+                            "p50_ms": round(statistics.median(lat) * 1000, 2),
+                            "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
+                            "cpu_ms_per_reservation": round(cpu * 1000 / len(lat), 3),
+                        }
+                        results.append(row)
+                        print(
+                            f"{kind:<10} {case:<9} concurrent={concurrency:<3} n={len(lat):<5} "
+                            f"p50={row['p50_ms']:>7.2f} ms  p99={row['p99_ms']:>7.2f} ms  "
+                            f"cpu={row['cpu_ms_per_reservation']:.3f} ms/reservation",
+                            flush=True,
+                        )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.quota_latency", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="./imagebot bench reservations", description=__doc__.split("\n")[0])
     parser.add_argument("--postgres-url", default=None, help="an empty database to use (default: start one)")
     parser.add_argument("--per-worker", type=int, default=200, help="reservations per concurrent caller")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")

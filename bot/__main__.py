@@ -36,11 +36,13 @@ from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
 from bot.ops.job_events import JobEvents, JsonFormatter
 from bot.ops.metrics import Metrics
-from bot.quota.connect import open_store
-from bot.quota.leases import InstanceInUse
+from bot.quota import Quota, defaults_from
+from bot.quota.retention import PromptRetention
 from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
+from bot.storage.connect import open_storage
 from bot.storage.db import kv_get, kv_set
+from bot.storage.leases import InstanceInUse, stop_lease
 from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
@@ -146,12 +148,11 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
         yield
         return
 
-    async def ping_db() -> None:
-        async with bot.services.quota.backend.plain() as tx:
-            await tx.fetchone("SELECT 1")
-
     server = HealthServer(
-        settings.health_address, metrics, gateway_connected=lambda: gateway_connected(bot), database_ping=ping_db
+        settings.health_address,
+        metrics,
+        gateway_connected=lambda: gateway_connected(bot),
+        database_ping=bot.services.db.ping,
     )
     try:
         await server.start()
@@ -175,7 +176,7 @@ async def run(settings: Settings) -> None:
     metrics = Metrics()
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,
-        open_store(settings, lease_ttl=settings.instance_lease_seconds) as quota,
+        open_storage(settings, lease_ttl=settings.instance_lease_seconds) as db,
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
     ):
@@ -189,10 +190,10 @@ async def run(settings: Settings) -> None:
                 stall_timeout=settings.api_stall_timeout,
                 request_timeout=settings.api_timeout,
             )
-            return remember_streams(client, quota.backend)
+            return remember_streams(client, db.backend)
 
         client = make_client(base_url, settings.openai_api_key)
-        tenants = TenantStore(quota.backend, settings.server_key_secret)
+        tenants = TenantStore(db.backend, settings.server_key_secret)
         payers = Payers(
             operator=client,
             tenants=tenants,
@@ -202,10 +203,13 @@ async def run(settings: Settings) -> None:
         )
         gateway = await client.detect_gateway()  # free; a LiteLLM proxy is never asked for a stream
         log.info("Images API at %s: %s", client.base_url, f"answered by {gateway}" if gateway else "gateway unknown")
-        rules = RuleStore(quota.backend)
+        quota = Quota.on(db, defaults_from(settings))
+        retention = asyncio.create_task(PromptRetention(db, settings.prompt_retention_days).run(), name="retention")
+        stack.push_async_callback(stop_lease, retention)
+        rules = RuleStore(db.backend)
         slots: ClusterScheduler | None = None
-        if quota.backend.dialect == "postgresql":  # one cap and one fair queue across every process
-            slots = ClusterScheduler(quota, settings.max_concurrent_images)
+        if db.dialect == "postgresql":  # one cap and one fair queue across every process
+            slots = ClusterScheduler(db, settings.max_concurrent_images)
             await slots.start()
             stack.push_async_callback(slots.close)
         elif settings.shard_ids:
@@ -215,7 +219,7 @@ async def run(settings: Settings) -> None:
             )
         jobs = JobService(
             client=client,
-            quota=quota,
+            quota=quota.ledger,
             rules=rules,
             model=model,
             model_name=settings.image_model,
@@ -239,14 +243,17 @@ async def run(settings: Settings) -> None:
         services = Services(
             settings=settings,
             images=client,
-            quota=quota,
+            db=db,
+            ledger=quota.ledger,
+            moderation=quota.moderation,
+            reports=quota.reports,
             jobs=jobs,
             model=model,
             rules=rules,
             tenants=tenants,
             payers=payers,
             http=http,
-            model_choice=ModelChoice(quota.backend, configured),
+            model_choice=ModelChoice(db.backend, configured),
         )
         async with ImageBot(services) as bot, health_endpoint(settings, metrics, bot):
             bot.http.http_trace = discord_trace(metrics)  # read when discord.py opens its session at login

@@ -43,7 +43,7 @@ def is_admin(interaction: discord.Interaction) -> bool:
 async def manager_role(interaction: discord.Interaction) -> int | None:
     if interaction.guild_id is None:
         return None
-    return await bot_of(interaction).services.quota.get_manager_role(interaction.guild_id)
+    return await bot_of(interaction).services.moderation.get_manager_role(interaction.guild_id)
 
 
 async def is_quota_manager(interaction: discord.Interaction) -> bool:

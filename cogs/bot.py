@@ -18,7 +18,6 @@ from discord.ext import commands
 
 from bot.config.settings import Settings
 from bot.jobs.services import Services
-from bot.storage.db import kv_get, kv_set
 from cogs._common import ImageBotBase, ResultActions
 from cogs._errors import ErrorTree
 from cogs._translator import CatalogTranslator
@@ -71,7 +70,7 @@ class ImageBot(ImageBotBase):
         for cog in (ImagineCog(self), EditCog(self), QuotaCog(self), TenancyCog(self)):
             await self.add_cog(cog)
         await self.read_application()
-        recovered = await self.services.quota.recover_reservations()
+        recovered = await self.services.ledger.recover_reservations()
         if recovered:
             log.warning("refunded %d reservation(s) left by an earlier crash: jobs %s", len(recovered), recovered)
         await self.sync_commands()
@@ -94,8 +93,8 @@ class ImageBot(ImageBotBase):
         ]
         digest = hashlib.sha256(json.dumps(definitions, sort_keys=True).encode()).hexdigest()
         key = f"command_sync:{self.application_id}:{guild_id or 'global'}"
-        backend = self.services.quota.backend
-        if mode == "auto" and await kv_get(backend, key) == digest:
+        db = self.services.db
+        if mode == "auto" and await db.kv_get(key) == digest:
             log.info("commands unchanged since the last sync; not syncing")
             return
         try:
@@ -103,7 +102,7 @@ class ImageBot(ImageBotBase):
         except discord.HTTPException as exc:
             log.error("command sync failed (%s); slash commands may be out of date", exc.status)
             return
-        await kv_set(backend, key, digest)  # its own transaction (on SQLite, under the connection's lock)
+        await db.kv_set(key, digest)  # its own transaction (on SQLite, under the connection's lock)
         log.info("synced %d commands %s", len(synced), f"to guild {guild_id}" if guild_id else "globally")
 
     async def read_application(self) -> None:

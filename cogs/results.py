@@ -49,7 +49,7 @@ class ResultView(discord.ui.View):
 
 async def job_for_click(interaction: discord.Interaction, job_id: int, *, same_channel: bool) -> JobRecord:
     """The job a button names, if it belongs where the button was clicked; else ``Refused``."""
-    job = await bot_of(interaction).services.quota.get_job(job_id)
+    job = await bot_of(interaction).services.ledger.get_job(job_id)
     if job is None:
         raise Refused(messages.JOB_UNKNOWN)
     foreign = job.guild_id != interaction.guild_id or (same_channel and job.channel_id != interaction.channel_id)
@@ -97,6 +97,8 @@ class RerollButton(_JobButton, template=r"imagebot:reroll:(?P<job>\d+)"):
 
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for_click(interaction, self.job_id, same_channel=True)
+        if job.purged_at is not None:  # PROMPT_RETENTION_DAYS erased what it was asked with
+            raise Refused(messages.RESULT_TOO_OLD)
         handler = bot_of(interaction).result_actions.reroll.get(job.kind)
         if handler is None:
             raise Refused(messages.FEATURE_UNAVAILABLE)

@@ -19,9 +19,11 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.config import env_example
 from bot.config import parsers as parse
+from bot.config.env_example import example_value
 from bot.config.parsers import is_postgres_url, parse_database_url
-from bot.config.spec import ConfigError, Spec, env_example_text, example_value, required, secret_setting, setting
+from bot.config.spec import ConfigError, Spec, required, secret_setting, setting
 
 __all__ = ["ConfigError", "Settings", "declared", "describe", "example_value", "load_settings", "render_env_example"]
 
@@ -332,6 +334,13 @@ class Settings:
         "host:port for the /healthz and /metrics HTTP endpoint (e.g. 127.0.0.1:8080). Empty = off. "
         "The Docker health check uses it when set, else it checks the database.",
     )
+    prompt_retention_days: int = setting(
+        "PROMPT_RETENTION_DAYS",
+        parse.integer(0, 36500),
+        90,
+        "Days the database keeps what people typed (prompts) and the addresses of their input images; after "
+        "that they are erased from the job's row, once an hour, and the money figures stay. 0 = keep forever.",
+    )
     bench_stats_file: str | None = setting(
         "BENCH_STATS_FILE",
         parse.text,
@@ -429,18 +438,9 @@ def describe(settings: Settings) -> dict[str, Any]:
     return shown
 
 
-# --- .env.example ---------------------------------------------------------------------------------
-
-ENV_EXAMPLE_HEADER = (
-    "imagebot settings. Copy to .env and fill in the first two. Real environment variables win over this file. "
-    f"Each line shows the default. To read another file than ./.env, set {ENV_FILE_VARIABLE} in the environment. "
-    "This file is generated from bot/config/settings.py: python -m bot.config.settings > .env.example"
-)
-
-
 def render_env_example() -> str:
     """The text of ``.env.example``: every setting with its documentation and default."""
-    return env_example_text(declared(), ENV_EXAMPLE_HEADER)
+    return env_example.render(declared(), ENV_FILE_VARIABLE)
 
 
 if __name__ == "__main__":

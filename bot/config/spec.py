@@ -4,9 +4,8 @@ environment variable, parser, default and documentation as a ``Spec`` in the fie
 from __future__ import annotations
 
 import copy
-import textwrap
 from collections.abc import Callable
-from dataclasses import Field, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.config import parsers as parse
@@ -56,31 +55,3 @@ def required(env: str, doc: str, how: str, *, section: str | None = None) -> dic
 def secret_setting(env: str, parse: Callable[[str], T], doc: str) -> T | None:
     """An optional secret (default None): parsed like any setting, never shown in logs or errors."""
     return field(default=None, repr=False, metadata={"setting": Spec(env, parse, doc, secret=True)})
-
-
-# --- .env.example (bot/config/settings.py renders it from its declarations) ----------------------------
-
-
-def example_value(f: Field[Any], spec: Spec) -> str:
-    """The default of one setting as .env.example writes it ("" for no default)."""
-    if spec.example is not None:
-        return spec.example
-    default = f.default_factory() if callable(f.default_factory) else f.default
-    if spec.required or default is None or default == {} or default == ():
-        return ""
-    if isinstance(default, bool):
-        return "true" if default else "false"
-    if isinstance(default, float) and default.is_integer():
-        return str(int(default))
-    return str(default)
-
-
-def env_example_text(declared: list[tuple[Field[Any], Spec]], header: str) -> str:
-    """The text of ``.env.example`` for ``declared`` settings: each with its documentation and default."""
-    out = [*textwrap.wrap(header, 110, initial_indent="# ", subsequent_indent="# ")]
-    for f, spec in declared:
-        if spec.section:
-            out += ["", f"# --- {spec.section} ".ljust(100, "-")]
-        out += textwrap.wrap(spec.doc, 110, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
-        out.append(f"{spec.env}={example_value(f, spec)}")
-    return "\n".join(out) + "\n"

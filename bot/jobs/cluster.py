@@ -5,7 +5,7 @@
 state in the database (``bot/storage/migrations/postgresql/0005_image_slots.sql``):
 
 * a stream that wants a slot inserts a ``waiting`` row of ``image_slots``, owned by this process's
-  instance (``bot/quota/leases.py``); holding a slot is the row being ``running``;
+  instance (``bot/storage/leases.py``); holding a slot is the row being ``running``;
 * every decision (enqueue, release, grant) is one transaction under one advisory lock: rows of
   instances whose lease has expired are deleted (a killed process's slots come back once its lease
   runs out), and while fewer than ``capacity`` rows are running, the waiting row of the user with the
@@ -28,8 +28,8 @@ from typing import Any
 
 import asyncpg
 
-from bot.quota.records import ts
-from bot.quota.store import QuotaStore
+from bot.storage.clock import ts
+from bot.storage.database import Database
 from bot.storage.postgres import PostgresBackend
 from bot.storage.sqlite import Tx
 
@@ -53,12 +53,12 @@ _END_OF_LINE = "(SELECT COALESCE(MAX(turn), 0) + 1 FROM image_turns)"
 class ClusterScheduler:
     """At most ``capacity`` image streams at once across every process on the database."""
 
-    def __init__(self, store: QuotaStore, capacity: int) -> None:
-        if not isinstance(store.backend, PostgresBackend) or store.instance_id is None:
-            raise TypeError("ClusterScheduler needs a PostgreSQL store with an instance id")
-        self.store = store
-        self.backend: PostgresBackend = store.backend
-        self.instance_id: str = store.instance_id
+    def __init__(self, db: Database, capacity: int) -> None:
+        if not isinstance(db.backend, PostgresBackend) or db.instance_id is None:
+            raise TypeError("ClusterScheduler needs a PostgreSQL database with an instance id")
+        self.db = db
+        self.backend: PostgresBackend = db.backend
+        self.instance_id: str = db.instance_id
         self.capacity = capacity
         self.running = 0  # streams of this process holding a slot
         self._waiting: dict[int, asyncio.Future[bool]] = {}  # row id -> True when granted
@@ -161,7 +161,7 @@ class ClusterScheduler:
 
     async def _grant(self, tx: Tx) -> list[int]:
         """Under the lock: drop dead instances' rows, then fill free slots in turn; returns the rows granted."""
-        now = ts(self.store.now())
+        now = ts(self.db.now())
         await tx.execute(f"DELETE FROM image_slots WHERE instance_id NOT IN ({_LIVE})", (now,))
         running = int((await tx.fetchone("SELECT COUNT(*) FROM image_slots WHERE state = 'running'"))[0])
         granted: list[int] = []
@@ -181,7 +181,7 @@ class ClusterScheduler:
             await self._lock(tx)
             row_id = await tx.insert(
                 "INSERT INTO image_slots (instance_id, user_id, queued_at) VALUES (?, ?, ?) RETURNING id",
-                (self.instance_id, user_id, ts(self.store.now())),
+                (self.instance_id, user_id, ts(self.db.now())),
             )
             await tx.execute(
                 f"INSERT INTO image_turns (user_id, turn) VALUES (?, {_END_OF_LINE}) ON CONFLICT (user_id) DO NOTHING",

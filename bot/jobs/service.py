@@ -36,7 +36,7 @@ from bot.jobs.previews import Previews
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.jobs.whole import whole_image
 from bot.ops.job_events import JobEvents
-from bot.quota import QuotaStore, Reservation
+from bot.quota import Ledger, Reservation
 from bot.rules import RuleStore
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class JobObserver(Protocol):
 @dataclass
 class JobService:
     client: ImagesClient
-    quota: QuotaStore
+    quota: Ledger
     model: ModelInfo
     model_name: str
     partial_images: int = 2

@@ -1,7 +1,8 @@
 """The services the Discord layer uses, created once in ``bot.__main__`` and handed to the bot. No Discord.
 
-The database is the quota store's: ``quota.backend`` (SQLite or PostgreSQL) for anything else that
-needs it (the command-sync hash, the health check)."""
+Each part of the Discord layer takes what it uses: the ledger (jobs, results' buttons), moderation and
+reports (``/quota``), the prompt rules, and the database itself for storage chores (the command-sync hash,
+crash recovery at start, the health check)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,20 @@ from bot.images_api.models import ModelInfo
 from bot.jobs.model_choice import ModelChoice
 from bot.jobs.payers import Payers
 from bot.jobs.service import JobService
-from bot.quota import QuotaStore
+from bot.quota import Ledger, Moderation, Reports
 from bot.quota.tenants import TenantStore
 from bot.rules import RuleStore
+from bot.storage.database import Database
 
 
 @dataclass
 class Services:
     settings: Settings
     images: ImagesClient
-    quota: QuotaStore
+    db: Database
+    ledger: Ledger
+    moderation: Moderation
+    reports: Reports
     jobs: JobService
     model: ModelInfo
     rules: RuleStore

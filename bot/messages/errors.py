@@ -399,6 +399,7 @@ GENERIC = N_("Something went wrong on the bot's side. It has been logged; please
 NOT_HERE = N_("You can't use this command here.")
 SERVERS_ONLY = N_("This command works in servers only.")
 FEATURE_UNAVAILABLE = N_("That isn't available right now. Please try again in a moment.")
+RESULT_TOO_OLD = N_("This result is too old to reroll: its prompt is no longer kept. Start a new /imagine instead.")
 
 
 def invalid_value(value: str, locale: str | None = None) -> str:

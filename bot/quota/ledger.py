@@ -1,33 +1,33 @@
-"""The job ledger: reserve, run, settle or refund a job, and read a user's usage.
+"""The job ledger: reserve, run, settle or refund a job, read a person's usage, recover after a crash.
 
-Usage in a period counts the images of the user's jobs created in that period: reserved and
-running jobs count ``images_reserved``, settled ones ``images_done``, refunded ones nothing, and
-only jobs after the user's latest reset. Budget spend counts ``cost_estimate`` of jobs in flight
-and ``cost_actual`` of finished ones (a refunded job may still have cost money).
+Usage in a period counts the images of the person's jobs created in that period: reserved and running jobs
+count ``images_reserved``, settled ones ``images_done``, refunded ones nothing, and only jobs after the
+person's latest reset. Budget spend counts ``cost_estimate`` of jobs in flight and ``cost_actual`` of finished
+ones (a refunded job may still have cost money). A reservation checks and consumes each limit with one
+conditional write on that limit's counter (``bot/quota/counters.py``); every change of a job's status gives
+its counters what changed, in the same transaction.
 
-Each of reserve, mark_running, settle and refund is one transaction (``bot/storage/sqlite.py``).
+Each of reserve, mark_running, settle and refund is one transaction that finishes even when its caller is
+cancelled (``bot/storage/completion.py``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from bot.quota.base import StoreBase, runs_to_completion
-from bot.quota.periods import Period, day_period, get_zone, month_period
-from bot.quota.policy import Limits, check_budget, check_images, resolve_limits, validate_money
+from bot.quota import counters, reads
+from bot.quota.counters import Counter
+from bot.quota.periods import day_period, get_zone, month_period
+from bot.quota.policy import validate_money
+from bot.quota.reads import UTC_ZONE, QuotaDefaults
 from bot.quota.records import (
     ACTIVE_STATUSES,
-    COST_SPENT,
-    IMAGES_OF_JOB,
-    IMAGES_USED,
     JOB_COLUMNS,
     JOB_KINDS,
     REFUND_STATUSES,
     SETTLED_STATUSES,
-    GuildSettings,
     JobNotFound,
     JobRecord,
     JobStateError,
@@ -38,168 +38,50 @@ from bot.quota.records import (
     to_json,
     ts,
 )
+from bot.storage.completion import finishing, runs_to_completion
+from bot.storage.database import Database
+from bot.storage.leases import ORPHANED
 from bot.storage.sqlite import Tx
 
 log = logging.getLogger(__name__)
 
-UTC_ZONE = get_zone("UTC")  # the bot-wide caps' days and months
+_INSERT_JOB = (
+    "INSERT INTO jobs (guild_id, channel_id, user_id, kind, prompt, settings, model, status, images_reserved, "
+    "cost_estimate, parent_job_id, source_image_url, created_at, owner, counters, payer) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+_RECOVER = (
+    "UPDATE jobs SET status = 'crashed', finished_at = ?, error = COALESCE(error, ?) "
+    "WHERE status IN ('reserved', 'running') AND "
+)
+_RETURNING = " RETURNING id, images_reserved, cost_estimate, cost_actual, counters"
+_RECOVER_AT_START = _RECOVER + f"(owner IS NULL OR owner = ? OR {ORPHANED})" + _RETURNING
+_RECOVER_SIBLINGS = _RECOVER + f"owner IS NOT NULL AND owner <> ? AND {ORPHANED}" + _RETURNING
 
 
-class Ledger(StoreBase):
-    """The jobs table and the reads every quota decision needs."""
+async def _refund_unused(ledger: Ledger, reservation: Reservation) -> None:
+    """A reservation whose caller was cancelled cannot be used by anyone: refunded straight away."""
+    await ledger.refund(reservation.job_id, status="cancelled", error="cancelled while reserving")
 
-    # ------------------------------------------------------------------ internal reads
 
-    async def _settings(self, tx: Tx, guild_id: int | None) -> GuildSettings:
-        if guild_id is None:
-            return GuildSettings(guild_id=0)
-        row = await tx.fetchone(
-            "SELECT timezone, budget_usd, manager_role_id FROM guild_settings WHERE guild_id = ?",
-            (guild_id,),
-        )
-        if row is None:
-            return GuildSettings(guild_id=guild_id)
-        return GuildSettings(guild_id, row["timezone"], row["budget_usd"], row["manager_role_id"])
+class Ledger:
+    """The jobs table and the quota counters it charges."""
 
-    async def _limits(self, tx: Tx, guild_id: int | None, user_id: int, role_ids: Sequence[int]) -> Limits:
-        user: dict[str, int | None] = {}
-        server: dict[str, int | None] = {}
-        roles: dict[int, dict[str, int | None]] = {}
-        if guild_id is not None:
-            wanted_roles = {int(r) for r in role_ids}
-            rows = await tx.fetchall(
-                "SELECT scope, target_id, period, max_images FROM quota_limits WHERE guild_id = ? AND "
-                "((scope = 'user' AND target_id = ?) OR scope = 'role' OR scope = 'server')",
-                (guild_id, user_id),
-            )
-            for row in rows:
-                scope, target, period, value = row["scope"], row["target_id"], row["period"], row["max_images"]
-                if scope == "user":
-                    user[period] = value
-                elif scope == "server":
-                    server[period] = value
-                elif target in wanted_roles:
-                    roles.setdefault(int(target), {})[period] = value
-        return resolve_limits(
-            user=user,
-            roles=roles,
-            server=server,
-            bot_daily=self.default_daily,
-            bot_monthly=self.default_monthly,
-        )
+    def __init__(self, db: Database, defaults: QuotaDefaults) -> None:
+        self.db = db
+        self.defaults = defaults
 
-    async def _images_used(
-        self, tx: Tx, guild_id: int | None, user_id: int, day_start: datetime, month_start: datetime
-    ) -> tuple[int, int]:
-        """Images used since ``day_start`` and since ``month_start`` (the day lies in the month)."""
-        used = f"COALESCE(SUM(CASE WHEN created_at >= ? THEN {IMAGES_OF_JOB} ELSE 0 END), 0), {IMAGES_USED}"
-        if guild_id is None:
-            row = await tx.fetchone(
-                f"SELECT {used} FROM jobs WHERE guild_id IS NULL AND user_id = ? AND created_at >= ?",
-                (ts(day_start), user_id, ts(month_start)),
-            )
-        else:
-            row = await tx.fetchone(
-                f"SELECT {used} FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ? "
-                "AND id > COALESCE((SELECT last_job_id FROM quota_resets WHERE guild_id = ? AND user_id = ? "
-                "ORDER BY id DESC LIMIT 1), 0)",
-                (ts(day_start), guild_id, user_id, ts(month_start), guild_id, user_id),
-            )
-        return int(row[0]), int(row[1])
+    @property
+    def default_daily(self) -> int | None:
+        return self.defaults.daily
 
-    async def _budget_spent(self, tx: Tx, guild_id: int, month: Period) -> float:
-        row = await tx.fetchone(
-            f"SELECT {COST_SPENT} FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ?",
-            (guild_id, ts(month.start), ts(month.end)),
-        )
-        return float(row[0])
-
-    async def _images_everywhere(self, tx: Tx, user_id: int, since: datetime) -> int:
-        """Images of one person since ``since`` in every server and DM (moderators' resets do not apply:
-        the bot-wide cap is the operator's, so images paid by a server's own key do not count)."""
-        row = await tx.fetchone(
-            f"SELECT {IMAGES_USED} FROM jobs WHERE user_id = ? AND created_at >= ? AND payer = 'operator'",
-            (user_id, ts(since)),
-        )
-        return int(row[0])
-
-    async def _spent_everywhere(self, tx: Tx, month: Period) -> float:
-        row = await tx.fetchone(
-            f"SELECT {COST_SPENT} FROM jobs WHERE created_at >= ? AND created_at < ? AND payer = 'operator'",
-            (ts(month.start), ts(month.end)),
-        )
-        return float(row[0])
-
-    async def _bot_wide_denial(
-        self, tx: Tx, user_id: int, now: datetime, images: int, estimate: float
-    ) -> QuotaExceeded | None:
-        """The bot-wide caps (``BOT_USER_DAILY_LIMIT``, ``BOT_MONTHLY_BUDGET_USD``), checked after the
-        server's own limits, under their locks (see ``Tx.lock_user_everywhere``)."""
-        if self.bot_user_daily is not None:
-            await tx.lock_user_everywhere(user_id)
-            day = day_period(now, UTC_ZONE)
-            used = await self._images_everywhere(tx, user_id, day.start)
-            if self.bot_user_daily == 0 or used + images > self.bot_user_daily:
-                return QuotaExceeded("bot_daily", self.bot_user_daily, used, day.end, images)
-        if self.bot_budget_usd is not None:
-            await tx.lock_bot_budget()
-            month = month_period(now, UTC_ZONE)
-            spent = await self._spent_everywhere(tx, month)
-            if check_budget(self.bot_budget_usd, spent=spent, estimate=estimate) is not None:
-                return QuotaExceeded("bot_budget", self.bot_budget_usd, spent, month.end, estimate)
-        return None
-
-    async def _usage(
-        self,
-        tx: Tx,
-        guild_id: int | None,
-        user_id: int,
-        role_ids: Sequence[int],
-        now: datetime,
-        settings: GuildSettings | None = None,
-        *,
-        everywhere: bool = True,
-    ) -> UsageSummary:
-        """A user's usage; ``everywhere=False`` leaves out the bot-wide count (``reserve`` reads it itself,
-        under its lock)."""
-        if settings is None:
-            settings = await self._settings(tx, guild_id)
-        tz = get_zone(settings.timezone)
-        day, month = day_period(now, tz), month_period(now, tz)
-        limits = await self._limits(tx, guild_id, user_id, role_ids)
-        # Jobs are created at "now" or earlier, so ">= start" is the whole period so far.
-        daily_used, monthly_used = await self._images_used(tx, guild_id, user_id, day.start, month.start)
-        spent = 0.0
-        if guild_id is not None and settings.budget_usd is not None:
-            spent = await self._budget_spent(tx, guild_id, month)
-        everywhere_used, everywhere_resets = 0, None
-        if everywhere and self.bot_user_daily is not None:
-            utc_day = day_period(now, UTC_ZONE)
-            everywhere_used = await self._images_everywhere(tx, user_id, utc_day.start)
-            everywhere_resets = utc_day.end
-        return UsageSummary(
-            limits=limits,
-            daily_used=daily_used,
-            monthly_used=monthly_used,
-            daily_resets_at=day.end,
-            monthly_resets_at=month.end,
-            budget_usd=settings.budget_usd,
-            budget_spent=spent,
-            timezone=settings.timezone,
-            everywhere_daily=self.bot_user_daily,
-            everywhere_used=everywhere_used,
-            everywhere_resets_at=everywhere_resets,
-        )
-
-    async def _job_status(self, tx: Tx, job_id: int) -> tuple[str, int]:
-        row = await tx.fetchone("SELECT status, images_reserved FROM jobs WHERE id = ?" + tx.for_update, (job_id,))
-        if row is None:
-            raise JobNotFound(job_id)
-        return str(row["status"]), int(row["images_reserved"])
+    @property
+    def default_monthly(self) -> int | None:
+        return self.defaults.monthly
 
     # ------------------------------------------------------------------ job lifecycle
 
-    @runs_to_completion
+    @finishing(undo=_refund_unused)
     async def reserve(
         self,
         *,
@@ -217,7 +99,7 @@ class Ledger(StoreBase):
         source_image_url: str | None = None,
         payer: str = "operator",
     ) -> Reservation:
-        """Check the user's day and month limits, the server's budget and the bot-wide caps, and write
+        """Check the person's day and month limits, the server's budget and the bot-wide caps, and write
         the job as 'reserved' holding ``images`` and ``cost_estimate``, all in one transaction.
 
         ``payer`` "server": the server's own API key pays, so the bot-wide caps (the operator's) do not apply
@@ -234,60 +116,87 @@ class Ledger(StoreBase):
             raise ValueError("images must be an int >= 1")
         estimate = validate_money(cost_estimate, what="cost_estimate")
         settings_json = to_json(dict(settings))
-        async with self._write() as tx:
-            await tx.lock_quota(guild_id, user_id)
-            now = self.now()
-            server = await self._settings(tx, guild_id)
+        async with self.db.write() as tx:
+            now = self.db.now()
+            server = await reads.settings(tx, guild_id)
+            applied = await reads.limits(tx, guild_id, user_id, role_ids, self.defaults)
+            tz = get_zone(server.timezone)
+            day, month = day_period(now, tz), month_period(now, tz)
+            person = (counters.person_day(guild_id, user_id, day), counters.person_month(guild_id, user_id, month))
+            budget = None
             if guild_id is not None and server.budget_usd is not None:
-                await tx.lock_budget(guild_id)  # the budget is shared by the whole server
-            usage = await self._usage(tx, guild_id, user_id, role_ids, now, server, everywhere=False)
-            denial = check_images(
-                usage.limits, daily_used=usage.daily_used, monthly_used=usage.monthly_used, images=images
-            )
-            if denial is None and guild_id is not None:
-                denial = check_budget(usage.budget_usd, spent=usage.budget_spent, estimate=estimate)
-            if denial is not None:
-                resets_at = usage.daily_resets_at if denial.period == "daily" else usage.monthly_resets_at
-                requested: float | int = estimate if denial.scope == "budget" else images
-                raise QuotaExceeded(denial.scope, denial.limit, denial.used, resets_at, requested)
-            refused = await self._bot_wide_denial(tx, user_id, now, images, estimate) if payer == "operator" else None
-            if refused is not None:
-                raise refused
+                budget = counters.server_budget(guild_id, month)
+            everywhere, bot = None, None
+            if payer == "operator":  # the bot-wide caps count what the operator's key pays for
+                if self.defaults.bot_user_daily is not None:
+                    everywhere = counters.everywhere_day(user_id, day_period(now, UTC_ZONE))
+                if self.defaults.bot_budget_usd is not None:
+                    bot = counters.bot_budget(month_period(now, UTC_ZONE))
+            await self._charge_person(tx, person, (applied.daily, applied.monthly), images)
+            # The job is written after the person's counters (a reset that waited for them sees its id) and
+            # before the counters every member shares, whose row locks are then held only until the commit.
+            charged = [c.key for c in (*person, budget, everywhere, bot) if c is not None]
             job_id = await tx.insert(
-                "INSERT INTO jobs (guild_id, channel_id, user_id, kind, prompt, settings, model, status, "
-                "images_reserved, cost_estimate, parent_job_id, source_image_url, created_at, owner, payer) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                _INSERT_JOB,
                 (
-                    guild_id,
-                    channel_id,
-                    user_id,
-                    kind,
-                    prompt,
-                    settings_json,
-                    model,
-                    images,
-                    estimate,
-                    parent_job_id,
-                    source_image_url,
-                    ts(now),
-                    self.instance_id,
-                    payer,
+                    guild_id, channel_id, user_id, kind, prompt, settings_json, model, images, estimate,
+                    parent_job_id, source_image_url, ts(now), self.db.instance_id, " ".join(charged), payer,
                 ),
-            )
+            )  # fmt: skip
+            if budget is not None:
+                await self._charge(tx, budget, estimate, server.budget_usd, "budget", job_id)
+            if everywhere is not None:
+                await self._charge(tx, everywhere, images, self.defaults.bot_user_daily, "bot_daily", job_id)
+            if bot is not None:
+                await self._charge(tx, bot, estimate, self.defaults.bot_budget_usd, "bot_budget", job_id)
         return Reservation(job_id=job_id, images=images, cost_estimate=estimate)
+
+    async def _charge_person(
+        self, tx: Tx, person: tuple[Counter, Counter], caps: tuple[int | None, int | None], images: int
+    ) -> None:
+        """The person's day and month in the server: a limit of 0 is 'blocked', reported before the others."""
+        for counter, cap in zip(person, caps, strict=True):
+            if cap == 0:
+                used = await counters.value(tx, counter)
+                if used is None:
+                    used = await counters.from_ledger(tx, counter)
+                raise QuotaExceeded("blocked", 0, int(used), counter.period.end, images)
+        for counter, cap, scope in ((person[0], caps[0], "daily"), (person[1], caps[1], "monthly")):
+            await self._charge(tx, counter, images, cap, scope, 0)
+
+    @staticmethod
+    async def _charge(tx: Tx, counter: Counter, amount: float, cap: float | None, scope: str, job_id: int) -> None:
+        if await counters.charge(tx, counter, amount, cap, exclude_job=job_id) is not None:
+            return
+        assert cap is not None  # an uncapped charge always succeeds
+        used = await counters.value(tx, counter) or 0.0
+        money = counter.kind in counters.MONEY_KINDS
+        raise QuotaExceeded(
+            scope, cap, used if money else int(used), counter.period.end, amount if money else int(amount)
+        )
+
+    async def _job_for_change(self, tx: Tx, job_id: int) -> Any:
+        row = await tx.fetchone(
+            "SELECT status, images_reserved, cost_estimate, cost_actual, counters FROM jobs WHERE id = ?"
+            + tx.for_update,
+            (job_id,),
+        )
+        if row is None:
+            raise JobNotFound(job_id)
+        return row
 
     @runs_to_completion
     async def mark_running(self, job_id: int) -> None:
         """reserved -> running. Raises JobStateError if the job was already refunded or settled
         (e.g. cancelled while queued): the caller must not call the API then."""
-        async with self._write() as tx:
-            status, _ = await self._job_status(tx, job_id)
+        async with self.db.write() as tx:
+            status = str((await self._job_for_change(tx, job_id))["status"])
             if status == "running":
                 return
             if status != "reserved":
                 raise JobStateError(job_id, status, "start")
             await tx.execute(
-                "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?", (ts(self.now()), job_id)
+                "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?", (ts(self.db.now()), job_id)
             )
 
     @runs_to_completion
@@ -311,8 +220,9 @@ class Ledger(StoreBase):
         for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0")
-        async with self._write() as tx:
-            status, reserved = await self._job_status(tx, job_id)
+        async with self.db.write() as tx:
+            job = await self._job_for_change(tx, job_id)
+            status, reserved = str(job["status"]), int(job["images_reserved"])
             if status not in ACTIVE_STATUSES:
                 raise JobStateError(job_id, status, "settle")
             if images == 0:
@@ -324,8 +234,11 @@ class Ledger(StoreBase):
             await tx.execute(
                 "UPDATE jobs SET status = ?, images_done = ?, cost_actual = ?, input_tokens = ?, "
                 "output_tokens = ?, error = COALESCE(error, ?), finished_at = ? WHERE id = ?",
-                (new_status, images, actual, input_tokens, output_tokens, error, ts(self.now()), job_id),
+                (new_status, images, actual, input_tokens, output_tokens, error, ts(self.db.now()), job_id),
             )
+            keys = counters.parse_keys(job["counters"])
+            usd = actual - float(job["cost_estimate"])
+            await counters.give_back(tx, counters.changes(keys, job_id, images=images - reserved, usd=usd))
 
     @runs_to_completion
     async def refund(self, job_id: int, *, status: str, error: str | None = None) -> bool:
@@ -336,34 +249,46 @@ class Ledger(StoreBase):
         """
         if status not in REFUND_STATUSES:
             raise ValueError(f"status must be one of {sorted(REFUND_STATUSES)}, not {status!r}")
-        async with self._write() as tx:
-            current, _ = await self._job_status(tx, job_id)
+        async with self.db.write() as tx:
+            job = await self._job_for_change(tx, job_id)
+            current = str(job["status"])
             if current not in ACTIVE_STATUSES:
                 if current in SETTLED_STATUSES:
                     log.warning("not refunding job %s: already settled (%s)", job_id, current)
                 return False
             await tx.execute(
                 "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                (status, error, ts(self.now()), job_id),
+                (status, error, ts(self.db.now()), job_id),
             )
+            await counters.give_back(tx, self._refunded(job_id, job))
             return True
+
+    @staticmethod
+    def _refunded(job_id: int, job: Any) -> list[counters.Change]:
+        """A refunded job: its images back, and its spend down from the estimate to what it cost."""
+        return counters.changes(
+            counters.parse_keys(job["counters"]),
+            job_id,
+            images=-int(job["images_reserved"]),
+            usd=float(job["cost_actual"]) - float(job["cost_estimate"]),
+        )
 
     @runs_to_completion
     async def set_message(self, job_id: int, message_id: int) -> None:
         """Remember the Discord message that shows the job's result."""
-        async with self._write() as tx:
+        async with self.db.write() as tx:
             changed = await tx.execute("UPDATE jobs SET message_id = ? WHERE id = ?", (message_id, job_id))
             if changed == 0:
                 raise JobNotFound(job_id)
 
     async def get_job(self, job_id: int) -> JobRecord | None:
-        async with self._plain() as tx:
+        async with self.db.plain() as tx:
             row = await tx.fetchone(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return None if row is None else row_to_job(row)
 
     async def job_by_message(self, message_id: int) -> JobRecord | None:
         """The job whose result is ``message_id`` (for buttons after a restart)."""
-        async with self._plain() as tx:
+        async with self.db.plain() as tx:
             row = await tx.fetchone(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE message_id = ? ORDER BY id DESC LIMIT 1", (message_id,)
             )
@@ -373,8 +298,8 @@ class Ledger(StoreBase):
 
     @runs_to_completion
     async def usage(self, guild_id: int | None, user_id: int, role_ids: Sequence[int]) -> UsageSummary:
-        async with self._read() as tx:
-            return await self._usage(tx, guild_id, user_id, role_ids, self.now())
+        async with self.db.read() as tx:
+            return await reads.usage(tx, guild_id, user_id, role_ids, self.db.now(), self.defaults)
 
     async def recent_jobs(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[JobRecord]:
         limit = max(1, min(int(limit), 100))
@@ -384,5 +309,41 @@ class Ledger(StoreBase):
         else:
             sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?"
             params = (guild_id, user_id, limit)
-        async with self._plain() as tx:
+        async with self.db.plain() as tx:
             return [row_to_job(r) for r in await tx.fetchall(sql, params)]
+
+    # ------------------------------------------------------------------ crash recovery
+
+    @runs_to_completion
+    async def recover_reservations(self, *, at_start: bool = True) -> list[int]:
+        """Refund (status 'crashed') every job left reserved/running by an instance that is gone
+        (``bot/storage/leases.py``), giving its counters back.
+
+        ``at_start`` also refunds this instance's own earlier jobs and jobs without owner, and drops the
+        counters of bot-wide caps that are not set (started again from the ledger if they are set later);
+        call it so once, before this ledger reserves anything. Returns the job ids, in order.
+        """
+        now = ts(self.db.now())
+        if at_start:
+            sql, error = _RECOVER_AT_START, "interrupted: bot restarted"
+        else:
+            sql, error = _RECOVER_SIBLINGS, "interrupted: its process stopped renewing its lease"
+        async with self.db.write() as tx:
+            await tx.lock_recovery()
+            rows = await tx.fetchall(sql, (now, error, self.db.instance_id, now))
+            # All at once, in lock order (not job by job): a reservation in flight never waits in a cycle.
+            await counters.give_back(tx, [c for row in rows for c in self._refunded(int(row["id"]), row)])
+            if at_start:
+                if self.defaults.bot_user_daily is None:
+                    await counters.forget(tx, "e:")
+                if self.defaults.bot_budget_usd is None:
+                    await counters.forget(tx, "B:")
+        ids = sorted(int(r["id"]) for r in rows)
+        if ids:
+            why = "interrupted by a restart" if at_start else "of instances whose lease expired"
+            log.warning("refunded %d job(s) %s: %s", len(ids), why, ids)
+        return ids
+
+    async def recover_siblings(self) -> None:
+        """For ``InstanceLease.after_renew``: the jobs of siblings whose lease expired."""
+        await self.recover_reservations(at_start=False)

@@ -10,10 +10,11 @@ import json
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from bot.quota.base import runs_to_completion
-from bot.quota.ledger import Ledger
+from bot.quota import counters, reads
+from bot.quota.periods import day_period, get_zone, month_period
 from bot.quota.periods import validate_timezone as _validate_timezone
 from bot.quota.policy import validate_limit, validate_money
+from bot.quota.reads import QuotaDefaults
 from bot.quota.records import (
     INHERIT,
     UNCHANGED,
@@ -27,6 +28,8 @@ from bot.quota.records import (
     to_json,
     ts,
 )
+from bot.storage.completion import runs_to_completion
+from bot.storage.database import Database
 from bot.storage.sqlite import Tx
 
 _SettingsColumn = Literal["timezone", "budget_usd", "manager_role_id"]
@@ -38,8 +41,15 @@ _UPSERT_SETTINGS: Final[dict[str, str]] = {
 }
 
 
-class Moderation(Ledger):
+class Moderation:
     """What moderators set and read: limits, budget, time zone, manager role, resets, audit log."""
+
+    def __init__(self, db: Database, defaults: QuotaDefaults) -> None:
+        self.db = db
+        self.defaults = defaults
+
+    def now(self) -> datetime:
+        return self.db.now()
 
     async def _audit(
         self,
@@ -58,13 +68,13 @@ class Moderation(Ledger):
         )
 
     async def get_settings(self, guild_id: int) -> GuildSettings:
-        async with self._plain() as tx:
-            return await self._settings(tx, guild_id)
+        async with self.db.plain() as tx:
+            return await reads.settings(tx, guild_id)
 
     async def _upsert_settings(self, tx: Tx, guild_id: int, column: _SettingsColumn, value: Any) -> Any:
-        """Set one guild_settings column; returns its old value."""
-        await tx.lock_server(guild_id)  # no reservation in flight may have read the old value
-        old = await self._settings(tx, guild_id)
+        """Set one guild_settings column; returns its old value. A reservation in flight that read the old
+        value is ordered before the change (reservations read settings once, take no server-wide lock)."""
+        old = await reads.settings(tx, guild_id)
         await tx.execute(_UPSERT_SETTINGS[column], (guild_id, value, ts(self.now())))
         return getattr(old, column)
 
@@ -72,22 +82,24 @@ class Moderation(Ledger):
     async def set_budget(self, guild_id: int, usd: float | None, *, actor_id: int) -> None:
         """Monthly budget in USD for the server; None removes it."""
         value = None if usd is None else validate_money(usd, what="budget")
-        async with self._write() as tx:
+        async with self.db.write() as tx:
             old = await self._upsert_settings(tx, guild_id, "budget_usd", value)
+            # The spend counter is kept only while there is a budget: start it again from the ledger.
+            await counters.forget(tx, f"b:{int(guild_id)}:")
             await self._audit(tx, guild_id, actor_id, "set_budget", None, {"old": old, "new": value}, self.now())
 
     @runs_to_completion
     async def set_timezone(self, guild_id: int, tz: str, *, actor_id: int) -> str:
         """Set the server's IANA time zone (ValueError for unknown names); returns the name stored."""
         name = _validate_timezone(tz)
-        async with self._write() as tx:
+        async with self.db.write() as tx:
             old = await self._upsert_settings(tx, guild_id, "timezone", name)
             await self._audit(tx, guild_id, actor_id, "set_timezone", None, {"old": old, "new": name}, self.now())
         return name
 
     @runs_to_completion
     async def set_manager_role(self, guild_id: int, role_id: int | None, *, actor_id: int) -> None:
-        async with self._write() as tx:
+        async with self.db.write() as tx:
             old = await self._upsert_settings(tx, guild_id, "manager_role_id", role_id)
             await self._audit(
                 tx, guild_id, actor_id, "set_manager_role", role_id, {"old": old, "new": role_id}, self.now()
@@ -111,7 +123,7 @@ class Moderation(Ledger):
                 validate_limit(value, what=f"{period} limit")
         if not changes:
             return {}
-        async with self._write() as tx:
+        async with self.db.write() as tx:
             now = self.now()
             details: dict[str, Any] = {}
             for period, value in changes.items():
@@ -175,7 +187,7 @@ class Moderation(Ledger):
 
     async def list_limits(self, guild_id: int) -> list[LimitOverride]:
         """Every override set in the server: server default first, then roles, then users."""
-        async with self._plain() as tx:
+        async with self.db.plain() as tx:
             rows = await tx.fetchall(
                 "SELECT scope, target_id, period, max_images FROM quota_limits WHERE guild_id = ? "
                 "ORDER BY CASE scope WHEN 'server' THEN 0 WHEN 'role' THEN 1 ELSE 2 END, target_id",
@@ -203,12 +215,21 @@ class Moderation(Ledger):
         Jobs still in flight stop counting too; the ledger and the budget are untouched. Returns the
         usage just before the reset (its limits ignore the user's roles: read only the counts).
         """
-        async with self._write() as tx:
-            await tx.lock_quota(guild_id, user_id)  # no reservation of the user between MAX(id) and the reset
+        async with self.db.write() as tx:
             now = self.now()
-            before = await self._usage(tx, guild_id, user_id, (), now)
+            server = await reads.settings(tx, guild_id)
+            tz = get_zone(server.timezone)
+            person = (
+                counters.person_day(guild_id, user_id, day_period(now, tz)),
+                counters.person_month(guild_id, user_id, month_period(now, tz)),
+            )
+            # Zeroing the counters first waits for a reservation of the person in flight, whose job the
+            # last id read below then includes.
+            await counters.zero_person(tx, person)
+            before = await reads.usage(tx, guild_id, user_id, (), now, self.defaults)
             row = await tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM jobs")
             last_job_id = int(row[0])
+            await counters.set_floor(tx, person, last_job_id)
             await tx.execute(
                 "INSERT INTO quota_resets (guild_id, user_id, last_job_id, reset_at, actor_id) VALUES (?, ?, ?, ?, ?)",
                 (guild_id, user_id, last_job_id, ts(now), actor_id),
@@ -228,7 +249,7 @@ class Moderation(Ledger):
         """The server's most recent audited actions, newest first; ``changes_only``: moderators' changes, without
         the refused prompts (``RuleStore.refusals_by_member`` counts those per member)."""
         only = " AND action <> 'prompt_refused'" if changes_only else ""
-        async with self._plain() as tx:
+        async with self.db.plain() as tx:
             rows = await tx.fetchall(
                 "SELECT id, guild_id, actor_id, action, target_id, details, created_at FROM audit_log "
                 f"WHERE guild_id = ?{only} ORDER BY id DESC LIMIT ?",

@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.storage.clock import as_utc
+
 DEFAULT_TIMEZONE = "UTC"
 
 
@@ -45,13 +47,6 @@ def validate_timezone(name: str) -> str:
 def get_zone(name: str) -> ZoneInfo:
     """ZoneInfo for an IANA name (raises ZoneInfoNotFoundError/ValueError for bad names)."""
     return ZoneInfo(name)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Aware UTC datetime; a naive datetime is taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:

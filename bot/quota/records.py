@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any, Final, Literal
 
-from bot.quota.periods import DEFAULT_TIMEZONE, as_utc
+from bot.quota.periods import DEFAULT_TIMEZONE
 from bot.quota.policy import Limits, remaining
+from bot.storage.clock import parse_ts, ts, utc_now
 
 ACTIVE_STATUSES: Final = ("reserved", "running")
 SETTLED_STATUSES: Final = ("done", "partial")
@@ -26,7 +27,7 @@ COST_SPENT = "COALESCE(SUM(CASE WHEN status IN ('reserved', 'running') THEN cost
 JOB_COLUMNS = (
     "id, guild_id, channel_id, user_id, kind, prompt, settings, model, status, images_reserved, "
     "images_done, input_tokens, output_tokens, cost_estimate, cost_actual, error, message_id, "
-    "parent_job_id, source_image_url, created_at, finished_at, started_at, owner"
+    "parent_job_id, source_image_url, created_at, finished_at, started_at, owner, counters, purged_at"
 )
 
 
@@ -127,7 +128,9 @@ class JobRecord:
     created_at: datetime
     finished_at: datetime | None
     started_at: datetime | None = None
-    owner: str | None = None  # the instance that reserved it (bot/quota/leases.py)
+    owner: str | None = None  # the instance that reserved it (bot/storage/leases.py)
+    counters: tuple[str, ...] = ()  # the quota counters it charged (bot/quota/counters.py)
+    purged_at: datetime | None = None  # when its prompt was erased (bot/quota/retention.py)
 
     @property
     def active(self) -> bool:
@@ -229,19 +232,6 @@ class DayReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def ts(moment: datetime) -> str:
-    """Fixed-width ISO-8601 UTC, so text comparison in SQL is time comparison."""
-    return as_utc(moment).isoformat(timespec="microseconds")
-
-
-def parse_ts(value: str | None) -> datetime | None:
-    return None if value is None else as_utc(datetime.fromisoformat(value))
-
-
 def row_to_job(row: Any) -> JobRecord:
     settings_text = row["settings"]
     try:
@@ -274,6 +264,8 @@ def row_to_job(row: Any) -> JobRecord:
         finished_at=parse_ts(row["finished_at"]),
         started_at=parse_ts(row["started_at"]),
         owner=row["owner"],
+        counters=tuple((row["counters"] or "").split()),
+        purged_at=parse_ts(row["purged_at"]),
     )
 
 
@@ -288,3 +280,6 @@ def limit_repr(value: LimitArg) -> Any:
     if value is None:
         return "unlimited"
     return value
+
+
+__all__ = ["parse_ts", "ts", "utc_now"]  # re-exported: the quota modules' time helpers are storage's

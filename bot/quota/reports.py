@@ -8,10 +8,11 @@ import io
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from bot.quota.base import runs_to_completion
-from bot.quota.ledger import Ledger
+from bot.quota import reads
 from bot.quota.periods import get_zone, month_period
 from bot.quota.records import COST_SPENT, IMAGES_USED, JOB_COLUMNS, DayReport, Report, UserReport, ts
+from bot.storage.completion import runs_to_completion
+from bot.storage.database import Database
 
 _CSV_FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -40,15 +41,18 @@ def build_csv(rows: list[Any]) -> str:
     return out.getvalue()
 
 
-class Reports(Ledger):
+class Reports:
     """Read-only summaries of the ledger."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     @runs_to_completion
     async def report(self, guild_id: int) -> Report:
         """This month's (server time zone) jobs, images and spend per user and in total."""
-        async with self._read() as tx:
-            settings = await self._settings(tx, guild_id)
-            month = month_period(self.now(), get_zone(settings.timezone))
+        async with self.db.read() as tx:
+            settings = await reads.settings(tx, guild_id)
+            month = month_period(self.db.now(), get_zone(settings.timezone))
             rows = await tx.fetchall(
                 f"SELECT user_id, COUNT(*) AS jobs, {IMAGES_USED} AS images, {COST_SPENT} AS spent "
                 "FROM jobs WHERE guild_id = ? AND created_at >= ? AND created_at < ? "
@@ -69,7 +73,7 @@ class Reports(Ledger):
             bucket = days.setdefault(local, [0, 0.0])
             bucket[0] += int(r["images"])
             bucket[1] += float(r["spent"])
-        today = min(self.now(), month.end).astimezone(zone).date()
+        today = min(self.db.now(), month.end).astimezone(zone).date()
         first = month.start.astimezone(zone).date()
         daily = [
             DayReport(first + timedelta(days=i), int(days.get(first + timedelta(days=i), [0, 0.0])[0]),
@@ -94,10 +98,10 @@ class Reports(Ledger):
     async def ledger_csv(self, guild_id: int, *, since: datetime | None = None) -> str:
         """The server's ledger rows as CSV, from ``since`` (default: start of this month in the
         server's time zone). Cells that would start a spreadsheet formula are prefixed with '."""
-        async with self._read() as tx:
+        async with self.db.read() as tx:
             if since is None:
-                settings = await self._settings(tx, guild_id)
-                since = month_period(self.now(), get_zone(settings.timezone)).start
+                settings = await reads.settings(tx, guild_id)
+                since = month_period(self.db.now(), get_zone(settings.timezone)).start
             rows = await tx.fetchall(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND created_at >= ? ORDER BY id",
                 (guild_id, ts(since)),

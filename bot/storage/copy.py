@@ -5,7 +5,8 @@
 (so an older SQLite file is upgraded in place, as the bot would on start). The copy is one
 PostgreSQL transaction: the ledger, limits, resets, audit log, server settings and the key-value
 table and the prompt rules, ids kept, identity counters moved past them; then the row counts of source and target
-are compared. Instance leases are not copied (they belong to running processes).
+are compared. Instance leases are not copied (they belong to running processes), nor quota counters (the bot
+starts each again from the ledger when it first needs it).
 
 A target that already holds any of those rows is refused, and nothing is written: run it twice
 and the second run says so and exits 1.

@@ -76,7 +76,8 @@ def split_sql(sql: str) -> list[str]:
 async def open_database(path: Path) -> AsyncIterator[aiosqlite.Connection]:
     """Open (creating if needed) the database at ``path``, migrated to the newest schema."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = await aiosqlite.connect(path, isolation_level=None)  # autocommit; we BEGIN explicitly
+    # Autocommit (we BEGIN explicitly); usable from the event loop's thread too (``sqlite.DirectSqliteTx``).
+    conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA journal_mode=WAL")
@@ -95,7 +96,7 @@ _KV_SET = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE 
 
 async def kv_get(db: aiosqlite.Connection | Backend, key: str) -> str | None:
     """The value stored under ``key``: ``db`` is an aiosqlite connection or a store's backend
-    (``QuotaStore.backend``, SQLite or PostgreSQL)."""
+    (``Database.backend``, SQLite or PostgreSQL)."""
     if isinstance(db, Backend):
         async with db.plain() as tx:
             row = await tx.fetchone(_KV_GET, (key,))

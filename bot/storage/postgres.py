@@ -1,28 +1,15 @@
-"""The PostgreSQL backend of the quota store: an asyncpg pool, same SQL, same numbered migrations.
+"""The PostgreSQL backend: an asyncpg pool, same SQL, same numbered migrations.
 
 Why each operation stays one atomic step (READ COMMITTED, the default isolation):
 
-* ``reserve`` serialises on PostgreSQL advisory transaction locks, held until COMMIT or ROLLBACK,
-  taken before it reads anything, always in this order (so no two transactions wait on each other
-  in a cycle):
-  1. the server's lock, SHARED: every reservation of the server holds it, and a settings change
-     (budget, time zone, manager role) takes it EXCLUSIVE, so a server's settings cannot change
-     while a reservation that has read them is in flight;
-  2. the (server, user) lock, EXCLUSIVE: a user's usage rises only by that user's reservations
-     (``reset_user`` takes the same two locks), so they run one after another;
-  3. when the server has a budget, the server's budget lock, EXCLUSIVE: spend rises with any
-     member's reservation, so a budgeted server's reservations run one after another;
-  4. with a bot-wide per-person cap (``BOT_USER_DAILY_LIMIT``), the person's lock across servers,
-     EXCLUSIVE; 5. with a bot-wide budget (``BOT_MONTHLY_BUDGET_USD``), the bot's budget lock,
-     EXCLUSIVE: every reservation of the bot then runs one after another (as in a budgeted server).
-  Under READ COMMITTED each statement sees every transaction committed before it started, and the
-  previous holder of a lock committed before releasing it, so a check reads every earlier
-  reservation it competes with: two reservations can never both see "1 left". There are no
-  serialization failures, so no retries (SERIALIZABLE would be correct too, but under a burst most
-  attempts would fail and retry, which is slower). Different users of a server without a budget
-  do not wait for each other. Keys: the one-bigint key space (the server id; a 64-bit hash for the
-  others); PostgreSQL keeps it apart from the two-int key space used below for migrations and
-  recovery, which other code can use freely with other first numbers.
+* ``reserve`` checks and consumes each limit with one conditional ``UPDATE`` of that limit's counter row
+  (``bot/quota/counters.py``). The row lock, held until COMMIT or ROLLBACK, orders two reservations of the
+  same counter, and under READ COMMITTED the second re-reads the row after the first committed, so it
+  checks the sum that includes the first: two reservations can never both see "1 left". A counter not yet
+  there is created with ``INSERT ... ON CONFLICT DO NOTHING``, which waits for a concurrent insert of the
+  same key to commit. Reservations of different people touch different rows and do not wait for each
+  other; the rows every member shares (a budget) are written last, so their locks are held only to COMMIT.
+  There are no serialization failures, so no retries.
 * ``mark_running`` / ``settle`` / ``refund`` read the job ``FOR UPDATE`` (``Tx.for_update``), so
   a settle and a refund of the same job queue on its row lock and the second sees the first's
   result: a job is settled or refunded once.
@@ -48,7 +35,6 @@ log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = (0x1A6E, 1)  # two-int advisory key: "imagebot", migrations
 _RECOVERY_LOCK = (0x1A6E, 2)  # two-int advisory key: "imagebot", crash recovery
-_BOT_BUDGET_LOCK = (0x1A6E, 4)  # two-int advisory key: "imagebot", the bot-wide budget (3 is slots.py's)
 
 
 @lru_cache(maxsize=512)
@@ -110,29 +96,6 @@ class PostgresTx(Tx):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(to_dollar_params(sql), rows)
-
-    async def lock_quota(self, guild_id: int | None, user_id: int) -> None:
-        user_key = hashed_key("user", guild_id, user_id)
-        if guild_id is None:
-            await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", user_key)
-        else:  # one round trip; PostgreSQL evaluates a select list left to right: server, then user
-            await self.conn.execute(
-                "SELECT pg_advisory_xact_lock_shared($1::bigint), pg_advisory_xact_lock($2::bigint)",
-                int(guild_id),
-                user_key,
-            )
-
-    async def lock_budget(self, guild_id: int) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", hashed_key("budget", guild_id))
-
-    async def lock_server(self, guild_id: int) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", int(guild_id))
-
-    async def lock_user_everywhere(self, user_id: int) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", hashed_key("user-everywhere", user_id))
-
-    async def lock_bot_budget(self) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_BOT_BUDGET_LOCK)
 
     async def lock_recovery(self) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_RECOVERY_LOCK)

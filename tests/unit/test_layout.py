@@ -4,6 +4,7 @@
   ``if TYPE_CHECKING:`` (annotations only, never run) are not edges; ``bot/`` may not make them to
   ``discord`` or ``cogs/`` either.
 * ``bot/`` imports neither ``discord`` nor ``cogs`` except in the composition root.
+* ``bot/storage/`` does not import ``bot/quota/`` (the quota domain builds on storage).
 * No module is much over 450 lines.
 """
 
@@ -118,6 +119,16 @@ def test_services_import_no_discord_and_no_cogs() -> None:
         name: sorted(t for t in targets if t == "discord" or t.startswith("cogs"))
         for name, targets in _graph(typing_edges=True).items()
         if name.startswith("bot") and name not in COMPOSITION_ROOT
+    }
+    assert {name: targets for name, targets in bad.items() if targets} == {}
+
+
+def test_storage_does_not_import_the_quota_domain() -> None:
+    """The quota domain builds on storage (``Database`` and its repositories), never the other way."""
+    bad = {
+        name: sorted(t for t in targets if t == "bot.quota" or t.startswith("bot.quota."))
+        for name, targets in _graph(typing_edges=True).items()
+        if name == "bot.storage" or name.startswith("bot.storage.")
     }
     assert {name: targets for name, targets in bad.items() if targets} == {}
 

@@ -86,7 +86,7 @@ async def test_a_slow_report_is_deferred_then_sent_as_a_follow_up(monkeypatch: p
             return "id\n"
 
     monkeypatch.setattr(qc, "REPORT_DEFER_AFTER", 0.01)
-    bot: Any = SimpleNamespace(services=SimpleNamespace(quota=SlowStore(), rules=None))
+    bot: Any = SimpleNamespace(services=SimpleNamespace(reports=SlowStore(), rules=None))
     response, followup = _Recorder(), _Recorder()
     interaction: Any = SimpleNamespace(
         guild_id=1, guild=None, filesize_limit=10_000_000, response=response, followup=followup

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
+from bot.config.env_example import example_value
 from bot.config.settings import (
     ENV_FILE_VARIABLE,
     ConfigError,
     Settings,
     declared,
     describe,
-    example_value,
     load_settings,
     parse_database_url,
     render_env_example,

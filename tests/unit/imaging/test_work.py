@@ -15,7 +15,7 @@ from bot.images_api.errors import BrokenImage
 from bot.images_api.types import CompletedImage
 from bot.imaging.verify import DamagedImage, verify_image_sync
 from bot.imaging.work import fit_upload_sync, make_preview_sync, pack_uploads
-from bot.jobs.service import _whole
+from bot.jobs.whole import whole_image as _whole
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

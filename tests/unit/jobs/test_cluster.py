@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from bot.jobs.cluster import ClusterScheduler
-from bot.quota import QuotaStore
 from bot.storage.postgres import PostgresBackend
 from tests.helpers import pgserver
+from tests.helpers.stores import lease_of, quota_on
 
 
 @asynccontextmanager
@@ -25,10 +25,10 @@ async def instances(
         for name in names:
             backend = await PostgresBackend.connect(url, min_size=1, max_size=5)
             stack.push_async_callback(backend.close)
-            store = QuotaStore(backend, default_daily=None, default_monthly=None, instance_id=name)
-            store.lease_ttl = ttl
-            await store.renew_lease()
-            sched = ClusterScheduler(store, capacity)
+            store = quota_on(backend, default_daily=None, default_monthly=None, instance_id=name)
+            lease_of(store).ttl = ttl
+            await lease_of(store).renew()
+            sched = ClusterScheduler(store.db, capacity)
             await sched.start()
             stack.push_async_callback(sched.close)
             made.append(sched)
@@ -119,7 +119,8 @@ async def test_a_dead_process_slots_come_back_when_its_lease_expires() -> None:
     ):
         await dead.acquire(1)
         await dead.acquire(1)
-        dead.store.lease_ttl = 30.0  # (not renewed any more: the process is "frozen")
+        assert dead.db.lease is not None
+        dead.db.lease.ttl = 30.0  # (not renewed any more: the process is "frozen")
         started = time.monotonic()
         await asyncio.wait_for(live.acquire(2), timeout=10)  # granted once the dead lease ran out
         assert time.monotonic() - started >= 0.3

@@ -220,8 +220,8 @@ async def test_a_name_that_breaks_discords_rules_is_left_out(
 def _usage(**limits: Any) -> Any:
     from datetime import UTC, datetime
 
+    from bot.quota import UsageSummary
     from bot.quota.policy import Limits
-    from bot.quota.store import UsageSummary
 
     at = datetime(2026, 12, 3, tzinfo=UTC)
     values = {"daily": 5, "monthly": None, "daily_source": "role:42", "monthly_source": "server", **limits}

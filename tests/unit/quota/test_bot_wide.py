@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.quota import QuotaExceeded, QuotaStore
+from bot.quota import Quota, QuotaExceeded
 from tests.helpers.stores import (
     GUILD,
     USER,
@@ -24,6 +24,7 @@ from tests.helpers.stores import (
     database,
     dialect,
     open_backend,
+    quota_on,
     reserve,
     rows,
 )
@@ -36,9 +37,9 @@ OTHER_GUILD = GUILD + 1
 @asynccontextmanager
 async def capped(
     open_backend: BackendOpener, clock: Clock, *, daily: int | None = None, budget: float | None = None
-) -> AsyncIterator[QuotaStore]:
+) -> AsyncIterator[Quota]:
     async with open_backend() as backend:
-        yield QuotaStore(
+        yield quota_on(
             backend, default_daily=25, default_monthly=300, bot_user_daily=daily, bot_budget_usd=budget, clock=clock
         )
 
@@ -55,7 +56,7 @@ async def test_a_persons_images_count_in_every_server_and_in_dms(open_backend: B
         assert refused.resets_at == datetime(2024, 6, 16, tzinfo=UTC)  # the UTC day's end, whatever the server's zone
         # Someone else is not affected, and the server's own usage is its own.
         await reserve(store, guild_id=GUILD, user_id=USER + 1)
-        usage = await store.usage(OTHER_GUILD, USER, ())
+        usage = await store.ledger.usage(OTHER_GUILD, USER, ())
         assert usage.daily_used == 1 and usage.everywhere_used == 3 and usage.everywhere_daily == 3
         assert len(await rows(store, "SELECT id FROM jobs")) == 4  # the refusal wrote nothing
 
@@ -67,7 +68,7 @@ async def test_refunds_free_the_bot_wide_cap_and_a_new_utc_day_resets_it(
         first = await reserve(store, guild_id=GUILD, images=2)
         with pytest.raises(QuotaExceeded):
             await reserve(store, guild_id=OTHER_GUILD)
-        await store.refund(first.job_id, status="failed")
+        await store.ledger.refund(first.job_id, status="failed")
         await reserve(store, guild_id=OTHER_GUILD, images=2)
         clock.advance(hours=12)  # 2024-06-16 00:00 UTC
         await reserve(store, guild_id=GUILD)
@@ -77,13 +78,13 @@ async def test_the_servers_own_limit_is_checked_first_and_a_moderator_reset_does
     open_backend: BackendOpener, clock: Clock
 ) -> None:
     async with capped(open_backend, clock, daily=2) as store:
-        await store.set_user_limit(GUILD, USER, daily=1, actor_id=1)
+        await store.moderation.set_user_limit(GUILD, USER, daily=1, actor_id=1)
         await reserve(store, guild_id=GUILD)
         with pytest.raises(QuotaExceeded) as server:
             await reserve(store, guild_id=GUILD)
         assert server.value.scope == "daily"  # the server's own limit, worded as such
         await reserve(store, guild_id=OTHER_GUILD)
-        await store.reset_user(OTHER_GUILD, USER, actor_id=1)
+        await store.moderation.reset_user(OTHER_GUILD, USER, actor_id=1)
         with pytest.raises(QuotaExceeded) as everywhere:
             await reserve(store, guild_id=OTHER_GUILD)
         assert everywhere.value.scope == "bot_daily"
@@ -105,7 +106,7 @@ async def test_the_bot_budget_counts_every_servers_spend(open_backend: BackendOp
         assert info.value.scope == "bot_budget" and info.value.limit == pytest.approx(0.10)
         assert info.value.resets_at == datetime(2024, 7, 1, tzinfo=UTC)
         # A job that ends cheaper than estimated frees the difference (its actual cost counts once it ended).
-        await store.settle(a.job_id, images=1, cost=0.01)
+        await store.ledger.settle(a.job_id, images=1, cost=0.01)
         await reserve(store, guild_id=OTHER_GUILD + 1, user_id=USER + 2, cost=0.04)
 
 
@@ -136,8 +137,8 @@ async def test_a_servers_own_key_is_outside_the_operators_caps(open_backend: Bac
     # the server's own limits still do.
     async with capped(open_backend, clock, daily=1, budget=0.05) as store:
         own = await reserve(store, guild_id=GUILD, images=2, cost=1.0, payer="server")
-        await store.settle(own.job_id, images=2, cost=1.0)
-        usage = await store.usage(GUILD, USER, ())
+        await store.ledger.settle(own.job_id, images=2, cost=1.0)
+        usage = await store.ledger.usage(GUILD, USER, ())
         assert usage.daily_used == 2 and usage.everywhere_used == 0  # the server's count, not the operator's
         paid = await reserve(store, guild_id=OTHER_GUILD, cost=0.04)  # the operator's budget is still untouched
         with pytest.raises(QuotaExceeded) as info:

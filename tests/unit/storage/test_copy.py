@@ -6,13 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.quota import QuotaStore
 from bot.rules import RuleStore
 from bot.storage.copy import TABLES
 from bot.storage.db import kv_get, kv_set, open_database
 from bot.storage.postgres import PostgresBackend
 from tests.helpers import pgserver
-from tests.helpers.stores import GUILD, MOD, USER, Clock, clock, reserve
+from tests.helpers.stores import GUILD, MOD, USER, Clock, clock, quota_on, reserve
 
 __all__ = ["clock"]  # fixtures used here
 
@@ -29,20 +28,20 @@ def run_migrate(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_copy_keeps_everything_and_refuses_a_second_time(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "old.db"
     async with open_database(path) as conn:
-        src = QuotaStore(conn, default_daily=5, default_monthly=50, clock=clock)
-        await src.set_budget(GUILD, 3.0, actor_id=MOD)
-        await src.set_timezone(GUILD, "Europe/Berlin", actor_id=MOD)
-        await src.set_role_limit(GUILD, 77, daily=None, monthly=9, actor_id=MOD)
+        src = quota_on(conn, default_daily=5, default_monthly=50, clock=clock)
+        await src.moderation.set_budget(GUILD, 3.0, actor_id=MOD)
+        await src.moderation.set_timezone(GUILD, "Europe/Berlin", actor_id=MOD)
+        await src.moderation.set_role_limit(GUILD, 77, daily=None, monthly=9, actor_id=MOD)
         first = await reserve(src, images=2, cost=0.08)
-        await src.settle(first.job_id, images=2, cost=0)  # a whole REAL: SQLite may store 0 as an integer
+        await src.ledger.settle(first.job_id, images=2, cost=0)  # a whole REAL: SQLite may store 0 as an integer
         await reserve(src, kind="edit", parent_job_id=first.job_id)
-        await src.reset_user(GUILD, USER, actor_id=MOD)
+        await src.moderation.reset_user(GUILD, USER, actor_id=MOD)
         await reserve(src, prompt='quote " and, comma')
         await kv_set(conn, "command_sync:1:global", "digest")
         rule = await RuleStore(conn, clock=clock).add(GUILD, "regex", "dr[a@]gon", sfw_only=True, actor_id=MOD)
-        before_usage = await src.usage(GUILD, USER, (77,))
-        before_report = await src.report(GUILD)
-        before_csv = await src.ledger_csv(GUILD)
+        before_usage = await src.ledger.usage(GUILD, USER, (77,))
+        before_report = await src.reports.report(GUILD)
+        before_csv = await src.reports.ledger_csv(GUILD)
 
     url = await pgserver.server().new_database()
     done = run_migrate(f"sqlite:///{path}", url)
@@ -51,11 +50,11 @@ async def test_copy_keeps_everything_and_refuses_a_second_time(tmp_path: Path, c
 
     backend = await PostgresBackend.connect(url)
     try:
-        dst = QuotaStore(backend, default_daily=5, default_monthly=50, clock=clock)
-        assert await dst.usage(GUILD, USER, (77,)) == before_usage
-        assert await dst.report(GUILD) == before_report
-        assert await dst.ledger_csv(GUILD) == before_csv
-        actions = [e.action for e in await dst.audit_log(GUILD)]
+        dst = quota_on(backend, default_daily=5, default_monthly=50, clock=clock)
+        assert await dst.ledger.usage(GUILD, USER, (77,)) == before_usage
+        assert await dst.reports.report(GUILD) == before_report
+        assert await dst.reports.ledger_csv(GUILD) == before_csv
+        actions = [e.action for e in await dst.moderation.audit_log(GUILD)]
         assert actions == ["add_rule", "reset_user", "set_role_limit", "set_timezone", "set_budget"]
         rules = RuleStore(backend, clock=clock)
         assert await rules.list_rules(GUILD) == [rule]  # the prompt rules came along, and their ids go on

@@ -1,4 +1,4 @@
-"""Jobs owned by a process (bot/quota/leases.py), the cross-process race, the key-value table and
+"""Jobs owned by a process (bot/storage/leases.py), the cross-process race, the key-value table and
 PostgreSQL's migrations, on both databases (``tests/helpers/stores.py``)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.quota import JobStateError, QuotaStore, Reservation
-from bot.quota.connect import default_instance_id, open_store
+from bot.quota import JobStateError, Quota, Reservation, defaults_from
+from bot.storage.connect import default_instance_id, open_storage
 from bot.storage.db import kv_get, kv_set, migrations, open_database
 from bot.storage.postgres import PostgresBackend, to_dollar_params
 from bot.storage.sqlite import Backend
@@ -28,7 +28,9 @@ from tests.helpers.stores import (
     connect,
     database,
     dialect,
+    lease_of,
     open_backend,
+    quota_on,
     race_worker,
     reserve,
     rows,
@@ -38,16 +40,16 @@ from tests.helpers.stores import (
 __all__ = ["clock", "database", "dialect", "open_backend", "store"]  # fixtures used here
 
 
-async def started(backend: Backend, clock: Clock, name: str) -> QuotaStore:
+async def started(backend: Backend, clock: Clock, name: str) -> Quota:
     """A store as instance ``name`` would open it: lease registered (ttl 30 s)."""
-    s = QuotaStore(backend, default_daily=50, default_monthly=500, clock=clock, instance_id=name)
-    await s.renew_lease()
+    s = quota_on(backend, default_daily=50, default_monthly=500, clock=clock, instance_id=name)
+    await lease_of(s).renew()
     return s
 
 
-async def running(store: QuotaStore) -> Reservation:
+async def running(store: Quota) -> Reservation:
     r = await reserve(store)
-    await store.mark_running(r.job_id)
+    await store.ledger.mark_running(r.job_id)
     return r
 
 
@@ -57,30 +59,30 @@ async def test_recovery_refunds_only_jobs_of_expired_leases(open_backend: Backen
         ja = await running(a)
         queued = await reserve(a)  # reserved, not yet running: also a's
         jb = await running(b)
-        assert (await a.get_job(ja.job_id)).owner == "a"  # type: ignore[union-attr]
+        assert (await a.ledger.get_job(ja.job_id)).owner == "a"  # type: ignore[union-attr]
 
         # A third process starting now must not touch a's or b's work: both leases are live.
         c = await started(b2, clock, "c")
-        assert await c.recover_reservations() == []
-        assert await b.recover_reservations(at_start=False) == []
+        assert await c.ledger.recover_reservations() == []
+        assert await b.ledger.recover_reservations(at_start=False) == []
 
         # a is killed: it stops renewing. Just before its lease runs out nothing happens...
         clock.advance(seconds=29)
-        await b.renew_lease()
-        assert await b.recover_reservations(at_start=False) == []
+        await lease_of(b).renew()
+        assert await b.ledger.recover_reservations(at_start=False) == []
         # ...after it, b's periodic recovery refunds a's jobs, and only those.
         clock.advance(seconds=2)
-        await b.renew_lease()
-        await c.renew_lease()
-        assert await b.recover_reservations(at_start=False) == [ja.job_id, queued.job_id]
-        crashed = await a.get_job(ja.job_id)
+        await lease_of(b).renew()
+        await lease_of(c).renew()
+        assert await b.ledger.recover_reservations(at_start=False) == [ja.job_id, queued.job_id]
+        crashed = await a.ledger.get_job(ja.job_id)
         assert crashed is not None and crashed.status == "crashed" and crashed.error is not None
-        assert (await b.get_job(jb.job_id)).status == "running"  # type: ignore[union-attr]
-        await b.settle(jb.job_id, images=1, cost=0.04)  # the live sibling's job is charged once
+        assert (await b.ledger.get_job(jb.job_id)).status == "running"  # type: ignore[union-attr]
+        await b.ledger.settle(jb.job_id, images=1, cost=0.04)  # the live sibling's job is charged once
         with pytest.raises(JobStateError):
-            await a.settle(ja.job_id, images=1, cost=0.04)  # a late settle of a refunded job is refused
-        assert (await b.usage(GUILD, USER, ())).daily_used == 1
-        assert await c.recover_reservations(at_start=False) == []
+            await a.ledger.settle(ja.job_id, images=1, cost=0.04)  # a late settle of a refunded job is refused
+        assert (await b.ledger.usage(GUILD, USER, ())).daily_used == 1
+        assert await c.ledger.recover_reservations(at_start=False) == []
 
 
 async def test_restart_with_the_same_id_recovers_its_earlier_jobs_at_once(
@@ -90,21 +92,21 @@ async def test_restart_with_the_same_id_recovers_its_earlier_jobs_at_once(
         old, sibling = await started(b1, clock, "shards-0"), await started(b2, clock, "shards-1")
         left = await running(old)
         other = await running(sibling)
-        legacy = await reserve(QuotaStore(b1, default_daily=50, default_monthly=500, clock=clock))  # no owner
+        legacy = await reserve(quota_on(b1, default_daily=50, default_monthly=500, clock=clock))  # no owner
 
         # "shards-0" was SIGKILLed and comes back at once: its lease is still live, but a job
         # of its own id can only be its earlier life's, and a job without owner predates leases.
         new = await started(b1, clock, "shards-0")
-        assert await new.recover_reservations() == [left.job_id, legacy.job_id]
-        assert (await new.get_job(other.job_id)).status == "running"  # type: ignore[union-attr]
+        assert await new.ledger.recover_reservations() == [left.job_id, legacy.job_id]
+        assert (await new.ledger.get_job(other.job_id)).status == "running"  # type: ignore[union-attr]
 
 
 async def test_released_lease_is_recovered_without_waiting(open_backend: BackendOpener, clock: Clock) -> None:
     async with open_backend() as b1, open_backend() as b2:
         a, b = await started(b1, clock, "a"), await started(b2, clock, "b")
         j = await reserve(a)
-        await a.release_lease()  # a clean stop that still had a job (e.g. the shutdown grace ran out)
-        assert await b.recover_reservations(at_start=False) == [j.job_id]
+        await lease_of(a).release()  # a clean stop that still had a job (e.g. the shutdown grace ran out)
+        assert await b.ledger.recover_reservations(at_start=False) == [j.job_id]
         assert [tuple(r) for r in await rows(b, "SELECT instance_id FROM instances")] == [("b",)]
 
 
@@ -119,30 +121,41 @@ class _Settings:
     shard_ids: tuple[int, ...] | None = None
 
 
-async def test_open_store_renews_its_lease_and_recovers_dead_siblings(
+async def test_open_storage_renews_its_lease_and_recovers_dead_siblings(
     dialect: str, database: str, open_backend: BackendOpener
 ) -> None:
     url = database if dialect == "postgresql" else f"sqlite:///{database}"
     settings = _Settings(url, Path(database), shard_ids=(2, 3))
     assert default_instance_id(settings.shard_ids) == "shards-2,3" and default_instance_id(None) == "main"
-    async with open_store(settings, lease_ttl=0.3) as live, open_backend() as other:
-        assert live.instance_id == "shards-2,3" and live.backend.dialect == dialect
+    async with open_storage(settings, lease_ttl=0.3) as db, open_backend() as other:
+        live = Quota.on(db, defaults_from(settings))
+        assert live.db.instance_id == "shards-2,3" and live.db.backend.dialect == dialect
         # A sibling process that registers a lease, reserves, and then freezes (never renews).
-        dead = QuotaStore(other, default_daily=5, default_monthly=50, instance_id="dead")
-        dead.lease_ttl = 0.3
-        await dead.renew_lease()
+        dead = quota_on(other, default_daily=5, default_monthly=50, instance_id="dead")
+        lease_of(dead).ttl = 0.3
+        await lease_of(dead).renew()
         job = await reserve(dead)
         mine = await reserve(live, user_id=USER + 1)
-        first = await rows(live, "SELECT lease_until FROM instances WHERE instance_id = ?", ("shards-2,3",))
+
+        async def lease_until() -> str:
+            return str(
+                (await rows(live, "SELECT lease_until FROM instances WHERE instance_id = ?", ("shards-2,3",)))[0][0]
+            )
+
+        first = await lease_until()
         deadline = time.monotonic() + 5
-        while (await live.get_job(job.job_id)).status != "crashed":  # type: ignore[union-attr]
+        while (await live.ledger.get_job(job.job_id)).status != "crashed":  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the live instance never recovered the dead one's job"
             await asyncio.sleep(0.05)
-        again = await rows(live, "SELECT lease_until FROM instances WHERE instance_id = ?", ("shards-2,3",))
-        assert again[0][0] > first[0][0]  # renewed in the background
-        assert (await live.get_job(mine.job_id)).status == "reserved"  # type: ignore[union-attr]
-    # open_store released its lease on exit.
-    async with open_store(settings, instance_id="after") as after:
+        # Renewed in the background (on a slow machine the recovery may come in the turn whose renewal
+        # ``first`` already saw: wait for the next one rather than assume).
+        while await lease_until() <= first:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            await asyncio.sleep(0.05)
+        assert (await live.ledger.get_job(mine.job_id)).status == "reserved"  # type: ignore[union-attr]
+    # open_storage released its lease on exit.
+    async with open_storage(settings, instance_id="after") as db:
+        after = Quota.on(db, defaults_from(settings))
         names = {r[0] for r in await rows(after, "SELECT instance_id FROM instances")}
         assert names == {"after", "dead"}
 
@@ -170,8 +183,8 @@ def test_100_reservations_in_4_processes_admit_exactly_the_last_5(dialect: str, 
 
     async def setup() -> None:
         async with connect(dialect, database) as backend:
-            s = QuotaStore(backend, default_daily=5, default_monthly=50, clock=Clock(datetime.fromisoformat(now)))
-            await s.set_user_limit(GUILD, USER, daily=7, actor_id=MOD)
+            s = quota_on(backend, default_daily=5, default_monthly=50, clock=Clock(datetime.fromisoformat(now)))
+            await s.moderation.set_user_limit(GUILD, USER, daily=7, actor_id=MOD)
             await reserve(s, images=2)  # 5 left
 
     asyncio.run(setup())
@@ -226,24 +239,24 @@ def test_pg_server_found() -> None:
 async def test_a_new_process_waits_for_a_crashed_predecessors_lease_and_refuses_a_live_twin(
     open_backend: BackendOpener,
 ) -> None:
-    from bot.quota.leases import InstanceInUse, stop_lease
+    from bot.storage.leases import InstanceInUse, stop_lease
 
     async with open_backend() as b1, open_backend() as b2:
-        old = QuotaStore(b1, default_daily=5, default_monthly=50, instance_id="shards-0")
-        old.lease_ttl = 0.6
-        await old.renew_lease()  # ... and then the process is killed: nobody renews it
-        new = QuotaStore(b2, default_daily=5, default_monthly=50, instance_id="shards-0")
+        old = quota_on(b1, default_daily=5, default_monthly=50, instance_id="shards-0")
+        lease_of(old).ttl = 0.6
+        await lease_of(old).renew()  # ... and then the process is killed: nobody renews it
+        new = quota_on(b2, default_daily=5, default_monthly=50, instance_id="shards-0")
         started = time.monotonic()
-        await asyncio.wait_for(new.wait_for_predecessor(poll=0.05), 5)
+        await asyncio.wait_for(lease_of(new).wait_for_predecessor(poll=0.05), 5)
         assert time.monotonic() - started > 0.3  # it waited for the lease to run out
-        other = QuotaStore(b2, default_daily=5, default_monthly=50, instance_id="other")
-        await asyncio.wait_for(other.wait_for_predecessor(), 1)  # an id nobody holds: no wait
+        other = quota_on(b2, default_daily=5, default_monthly=50, instance_id="other")
+        await asyncio.wait_for(lease_of(other).wait_for_predecessor(), 1)  # an id nobody holds: no wait
 
         # A twin that is alive (renewing) is refused, not waited for.
-        await old.renew_lease()
-        renewing = asyncio.create_task(old.run_lease())
+        await lease_of(old).renew()
+        renewing = asyncio.create_task(lease_of(old).run())
         try:
             with pytest.raises(InstanceInUse, match="give every process its own SHARD_IDS"):
-                await asyncio.wait_for(new.wait_for_predecessor(poll=0.05), 5)
+                await asyncio.wait_for(lease_of(new).wait_for_predecessor(poll=0.05), 5)
         finally:
             await stop_lease(renewing)

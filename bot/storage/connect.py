@@ -1,4 +1,4 @@
-"""Open the quota store that ``DATABASE_URL`` names, with this process's lease running.
+"""Open the database that ``DATABASE_URL`` names, migrated, with this process's lease running.
 
 ``sqlite:///path`` (the default) opens the file through ``bot.storage.db.open_database``;
 ``postgresql://user:password@host:port/database`` (or ``postgres://``) opens an asyncpg pool
@@ -14,30 +14,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.quota.leases import DEFAULT_LEASE_TTL, stop_lease
-from bot.quota.records import utc_now
-from bot.quota.store import QuotaStore
+from bot.storage.clock import utc_now
+from bot.storage.database import Database
 from bot.storage.db import open_database
+from bot.storage.leases import DEFAULT_LEASE_TTL, stop_lease
 from bot.storage.sqlite import Backend, SqliteBackend
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-class StoreSettings(Protocol):
+class StorageSettings(Protocol):
     """The part of ``bot.config.settings.Settings`` this module reads."""
 
     @property
     def database_url(self) -> str: ...
     @property
     def database_path(self) -> Path | None: ...
-    @property
-    def default_daily_limit(self) -> int | None: ...
-    @property
-    def default_monthly_limit(self) -> int | None: ...
-    @property
-    def bot_user_daily_limit(self) -> int | None: ...
-    @property
-    def bot_monthly_budget_usd(self) -> float | None: ...
     @property
     def shard_ids(self) -> tuple[int, ...] | None: ...
 
@@ -48,7 +40,7 @@ def is_postgres(url: str) -> bool:
 
 def default_instance_id(shard_ids: tuple[int, ...] | None) -> str:
     """One id per shard range: processes serve disjoint ranges, so no two live ones share it,
-    and a restarted process recognises the jobs its earlier life left behind."""
+    and a restarted process recognises what its earlier life left behind."""
     if not shard_ids:
         return "main"
     return "shards-" + ",".join(str(s) for s in sorted(shard_ids))
@@ -73,39 +65,37 @@ async def open_backend(url: str, sqlite_path: Path | None = None) -> AsyncIterat
 
 
 @asynccontextmanager
-async def open_store(
-    settings: StoreSettings,
+async def open_storage(
+    settings: StorageSettings,
     *,
     instance_id: str | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     clock: Callable[[], datetime] = utc_now,
-) -> AsyncIterator[QuotaStore]:
-    """The migrated store, its instance lease registered and renewed in the background.
+) -> AsyncIterator[Database]:
+    """The migrated database, its instance lease registered and renewed in the background.
 
-    Call ``store.recover_reservations()`` once at start (``cogs/bot.py`` does, in setup_hook). On
-    exit the lease task stops, the lease is released and the database closed.
+    On exit the lease task stops, the lease is released and the database closed.
     """
     async with AsyncExitStack() as stack:
-        sqlite_path = None if is_postgres(settings.database_url) else settings.database_path
-        if sqlite_path is None and not is_postgres(settings.database_url):
+        postgres = is_postgres(settings.database_url)
+        sqlite_path = None if postgres else settings.database_path
+        if sqlite_path is None and not postgres:
             raise ValueError("an SQLite DATABASE_URL needs the file's path")
         backend = await stack.enter_async_context(open_backend(settings.database_url, sqlite_path))
-        store = QuotaStore(
+        db = Database(
             backend,
-            default_daily=settings.default_daily_limit,
-            default_monthly=settings.default_monthly_limit,
-            bot_user_daily=settings.bot_user_daily_limit,
-            bot_budget_usd=settings.bot_monthly_budget_usd,
             clock=clock,
             instance_id=instance_id or default_instance_id(settings.shard_ids),
+            lease_ttl=lease_ttl,
         )
-        store.lease_ttl = lease_ttl
-        if backend.dialect == "postgresql":  # processes of several machines: make sure this id is ours
-            await store.wait_for_predecessor()
-        await store.renew_lease()
-        task = asyncio.create_task(store.run_lease(), name="quota-lease")
+        lease = db.lease
+        assert lease is not None
+        if postgres:  # processes of several machines: make sure this id is ours
+            await lease.wait_for_predecessor()
+        await lease.renew()
+        task = asyncio.create_task(lease.run(), name="instance-lease")
         try:
-            yield store
+            yield db
         finally:
             await stop_lease(task)
-            await store.release_lease()
+            await lease.release()
