@@ -122,6 +122,10 @@ SETTINGS_ZH: dict[str, str] = {
         "/healthz 和 /metrics HTTP 端点的 host:port（例如 127.0.0.1:8080）。留空 = 关闭。"
         "设置后 Docker 健康检查使用它，否则检查数据库。"
     ),
+    "PROMPT_RETENTION_DAYS": (
+        "数据库保存人们输入的内容（提示词）及其输入图片地址的天数；超过后每小时从任务记录中抹去一次，金额数字保留。"
+        "0 = 永久保存。"
+    ),
     "BENCH_STATS_FILE": (
         "仅供负载基准测试使用（./imagebot bench 会设置）：退出时把图片解码计数写入此文件。留空 = 关闭。"
     ),
