@@ -17,8 +17,8 @@ from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
-from bot.config.reference_zh import SECTIONS_ZH, SETTINGS_ZH
 from bot.config.env_example import example_value
+from bot.config.reference_zh import SECTIONS_ZH, SETTINGS_ZH
 from bot.config.settings import ENV_FILE_VARIABLE, declared
 from bot.config.spec import Spec
 
