@@ -3,10 +3,13 @@
     ./imagebot bench                       # 32 simultaneous /imagine jobs, 1536x1024, 2 partial frames
     ./imagebot bench --jobs 8
     ./imagebot bench --sweep               # N = 1, 8, 32, 64 (or --sweep 1,4,16)
-    ./imagebot bench --smoke               # N=4, short: exits non-zero only if the run itself is broken
+    ./imagebot bench --smoke               # N=4, a burst at N=4 and a 2-round long run, short: exits non-zero
+                                           # only if a run itself is broken
     ./imagebot bench --burst               # the rush: N=32 jobs whose frames come at 0.4/0.7 s, the result at 1 s,
                                            # 1024x1024 and 1536x1024, against a bot that does not stream
     ./imagebot bench --burst --sweep 8,32,64 --repeat 3
+    ./imagebot bench --long-run            # one bot through 12 rounds of 30 jobs (previews, edits, cancels):
+                                           # memory, threads, open files and latency per round, slopes
     ./imagebot bench reservations          # reservation latency of the quota store (bench/quota_latency.py)
 
 Prints a table per run (and one for the sweep) and writes everything to ``--json``. The exit status is 1
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import burst, metrics, report
+from bench import burst, longrun, metrics, report
 from bench.run import BenchError, ImagesAPIProcess, LoadOptions, run_load
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "last.json"
@@ -52,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the burst profile: frames at 0.4/0.7 s, result at 1.0 s, ours against bench/baseline.py\n"
         "(sizes: --burst-sizes; N: --jobs, or --sweep whose default list is then 8,32,64)",
     )
+    p.add_argument(
+        "--long-run",
+        action="store_true",
+        help="one bot process through --rounds rounds of --round-jobs jobs (imagine, edit, cancel); what grows",
+    )
+    p.add_argument("--rounds", type=int, default=12, help="long run: rounds (default 12)")
+    p.add_argument("--round-jobs", type=int, default=30, help="long run: jobs per round (default 30)")
     p.add_argument("--burst-sizes", default=",".join(burst.SIZES), metavar="WxH,...", help="burst profile sizes")
     p.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the results (default {DEFAULT_JSON})"
@@ -62,7 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delay-first", type=float, default=3.0, help="mean seconds to the first frame (default 3)")
     p.add_argument("--delay-between", type=float, default=1.5, help="mean seconds between events (default 1.5)")
     p.add_argument("--jitter", type=float, default=0.5, help="delays vary uniformly by ± this fraction (default 0.5)")
-    p.add_argument("--probe-interval", type=float, default=0.15, help="mean seconds between probe interactions")
+    p.add_argument(
+        "--probe-interval",
+        type=float,
+        default=0.2,
+        help="mean seconds between probes (an /imagine of a new member) during the rush (default 0.2)",
+    )
     p.add_argument("--repeat", type=int, default=1, help="runs per N; latency samples are pooled (default 1)")
     p.add_argument("--seed", type=int, default=1, help="seed of the fake API's delays (default 1)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra setting for the bot")
@@ -94,6 +109,8 @@ async def main_async(args: argparse.Namespace) -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     if args.burst and not args.smoke:
         return await burst_main(args, sizes, bot_env, workdir, info)
+    if args.long_run and not args.smoke:
+        return await long_main(args, bot_env, workdir, info)
     api = ImagesAPIProcess(
         size=args.size, partials=args.partials, pool=args.pool, delay_first=args.delay_first,
         delay_between=args.delay_between, jitter=args.jitter, log_path=workdir / "fakeapi.log",
@@ -140,7 +157,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
     finally:
         await api.stop()
-    if args.smoke:
+    long: dict[str, Any] | None = None
+    if args.smoke:  # and a long run of two small rounds, so that it cannot rot either
+        long, long_broken = await _long(args, bot_env, workdir, longrun.LongRunOptions(rounds=2, per_round=4))
+        broken = broken or long_broken
         burst_results, _, burst_broken = await burst.run_burst(
             args, [args.jobs], args.burst_sizes.split(","), workdir, bot_env
         )
@@ -161,6 +181,7 @@ async def main_async(args: argparse.Namespace) -> int:
     }
     if args.smoke:
         out["burst"] = smoke_burst
+        out["long_run"] = long
     return _finish(args, out, workdir, ok=not broken and len(runs) == len(sizes) * args.repeat)
 
 
@@ -202,6 +223,43 @@ async def burst_main(
     }
     expected = len(ns) * len(args.burst_sizes.split(","))
     return _finish(args, out, workdir, ok=not broken and len(results) == expected)
+
+
+async def _long(
+    args: argparse.Namespace, bot_env: dict[str, str], workdir: Path, opts: longrun.LongRunOptions
+) -> tuple[dict[str, Any] | None, bool]:
+    """Run the long run against its own fake Images API. Returns (its result, broken?)."""
+    print(f"\n== long run: {opts.rounds} rounds of {opts.per_round} jobs ==", flush=True)
+    opts.bot_env, opts.size = bot_env, "1024x1024"
+    api = ImagesAPIProcess(
+        size=opts.size, partials=2, pool=args.pool, delay_first=0.5, delay_between=0.4, jitter=0.3,
+        log_path=workdir / "fakeapi-long.log",
+    )  # fmt: skip
+    try:
+        await api.start()
+        result = await longrun.run_long(api, opts, workdir / "long")
+    except BenchError as exc:
+        print(f"long run broken: {exc}", file=sys.stderr, flush=True)
+        return None, True
+    finally:
+        await api.stop()
+    print(longrun.report(result), flush=True)
+    if result["problems"]:
+        print("PROBLEMS: " + "; ".join(result["problems"]) + f"\n(bot log: {result['log_path']})", flush=True)
+    return result, bool(result["problems"])
+
+
+async def long_main(args: argparse.Namespace, bot_env: dict[str, str], workdir: Path, info: dict[str, Any]) -> int:
+    started = time.monotonic()
+    opts = longrun.LongRunOptions(rounds=args.rounds, per_round=args.round_jobs)
+    result, broken = await _long(args, bot_env, workdir, opts)
+    out = {
+        "machine": info,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "seconds": round(time.monotonic() - started, 1),
+        "long_run": result,
+    }
+    return _finish(args, out, workdir, ok=not broken and result is not None)
 
 
 def _without_parts(fig: dict[str, Any]) -> dict[str, Any]:

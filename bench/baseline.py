@@ -2,9 +2,8 @@
 
 What a popular bot that does not stream does, and nothing more: ``/imagine`` defers, makes one non-streaming
 Images API call, decodes the JSON and the base64 (on the event loop, as such bots do), and uploads the bytes
-as a follow-up. The probe interactions of the bench get the acknowledgement any bot gives them: an invalid
-prompt is refused at once, a button on an unknown message gets an ephemeral note. No database, no quota, no
-previews. Configured like the real bot by the bench (``DISCORD_TOKEN``, ``DISCORD_API_BASE``,
+as a follow-up. The bench's probes are ``/imagine`` commands of new members, answered the same way. No
+database, no quota, no previews. Configured like the real bot by the bench (``DISCORD_TOKEN``, ``DISCORD_API_BASE``,
 ``DISCORD_GATEWAY_URL``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``); it is not a product, only a yardstick.
 """
 

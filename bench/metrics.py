@@ -149,6 +149,13 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
         return lat, failed
 
     probe_lat, probe_failed = ack([(p["token"], p["sent"]) for p in raw["probes"]])
+    # probe jobs run like the others: their previews count against the bot's decodes, their results as work
+    probe_shown = 0
+    probe_delivered = 0
+    for p in raw["probes"]:
+        reqs = by_token.get(p["token"], [])
+        probe_shown += len({f for f in map(_frame_shown, reqs) if f is not None})
+        probe_delivered += any(_is_final(r) for r in reqs)
     burst_lat, burst_failed = ack([(tok, raw["job_sent"][j]) for j, tok in raw["job_tokens"].items()])
     bot = raw["bot"]
     problems = list(raw["problems"])
@@ -185,11 +192,15 @@ def compute(raw: dict[str, Any]) -> dict[str, Any]:
         "stale_frames": stale,
         "frames_sent": frames_sent,
         "frames_shown": frames_shown,
+        "probe_frames_shown": probe_shown,
+        "probe_jobs": len(raw["probes"]),
+        "probe_delivered": probe_delivered,
         "jobs_without_preview": no_preview,
-        # partial frames the bot decoded (it counts them itself, bot/images/b64.py); None if it does not count
+        # partial frames the bot decoded (its /metrics, imagebot_image_decodes_total); None if it does not count
         "partial_decodes": (bot.get("stats") or {}).get("decodes", {}).get("partial"),
         "final_decodes": (bot.get("stats") or {}).get("decodes", {}).get("final"),
         "bot_module": bot.get("module", "bot"),
+        "bot_loop_lag": bot.get("loop_lag"),
         "bench_cpu_s": raw["bench"]["cpu_seconds"],
         "fake_api_cpu_s": raw["fake_api"]["cpu_seconds"],
         "machine_busy": raw["machine"]["busy"],
@@ -206,6 +217,7 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
     pool: dict[str, list[float]] = {k: [v for p in parts for v in p["samples"][k]] for k in parts[0]["samples"]}
     delivered = sum(p["delivered"] for p in parts)
     cpu = sum(p["bot_cpu_s"] for p in parts)
+    images = delivered + sum(p.get("probe_delivered", 0) for p in parts)  # every image the CPU paid for
     calls = [c for p in parts for c in p["calls"]]
     budget = 2 + partials
     frames_sent = sum(p["frames_sent"] for p in parts)
@@ -220,7 +232,8 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "final_latency_ms": summary_ms(pool["final"]),
         "ack_latency_ms": {**summary_ms(pool["ack"]), "failed": sum(p["ack_failed"] for p in parts)},
         "burst_ack_latency_ms": {**summary_ms(pool["burst_ack"]), "failed": sum(p["burst_failed"] for p in parts)},
-        "cpu_per_image_s": round(cpu / max(1, delivered), 3),
+        "cpu_per_image_s": round(cpu / max(1, images), 3),
+        "probe_jobs": sum(p.get("probe_jobs", 0) for p in parts),
         "bot_cpu_s": round(cpu / len(parts), 2),
         "idle_rss_mb": round(max(p["idle_rss_mb"] for p in parts), 1),
         "peak_rss_mb": round(max(p["peak_rss_mb"] for p in parts), 1),
@@ -233,7 +246,12 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "status_only_edits": sum(p["status_only_edits"] for p in parts),
         "rate_limited": sum(p["rate_limited"] for p in parts),
         "stale_frames": sum(p["stale_frames"] for p in parts),
-        "frames": {"sent": frames_sent, "shown": frames_shown, "skipped": frames_sent - frames_shown},
+        "frames": {
+            "sent": frames_sent,
+            "shown": frames_shown,
+            "skipped": frames_sent - frames_shown,
+            "shown_with_probes": frames_shown + sum(p.get("probe_frames_shown", 0) for p in parts),
+        },
         "jobs_without_preview": sum(p["jobs_without_preview"] for p in parts),
         "bench_loop_lag_ms": summary_ms(pool["bench_lag"]),
         "bench_cpu_s": round(sum(p["bench_cpu_s"] for p in parts) / len(parts), 2),
@@ -269,6 +287,12 @@ def summarise(parts: list[dict[str, Any]]) -> dict[str, Any]:
     decodes = [p.get("partial_decodes") for p in parts]
     fig["partial_decodes"] = None if any(d is None for d in decodes) else sum(d for d in decodes if d is not None)
     fig["bot_module"] = parts[0].get("bot_module", "bot")
+    lags: list[dict[str, float]] = [p["bot_loop_lag"] for p in parts if p.get("bot_loop_lag")]
+    fig["bot_loop_lag"] = (
+        {k: round(sum(x[k] for x in lags), 3) for k in ("samples", "over_50ms", "over_100ms", "late_s")}
+        if lags
+        else None
+    )
     fig["run_medians"] = run_medians(parts)
     return fig
 
@@ -287,7 +311,7 @@ def _per_run(part: dict[str, Any]) -> dict[str, float | None]:
         "ack_p99_ms": ms("ack", 99),
         "ack_max_ms": ms("ack", 100),
         "burst_ack_p99_ms": ms("burst_ack", 99),
-        "cpu_per_job_s": part["bot_cpu_s"] / max(1, part["jobs"]),
+        "cpu_per_job_s": part["bot_cpu_s"] / max(1, part["delivered"] + part.get("probe_delivered", 0)),
         "peak_rss_mb": part["peak_rss_mb"],
         "machine_busy_pct": 100 * part["machine_busy"],
     }

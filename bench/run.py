@@ -1,8 +1,12 @@
 """One benchmark run: fake Discord (here), fake Images API (its own process), the real bot (its own process).
 
 ``run_load`` starts a fresh fake Discord and a fresh bot (fresh database), injects ``jobs`` simultaneous
-``/imagine`` interactions from as many synthetic users, keeps injecting small "probe" interactions while the
-jobs stream, waits for every result, and returns what the fakes recorded plus the bot's CPU and memory.
+``/imagine`` interactions from as many synthetic users and, from that moment until the last of them has its
+result, a probe: another ``/imagine`` from a member not seen before, every ~``probe_interval`` seconds, timed
+from the gateway sending the interaction to the bot's callback reaching the fake Discord (what a person sees
+as "thinking…" appearing). Probe jobs run to their result like any other (their load is part of the rush)
+but are not counted in the jobs' figures. Returns what the fakes recorded, plus the bot's CPU, memory and
+the counters of its ``/metrics``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from bench.lag import LagMonitor
 from bot.demo.discord import FakeDiscord, InteractionHandle
@@ -41,7 +48,8 @@ SUBJECTS = (
 )
 PROMPT_TAG = re.compile(r"^bench run (\d+) job (\d+):")
 SYNTHETIC_USER_BASE = 1_600_000_000_000_000_000
-PROBE_BUTTON = "imagebot:reroll:999999999"  # a job id the bot does not know
+PROBE_USER_BASE = 1_700_000_000_000_000_000
+PROBE_SUBJECT = "a paper boat on a puddle, probe"
 
 
 class BenchError(RuntimeError):
@@ -53,7 +61,7 @@ class LoadOptions:
     jobs: int
     size: str = "1536x1024"
     partials: int = 2
-    probe_interval: float = 0.15  # mean seconds between probe interactions while jobs stream
+    probe_interval: float = 0.2  # mean seconds between probe interactions while jobs stream
     webhook_limit: tuple[int, float] = (5, 2.0)  # per interaction token: 5 edits per 2 s, as Discord reports
     settle: float = 1.0  # seconds to keep recording after the last result
     timeout: float = 120.0
@@ -162,7 +170,7 @@ class BotProcess:
         self.profile = profile
         self.module = module
         self.log_path = workdir / "bot.log"
-        self.stats_path = workdir / "bot-stats.json"  # decode counters, written by the bot as it exits
+        self.metrics_port = _free_port()  # the bot's /metrics (our bot only; the baseline has none)
         self.proc: asyncio.subprocess.Process | None = None
         self._pid: int | None = None
 
@@ -183,7 +191,7 @@ class BotProcess:
                 "BOT_USER_DAILY_LIMIT": "unlimited",  # the shipped caps would stop a 64-job run
                 "BOT_MONTHLY_BUDGET_USD": "unlimited",
                 "IMAGEBOT_ENV_FILE": str(self.workdir / "no.env"),  # never read the developer's .env
-                "BENCH_STATS_FILE": str(self.stats_path),
+                "HEALTH_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             }
         )
         env.update(self.extra_env)
@@ -277,15 +285,50 @@ class BotProcess:
                 await proc.wait()
         return proc.returncode
 
-    def stats(self) -> dict[str, Any]:
-        """What the bot counted (``bot/images/b64.py``); empty for a bot that does not count."""
-        try:
-            return dict(json.loads(self.stats_path.read_text()))
-        except (OSError, ValueError):
+    async def stats(self) -> dict[str, Any]:
+        """What the bot counted, from its ``/metrics``: ``{"decodes": {"partial": n, "final": n}}``; empty
+        for a bot that serves no metrics (the baseline)."""
+        if self.module != "bot":
             return {}
+        try:
+            async with aiohttp.ClientSession() as session:
+                url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return {}
+        decodes = {m.group(1): int(float(m.group(2))) for m in DECODES.finditer(text)}
+        lag = {m.group(1): float(m.group(2)) for m in LAG_BUCKETS.finditer(text)}
+        lag.update({m.group(1): float(m.group(2)) for m in LAG_TOTALS.finditer(text)})
+        return {"decodes": decodes, "loop_lag": lag} if decodes else {}
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+DECODES = re.compile(r'^imagebot_image_decodes_total\{kind="(\w+)"\} (\S+)$', re.M)
+LAG_BUCKETS = re.compile(r'^imagebot_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+LAG_TOTALS = re.compile(r"^imagebot_event_loop_lag_seconds_(count|sum) (\S+)$", re.M)
+
+
+def loop_lag_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float] | None:
+    """The bot's own loop-lag samples taken between two readings of its /metrics: how many, how many
+    more than 50 and 100 ms late, and the seconds late in all."""
+    a, b = after.get("loop_lag") or {}, before.get("loop_lag") or {}
+    if "count" not in a:
+        return None
+
+    def d(key: str) -> float:
+        return a.get(key, 0.0) - b.get(key, 0.0)
+
+    n = d("count")
+    return {"samples": n, "over_50ms": n - d("0.05"), "over_100ms": n - d("0.1"), "late_s": round(d("sum"), 3)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _child_env() -> dict[str, str]:
@@ -350,11 +393,11 @@ class _Tracker:
         self._seen = i
 
 
-async def _probe(fd: FakeDiscord, kind: str, user: FakeUser, target: dict[str, Any]) -> InteractionHandle:
-    if kind == "imagine-invalid":  # refused before any API call: the command path's acknowledgement
-        payload = fd.slash("imagine", {"prompt": " "}, user=user)
-    else:  # a button on a job the bot does not know: one database read, then the acknowledgement
-        payload = fd.button(PROBE_BUTTON, target, user=user)
+async def _probe(fd: FakeDiscord, run_id: int, k: int, size: str) -> InteractionHandle:
+    """A member not seen before asks for an image: the whole command path (checks, reservation, the
+    acknowledgement), not a shortcut that skips what people wait for."""
+    user = FakeUser(PROBE_USER_BASE + run_id * 10_000 + k, f"probe{k}", f"Probe {k}")
+    payload = fd.slash("imagine", {"prompt": f"bench run {run_id} probe {k}: {PROBE_SUBJECT}", "size": size}, user=user)
     return await fd.inject_interaction(payload)
 
 
@@ -382,13 +425,9 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         idle = bot.memory_mb()
         threads_idle = bot.threads()
 
-        users = [FakeUser(SYNTHETIC_USER_BASE + i, f"bench{i}", f"Bench {i}") for i in range(n + 1)]
-        probe_user = users[n]
-        probe_target = fd.create_user_message("bot", "probe target")
-        probe_target["components"] = [  # discord.py dispatches a button only if the message carries it
-            {"type": 1, "components": [{"type": 2, "style": 1, "label": "Reroll", "custom_id": PROBE_BUTTON}]}
-        ]
+        users = [FakeUser(SYNTHETIC_USER_BASE + i, f"bench{i}", f"Bench {i}") for i in range(n)]
         await api.seed(opts.seed * 1000 + n)
+        stats_before = await bot.stats()
         cpu_before = bot.cpu_seconds()
         api_before = await api.dump()
         bench_cpu_before = _own_cpu()
@@ -401,10 +440,9 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
             handles[i] = await fd.inject_interaction(payload)
         tracker = _Tracker(fd, {h.token for h in handles.values()})
 
-        probes: list[tuple[str, InteractionHandle]] = []
+        probes: list[InteractionHandle] = []
         rng = random.Random(opts.seed)
-        kinds = ("imagine-invalid", "button-unknown-job")
-        next_probe = time.monotonic() + 0.5  # the jobs' own acknowledgements come first
+        next_probe = time.monotonic()  # from the first moment of the rush
         deadline = t0 + opts.timeout
         while True:
             tracker.update()
@@ -418,18 +456,24 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
                 problems.append(f"the bot exited with code {bot.proc.returncode} during the run")
                 break
             if now >= next_probe:
-                kind = kinds[len(probes) % 2]
-                probes.append((kind, await _probe(fd, kind, probe_user, probe_target)))
+                probes.append(await _probe(fd, run_id, len(probes), opts.size))
                 next_probe = now + opts.probe_interval * rng.uniform(0.5, 1.5)
             await asyncio.sleep(0.01)
         t_done = time.monotonic()
         machine_after = _machine_cpu()
+        probe_tracker = _Tracker(fd, {h.token for h in probes})  # their results, before the bot is stopped
+        while probe_tracker.pending and time.monotonic() < deadline and not problems:
+            probe_tracker.update()
+            await asyncio.sleep(0.02)
+        if probe_tracker.pending and not problems:
+            problems.append(f"{len(probe_tracker.pending)} of {len(probes)} probe jobs had no result")
         await asyncio.sleep(opts.settle)
         t_end = time.monotonic()
         cpu_after = bot.cpu_seconds()
         bench_cpu_after = _own_cpu()
         busy = bot.memory_mb()
         threads_busy = bot.threads()
+        stats = await bot.stats()
         api_after = await api.dump()
     finally:
         await lag.stop()
@@ -454,7 +498,7 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
         "t_end": t_end,
         "job_tokens": {str(i): h.token for i, h in handles.items()},
         "job_sent": {str(i): h.created for i, h in handles.items()},
-        "probes": [{"kind": k, "token": h.token, "sent": h.created} for k, h in probes],
+        "probes": [{"kind": "imagine-new-member", "token": h.token, "sent": h.created} for h in probes],
         "events": [
             {
                 "job": _job_of(e["prompt"]),
@@ -476,7 +520,8 @@ async def run_load(run_id: int, api: ImagesAPIProcess, opts: LoadOptions) -> dic
             "threads_busy": threads_busy,
             "exit_code": code,
             "module": opts.bot_module,
-            "stats": bot.stats(),
+            "stats": stats,
+            "loop_lag": loop_lag_between(stats_before, stats),
         },
         "bench": {
             "cpu_seconds": bench_cpu_after - bench_cpu_before,

@@ -15,22 +15,25 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
 import discord
 
 from bot.config.settings import ConfigError, Settings, describe, load_settings
-from bot.images_api.b64 import write_stats_at_exit
 from bot.images_api.client import ImagesClient
+from bot.images_api.io_loop import ImagesLoop
 from bot.images_api.models import get_model
 from bot.images_api.stream_gate import no_stream_key
-from bot.imaging.work import start_preview_processes
+from bot.imaging.work import PreviewRenderer
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.model_choice import ModelChoice
 from bot.jobs.payers import Payers
 from bot.jobs.previews import Previews
+from bot.jobs.progress import LoopLag
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -47,6 +50,8 @@ from bot.storage.sqlite import Backend
 from cogs.bot import ImageBot, apply_endpoint_overrides
 
 log = logging.getLogger("bot")
+
+T = TypeVar("T")
 
 
 class _SecretFilter(logging.Filter):
@@ -83,6 +88,23 @@ def setup_logging(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
+async def images_io(limits: aiohttp.ClientTimeout) -> AsyncIterator[tuple[ImagesLoop, aiohttp.ClientSession]]:
+    """The Images API's own event loop (a thread) and its HTTP session, which lives on that loop: the
+    streams' megabytes are read and parsed there, and the bot's loop stays free to answer interactions."""
+    io = ImagesLoop()
+    io.start()
+
+    async def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=limits)
+
+    http = await io.run(session())
+    try:
+        yield io, http
+    finally:
+        await io.close(http.close)
+
+
+@contextlib.asynccontextmanager
 async def images_backend(settings: Settings) -> AsyncIterator[str]:
     """The Images API base URL; in demo mode, a built-in fake image service on 127.0.0.1."""
     if not settings.demo_mode:
@@ -108,12 +130,18 @@ def remember_streams(client: ImagesClient, backend: Backend) -> ImagesClient:
     a stream failure that may have been billed costs once, not once per restart. Recalled at the client's first
     look at its gateway (at startup for the operator's key, before the first stream for a server's key)."""
     key = no_stream_key(client.base_url)
+    home = asyncio.get_running_loop()  # the database's loop; the client calls these from the Images API's
+
+    async def on_home(coro: Coroutine[Any, Any, T]) -> T:
+        if asyncio.get_running_loop() is home:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home))
 
     async def recall() -> str | None:
-        return await kv_get(backend, key)
+        return await on_home(kv_get(backend, key))
 
     async def remember(reason: str) -> None:
-        await kv_set(backend, key, reason)
+        await on_home(kv_set(backend, key, reason))
 
     client.streams.recall, client.streams.on_discovery = recall, remember
     return client
@@ -175,7 +203,8 @@ async def run(settings: Settings) -> None:
     timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
     metrics = Metrics()
     async with (
-        aiohttp.ClientSession(timeout=timeout) as http,
+        aiohttp.ClientSession(timeout=timeout) as http,  # this loop's: key checks and the like
+        images_io(timeout) as (io, images_http),
         open_storage(settings, lease_ttl=settings.instance_lease_seconds) as db,
         images_backend(settings) as base_url,
         contextlib.AsyncExitStack() as stack,  # closed first: the slots before the store's pool
@@ -183,12 +212,14 @@ async def run(settings: Settings) -> None:
 
         def make_client(base: str, key: str) -> ImagesClient:
             client = ImagesClient(
-                http,
+                images_http,
                 base,
                 key,
                 max_retries=settings.api_max_retries,
                 stall_timeout=settings.api_stall_timeout,
                 request_timeout=settings.api_timeout,
+                on_decode=metrics.decodes.labels("final").inc,
+                io=io,
             )
             return remember_streams(client, db.backend)
 
@@ -206,7 +237,14 @@ async def run(settings: Settings) -> None:
         quota = Quota.on(db, defaults_from(settings))
         retention = asyncio.create_task(PromptRetention(db, settings.prompt_retention_days).run(), name="retention")
         stack.push_async_callback(stop_lease, retention)
-        rules = RuleStore(db.backend)
+        # Long or regex prompt-rule matches run here, never on the event loop.
+        rule_matcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")
+        stack.callback(rule_matcher.shutdown, wait=False, cancel_futures=True)
+        rules = RuleStore(db.backend, executor=rule_matcher)
+        renderer = PreviewRenderer(settings.preview_max_side, on_decode=metrics.decodes.labels("partial").inc)
+        loop_lag = LoopLag(on_sample=metrics.loop_lag.observe)  # previews wait while the loop runs late
+        loop_lag.start()
+        stack.push_async_callback(loop_lag.stop)
         slots: ClusterScheduler | None = None
         if db.dialect == "postgresql":  # one cap and one fair queue across every process
             slots = ClusterScheduler(db, settings.max_concurrent_images)
@@ -236,6 +274,8 @@ async def run(settings: Settings) -> None:
                 min_interval=settings.preview_min_interval,
                 status_grace=settings.status_grace,
                 frames_per_slot=settings.partial_images,
+                renderer=renderer,
+                lag=loop_lag,
             ),
             models=configured,
         )
@@ -284,9 +324,6 @@ def run_bot(settings: Settings) -> int:
     """``run``: the bot, until SIGTERM or SIGINT. Exit status as in this module's docstring."""
     setup_logging(settings)
     log.info("starting with %s", describe(settings))
-    if settings.bench_stats_file:
-        write_stats_at_exit(settings.bench_stats_file)
-    start_preview_processes(settings.preview_processes)
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:

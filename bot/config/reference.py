@@ -79,6 +79,15 @@ def missing_translations() -> list[str]:
     return out
 
 
+def stale_translations() -> list[str]:
+    """Chinese texts of settings and sections that are no longer declared."""
+    envs = {spec.env for _, spec in declared()}
+    sections = {spec.section for _, spec in declared() if spec.section}
+    return [f"setting {env}" for env in SETTINGS_ZH if env not in envs] + [
+        f"section {title!r}" for title in SECTIONS_ZH if title not in sections
+    ]
+
+
 def render(lang: str) -> str:
     """The page in ``lang`` ("en" or "zh"): one table per section of ``.env.example``, in its order."""
     text = _TEXT[lang]
@@ -110,9 +119,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--check", action="store_true", help="only check: exit 1 when a page is stale")
     args = parser.parse_args(argv)
-    missing = missing_translations()
+    missing, unknown = missing_translations(), stale_translations()
     if missing:
         print("bot/config/reference_zh.py has no Chinese text for: " + ", ".join(missing), file=sys.stderr)
+    if unknown:
+        print("bot/config/reference_zh.py names what is no longer declared: " + ", ".join(unknown), file=sys.stderr)
+    if missing or unknown:
         return 1
     if args.check:
         found = stale()

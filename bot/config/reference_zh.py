@@ -100,9 +100,9 @@ SETTINGS_ZH: dict[str, str] = {
     "PREVIEW_MIN_INTERVAL": "同一条消息两次预览编辑之间的最小秒数（让机器人保持在 Discord 的限制之内）。",
     "STATUS_GRACE": "“正在生成”状态等待的秒数，以便与第一帧一起发出。",
     "PREVIEW_MAX_SIDE": "图片流式生成期间显示的预览 JPEG 的最长边（像素）。",
-    "PREVIEW_PROCESSES": (
-        "一项实验，默认关闭：在这么多个工作进程（而不是线程）中渲染预览。在 2 核机器上测得更慢、更占内存"
-        "（docs/development/performance-history.md）；0 = 线程。"
+    "EDIT_CACHE_MB": (
+        "为最近的修改保留已准备好的输入所用的内存预算（MB），这样重新生成无需再次下载"
+        "（最久未用的先丢弃；0 = 不保留）。默认值适合 512 MB 的容器。"
     ),
     "MAX_INPUT_MB": "修改图片时接受的最大附件，单位 MB（下载前检查）。",
     "MAX_INPUT_SIDE": "输入图片在上传前缩小到这个最长边。",
@@ -125,9 +125,6 @@ SETTINGS_ZH: dict[str, str] = {
     "PROMPT_RETENTION_DAYS": (
         "数据库保存人们输入的内容（提示词）及其输入图片地址的天数；超过后每小时从任务记录中抹去一次，金额数字保留。"
         "0 = 永久保存。"
-    ),
-    "BENCH_STATS_FILE": (
-        "仅供负载基准测试使用（./imagebot bench 会设置）：退出时把图片解码计数写入此文件。留空 = 关闭。"
     ),
     "SHARD_COUNT": "所有进程合计的分片总数。留空 = 单进程，使用 Discord 推荐的分片数。",
     "SHARD_IDS": "本进程服务的分片（例如 0-3）。留空 = SHARD_COUNT 的全部分片。",

@@ -241,13 +241,6 @@ class Settings:
         512,
         "Longest side in pixels of the preview JPEGs shown while an image streams.",
     )
-    preview_processes: int = setting(
-        "PREVIEW_PROCESSES",
-        parse.integer(0, 8),
-        0,
-        "An experiment, off by default: render previews in this many worker processes instead of threads. "
-        "Measured slower and heavier on 2 cores (docs/development/performance-history.md); 0 = threads.",
-    )
     # Inputs for edits.
     max_input_bytes: int = setting(
         "MAX_INPUT_MB",
@@ -268,6 +261,14 @@ class Settings:
         parse.integer(1_000_000, 200_000_000),
         40_000_000,
         "Images with more pixels than this are refused (decompression-bomb guard).",
+    )
+    edit_cache_bytes: int = setting(
+        "EDIT_CACHE_MB",
+        parse.megabytes(0, 4096),
+        48 * 1024 * 1024,
+        "Memory budget in MB for the prepared inputs of recent edits, kept so that Reroll needs no download "
+        "(least recently used dropped first; 0 = keep none). The default fits a 512 MB container.",
+        example="48",
     )
     # Discord.
     sync_commands: str = setting(
@@ -340,13 +341,6 @@ class Settings:
         90,
         "Days the database keeps what people typed (prompts) and the addresses of their input images; after "
         "that they are erased from the job's row, once an hour, and the money figures stay. 0 = keep forever.",
-    )
-    bench_stats_file: str | None = setting(
-        "BENCH_STATS_FILE",
-        parse.text,
-        None,
-        "For the load benchmark only (./imagebot bench sets it): at exit, write the image decode counters to "
-        "this file. Empty = off.",
     )
     # Scaling out (several processes share one database).
     shard_count: int | None = setting(

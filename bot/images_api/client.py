@@ -1,13 +1,13 @@
 """Async client of OpenAI's Images API (``/images/generations`` and ``/images/edits``).
 
-Streams partial frames when asked, retries only where it is safe (before anything was yielded), parses
-the multi-megabyte event payloads off the event loop, and never logs the API key.
-"""
+Streams partial frames when asked, retries only where it is safe (before anything was yielded), reads and
+parses the multi-megabyte event payloads off the bot's event loop, and never logs the API key."""
 
 from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -30,8 +30,9 @@ from .errors import (
     request_id_from,
 )
 from .gateway import LITELLM, detect_gateway
+from .io_loop import ImagesLoop
 from .models import family_name, get_model
-from .payloads import OFFLOAD_BYTES, _decode_response, _file_part, _format_of, _read_event, common_fields
+from .payloads import OFFLOAD_BYTES, _decode_response, _format_of, _read_event, common_fields, edit_form
 from .sse import DataSeen, iter_sse
 from .stream_gate import StreamGate, stream_failure
 from .types import (
@@ -46,6 +47,7 @@ from .types import (
 __all__ = ["ImagesClient"]
 
 log = logging.getLogger(__name__)
+Request = GenerateRequest | EditRequest
 
 # Event payloads larger than this are parsed (json + base64) in a worker thread.
 # Retried only when OpenAI itself says so (not a gateway): the request cannot have produced an image.
@@ -76,8 +78,12 @@ class ImagesClient:
         stall_timeout: float = 180.0,
         request_timeout: float = 600.0,
         connect_timeout: float = 30.0,
+        on_decode: Callable[[], None] | None = None,
+        io: ImagesLoop | None = None,
     ) -> None:
         self._session = session
+        self._decoded = on_decode or (lambda: None)  # once per final image decoded from base64 (metrics)
+        self._io = io  # where requests and streams run (``session`` belongs to its loop); None: here
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.max_retries = max(0, max_retries)
@@ -91,6 +97,10 @@ class ImagesClient:
         self.streams = StreamGate(self.base_url)  # whether to ask for streams, and what failures taught
         self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
 
+    def _on_io(self, path: str, req: Request, pay: Callable[[bool], Any]) -> AsyncIterator[ImageEvent]:
+        run = functools.partial(self._run, path, req, pay)
+        return run() if self._io is None else self._io.stream(run)  # the stream read on the Images API's loop
+
     def __repr__(self) -> str:  # no key in reprs either
         return f"ImagesClient(base_url={self.base_url!r})"
 
@@ -103,7 +113,8 @@ class ImagesClient:
     async def detect_gateway(self) -> str | None:
         """Find which gateway serves the base URL, for free (``GET /models``); a LiteLLM proxy is never asked
         for a stream. Returns the gateway's name, or None when nothing tells."""
-        return await self.streams.check(lambda: detect_gateway(self._session, self.base_url, self._api_key))
+        check = self.streams.check(lambda: detect_gateway(self._session, self.base_url, self._api_key))
+        return await (check if self._io is None else self._io.run(check))  # the session lives on that loop
 
     def dropped_fields(self, path: str) -> frozenset[str]:
         """Optional fields no longer sent to ``path`` (e.g. ``/images/edits``) because it refused them."""
@@ -122,7 +133,7 @@ class ImagesClient:
                 body.pop(name, None)
             return body
 
-        async for event in self._run("/images/generations", req, payload):
+        async for event in self._on_io("/images/generations", req, payload):
             handed = [event]
             del event
             yield handed.pop()  # (see _read_stream: no local keeps the image alive while suspended)
@@ -145,24 +156,9 @@ class ImagesClient:
                     fields["input_fidelity"] = req.input_fidelity
             for name in self._dropped.get("/images/edits", ()):
                 fields.pop(name, None)
-            form = aiohttp.FormData(quote_fields=False)
-            for key, value in fields.items():
-                if isinstance(value, bool):
-                    value = "true" if value else "false"
-                form.add_field(key, str(value))
-            field = "image" if len(req.images) == 1 else "image[]"
-            for i, img in enumerate(req.images):
-                filename, ctype = _file_part(img, f"image{i}")
-                form.add_field(field, img.data, filename=filename, content_type=ctype)
-            if req.mask is not None:
-                filename, ctype = _file_part(req.mask, "mask")
-                form.add_field("mask", req.mask.data, filename=filename, content_type=ctype)
-            elif req.markup is not None:  # the API refuses markup together with a mask
-                filename, ctype = _file_part(req.markup, "markup")
-                form.add_field("markup", req.markup.data, filename=filename, content_type=ctype)
-            return form
+            return edit_form(fields, req.images, req.mask, req.markup)
 
-        async for event in self._run("/images/edits", req, payload):
+        async for event in self._on_io("/images/edits", req, payload):
             handed = [event]
             del event
             yield handed.pop()
@@ -372,7 +368,8 @@ class ImagesClient:
             name, size, text = msg.event, msg.size, msg.take()  # an image's line: still in pieces
             del msg
             try:
-                if size > OFFLOAD_BYTES:  # joined and parsed in a thread: the loop never copies the megabytes
+                # in a thread, unless on the Images API's own loop: one at a time keeps fewer megabytes alive
+                if size > OFFLOAD_BYTES and self._io is None:
                     obj, raw = await asyncio.to_thread(_read_event, text, name)
                 else:
                     obj, raw = _read_event(text, name)
@@ -398,6 +395,8 @@ class ImagesClient:
             elif kind.endswith(".completed"):
                 if raw is None:  # a gateway's link instead of base64 (new-api's JSON-as-stream)
                     raw = await self._download(obj, request_id)
+                else:
+                    self._decoded()
                 completed += 1
                 out.append(
                     CompletedImage(
@@ -441,6 +440,8 @@ class ImagesClient:
         for item, raw in items:
             if raw is None and isinstance(item.get("url"), str):
                 raw = await self._download(item, request_id)  # a gateway channel that returns links
+            elif raw is not None:
+                self._decoded()
             if raw is None:
                 continue
             count += 1

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
-from .b64 import b64decode, count
+import aiohttp
+
+from .b64 import b64decode
 from .types import EditRequest, GenerateRequest, InputImage
 
 log = logging.getLogger(__name__)
@@ -67,9 +70,6 @@ def _file_part(img: InputImage, fallback_stem: str) -> tuple[str, str]:
     elif (old_ext.lower() == "jpeg" and ext == "jpg") or old_ext.lower() == ext:
         return name, ctype
     return f"{stem or fallback_stem}.{ext}", ctype
-
-
-B64_SLICE = 256 * 1024  # kept for callers of the old sliced decoder; SIMD base64 needs no slicing
 
 
 def _b64decode(text: bytes | memoryview) -> bytes:
@@ -139,8 +139,6 @@ def _read_event(data: str | bytes | list[bytes], name: str | None) -> tuple[dict
     kind = str(obj.get("type") or name or "")
     if text is None or kind.endswith(".partial_image"):
         return obj, text
-    if kind.endswith(".completed"):
-        count("final")
     return obj, _b64decode(text)
 
 
@@ -157,10 +155,32 @@ def _decode_response(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, 
         b64 = item.pop("b64_json", None)
         raw = None
         if isinstance(b64, str) and b64:
-            count("final")
             raw = _b64decode(b64.encode("ascii"))
         items.append((item, raw))
     return obj, items
+
+
+def edit_form(
+    fields: dict[str, Any], images: Sequence[InputImage], mask: InputImage | None, markup: InputImage | None = None
+) -> aiohttp.FormData:
+    """The multipart body of an ``/images/edits`` request: the fields, then the images and the mask (or the
+    markup: the API refuses the two together)."""
+    form = aiohttp.FormData(quote_fields=False)
+    for key, value in fields.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        form.add_field(key, str(value))
+    field = "image" if len(images) == 1 else "image[]"
+    for i, img in enumerate(images):
+        filename, ctype = _file_part(img, f"image{i}")
+        form.add_field(field, img.data, filename=filename, content_type=ctype)
+    if mask is not None:
+        filename, ctype = _file_part(mask, "mask")
+        form.add_field("mask", mask.data, filename=filename, content_type=ctype)
+    elif markup is not None:
+        filename, ctype = _file_part(markup, "markup")
+        form.add_field("markup", markup.data, filename=filename, content_type=ctype)
+    return form
 
 
 def common_fields(body: dict[str, Any], req: GenerateRequest | EditRequest, stream: bool) -> None:

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.images_api.b64 import b64decode, count
+from bot.images_api.b64 import b64decode
 
 # Content types the Images API accepts for input images, by output format / file extension.
 CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -116,13 +116,7 @@ class PartialImage:
     size: str | None = None
 
     def decode(self) -> bytes:
-        count("partial")
         return b64decode(self.b64)
-
-    def encoded(self) -> bytes | memoryview:
-        """The field as is, for a decoder elsewhere (a preview worker process); counted as a decode."""
-        count("partial")
-        return self.b64
 
 
 @dataclass(frozen=True, slots=True)

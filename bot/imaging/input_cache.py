@@ -1,7 +1,8 @@
 """The prepared inputs of recent edit jobs, kept so that Reroll needs no download. No Discord.
 
-Bounded by bytes and by count (least recently used first out); lost on restart, when Reroll fetches the
-inputs again from Discord (``cogs/edit/loader.py``).
+Bounded by a memory budget (the setting ``EDIT_CACHE_MB``: the inputs' bytes plus a fixed allowance per
+entry) and by count, least recently used first out; lost on restart, when Reroll fetches the inputs again
+from Discord (``cogs/edit/loader.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ class EditInputs:
 
     @property
     def nbytes(self) -> int:
-        extra = sum(len(x.data) for x in (self.mask, self.markup) if x is not None)
-        return sum(len(i.data) for i in self.images) + extra
+        """What keeping these inputs costs: their bytes, plus the objects around each of them."""
+        parts = [*self.images, *(x for x in (self.mask, self.markup) if x is not None)]
+        return sum(len(i.data) + ENTRY_OVERHEAD for i in parts)
+
+
+ENTRY_OVERHEAD = 1024  # bytes per kept input beyond its data (objects, names), so tiny inputs count too
 
 
 class InputCache:
-    def __init__(self, max_bytes: int = 256 * 1024 * 1024, max_items: int = 64) -> None:
+    def __init__(self, max_bytes: int = 48 * 1024 * 1024, max_items: int = 64) -> None:
         self.max_bytes, self.max_items = max_bytes, max_items
         self._items: OrderedDict[int, EditInputs] = OrderedDict()
         self._bytes = 0

@@ -1,8 +1,8 @@
 """Pillow work, always off the event loop.
 
-Two executors keep priorities apart. Previews run on a pool of their own (``PreviewPool``): two threads
-fed from a priority queue (a job that shows nothing yet first), so a burst of partial frames never
-occupies the threads the final image uses (``run_blocking``, the default pool). A preview nobody awaits
+Two executors keep priorities apart. PreviewRenderer run on a pool of their own (``PreviewRenderer``, a service built at
+start: one thread fed from a priority queue, a job that shows nothing yet first), so a burst of partial
+frames never occupies the threads the final image uses (``run_blocking``, the default pool). A preview nobody awaits
 any more (a newer frame superseded it, or the result arrived) is dropped from the queue undecoded.
 
 (Running the preview threads at a lower OS priority, nice +10, was measured and made every figure
@@ -23,11 +23,10 @@ import heapq
 import io
 import itertools
 import logging
-import multiprocessing
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
@@ -93,19 +92,34 @@ class PreviewPool:
             del fut, func, args, work  # drop the frame's bytes before waiting for the next one
 
 
-# One thread: with two on two cores, preview decodes took both cores in a rush and results queued behind
-# them (final p50 1.80x -> 0.91x the non-streaming baseline at N=32: docs/development/performance-history.md).
-_PREVIEW_POOL = PreviewPool(workers=1)
-
-
 async def run_blocking(func: Callable[..., T], *args: object) -> T:
     """Run CPU-bound work (decode, encode, base64, big JSON) in the default thread pool."""
     return await asyncio.to_thread(func, *args)
 
 
-async def run_preview(func: Callable[..., T], *args: object, priority: int = ROUTINE) -> T:
-    """Run preview work on the low-priority pool; cancelling the await drops it if it has not started."""
-    return await asyncio.wrap_future(_PREVIEW_POOL.submit(priority, func, *args))
+class PreviewRenderer:
+    """The preview renderer, built once at start (``bot/__main__.py``) and handed to whoever shows
+    progress: one preview thread (with two on two cores, preview decodes took both cores in a rush and
+    results queued behind them: docs/development/performance-history.md), and a hook counting the partial
+    frames it decoded (the bot's ``/metrics``; the benchmark checks decodes against previews sent)."""
+
+    def __init__(self, max_side: int = 512, *, workers: int = 1, on_decode: Callable[[], None] | None = None) -> None:
+        self.max_side = max_side
+        self.pool = PreviewPool(workers=workers)
+        self._on_decode = on_decode
+
+    async def render(self, frame: bytes | EncodedFrame, urgent: bool = False, max_side: int | None = None) -> bytes:
+        """The preview JPEG of a frame (``urgent``: jump the queue, for a job that shows nothing yet).
+        Cancelling the await drops the work if the thread has not started it: the frame is never decoded."""
+        side = max_side or self.max_side
+        return await asyncio.wrap_future(self.pool.submit(URGENT if urgent else ROUTINE, self._job, frame, side))
+
+    def _job(self, frame: bytes | EncodedFrame, max_side: int) -> bytes:
+        if not isinstance(frame, bytes | bytearray | memoryview):
+            frame = frame.decode()
+            if self._on_decode is not None:
+                self._on_decode()
+        return make_preview_sync(frame, max_side)
 
 
 # --- decoding -------------------------------------------------------------------------------------
@@ -218,47 +232,9 @@ _PREVIEW_MODES = {"RGB", "RGBA", "L", "LA", "P", "CMYK"}
 
 
 class EncodedFrame(Protocol):
-    """A frame still in its transport encoding (``PartialImage`` of ``bot/images/types.py``)."""
+    """A frame still in its transport encoding (``PartialImage`` of ``bot/images_api/types.py``)."""
 
     def decode(self) -> bytes: ...
-
-    def encoded(self) -> bytes | memoryview: ...
-
-
-# An experiment, off by default (docs/development/performance-history.md): previews rendered in this many
-# worker processes, each
-# handed the still-encoded field (only the small JPEG comes back). The preview threads stay as they are
-# (priorities, undecoded drops) and wait for the process without holding the GIL.
-_processes: ProcessPoolExecutor | None = None
-
-
-def start_preview_processes(n: int) -> None:
-    """The experiment (setting ``PREVIEW_PROCESSES``): called once at start by ``bot/__main__.py``."""
-    global _processes
-    if n <= 0 or _processes is not None:
-        return
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
-    for _ in range(n):  # start them now, not in the first rush
-        pool.submit(_warm)
-    _processes = pool
-
-
-def _warm() -> None:
-    import bot.images_api.b64  # noqa: F401  (imports paid at start-up)
-
-
-def _preview_from_b64(text: bytes, max_side: int) -> bytes:
-    """In a worker process: decode the field and render its preview."""
-    from bot.images_api.b64 import b64decode
-
-    return make_preview_sync(b64decode(text), max_side)
-
-
-def _preview_job(data: bytes | EncodedFrame, max_side: int) -> bytes:
-    """What a preview thread runs: the preview, rendered here or (the experiment) in a worker process."""
-    if _processes is None or isinstance(data, bytes | bytearray | memoryview):
-        return make_preview_sync(data, max_side)
-    return _processes.submit(_preview_from_b64, bytes(data.encoded()), max_side).result()
 
 
 def make_preview_sync(data: bytes | EncodedFrame, max_side: int = 512, quality: int = 70) -> bytes:
@@ -279,11 +255,6 @@ def make_preview_sync(data: bytes | EncodedFrame, max_side: int = 512, quality: 
     out = io.BytesIO()
     rgb.save(out, "JPEG", quality=quality, optimize=False)
     return out.getvalue()
-
-
-async def make_preview(data: bytes | EncodedFrame, max_side: int = 512, *, urgent: bool = False) -> bytes:
-    """The preview JPEG of a frame, on the low-priority preview pool (``urgent``: jump the queue)."""
-    return await run_preview(_preview_job, data, max_side, priority=URGENT if urgent else ROUTINE)
 
 
 def _flatten(im: Image.Image) -> Image.Image:

@@ -1,5 +1,5 @@
 """The progress of one job, as the job sees it: the ``ProgressPublisher`` (``bot/jobs/progress.py``) built for
-each job from the settings, rendering its previews with ``bot/imaging/work.py``.
+each job from the settings, rendering its previews with the bot's ``PreviewRenderer`` (``bot/imaging/work.py``).
 
 The publisher is the job's observer: ``JobService`` hands it the queue position, the status and each partial
 frame directly, and it calls the one thing the Discord layer gives it, ``send`` (apply a ``ProgressView`` to
@@ -8,10 +8,10 @@ the job's message). Nothing relays between them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bot.imaging.work import make_preview
-from bot.jobs.progress import PREVIEW_LATENCY, Frame, ProgressPublisher, Sender
+from bot.imaging.work import PreviewRenderer
+from bot.jobs.progress import Frame, LoopLag, ProgressPublisher, Sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,21 +20,22 @@ class Previews:
     min_interval: float = 1.0  # PREVIEW_MIN_INTERVAL
     status_grace: float = 0.7  # STATUS_GRACE
     frames_per_slot: int = 2  # PARTIAL_IMAGES
+    # The bot's one preview thread, built at start (``bot/__main__.py``); a default one where none is given.
+    renderer: PreviewRenderer = field(default_factory=PreviewRenderer)
+    lag: LoopLag | None = None  # the bot's loop lag: no render starts while the loop runs late
 
     def publisher(self, send: Sender, slots: int) -> ProgressPublisher:
         """A job's publisher: ``slots`` images, each with its own preview."""
 
-        async def render(raw: Frame) -> bytes:
-            # A job that shows nothing yet goes first in the preview queue.
-            return await make_preview(raw, self.max_side, urgent=not publisher.shown_frame)
+        async def render(frame: Frame, urgent: bool) -> bytes:  # urgent: the job shows nothing yet
+            return await self.renderer.render(frame, urgent, self.max_side)
 
-        publisher = ProgressPublisher(
+        return ProgressPublisher(
             send=send,
             render=render,
             slots=slots,
             frames_per_slot=max(1, self.frames_per_slot),
             min_interval=self.min_interval,
             status_grace=self.status_grace,
-            latency=PREVIEW_LATENCY,  # a frame too late to be worth showing is dropped undecoded
+            lag=self.lag,
         )
-        return publisher

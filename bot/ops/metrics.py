@@ -1,7 +1,8 @@
 """Prometheus instruments of the bot, in a registry of its own (served by ``bot.ops.health_server`` at ``/metrics``).
 
-Counters are fed by the job event hook (``bot.ops.job_events.JobEvents``) and the Discord HTTP trace set up in
-``bot.__main__``; gauges that mirror live state (queue length, gateway latency) read it when scraped.
+Counters are fed by the job event hook (``bot.ops.job_events.JobEvents``), the Discord HTTP trace set up in
+``bot.__main__`` and the decode hooks of the Images client and the preview renderer; gauges that mirror live
+state (queue length, gateway latency) read it when scraped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 # Seconds. A first frame usually arrives after 5-30 s, a whole image after 15-120 s.
 FIRST_FRAME_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, math.inf)
+# Seconds a 25 ms timer of the event loop ran late: above ~0.05 s everything the bot does waits, answers included.
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, math.inf)
 COMPLETION_BUCKETS = (2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, math.inf)
 
 
@@ -45,6 +48,20 @@ class Metrics:
             "imagebot_time_to_completion_seconds",
             "From the job being queued to its end (completed jobs)",
             buckets=COMPLETION_BUCKETS,
+            registry=r,
+        )
+        self.decodes = Counter(
+            "imagebot_image_decodes",
+            "Image fields decoded from base64: kind=partial (a preview rendered), kind=final (a result)",
+            ["kind"],
+            registry=r,
+        )
+        self.decodes.labels("partial")
+        self.decodes.labels("final")
+        self.loop_lag = Histogram(
+            "imagebot_event_loop_lag_seconds",
+            "How late the event loop ran a 25 ms timer, sampled continuously",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
         self.queue_length = Gauge("imagebot_queue_length", "Image streams waiting for a slot", registry=r)

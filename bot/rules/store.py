@@ -23,7 +23,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -53,14 +53,6 @@ CACHE_GUILDS: Final = 1024  # compiled rule sets kept in memory (least recently 
 CACHE_SECONDS: Final = 10.0  # with PostgreSQL (several processes), how long a compiled rule set is trusted
 
 _T = TypeVar("_T")
-_executor: ThreadPoolExecutor | None = None
-
-
-def _match_pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-rules")
-    return _executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +116,12 @@ class RuleStore:
         max_rules: int = MAX_RULES,
         max_regex_rules: int = MAX_REGEX_RULES,
         clock: Callable[[], datetime] = _utc_now,
+        executor: Executor | None = None,
     ) -> None:
         self.backend = backend if isinstance(backend, Backend) else SqliteBackend(backend)
+        # Where long or regex matches run (built and shut down by the composition root; None: the loop's
+        # default thread pool), so a slow pattern never holds the event loop.
+        self.executor = executor
         # One SQLite process sees every change itself; other processes' changes need the cache to age.
         self.cache_seconds = None if self.backend.dialect == "sqlite" else CACHE_SECONDS
         self.max_rules = max_rules
@@ -235,7 +231,7 @@ class RuleStore:
         future = self._matching.get(key)
         if future is None:
             match = functools.partial(ruleset.match, prompt, nsfw_channel=nsfw_channel)
-            future = asyncio.get_running_loop().run_in_executor(_match_pool(), match)
+            future = asyncio.get_running_loop().run_in_executor(self.executor, match)
             self._matching[key] = future
             future.add_done_callback(lambda _: self._matching.pop(key, None))
         return await asyncio.shield(future)

@@ -87,7 +87,7 @@ class EditCog(commands.Cog):
         self.command = build_edit_command(commands_model(bot), self, models)  # cogs/edit/commands.py
         self.menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_menu)
         app_commands.guild_only(self.menu)
-        self.cache = InputCache()
+        self.cache = InputCache(max_bytes=bot.services.settings.edit_cache_bytes)
         self.loader = InputLoader(bot)
 
     async def cog_load(self) -> None:

@@ -417,10 +417,10 @@ def test_media_hosts_and_input_cache() -> None:
     assert not allowed_media_host("file:///etc/passwd")
     assert allowed_media_host("http://127.0.0.1:5000/cdn/a.png", ("127.0.0.1",))
 
-    cache = InputCache(max_bytes=250, max_items=3)
+    cache = InputCache(max_bytes=2500, max_items=3)  # each entry costs its 100 bytes + ENTRY_OVERHEAD
     item = EditInputs((InputImage("a.png", b"x" * 100, "image/png"),))
     for job in (1, 2, 3):
         cache.put(job, item)
     assert cache.get(1) is None and cache.get(2) is item and cache.get(3) is item  # bytes bound: 2 fit
-    cache.put(4, EditInputs((InputImage("b.png", b"x" * 300, "image/png"),)))  # too big to keep at all
+    cache.put(4, EditInputs((InputImage("b.png", b"x" * 3000, "image/png"),)))  # too big to keep at all
     assert cache.get(4) is None and cache.get(3) is item

@@ -264,7 +264,7 @@ class _Job:
                         self._log("half_event", None)
                         await resp.write_eof()
                         return resp
-                delay = self.api.event_delay(first)
+                delay = self.api.event_delay(first, p)
                 if delay:
                     await asyncio.sleep(delay)
                 first = False

@@ -68,6 +68,10 @@ class FakeImagesAPI(RequestReader):
         self.delay_between_events = 0.0
         # Each delay is drawn uniformly from delay * [1 - jitter, 1 + jitter] (0: exact, as the tests want).
         self.jitter = 0.0
+        # When set, the seconds before each event of an image's stream in turn (its partial frames, then the
+        # result; the last value repeats), instead of ``delay_first_event`` / ``delay_between_events``:
+        # e.g. (1.0, 0.03, 12.0) for two frames 30 ms apart and the result 12 s later.
+        self.event_delays: tuple[float, ...] | None = None
         # Non-streaming answers: seconds from the request to the response (None: ``delay_first_event``).
         # The benchmark's burst profile sets it to when the stream's result would come (1.0 s).
         self.delay_response: float | None = None
@@ -202,7 +206,10 @@ class FakeImagesAPI(RequestReader):
         """The next request's final image is cut to ``keep_bytes`` bytes (its partial frames are whole)."""
         self._faults.append(Fault("truncate", keep_bytes=keep_bytes))
 
-    def event_delay(self, first: bool) -> float:
+    def event_delay(self, first: bool, event: int = 0) -> float:
+        """Seconds before an image's ``event``-th stream event (0: its first)."""
+        if self.event_delays:
+            return self.event_delays[min(event, len(self.event_delays) - 1)]
         delay = self.delay_first_event if first else self.delay_between_events
         if delay and self.jitter:
             delay *= random.uniform(1 - self.jitter, 1 + self.jitter)

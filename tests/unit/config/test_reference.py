@@ -19,6 +19,10 @@ def test_every_setting_and_section_has_its_chinese_text() -> None:
     assert reference.missing_translations() == [], "add the Chinese text to bot/config/reference_zh.py"
 
 
+def test_no_chinese_text_for_a_setting_that_is_gone() -> None:
+    assert reference.stale_translations() == [], "remove it from bot/config/reference_zh.py"
+
+
 def test_every_declared_setting_has_one_row_in_each_language() -> None:
     for lang in reference.PAGES:
         page = reference.render(lang)

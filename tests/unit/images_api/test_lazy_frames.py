@@ -3,7 +3,7 @@ jobs must not pay for decoding frames nobody sees.
 
 * the Images client hands partial frames over still encoded (``PartialImage.b64``) and decodes finals;
 * a frame superseded by a newer one, or by the result, before its render started is never decoded;
-* the SIMD base64 path (``bot/images/b64.py``) gives what ``base64.b64decode`` gives on malformed input,
+* the SIMD base64 path (``bot/images_api/b64.py``) gives what ``base64.b64decode`` gives on malformed input,
   and a malformed partial frame costs its preview only, never the job.
 """
 
@@ -22,8 +22,8 @@ from PIL import Image
 
 from bot.demo.images import FakeImagesAPI
 from bot.images_api import CompletedImage, GenerateRequest, ImagesClient, PartialImage, b64
-from bot.imaging.work import URGENT, PreviewPool, make_preview_sync
-from bot.jobs.progress import ProgressPublisher, ProgressView
+from bot.imaging.work import URGENT, PreviewRenderer, make_preview_sync
+from bot.jobs.progress import LoopLag, ProgressPublisher, ProgressView
 from tests.conftest import FAKE_API_KEY
 
 WAIT = 5.0
@@ -39,8 +39,14 @@ def _frame(index: int, colour: tuple[int, int, int]) -> PartialImage:
     return PartialImage(index=index, b64=memoryview(base64.b64encode(_png(colour))))
 
 
-def _partial_decodes() -> int:
-    return int(b64.snapshot()["decodes"]["partial"])
+class Decodes:
+    """Counts decodes the way the bot's metrics do (the renderer's ``on_decode`` hook)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> None:
+        self.n += 1
 
 
 # --- the client keeps partial frames encoded ------------------------------------------------------
@@ -55,17 +61,15 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_client_hands_partial_frames_over_encoded_and_decodes_the_final(
     fake: FakeImagesAPI, session: aiohttp.ClientSession
 ) -> None:
-    client = ImagesClient(session, fake.base_url, FAKE_API_KEY)
-    before = b64.snapshot()["decodes"]
+    finals = Decodes()
+    client = ImagesClient(session, fake.base_url, FAKE_API_KEY, on_decode=finals)
     req = GenerateRequest(model="gpt-image-2", prompt="a fox", partial_images=2)
     events = [e async for e in client.generate(req)]
-    after = b64.snapshot()["decodes"]
     partials = [e for e in events if isinstance(e, PartialImage)]
     assert len(partials) == 2 and isinstance(events[-1], CompletedImage)
-    assert after["partial"] == before["partial"]  # nothing decoded a partial frame yet
-    assert after["final"] == before["final"] + 1
+    assert all(isinstance(p.b64, bytes | memoryview) for p in partials)  # handed over still encoded
+    assert finals.n == 1  # the final image was decoded (and counted), once
     png = partials[0].decode()
-    assert _partial_decodes() == before["partial"] + 1
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and Image.open(io.BytesIO(png)).size == (1024, 1024)
     assert events[-1].data.startswith(b"\x89PNG")
 
@@ -74,10 +78,12 @@ async def test_client_hands_partial_frames_over_encoded_and_decodes_the_final(
 
 
 class _HeldPool:
-    """A one-thread preview pool whose thread is held in a first job until ``release()``."""
+    """The preview renderer, its thread held in a first job until ``release()``."""
 
     def __init__(self) -> None:
-        self.pool = PreviewPool(workers=1, name="test-held")
+        self.decodes = Decodes()
+        self.previews = PreviewRenderer(32, on_decode=self.decodes)
+        self.pool = self.previews.pool
         self.gate = threading.Event()
         started = threading.Event()
 
@@ -88,8 +94,8 @@ class _HeldPool:
         self.pool.submit(URGENT, hold)
         assert started.wait(WAIT)
 
-    async def render(self, frame: PartialImage) -> bytes:
-        return await asyncio.wrap_future(self.pool.submit(URGENT, make_preview_sync, frame, 32))
+    async def render(self, frame: PartialImage, urgent: bool) -> bytes:
+        return await self.previews.render(frame, urgent)
 
     def release(self) -> None:
         self.gate.set()
@@ -111,21 +117,20 @@ async def test_a_frame_superseded_before_its_render_started_is_never_decoded() -
 
     pub = ProgressPublisher(send, held.render, frames_per_slot=2, min_interval=0.05, status_grace=0)
     pub.start()
-    before = _partial_decodes()
     try:
         pub.frame(0, 0, _frame(0, (200, 0, 0)))  # render queued behind the held job
-        await asyncio.sleep(0.05)
+        await _until(lambda: held.pool.queued == 1)
         pub.frame(0, 1, _frame(1, (0, 0, 200)))  # supersedes frame 1 while it waits
-        await asyncio.sleep(0.05)
-        assert _partial_decodes() == before  # nothing ran yet
+        await _until(lambda: held.pool.queued == 2)
+        assert held.decodes.n == 0  # nothing ran yet
         held.release()
         await _until(lambda: views)
-        await asyncio.sleep(0.1)
+        await _until(lambda: held.pool.queued == 0)
     finally:
         held.release()
         await pub.close()
     assert [v.slots[0].frame for v in views] == [2]  # only the newest frame was shown...
-    assert _partial_decodes() == before + 1  # ...and it is the only one decoded
+    assert held.decodes.n == 1  # ...and it is the only one decoded
     jpeg = views[0].slots[0].jpeg
     assert jpeg is not None
     with Image.open(io.BytesIO(jpeg)) as im:
@@ -142,18 +147,18 @@ async def test_the_result_drops_a_waiting_frame_undecoded() -> None:
 
     pub = ProgressPublisher(send, held.render, frames_per_slot=2, min_interval=0.05, status_grace=0)
     pub.start()
-    before = _partial_decodes()
     try:
         pub.frame(0, 0, _frame(0, (0, 200, 0)))
-        await asyncio.sleep(0.05)
-        pub.slot_finished(0)  # the result arrived first
+        await _until(lambda: held.pool.queued == 1)
+        pub.slot_finished(0, failed=True)  # the result arrived first
         await pub.close()
         held.release()
-        await asyncio.sleep(0.1)  # give the thread time to (wrongly) run the dropped render
+        # barrier: a later job on the same single thread runs only after the dropped entry was passed over
+        assert await held.previews.render(_png((1, 2, 3)), False)
     finally:
         held.release()
         await pub.close()
-    assert sent == [] and _partial_decodes() == before
+    assert sent == [] and held.decodes.n == 0
     assert held.pool.queued == 0
 
 
@@ -163,20 +168,25 @@ async def test_a_malformed_frame_costs_its_preview_only() -> None:
     async def send(view: ProgressView) -> None:
         views.append(view)
 
-    async def render(frame: PartialImage) -> bytes:
-        return await asyncio.to_thread(make_preview_sync, frame, 32)
+    failed = asyncio.Event()
+
+    async def render(frame: PartialImage, urgent: bool) -> bytes:
+        try:
+            return await asyncio.to_thread(make_preview_sync, frame, 32)
+        except ValueError:
+            failed.set()
+            raise
 
     pub = ProgressPublisher(send, render, frames_per_slot=2, min_interval=0.05, status_grace=0)
     pub.start()
     try:
         pub.frame(0, 0, PartialImage(index=0, b64=b"not base64 at all \xff"))
-        await asyncio.sleep(0.1)
-        assert views == []
+        await asyncio.wait_for(failed.wait(), WAIT)
         pub.frame(0, 1, _frame(1, (10, 20, 30)))
-        await _until(lambda: views)
+        await _until(lambda: any(v.slots[0].jpeg for v in views))
     finally:
         await pub.close()
-    assert views[-1].slots[0].frame == 2 and views[-1].slots[0].jpeg
+    assert [v.slots[0].frame for v in views if v.new_frame] == [2] and views[-1].slots[0].jpeg
 
 
 # --- base64: the SIMD path agrees with the standard library on malformed input -------------------
@@ -223,58 +233,65 @@ def test_non_ascii_base64_raises_value_error() -> None:
 
 
 def test_the_simd_decoder_is_in_use() -> None:
-    assert b64.snapshot()["simd"] is True  # pybase64 is a dependency: the fast path must not silently be off
+    assert b64.SIMD is True  # pybase64 is a dependency: the fast path must not silently be off
 
 
 # --- a late loop sheds preview renders: the frame waits, encoded ---------------------------------
 
 
-async def test_no_render_starts_while_the_loop_is_late(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.jobs import progress
+class _SetLag(LoopLag):
+    """Not started: its reading is set by the test instead of measured, and each look is counted."""
 
-    class _Lag:  # the loop-lag reading, set by the test instead of measured
-        interval = 0.025
-        lag = 1.0
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value, self.looks = value, 0
 
-        def ensure_started(self) -> None:
-            pass
+    @property
+    def lag(self) -> float:
+        self.looks += 1
+        return self.value
 
-    lag = _Lag()
-    monkeypatch.setattr(progress, "LOOP_LAG", lag)
+    @lag.setter
+    def lag(self, value: float) -> None:
+        self.value = value
+
+
+async def test_no_render_starts_while_the_loop_is_late() -> None:
+    lag = _SetLag(1.0)
     views: list[ProgressView] = []
+    decodes = Decodes()
+    previews = PreviewRenderer(32, on_decode=decodes)
 
     async def send(view: ProgressView) -> None:
         views.append(view)
 
-    async def render(frame: PartialImage) -> bytes:
-        return await asyncio.to_thread(make_preview_sync, frame, 32)
-
-    pub = ProgressPublisher(send, render, frames_per_slot=2, min_interval=0.05, status_grace=0)
+    pub = ProgressPublisher(send, previews.render, frames_per_slot=2, min_interval=0.05, status_grace=0, lag=lag)
     pub.start()
-    before = _partial_decodes()
     try:
         pub.frame(0, 0, _frame(0, (1, 2, 3)))
         pub.frame(0, 1, _frame(1, (4, 5, 6)))
-        await asyncio.sleep(0.3)
-        assert views == [] and _partial_decodes() == before  # behind: nothing decoded, nothing sent
-        lag.lag = 0.0
+        await _until(lambda: lag.looks >= 3)  # it looked, and looked again SHED_RECHECK later, twice
+        assert views == [] and decodes.n == 0  # behind: nothing decoded, nothing sent
+        lag.value = 0.0
         await _until(lambda: views)
     finally:
         await pub.close()
-    assert [v.slots[0].frame for v in views] == [2] and _partial_decodes() == before + 1
+    assert [v.slots[0].frame for v in views] == [2] and decodes.n == 1
 
 
 async def test_a_frame_whose_decode_began_is_finished_and_shown_then_the_newer_one() -> None:
     decoding = threading.Event()
     gate = threading.Event()
+    decodes = Decodes()
 
     def slow_preview(frame: PartialImage) -> bytes:
         data = frame.decode()
+        decodes()
         decoding.set()
         assert gate.wait(WAIT)
         return make_preview_sync(data, 32)
 
-    async def render(frame: PartialImage) -> bytes:
+    async def render(frame: PartialImage, urgent: bool) -> bytes:
         return await asyncio.to_thread(slow_preview, frame)
 
     views: list[ProgressView] = []
@@ -282,9 +299,8 @@ async def test_a_frame_whose_decode_began_is_finished_and_shown_then_the_newer_o
     async def send(view: ProgressView) -> None:
         views.append(view)
 
-    pub = ProgressPublisher(send, render, frames_per_slot=2, min_interval=0.1, status_grace=0, shed_lag=None)
+    pub = ProgressPublisher(send, render, frames_per_slot=2, min_interval=0.1, status_grace=0)
     pub.start()
-    before = _partial_decodes()
     try:
         pub.frame(0, 0, _frame(0, (200, 0, 0)))
         assert await asyncio.to_thread(decoding.wait, WAIT)  # frame 1 is being decoded...
@@ -296,27 +312,4 @@ async def test_a_frame_whose_decode_began_is_finished_and_shown_then_the_newer_o
         gate.set()
         await pub.close()
     assert [v.slots[0].frame for v in views] == [1, 2]
-    assert _partial_decodes() == before + 2 == before + len(views)  # every decode was shown
-
-
-def test_the_process_experiment_hands_the_encoded_field_to_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``PREVIEW_PROCESSES`` (off by default): the preview thread sends the field still encoded to a
-    worker process and gets the JPEG back; the hand-over counts as the frame's decode."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from bot.imaging import work as imaging
-
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    monkeypatch.setattr(imaging, "_processes", pool)
-    try:
-        before = _partial_decodes()
-        jpeg = imaging._preview_job(_frame(0, (0, 200, 0)), 32)
-        assert _partial_decodes() == before + 1
-        with Image.open(io.BytesIO(jpeg)) as im:
-            assert im.format == "JPEG" and max(im.size) == 32
-        assert imaging._preview_job(_png((1, 2, 3)), 32)[:2] == b"\xff\xd8"  # raw bytes: rendered in the thread
-        with pytest.raises(ValueError):
-            imaging._preview_job(PartialImage(index=0, b64=b"**not base64**"), 32)
-    finally:
-        pool.shutdown()
+    assert decodes.n == 2 == len(views)  # every decode was shown

@@ -1,6 +1,6 @@
 """Unit tests of the load-benchmark hot paths.
 
-* ``bot.imaging.work``: ``PreviewPool`` / ``run_preview`` (priorities, cancellation, errors), PNG frames decoded
+* ``bot.imaging.work``: ``PreviewPool`` / ``PreviewRenderer`` (priorities, cancellation, errors), PNG frames decoded
   in one piece (``_png_in_one_piece`` / ``open_image``: same pixels as a plain ``Image.open``), previews
   and the untouched-upload shortcut.
 * ``bot.images_api.sse``: the SSE reader's contract at awkward chunk boundaries.
@@ -28,25 +28,27 @@ import pytest
 from PIL import Image
 
 from bot.images_api import payloads
-from bot.images_api.payloads import B64_SLICE, OFFLOAD_BYTES, _b64decode, _decode_event, _split_b64
+from bot.images_api.payloads import OFFLOAD_BYTES, _b64decode, _decode_event, _split_b64
 from bot.images_api.sse import SSEMessage, iter_sse
 from bot.imaging import work as imaging
 from bot.imaging.work import (
     ROUTINE,
     URGENT,
     PreviewPool,
+    PreviewRenderer,
     _png_in_one_piece,
     fit_upload,
     fit_upload_sync,
     make_preview_sync,
     open_image,
-    run_preview,
 )
 
+# Field lengths around 256 KB boundaries (and multiples): awkward sizes for any chunked decoder.
+B64_CHUNK = 256 * 1024
 WAIT = 5.0  # seconds: generous upper bound for a thread hand-off; never reached when things work
 
 # =========================================================================================================
-# PreviewPool / run_preview
+# PreviewPool / PreviewRenderer
 # =========================================================================================================
 
 
@@ -149,52 +151,44 @@ def test_pool_starts_threads_lazily_and_at_most_workers() -> None:
     assert 1 <= len(threads) <= 2 and all(t.daemon for t in threads)
 
 
-async def test_run_preview_awaits_the_result_with_priority(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pins: run_preview returns the function's result (and raises its exception) and honours ``priority``."""
-    b = _Blocked("t_run_preview")
-    monkeypatch.setattr(imaging, "_PREVIEW_POOL", b.pool)
-    ran: list[str] = []
+class _Tagged:
+    """An encoded frame that records when it is decoded."""
 
-    def job(label: str) -> str:
-        ran.append(label)
-        return label.upper()
+    def __init__(self, tag: str, log: list[str]) -> None:
+        self.tag, self.log = tag, log
 
-    routine = asyncio.ensure_future(run_preview(job, "routine"))
-    await asyncio.sleep(0)  # let it submit first
-    urgent = asyncio.ensure_future(run_preview(job, "urgent", priority=URGENT))
-    await asyncio.sleep(0)
-    assert b.pool.queued == 2
-    b.release()
-    assert await asyncio.wait_for(asyncio.gather(routine, urgent), WAIT) == ["ROUTINE", "URGENT"]
-    assert ran == ["urgent", "routine"]
-
-    def fail() -> None:
-        raise KeyError("nope")
-
-    with pytest.raises(KeyError):
-        await asyncio.wait_for(run_preview(fail), WAIT)
+    def decode(self) -> bytes:
+        self.log.append(self.tag)
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (9, 9, 9)).save(buf, "PNG")
+        return buf.getvalue()
 
 
-async def test_run_preview_cancelled_while_queued_never_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pins: cancelling the awaiting task cancels the queued work, which then never runs."""
-    b = _Blocked("t_run_preview_cancel")
-    monkeypatch.setattr(imaging, "_PREVIEW_POOL", b.pool)
-    ran: list[str] = []
+async def test_previews_render_urgent_frames_first_and_never_decode_a_cancelled_one() -> None:
+    """Pins: ``PreviewRenderer.render`` returns the JPEG, honours ``urgent``, counts each decode, and a render
+    cancelled while queued is never decoded; a failing render raises in the caller."""
+    b = _Blocked("t_previews")
+    decoded: list[str] = []
+    counted: list[None] = []
+    previews = PreviewRenderer(16, on_decode=lambda: counted.append(None))
+    previews.pool = b.pool
     try:
-        task = asyncio.ensure_future(run_preview(ran.append, "superseded"))
+        routine = asyncio.ensure_future(previews.render(_Tagged("routine", decoded)))
+        await asyncio.sleep(0)  # let it submit first
+        urgent = asyncio.ensure_future(previews.render(_Tagged("urgent", decoded), urgent=True))
+        dropped = asyncio.ensure_future(previews.render(_Tagged("dropped", decoded), urgent=True))
         await asyncio.sleep(0)
-        assert b.pool.queued == 1
-        queued_future = b.pool._queue[0][2]
-        task.cancel()
+        assert b.pool.queued == 3
+        dropped.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await task
-        for _ in range(3):  # wrap_future propagates the cancellation through a loop callback
-            await asyncio.sleep(0)
-        assert queued_future.cancelled()
+            await dropped
     finally:
         b.release()
-    await asyncio.wait_for(run_preview(ran.append, "next"), WAIT)
-    assert ran == ["next"]
+    jpegs = await asyncio.wait_for(asyncio.gather(routine, urgent), WAIT)
+    assert all(j[:2] == b"\xff\xd8" for j in jpegs)
+    assert decoded == ["urgent", "routine"] and len(counted) == 2
+    with pytest.raises(OSError):  # not an image: Pillow's error reaches the caller
+        await asyncio.wait_for(previews.render(b"not an image"), WAIT)
 
 
 # =========================================================================================================
@@ -652,7 +646,7 @@ async def test_events_are_yielded_as_soon_as_they_end() -> None:
 
 _IMAGE = random.Random(42).randbytes(450_001)  # 600 KB of base64: above OFFLOAD_BYTES and over two slices
 _B64 = base64.b64encode(_IMAGE).decode()
-assert len(_B64) > 2 * B64_SLICE > OFFLOAD_BYTES and "/" in _B64
+assert len(_B64) > 2 * B64_CHUNK > OFFLOAD_BYTES and "/" in _B64
 
 
 def _reference(data: str | bytes) -> tuple[dict[str, Any], bytes | None]:
@@ -724,11 +718,11 @@ def _b64(n: int) -> bytes:
 @pytest.mark.parametrize(
     "text",
     [
-        _b64(B64_SLICE // 4 * 3 - 3),  # just under one slice
-        _b64(B64_SLICE // 4 * 3),  # exactly one slice
-        _b64(B64_SLICE // 4 * 3 + 1),  # one slice and "xx=="
-        _b64(B64_SLICE // 4 * 3 * 2 + 2),  # two slices and "xxx="
-        _b64(B64_SLICE // 4 * 3 * 3 + 3),  # exactly three slices
+        _b64(B64_CHUNK // 4 * 3 - 3),  # just under one slice
+        _b64(B64_CHUNK // 4 * 3),  # exactly one slice
+        _b64(B64_CHUNK // 4 * 3 + 1),  # one slice and "xx=="
+        _b64(B64_CHUNK // 4 * 3 * 2 + 2),  # two slices and "xxx="
+        _b64(B64_CHUNK // 4 * 3 * 3 + 3),  # exactly three slices
         _b64(700_000)[:-200] + b"\n" + _b64(700_000)[-200:],  # whitespace: the lenient fallback
         b"!" + _b64(400_000),  # a stray character in the first slice: lenient, like b64decode
         b"QQ==" + _b64(400_000),  # padding, then more: b64decode stops there, a slice must not go on
@@ -740,7 +734,7 @@ def test_sliced_b64decode_matches_base64(text: bytes) -> None:
 
 
 def test_sliced_b64decode_raises_on_bad_padding() -> None:
-    text = _b64(B64_SLICE)[:-1]  # a length that is not a multiple of 4
+    text = _b64(B64_CHUNK)[:-1]  # a length that is not a multiple of 4
     with pytest.raises(binascii.Error):
         base64.b64decode(text)
     with pytest.raises(binascii.Error):
@@ -751,7 +745,7 @@ def test_sliced_b64decode_stops_at_padding_like_base64() -> None:
     """Two base64 texts run together, with the first one's padding exactly at the end of a slice:
     ``base64.b64decode`` (and ``_b64decode`` of a short text) stop at the padding; the sliced decode goes on
     and returns 3 more bytes. Garbage input, but the result depends on where the slice boundary falls."""
-    text = b"A" * (B64_SLICE - 4) + b"QQ==" + b"QUJD"
+    text = b"A" * (B64_CHUNK - 4) + b"QQ==" + b"QUJD"
     assert _b64decode(text) == base64.b64decode(text)
 
 

@@ -295,7 +295,10 @@ async def test_the_same_check_asked_again_while_it_runs_waits_for_the_first(stor
     await store.add(1, "regex", "(?:[ab]*a[ab]{150}){5}z", sfw_only=False, actor_id=7)
     text = "".join(random.Random(6).choice("ab") for _ in range(32000))
     first = asyncio.ensure_future(store.check(guild_id=1, user_id=42, channel_id=None, prompt=text, nsfw_channel=False))
-    await asyncio.sleep(0.01)
+    for _ in range(500):  # until the match runs in its pool (after the rules are read: slower on PostgreSQL)
+        if store._matching:
+            break
+        await asyncio.sleep(0.01)
     assert len(store._matching) == 1
     first.cancel()  # as asyncio.wait_for does to a slow reserve
     second = store.check(guild_id=1, user_id=42, channel_id=None, prompt=text, nsfw_channel=False)
