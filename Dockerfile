@@ -2,18 +2,26 @@
 # in two stages: wheels are built in the first, the slim runtime stage installs only those wheels.
 # The bot runs as a non-root user, keeps its SQLite database on the /data volume and starts `python -m bot`.
 # The Python version is the floor of requires-python in pyproject.toml (tests/unit/test_docker.py checks it).
-ARG PYTHON_VERSION=3.11
+# The base image is pinned by digest (the multi-platform index of python:3.11-slim) and every dependency by
+# version and hash (requirements.lock): docs/operations/security.md says how to refresh both.
+ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
-FROM python:${PYTHON_VERSION}-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
+# The dependencies exactly as locked: pip refuses any file whose hash is not in requirements.lock. The lock
+# also holds the build backend (setuptools), so building the project fetches nothing unpinned either.
+COPY requirements.lock ./
+RUN pip wheel --require-hashes --wheel-dir /wheels -r requirements.lock \
+    && pip install --no-deps --no-index /wheels/setuptools-*.whl \
+    && rm /wheels/setuptools-*.whl
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
-FROM python:${PYTHON_VERSION}-slim
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -23,17 +23,21 @@ import aiohttp
 import asyncpg
 import discord
 
+from bot.config.exposure import cleartext_warnings
 from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.io_loop import ImagesLoop
 from bot.images_api.models import get_model
 from bot.images_api.stream_gate import no_stream_key
+from bot.images_api.types import user_hash_key
+from bot.imaging import set_decode_limit
 from bot.imaging.work import PreviewRenderer
 from bot.jobs.cluster import ClusterScheduler
 from bot.jobs.model_choice import ModelChoice
 from bot.jobs.payers import Payers
 from bot.jobs.previews import Previews
 from bot.jobs.progress import LoopLag
+from bot.jobs.retry import reclaim_loop
 from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
@@ -42,6 +46,7 @@ from bot.ops.metrics import Metrics
 from bot.quota import Quota, defaults_from
 from bot.quota.retention import PromptRetention
 from bot.quota.tenants import TenantStore
+from bot.redaction import RedactingFilter, redact
 from bot.rules import RuleStore
 from bot.storage.connect import open_storage
 from bot.storage.db import kv_get, kv_set
@@ -54,32 +59,14 @@ log = logging.getLogger("bot")
 T = TypeVar("T")
 
 
-class _SecretFilter(logging.Filter):
-    """Belt and braces: scrub the token and API key from any log record."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 8]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            msg = record.getMessage()
-            if any(s in msg for s in self.secrets):
-                for s in self.secrets:
-                    msg = msg.replace(s, "[secret]")
-                record.msg, record.args = msg, None
-        return True
-
-
 def setup_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(
-        _SecretFilter([settings.discord_token, settings.openai_api_key, settings.server_key_secret or ""])
-    )
+    secrets = [settings.discord_token, settings.openai_api_key, settings.server_key_secret, settings.user_hash_secret]
+    handler.addFilter(RedactingFilter([s for s in secrets if s]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -194,6 +181,7 @@ async def health_endpoint(settings: Settings, metrics: Metrics, bot: ImageBot) -
 
 async def run(settings: Settings) -> None:
     apply_endpoint_overrides(settings)
+    set_decode_limit(settings.max_input_pixels)
     model = get_model(settings.image_model, settings.price_overrides or None)
     if not model.known:
         log.warning("unknown model %r: using conservative defaults for sizes and prices", settings.image_model)
@@ -211,6 +199,9 @@ async def run(settings: Settings) -> None:
     ):
 
         def make_client(base: str, key: str) -> ImagesClient:
+            # A base URL a server gave is checked at every connection (public addresses only), not only when it
+            # was set; the operator's own is trusted, as is any with ALLOW_PRIVATE_BASE_URLS.
+            guarded = base.rstrip("/") != base_url.rstrip("/") and not settings.allow_private_base_urls
             client = ImagesClient(
                 images_http,
                 base,
@@ -218,9 +209,11 @@ async def run(settings: Settings) -> None:
                 max_retries=settings.api_max_retries,
                 stall_timeout=settings.api_stall_timeout,
                 request_timeout=settings.api_timeout,
+                guarded=guarded,
                 on_decode=metrics.decodes.labels("final").inc,
                 io=io,
             )
+            stack.push_async_callback(client.aclose)  # the sessions it fetches image links with
             return remember_streams(client, db.backend)
 
         client = make_client(base_url, settings.openai_api_key)
@@ -269,6 +262,7 @@ async def run(settings: Settings) -> None:
             moderation=settings.moderation,
             output_compression=settings.output_compression,
             events=JobEvents(metrics, log_prompts=settings.log_prompts),
+            user_hash_key=user_hash_key(settings.user_hash_secret, settings.discord_token),
             previews=Previews(
                 max_side=settings.preview_max_side,
                 min_interval=settings.preview_min_interval,
@@ -279,6 +273,12 @@ async def run(settings: Settings) -> None:
             ),
             models=configured,
         )
+        # This process's own jobs whose settle or refund failed for good: refunded once they outlive the API
+        # timeout (a sibling's are the leases' business).
+        reclaimer = asyncio.create_task(
+            reclaim_loop(jobs, 2 * settings.api_timeout, every=max(1.0, min(60.0, settings.api_timeout / 2)))
+        )
+        stack.callback(reclaimer.cancel)
         metrics.watch_queue(lambda: jobs.scheduler.waiting, lambda: jobs.scheduler.running)
         services = Services(
             settings=settings,
@@ -324,6 +324,8 @@ def run_bot(settings: Settings) -> int:
     """``run``: the bot, until SIGTERM or SIGINT. Exit status as in this module's docstring."""
     setup_logging(settings)
     log.info("starting with %s", describe(settings))
+    for warning in cleartext_warnings(settings):
+        log.warning("%s", warning)
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:
@@ -336,13 +338,16 @@ def run_bot(settings: Settings) -> int:
         print("imagebot: Discord refused a privileged intent this bot asked for", file=sys.stderr)
         return 2
     except (aiohttp.ClientConnectionError, OSError) as exc:
-        print(f"imagebot: cannot reach Discord or the database: {exc}", file=sys.stderr)
+        print(f"imagebot: cannot reach Discord or the database: {redact(str(exc))}", file=sys.stderr)
         return 1
     except asyncpg.PostgresError as exc:  # refused login, missing database, missing rights
-        print(f"imagebot: the PostgreSQL database refused: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"imagebot: the PostgreSQL database refused: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
+    except Exception:  # through the log filter: the traceback redacted like every other log line
+        log.exception("imagebot stopped on an unexpected error")
+        return 1
     return 0
 
 
@@ -352,7 +357,7 @@ def _start(demo: bool) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"imagebot: configuration error: {exc}", file=sys.stderr)
+        print(f"imagebot: configuration error: {redact(str(exc))}", file=sys.stderr)
         return 2
     return run_bot(settings)
 

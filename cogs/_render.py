@@ -29,6 +29,13 @@ def prompt_line(prompt: str) -> str:
     return "> " + discord.utils.escape_markdown(clip(one_line, 300))
 
 
+def prompt_text(prompt: str, limit: int) -> str:
+    """A prompt as an embed shows it: Markdown inert (no heading, masked link or spoiler under the bot's
+    name), each line without its leading spaces (an indented ``#`` would still render as a heading)."""
+    lines = "\n".join(line.strip() for line in clip(prompt, limit).splitlines())
+    return discord.utils.escape_markdown(lines)
+
+
 def format_note(options: ImageOptions, locale: str | None = None) -> str | None:
     """What the progress message says of an animated or vector result: they come all at once, without
     previews, so the message must not look like a stream that stalled."""
@@ -87,7 +94,7 @@ def result_embed(
     locale: str | None = None,
 ) -> discord.Embed:
     title = translate(locale, "Edited image") if spec.kind == "edit" else translate(locale, "Imagined")
-    embed = discord.Embed(title=title, description=clip(spec.prompt, 1500), colour=EMBED_COLOUR)
+    embed = discord.Embed(title=title, description=prompt_text(spec.prompt, 1500), colour=EMBED_COLOUR)
     first = images[0] if images else None
     o = spec.options
     embed.add_field(name=translate(locale, "Model"), value=clip(model, 100), inline=True)

@@ -313,6 +313,12 @@ class Settings:
         "text",
         "Log format: text (one readable line per event) or json (one JSON object per line).",
     )
+    user_hash_secret: str | None = secret_setting(
+        "USER_HASH_SECRET",
+        parse.text,
+        "Key of the HMAC that turns a Discord id into the `user` sent to the Images API. Empty: derived from "
+        "DISCORD_TOKEN (a new token gives everyone new ids); set a long random value to keep them across tokens.",
+    )
     log_prompts: bool = setting(
         "LOG_PROMPTS",
         parse.boolean,
@@ -400,7 +406,7 @@ def load_settings(
         try:
             values[f.name] = spec.parse(raw)
         except ValueError as exc:
-            shown = "a hidden value" if spec.secret else _shown(raw)
+            shown = "a hidden value" if spec.secret else parse.shown_value(raw)
             raise ConfigError(f"{spec.env} {exc} (got {shown})") from None
     demo = values.get("demo_mode", _DEFAULTS["demo_mode"])
     for spec in missing:
@@ -420,16 +426,10 @@ def load_settings(
     return Settings(**values)
 
 
-def _shown(raw: str) -> str:
-    text = raw.strip()
-    return repr(text if len(text) <= 60 else text[:57] + "...")
-
-
 def describe(settings: Settings) -> dict[str, Any]:
     """The settings for a start-up log line, without secrets (nor a database password)."""
     shown = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in _SECRETS}
-    shown["database_url"] = parse.without_password(settings.database_url)
-    return shown
+    return {name: parse.without_password(v) if isinstance(v, str) else v for name, v in shown.items()}
 
 
 def render_env_example() -> str:

@@ -39,12 +39,14 @@ def setting(
     *,
     section: str | None = None,
     example: str | None = None,
+    secret: bool = False,
 ) -> T | D:
-    """A dataclass field read from the environment variable ``env``; empty or unset = ``default``."""
-    meta = {"setting": Spec(env, parse, doc, section, example)}
+    """A dataclass field read from the environment variable ``env``; empty or unset = ``default``. A
+    ``secret`` is never shown (start-up line, errors, reprs)."""
+    meta = {"setting": Spec(env, parse, doc, section, example, secret=secret)}
     if isinstance(default, dict | list | set):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 def required(env: str, doc: str, how: str, *, section: str | None = None) -> dict[str, Spec]:

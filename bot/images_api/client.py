@@ -31,7 +31,17 @@ from .errors import (
 )
 from .gateway import LITELLM, detect_gateway
 from .io_loop import ImagesLoop
-from .models import family_name, get_model
+from .limits import (
+    ERROR_BODY_MAX,
+    body_chunks,
+    max_event_bytes,
+    max_image_bytes,
+    max_json_bytes,
+    read_bounded,
+    read_head,
+)
+from .links import LinkFetcher
+from .models import ModelInfo, family_name, get_model
 from .payloads import OFFLOAD_BYTES, _decode_response, _format_of, _read_event, common_fields, edit_form
 from .sse import DataSeen, iter_sse
 from .stream_gate import StreamGate, stream_failure
@@ -49,14 +59,12 @@ __all__ = ["ImagesClient"]
 log = logging.getLogger(__name__)
 Request = GenerateRequest | EditRequest
 
-# Event payloads larger than this are parsed (json + base64) in a worker thread.
-# Retried only when OpenAI itself says so (not a gateway): the request cannot have produced an image.
 MAX_INPUT_IMAGES = 16
 # Optional fields the bot adds itself: a 400 naming one drops it (once, remembered per endpoint).
 OPTIONAL_FIELDS = ("input_fidelity", "output_compression", "moderation", "safety_identifier")
 MAX_FIELD_DROPS = 2
-# Images a gateway returns as a link (``url``): fetched within these limits (bot/images/links.py).
-DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
+# Images a gateway returns as a link (``url``): fetched within this time (bot/images_api/links.py), and no
+# larger than the model's largest image can be (bot/images_api/limits.py).
 DOWNLOAD_TIMEOUT = 60.0
 # A LiteLLM cooldown names its wait (5 s by default); longer than this is not worth holding the user for.
 MAX_COOLDOWN_WAIT = 60.0
@@ -80,6 +88,7 @@ class ImagesClient:
         connect_timeout: float = 30.0,
         on_decode: Callable[[], None] | None = None,
         io: ImagesLoop | None = None,
+        guarded: bool = False,  # a server's own base URL: public addresses only, for the API calls too
     ) -> None:
         self._session = session
         self._decoded = on_decode or (lambda: None)  # once per final image decoded from base64 (metrics)
@@ -92,10 +101,16 @@ class ImagesClient:
         self.stall_timeout = stall_timeout
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
-        self.download_max_bytes = DOWNLOAD_MAX_BYTES
+        self.download_max_bytes: int | None = None  # None: the model's largest image (limits.max_image_bytes)
         self.download_timeout = DOWNLOAD_TIMEOUT
+        self._links = LinkFetcher(self.base_url, trust_origin=not guarded)
+        self._guarded = guarded
         self.streams = StreamGate(self.base_url)  # whether to ask for streams, and what failures taught
         self._dropped: dict[str, set[str]] = {}  # endpoint path -> optional fields the service refused
+
+    async def aclose(self) -> None:
+        """Close the sessions that fetch image links (the API session is the caller's)."""
+        await self._links.close()
 
     def _on_io(self, path: str, req: Request, pay: Callable[[bool], Any]) -> AsyncIterator[ImageEvent]:
         run = functools.partial(self._run, path, req, pay)
@@ -171,6 +186,7 @@ class ImagesClient:
         payload: Callable[[bool], Any],
     ) -> AsyncIterator[ImageEvent]:
         url = self.base_url + path
+        model = get_model(req.model)
         stream = bool(req.stream and req.partial_images > 0 and self.streams.reason is None)
         if stream and not self.streams.checked:  # unanswered at startup: a stream may cost more than a look
             await self.detect_gateway()
@@ -232,13 +248,13 @@ class ImagesClient:
             try:
                 ctype = resp.headers.get("Content-Type", "")
                 if "text/event-stream" in ctype:
-                    async for event in self._read_stream(resp, request_id, req.n):
+                    async for event in self._read_stream(resp, request_id, req.n, model):
                         yielded = True
                         handed = [event]
                         del event
                         yield handed.pop()
                 else:
-                    async for event in self._read_json(resp, request_id):
+                    async for event in self._read_json(resp, request_id, req.n, model):
                         yielded = True
                         handed = [event]
                         del event
@@ -299,7 +315,8 @@ class ImagesClient:
         else:
             kwargs["json"] = data
         try:
-            resp = await self._session.post(url, **kwargs)
+            session = self._links.guarded_session() if self._guarded else self._session  # made on the I/O loop
+            resp = await session.post(url, **kwargs)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             msg = f"cannot reach the Images API at {self.base_url}: {type(exc).__name__}: {exc}"
             failed = ConnectionFailed(redact(msg, [self._api_key]))
@@ -309,52 +326,25 @@ class ImagesClient:
         log.debug("POST %s -> %d (x-request-id=%s, stream=%s)", url, resp.status, request_id, stream)
         if resp.status < 400:
             return resp
-        try:
-            body = await resp.read()
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            body = b""
-        finally:
-            resp.release()
+        body = await read_head(resp, ERROR_BODY_MAX)  # an error object, never a gateway's endless page
         err = error_from_response(resp.status, body, resp.headers, secrets=[self._api_key])
         log.debug("Images API error: %s", err)
         raise err
 
-    async def _download(self, item: dict[str, Any], request_id: str | None) -> bytes:
-        """The image behind an item's ``url`` (see ``bot/images/links.py``)."""
-        from .links import fetch_image
-
-        return await fetch_image(
-            self._session,
+    async def _download(self, item: dict[str, Any], request_id: str | None, model: ModelInfo | None = None) -> bytes:
+        """The image behind an item's ``url`` (see ``bot/images_api/links.py``)."""
+        limit = self.download_max_bytes or max_image_bytes(model or get_model(""))
+        return await self._links.fetch(
             item.get("url"),
             request_id=request_id,
-            max_bytes=self.download_max_bytes,
+            max_bytes=limit,
             timeout=self.download_timeout,
             connect_timeout=self.connect_timeout,
         )
 
     # ---- responses ---------------------------------------------------------------------------
-    async def _chunks(self, resp: aiohttp.ClientResponse, request_id: str | None) -> AsyncIterator[bytes]:
-        """The body's chunks; StreamStalled when nothing arrives for ``stall_timeout``."""
-        while True:
-            try:
-                async with asyncio.timeout(self.stall_timeout) as cm:
-                    chunk = await resp.content.readany()
-            except TimeoutError:
-                if cm.expired():
-                    raise StreamStalled(
-                        f"no data from the Images API for {self.stall_timeout:g}s", request_id=request_id
-                    ) from None
-                raise StreamError(
-                    f"the request took longer than {self.request_timeout:g}s", request_id=request_id
-                ) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise StreamError(f"the stream was interrupted: {type(exc).__name__}", request_id=request_id) from None
-            if not chunk:
-                return
-            yield chunk
-
     async def _read_stream(
-        self, resp: aiohttp.ClientResponse, request_id: str | None, n: int
+        self, resp: aiohttp.ClientResponse, request_id: str | None, n: int, model: ModelInfo
     ) -> AsyncIterator[ImageEvent]:
         # A generator suspended at ``yield`` keeps its locals alive until it is resumed, which for a stream
         # is when the *next* event arrives, seconds later: each event's megabytes (the SSE text, the decoded
@@ -362,7 +352,8 @@ class ImagesClient:
         completed = 0
         out: list[ImageEvent] = []
         seen = DataSeen()
-        async for msg in iter_sse(seen.watch(self._chunks(resp, request_id))):
+        chunks = seen.watch(body_chunks(resp, request_id, self.stall_timeout, self.request_timeout))
+        async for msg in iter_sse(chunks, max_event_bytes(model)):
             if msg.is_done:
                 break
             name, size, text = msg.event, msg.size, msg.take()  # an image's line: still in pieces
@@ -394,7 +385,7 @@ class ImagesClient:
                 yield out.pop()
             elif kind.endswith(".completed"):
                 if raw is None:  # a gateway's link instead of base64 (new-api's JSON-as-stream)
-                    raw = await self._download(obj, request_id)
+                    raw = await self._download(obj, request_id, model)
                 else:
                     self._decoded()
                 completed += 1
@@ -422,12 +413,13 @@ class ImagesClient:
         if completed < n:
             log.warning("stream delivered %d of %d images (x-request-id=%s)", completed, n, request_id)
 
-    async def _read_json(self, resp: aiohttp.ClientResponse, request_id: str | None) -> AsyncIterator[ImageEvent]:
-        chunks = bytearray()
-        async for chunk in self._chunks(resp, request_id):
-            chunks += chunk
+    async def _read_json(
+        self, resp: aiohttp.ClientResponse, request_id: str | None, n: int, model: ModelInfo
+    ) -> AsyncIterator[ImageEvent]:
+        chunks = body_chunks(resp, request_id, self.stall_timeout, self.request_timeout)
+        body = await read_bounded(chunks, max_json_bytes(model, n), resp.content_length, request_id)
         try:
-            obj, items = await asyncio.to_thread(_decode_response, bytes(chunks))
+            obj, items = await asyncio.to_thread(_decode_response, body)
         except (ValueError, binascii.Error) as exc:
             raise MalformedResponse(
                 f"undecodable Images API response: {exc}", status=resp.status, request_id=request_id
@@ -439,7 +431,7 @@ class ImagesClient:
         count = 0
         for item, raw in items:
             if raw is None and isinstance(item.get("url"), str):
-                raw = await self._download(item, request_id)  # a gateway channel that returns links
+                raw = await self._download(item, request_id, model)  # a gateway channel that returns links
             elif raw is not None:
                 self._decoded()
             if raw is None:

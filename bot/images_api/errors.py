@@ -210,6 +210,16 @@ class MalformedResponse(ImagesAPIError):
     """The service's answer could not be read (half an event, JSON that is not JSON): its fault."""
 
 
+class LinkRefused(MalformedResponse):
+    """The answer named an image link the bot may not fetch: not https off the gateway's origin, or an address
+    on a private, loopback or other non-public network (``bot/images_api/links.py``). Never retried."""
+
+
+class ResponseTooLarge(MalformedResponse):
+    """A JSON body, error body or stream event larger than any answer for the largest image the model can
+    return (``bot/images_api/limits.py``): reading stopped there, and only that job fails."""
+
+
 class ServerError(ImagesAPIError):
     """5xx: server trouble (retried only when it comes from OpenAI itself, see ``bot/images/client.py``)."""
 
@@ -389,6 +399,10 @@ def error_from_stream_payload(
 class BrokenImage(ImagesAPIError):
     """The service said an image was done but its bytes are not a whole image (``bot/jobs.py`` checks
     every final image). The job is refunded; never retried, as the service may have billed it already."""
+
+
+class ImageTooLarge(BrokenImage):
+    """A final image whose header names far more pixels than the model returns: refused before decoding."""
 
 
 class UnsafeImage(BrokenImage):

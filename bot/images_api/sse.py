@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from .errors import StreamError
+from .errors import ResponseTooLarge, StreamError
 
 __all__ = ["DONE", "SSEMessage", "iter_sse"]
 
@@ -136,12 +136,16 @@ class _Parser:
         return msg
 
 
-async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
+async def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int | None = None) -> AsyncIterator[SSEMessage]:
     """Yield the events of an SSE byte stream (``\\n`` or ``\\r\\n`` line ends).
 
     Multi-line data is joined with ``\\n``; a last event without the trailing blank line is still
-    yielded; ``data: [DONE]`` is yielded as an ordinary message (see ``SSEMessage.is_done``).
+    yielded; ``data: [DONE]`` is yielded as an ordinary message (see ``SSEMessage.is_done``). An event
+    (everything up to the blank line that ends it) longer than ``max_event_bytes`` raises
+    ``ResponseTooLarge`` as soon as it is that long, so an endless line holds at most that much memory.
     """
+    limit = max_event_bytes if max_event_bytes is not None else -1
+    size = 0  # bytes of the event being read
     parser = _Parser()
     pending: list[bytes] = []  # the start of a line that has not ended yet, in pieces
     ready: list[SSEMessage] = []  # handed out through this list: no local holds a message while suspended
@@ -154,6 +158,10 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
             nl = chunk.find(b"\n", start)
             if nl < 0:
                 break
+            size += nl + 1 - start
+            if 0 <= limit < size:
+                raise ResponseTooLarge(f"a stream event over {limit} bytes")
+            blank = not pending and nl - start <= 1 and chunk[start:nl] in (b"", b"\r")
             if pending:
                 pending.append(chunk[start:nl])
                 if pending[0].startswith(b"data: ") and len(pending[0]) > 6:
@@ -170,11 +178,16 @@ async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEMessage]:
                 msg = parser.line(chunk[start:nl])
             line = b""
             start = nl + 1
+            if blank or msg is not None:
+                size = 0
             if msg is not None:
                 ready.append(msg)
                 msg = None
                 yield ready.pop()
         if start < len(chunk):
+            size += len(chunk) - start
+            if 0 <= limit < size:
+                raise ResponseTooLarge(f"a stream event over {limit} bytes")
             pending.append(chunk[start:] if start else chunk)
         chunk = b""
     if pending:

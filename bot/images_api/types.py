@@ -7,6 +7,7 @@ These types are the contract between the client (``bot/images/client.py``), the 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +19,19 @@ CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp
 PREVIEW_FORMATS = frozenset({"gif", "svg"})
 
 
-def hashed_user(user_id: int) -> str:
-    """The end-user identifier sent as ``user``/``safety_identifier``: a hash of the Discord id, as the
-    OpenAI SDK advises (the raw id would name the person to the service and to every gateway on the way)."""
-    return "imagebot-" + hashlib.sha256(f"imagebot:discord-user:{user_id}".encode()).hexdigest()[:32]
+def user_hash_key(secret: str | None, discord_token: str) -> bytes:
+    """The key of ``hashed_user``: ``USER_HASH_SECRET``, or one derived from the bot token when none is set
+    (secret as the token is, and stable while the token is)."""
+    if secret:
+        return secret.encode()
+    return hmac.new(discord_token.encode(), b"imagebot:user-hash-key", hashlib.sha256).digest()
+
+
+def hashed_user(user_id: int, key: bytes) -> str:
+    """The end-user identifier sent as ``user``/``safety_identifier``: a keyed hash (HMAC-SHA256) of the
+    Discord id, as the OpenAI SDK advises. Keyed, because Discord ids are few and public enough that a plain
+    hash of one is looked up by hashing every candidate; without the deployment's key nobody can."""
+    return "imagebot-" + hmac.new(key, f"discord-user:{user_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +101,24 @@ class Usage:
         if not isinstance(details, dict):
             details = {}
         return cls(
-            input_tokens=int(d.get("input_tokens") or 0),
-            output_tokens=int(d.get("output_tokens") or 0),
-            total_tokens=int(d.get("total_tokens") or 0),
-            input_text_tokens=int(details.get("text_tokens") or 0),
-            input_image_tokens=int(details.get("image_tokens") or 0),
+            input_tokens=_count(d.get("input_tokens")),
+            output_tokens=_count(d.get("output_tokens")),
+            total_tokens=_count(d.get("total_tokens")),
+            input_text_tokens=_count(details.get("text_tokens")),
+            input_image_tokens=_count(details.get("image_tokens")),
             raw=dict(d),
         )
+
+
+def _count(value: object) -> int:
+    """A token count as sent; -1 (implausible: ``bot/jobs/usage_check.py`` charges the estimate) when it is
+    not a finite number."""
+    if value is None or value == "":
+        return 0
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return -1
 
 
 @dataclass(frozen=True, slots=True)

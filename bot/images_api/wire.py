@@ -6,9 +6,11 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-__all__ = ["cap_message", "parse_retry_after", "redact", "request_id_from"]
+from bot.redaction import redact
+
+__all__ = ["cap_message", "parse_retry_after", "redact", "request_id_from"]  # redact: bot/redaction.py
 
 # What of a service's message reaches a log line: gateways echo whole bodies (LiteLLM: an SSE stream's base64).
 MAX_MESSAGE_CHARS = 400
@@ -16,11 +18,6 @@ _BASE64_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{120,}")
 # A gateway could not read its upstream's body: the upstream answered (and billed) already.
 REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id", "x-litellm-call-id")
 _REQUEST_ID_TEXT = re.compile(r"\(request id: ?([A-Za-z0-9_\-.:]{4,128})\)", re.IGNORECASE)
-
-# OpenAI keys (sk-..., sk-proj-..., sess-...) and bearer tokens. OpenAI itself echoes a masked key in
-# 401 messages ("Incorrect API key provided: sk-abc***xyz"); we drop even the masked remainder.
-_KEY_RE = re.compile(r"\b(?:sk|sess|rk)-[A-Za-z0-9_\-*.]{4,}")
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 
 
 def cap_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -30,15 +27,6 @@ def cap_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if len(text) > limit:
         text = f"{text[:limit]}… <{len(text) - limit} more chars>"
     return text
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove API keys and bearer tokens from ``text``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    text = _KEY_RE.sub("sk-***", text)
-    return _BEARER_RE.sub(r"\1***", text)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:

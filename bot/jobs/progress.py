@@ -109,6 +109,7 @@ class Pacer:
         self.shown = [0] * slots  # the frame the message shows, per slot
         self.done = [False] * slots
         self.status_dirty = False
+        self.announced = False  # a job without frames: its status goes out at once, not after the grace
         self.last_sent: float | None = None
 
     def frame(self, slot: int, number: int) -> bool:
@@ -121,6 +122,10 @@ class Pacer:
 
     def status(self) -> None:
         self.status_dirty = True
+
+    def announce(self) -> None:
+        """No frame will come (an animated GIF, an SVG): send the status now rather than wait for one."""
+        self.status_dirty = self.announced = True
 
     def finished(self, slot: int) -> None:
         self.done[slot] = True
@@ -151,7 +156,7 @@ class Pacer:
             return Drop()
         if self.last_sent is not None:
             earliest = self.last_sent + self.min_interval
-        elif frames:
+        elif frames or self.announced:
             earliest = now  # the first frame goes out at once, with any status change
         else:
             earliest = self.created + self.status_grace
@@ -289,7 +294,7 @@ class ProgressPublisher:
     def announce(self) -> None:
         """Send the status even though it did not change: a job without partial frames (an animated
         GIF, an SVG) says what it is doing instead of leaving the message silent until the result."""
-        self._status_dirty = True
+        self._pacer.announce()
         self._dirty.set()
 
     def frame(self, slot: int, index: int, data: Frame) -> None:

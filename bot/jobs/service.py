@@ -33,7 +33,9 @@ from bot.jobs.job import Ending, Job
 from bot.jobs.options import ImageOptions
 from bot.jobs.payers import Payer, Payers
 from bot.jobs.previews import Previews
+from bot.jobs.retry import record_message, retrying
 from bot.jobs.scheduler import FairScheduler, SlotScheduler
+from bot.jobs.usage_check import plausible
 from bot.jobs.whole import whole_image
 from bot.ops.job_events import JobEvents
 from bot.quota import Ledger, Reservation
@@ -120,6 +122,7 @@ class JobService:
     output_compression: int | None = None
     events: JobEvents = field(default_factory=JobEvents)  # log lines and metrics of each job event
     rules: RuleStore | None = None  # the servers' prompt rules, checked before anything is reserved
+    user_hash_key: bytes = b""  # the key of the hashed ``user`` sent to the API (bot/images_api/types.py)
     previews: Previews = field(default_factory=Previews)  # each job's progress publisher, its observer
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
     payers: Payers | None = None  # who pays in each server; None: the operator's key everywhere
@@ -129,6 +132,7 @@ class JobService:
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _running: dict[int, _RunningJob] = field(init=False, default_factory=dict)
     _job_payers: dict[int, Payer] = field(init=False, default_factory=dict)
+    open_jobs: set[int] = field(init=False, default_factory=set)  # reserved here, not yet settled or refunded
     accepting: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
@@ -207,6 +211,7 @@ class JobService:
             self.release_user(spec.user_id)
             raise
         self._job_payers[reservation.job_id] = payer
+        self.open_jobs.add(reservation.job_id)
         self.events.queued(
             reservation.job_id,
             guild_id=spec.guild_id,
@@ -301,7 +306,9 @@ class JobService:
                     observer.frame(slot, event.index, event)
                     del event  # the publisher keeps the newest frame; don't pin megabytes until the next one
                 else:
-                    outcome.images[slot] = await whole_image(event, spec.options.output_format)
+                    model = self.model_of(spec.model)[1]
+                    image = await whole_image(event, spec.options.output_format, model)
+                    outcome.images[slot] = plausible(image, spec, model, outcome.job_id)
                     break
             else:
                 raise StreamError("the image service returned no image")
@@ -333,7 +340,7 @@ class JobService:
             "output_compression": self.output_compression if o.output_format in ("jpeg", "webp") else None,
             "partial_images": self.partial_images if streaming else 0,
             "stream": streaming,
-            "user": hashed_user(spec.user_id),  # sent as user and safety_identifier; never the raw id
+            "user": hashed_user(spec.user_id, self.user_hash_key),  # user and safety_identifier; never the raw id
             "complexity": o.complexity,
             "frame_count": o.frame_count,
             "frame_duration_ms": o.frame_duration_ms,
@@ -346,8 +353,8 @@ class JobService:
     async def charge(self, outcome: JobOutcome, delivered: list[CompletedImage], message_id: int | None) -> None:
         """Charge what reached the user: the images ``delivered`` (and the cost of every image made), and
         remember the message that shows them (``message_id``), which the result's buttons look for."""
-        if message_id is not None:
-            await self.quota.set_message(outcome.job_id, message_id)
+        if message_id is not None:  # a failure here must not turn a delivered image into a free one
+            await record_message(lambda: self.quota.set_message(outcome.job_id, message_id), outcome.job_id)
         outcome.status = "done" if len(delivered) == len(outcome.images) else "partial"
         await self._record(outcome, delivered)
 
@@ -363,28 +370,26 @@ class JobService:
             return
         if how.status != "cancelled":
             self.events.failed(job.id, status=how.status, error=how.cause)
-        await self.quota.refund(job.id, status=how.status, error=how.error)
+        refund = lambda: self.quota.refund(job.id, status=how.status, error=how.error)  # noqa: E731
+        await retrying(refund, what=f"refunding job {job.id}")
         self.events.refunded(job.id, status=how.status, reason=how.reason)
 
     async def _record(self, outcome: JobOutcome, delivered: list[CompletedImage]) -> None:
         made = outcome.delivered
         outcome.cost = self._cost(made, self.model_of(outcome.model)[1])
         usage = [im.usage for im in made if im.usage is not None]
-        await self.quota.settle(
-            outcome.job_id,
-            images=len(delivered),
-            cost=outcome.cost,
-            input_tokens=sum(u.input_tokens for u in usage),
-            output_tokens=sum(u.output_tokens for u in usage),
-        )
+        tokens = {"input_tokens": sum(u.input_tokens for u in usage)}
+        tokens["output_tokens"] = sum(u.output_tokens for u in usage)
+        settle = lambda: self.quota.settle(outcome.job_id, images=len(delivered), cost=outcome.cost, **tokens)  # noqa: E731
+        await retrying(settle, what=f"settling job {outcome.job_id}")  # a lost commit is not charged twice
+        request_ids = [im.request_id for im in made if im.request_id]
         self.events.completed(
             outcome.job_id,
             status=outcome.status,
             images=len(delivered),
             cost=outcome.cost,
-            input_tokens=sum(u.input_tokens for u in usage),
-            output_tokens=sum(u.output_tokens for u in usage),
-            request_ids=[im.request_id for im in made if im.request_id],
+            request_ids=request_ids,
+            **tokens,
         )
 
     def _cost(self, images: list[CompletedImage], model: ModelInfo) -> float:
@@ -401,6 +406,7 @@ class JobService:
     def finished(self, job: Job) -> None:
         """A job's block was left (``Job.end``): forget who paid for it, free the member's place."""
         self._job_payers.pop(job.id, None)
+        self.open_jobs.discard(job.id)  # still unsettled from here on: bot/jobs/retry.py's reclaim_overdue
         self.release_user(job.spec.user_id)
 
     def release_user(self, user_id: int) -> None:

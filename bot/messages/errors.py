@@ -25,10 +25,12 @@ from bot.images_api.errors import (
     ImagesAPIError,
     InsufficientQuota,
     InvalidRequest,
+    LinkRefused,
     MalformedResponse,
     ModelUnavailable,
     PermissionDenied,
     RateLimited,
+    ResponseTooLarge,
     ServerError,
     StreamError,
     UnsafeImage,
@@ -141,6 +143,18 @@ def api_error(exc: BaseException, locale: str | None = None) -> str:
         )
     if isinstance(exc, EditsNotSupported):
         return translate(locale, "This image service does not support editing. Please tell the server owner.")
+    if isinstance(exc, LinkRefused):
+        return translate(
+            locale,
+            "The image service's answer was refused: it pointed the bot at a link it may not fetch. "
+            "This didn't count against your quota. Please tell the server owner.",
+        )
+    if isinstance(exc, ResponseTooLarge):
+        return translate(
+            locale,
+            "The image service sent an answer far larger than any image, so the bot stopped reading it. "
+            "This didn't count against your quota. Please try again.",
+        )
     if isinstance(exc, MalformedResponse):
         return translate(
             locale, "The image service sent an answer the bot couldn't read (its fault, not yours). Please try again."
@@ -305,6 +319,7 @@ INPUT_WORDS = {
         "The markup `{name}` has no transparency: it must be a see-through layer with only your marks on it."
     ),
     "markup_empty": N_("The markup `{name}` is fully transparent: there are no marks on it."),
+    "busy": N_("The bot is still preparing your other images. Please wait for them, then try again."),
 }
 
 

@@ -20,11 +20,13 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from bot.config.exposure import cleartext_warnings
 from bot.config.parsers import without_password
 from bot.config.settings import ConfigError, Settings, load_settings
 from bot.images_api.stream_gate import no_stream_key
 from bot.ops import permissions as perms
 from bot.ops.doctor_api import Report, check_images_api, safe_url
+from bot.redaction import redact
 from bot.storage.db import migrations
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -398,11 +400,13 @@ def describe_caps(settings: Settings) -> str:
 
 
 async def run_doctor(settings: Settings, out: TextIO) -> bool:
-    report = Report(out, secrets=[settings.discord_token, settings.openai_api_key])
+    report = Report(out, secrets=[settings.discord_token, settings.openai_api_key, settings.user_hash_secret or ""])
     report.ok("settings", describe_settings(settings))
     report.note("settings", describe_caps(settings))
     if settings.log_prompts:
         report.note("settings", "LOG_PROMPTS=true: prompts are written to the log")
+    for warning in cleartext_warnings(settings):
+        report.note("settings", "WARNING: " + warning)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
         app_id = await check_discord(settings, http, report)
         await check_images_api(settings, http, report)
@@ -432,10 +436,13 @@ def main(argv: list[str] | None = None, *, load: Callable[[], Settings] = load_s
     try:
         settings = load()
     except ConfigError as exc:
-        print(f"FAIL settings: {exc}", flush=True)
+        print(f"FAIL settings: {redact(str(exc))}", flush=True)
         print("1 check(s) failed (the other checks need valid settings)", flush=True)
         return 1
     try:
         return 0 if asyncio.run(run_doctor(settings, sys.stdout)) else 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a check that broke: one redacted line, not a traceback with URLs in it
+        print(f"FAIL doctor: {type(exc).__name__}: {redact(str(exc))}", flush=True)
+        return 1

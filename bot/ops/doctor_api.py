@@ -17,7 +17,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -59,11 +59,8 @@ class Report:
 
 
 def safe_url(url: str) -> str:
-    """The URL without any user:password part."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    """The URL without any credential (``bot/redaction.py``)."""
+    return redact(url)
 
 
 class _Seen:

@@ -169,6 +169,8 @@ class JsonFormatter(logging.Formatter):
         job = getattr(record, "job", None)
         if isinstance(job, dict):
             data.update({k: v for k, v in job.items() if k not in data})
-        if record.exc_info:
+        if record.exc_text:  # already formatted (and redacted) by the log filter
+            data["exception"] = record.exc_text
+        elif record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)

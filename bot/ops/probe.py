@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from bot.config.settings import ConfigError, load_settings
+from bot.redaction import redact
 from bot.storage.db import migrations
 
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "*": "127.0.0.1", "::": "::1", "[::]": "::1"}
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"unhealthy: configuration error: {exc}")
+        print(f"unhealthy: configuration error: {redact(str(exc))}")
         return 1
     if settings.health_address:
         ok, reason = check_http(settings.health_address, args.timeout)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         ok, reason = check_postgres(settings.database_url, args.timeout)
     else:
         ok, reason = check_database(settings.database_path, args.timeout)
-    print(("healthy: " if ok else "unhealthy: ") + reason)
+    print(("healthy: " if ok else "unhealthy: ") + redact(reason))
     return 0 if ok else 1
 
 

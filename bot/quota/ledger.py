@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from bot.quota import counters, reads
@@ -347,3 +348,15 @@ class Ledger:
     async def recover_siblings(self) -> None:
         """For ``InstanceLease.after_renew``: the jobs of siblings whose lease expired."""
         await self.recover_reservations(at_start=False)
+
+    async def own_active_jobs(self, *, idle_seconds: float) -> list[int]:
+        """This instance's jobs still reserved or running whose last start (or creation) lies more than
+        ``idle_seconds`` back: candidates for ``bot/jobs/retry.py``'s ``reclaim_overdue``."""
+        before = ts(self.db.now() - timedelta(seconds=idle_seconds))
+        async with self.db.plain() as tx:
+            rows = await tx.fetchall(
+                "SELECT id FROM jobs WHERE owner = ? AND status IN ('reserved', 'running') "
+                "AND COALESCE(started_at, created_at) < ? ORDER BY id",
+                (self.db.instance_id, before),
+            )
+        return [int(r[0]) for r in rows]

@@ -133,7 +133,7 @@ class EditCog(commands.Cog):
         input raises ``InputRejected`` inside the job, which gives the reservation back."""
 
         async def prepare(job: Job) -> None:
-            inputs = await self.loader.load(files, mask, markup)
+            inputs = await self.loader.load(files, mask, markup, user_id=job.spec.user_id)
             self.use(job, inputs)
 
         return prepare
@@ -245,7 +245,7 @@ class EditCog(commands.Cog):
         )
 
         async def prepare(new: Job) -> None:
-            self.use(new, cached or await self.loader.refetch(job))
+            self.use(new, cached or await self.loader.refetch(job, new.spec.user_id))
 
         await start_interaction_job(self.bot, interaction, spec, prepare)
 
@@ -323,7 +323,7 @@ class EditCog(commands.Cog):
 
         async with answering_errors_with(answer, locale), self.bot.services.jobs.open(spec) as job:
             status.append(await self.answer(message, messages.text(locale, messages.PREPARING)))
-            inputs = await self.loader.load(files)
+            inputs = await self.loader.load(files, user_id=message.author.id)
             if len(own) == 1 and len(files) > 1 and model.markup:  # a drawn-on copy of the replied image
                 inputs = await scribbled(inputs)
             self.use(job, inputs)

@@ -1,7 +1,9 @@
 """Getting an edit's input images from Discord: check what Discord declares, download, normalise.
 
-Downloads go through discord.py only (``Attachment.read()``, or its CDN fetch for a link preview on
-Discord's media proxy); normalising (``bot/imaging/inputs.py``) runs off the event loop.
+Attachments are read through discord.py (``Attachment.read()``); a link preview on Discord's media proxy is
+read by the bot itself, within the same size limit as an attachment (stopped as soon as it is over, not
+read whole first). Normalising (``bot/imaging/inputs.py``) runs off the event loop. How many inputs are
+prepared at once, per person and in all, is bounded (``bot/jobs/input_gate.py``).
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
+import aiohttp
 import discord
 
 from bot import messages
 from bot.imaging.input_cache import EditInputs
 from bot.imaging.inputs import MAX_INPUT_IMAGES, InputRejected, check_declared, prepare_image, prepare_mask
 from bot.imaging.markup import prepare_markup
+from bot.jobs.input_gate import InputGate
 from bot.quota import JobRecord
 from cogs._common import ImageBotBase
 from cogs.edit.sources import SourceFile, allowed_media_host, from_attachment, images_in
@@ -33,6 +37,9 @@ class InputLoader:
         self.settings = bot.services.settings
         base = self.settings.discord_api_base
         self.extra_hosts: tuple[str, ...] = (urlsplit(base).hostname or "",) if base else ()
+        # A person's preparations follow their job limit (MAX_QUEUE_PER_USER): no more inputs in flight than
+        # jobs they could run; four at once for everyone together.
+        self.gate = InputGate(per_user=self.settings.max_queue_per_user, total=4)
 
     def images_in(self, message: discord.Message) -> list[SourceFile]:
         return images_in(message, self.extra_hosts)
@@ -61,17 +68,54 @@ class InputLoader:
             if f.attachment is not None:
                 data = await f.attachment.read()
             elif allowed_media_host(f.url, self.extra_hosts):
-                data = await self.bot.http.get_from_cdn(f.url)
+                data = await self.read_capped(f.url, what)
             else:
                 raise InputRejected("not_on_discord", what=what)
         except discord.HTTPException as exc:
             log.info("could not download an input image (%s)", exc.status)
             raise InputRejected("download_failed", what=what) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.info("could not download a link preview (%s)", type(exc).__name__)
+            raise InputRejected("download_failed", what=what) from None
         if len(data) > self.settings.max_input_bytes:
             raise InputRejected("download_too_large", what=what, max_bytes=self.settings.max_input_bytes)
         return data
 
+    async def read_capped(self, url: str, what: str) -> bytes:
+        """A link preview from Discord's media proxy, at most ``MAX_INPUT_MB`` of it (no cookies, no proxy)."""
+        limit = self.settings.max_input_bytes
+        timeout = aiohttp.ClientTimeout(total=60, sock_connect=15)
+        async with (
+            aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http,
+            http.get(url, headers={"User-Agent": "imagebot (input)"}) as resp,
+        ):
+            if resp.status != 200:
+                raise InputRejected("download_failed", what=what)
+            if (resp.content_length or 0) > limit:
+                raise InputRejected("download_too_large", what=what, max_bytes=limit)
+            data = bytearray()
+            async for chunk in resp.content.iter_chunked(256 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise InputRejected("download_too_large", what=what, max_bytes=limit)
+            return bytes(data)
+
     async def load(
+        self,
+        files: list[SourceFile],
+        mask: SourceFile | None = None,
+        markup: SourceFile | None = None,
+        *,
+        user_id: int | None = None,
+    ) -> EditInputs:
+        """``_load``; ``user_id`` holds one of that person's preparation places meanwhile
+        (``InputRejected("busy")`` if none is free)."""
+        if user_id is None:
+            return await self._load(files, mask, markup)
+        async with self.gate.preparing(user_id):
+            return await self._load(files, mask, markup)
+
+    async def _load(
         self, files: list[SourceFile], mask: SourceFile | None = None, markup: SourceFile | None = None
     ) -> EditInputs:
         """Download and normalise each image (one at a time: bounded memory), then the mask or markup."""
@@ -107,7 +151,7 @@ class InputLoader:
         )
         return from_attachment(markup)
 
-    async def refetch(self, job: JobRecord) -> EditInputs:
+    async def refetch(self, job: JobRecord, user_id: int | None = None) -> EditInputs:
         """After a restart: the parent result's images, else the recorded source image (no mask then)."""
         if job.parent_job_id is not None:
             parent = await self.bot.services.ledger.get_job(job.parent_job_id)
@@ -120,9 +164,9 @@ class InputLoader:
                 if message is not None:
                     files = self.images_in(message)
                     if files:
-                        return await self.load(self.check_files(files))
+                        return await self.load(self.check_files(files), user_id=user_id)
         url = job.source_image_url
         if url and allowed_media_host(url, self.extra_hosts):
             name = urlsplit(url).path.rsplit("/", 1)[-1] or "image.png"
-            return await self.load([SourceFile(name, None, None, url)])
+            return await self.load([SourceFile(name, None, None, url)], user_id=user_id)
         raise InputRejected("reroll_source_gone")

@@ -6,7 +6,6 @@ media proxy. Only Discord's own hosts (and the configured Discord endpoint, e.g.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -69,9 +68,13 @@ def images_in(message: discord.Message, extra_hosts: tuple[str, ...] = ()) -> li
 
 
 def instruction_from(message: discord.Message, bot_id: int) -> str:
-    """The reply's text without the bot's mention; other people's mentions become their names."""
-    text = re.sub(rf"<@!?{bot_id}>", " ", message.content or "")
+    """The reply's text without the bot's mention; other people's mentions become their names (plain text
+    replacement: a name is never read as a regular-expression template, backslashes and all)."""
+    text = message.content or ""
+    for tag in (f"<@{bot_id}>", f"<@!{bot_id}>"):
+        text = text.replace(tag, " ")
     for user in message.mentions:
         if user.id != bot_id:
-            text = re.sub(rf"<@!?{user.id}>", "@" + user.display_name, text)
+            name = "@" + user.display_name
+            text = text.replace(f"<@{user.id}>", name).replace(f"<@!{user.id}>", name)
     return " ".join(text.split()).lstrip(",:;-–— ")  # "@imagebot, make it night" -> "make it night"

@@ -14,7 +14,7 @@ from PIL import Image
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.images.gateways import Gateway
-from bot.images_api.types import hashed_user
+from bot.images_api.types import hashed_user, user_hash_key
 from tests.conftest import Rig
 from tests.e2e.test_doctor import doctor
 from tests.helpers.e2e import db, final_files, has_result, job_rows, poll
@@ -247,9 +247,11 @@ async def test_new_api_gets_a_hashed_user_as_well_as_safety_identifier(rig: Rig)
     assert has_result(h)
     alice = fd.users["alice"].id
     [sent] = gens(rig)
-    assert sent.json["user"] == sent.json["safety_identifier"] == hashed_user(alice)
+    key = user_hash_key("", fd.token)  # no USER_HASH_SECRET: derived from the bot token
+    assert sent.json["user"] == sent.json["safety_identifier"] == hashed_user(alice, key)
+    assert sent.json["user"] != hashed_user(alice, user_hash_key("another deployment", fd.token))
     [upstream] = rig.images.forwarded
-    assert upstream["user"] == hashed_user(alice) and "safety_identifier" not in upstream
+    assert upstream["user"] == hashed_user(alice, key) and "safety_identifier" not in upstream
     assert str(alice) not in str(sent.json)  # never the raw Discord id
 
 

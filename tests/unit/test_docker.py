@@ -91,8 +91,8 @@ def test_two_stages_on_the_python_floor_of_pyproject() -> None:
     floor = re.fullmatch(r">=\s*(\d+\.\d+)", PYPROJECT["project"]["requires-python"])
     assert floor, "requires-python should be a plain >=X.Y floor"
     assert len(STAGES) == 2 and BUILD.name == "build" and RUNTIME.name is None
-    for stage in STAGES:
-        assert stage.image == f"python:{floor.group(1)}-slim", stage.image
+    for stage in STAGES:  # pinned by digest: a tag can be moved to other contents, a digest cannot
+        assert re.fullmatch(rf"python:{floor.group(1)}-slim@sha256:[0-9a-f]{{64}}", stage.image), stage.image
     script = (ROOT / "imagebot").read_text(encoding="utf-8")
     major, minor = floor.group(1).split(".")
     assert f"sys.version_info < ({major}, {minor})" in script, "./imagebot checks another Python floor"
@@ -256,6 +256,8 @@ def test_compose_runs_the_image_with_the_env_file_and_a_named_volume() -> None:
     assert grace <= DOCKER_STOP_TIMEOUT  # what a plain docker run / docker stop gives, so both agree
     text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
     assert re.search(r"^  # new-api:$", text, re.M) and "calciumion/new-api" in text
+    published = re.findall(r'^  #     - "([^"]+)"', text, re.M)  # the gateway example's ports, commented out
+    assert published and all(p.startswith("127.0.0.1:") for p in published), published
 
 
 def test_the_scaled_out_compose_file_runs_two_shard_ranges_on_one_postgresql() -> None:

@@ -62,6 +62,9 @@ class FakeCore(Checks):
         self.message_history: dict[int, list[dict[str, Any]]] = {}
         self.deleted_messages: dict[int, dict[str, Any]] = {}
         self.cdn_files: dict[tuple[str, str], tuple[bytes, str]] = {}  # (att id, filename) -> bytes, type
+        self.cdn_hold: asyncio.Event | None = None  # when set: CDN answers wait until the event is set
+        self.cdn_open = 0  # CDN requests being answered now, and the most at once
+        self.cdn_open_max = 0
         self.interactions: dict[str, InteractionHandle] = {}  # by token
         self._interactions_by_id: dict[int, InteractionHandle] = {}
         self._dm_channels: dict[int, dict[str, Any]] = {}

@@ -322,6 +322,14 @@ class Server(ChannelRoutes):
         if (fault := self._check_fault(rec)) is not None:
             await self._notify()
             return self._fault_response(fault, rec)
+        if self.cdn_hold is not None:
+            self.cdn_open += 1
+            self.cdn_open_max = max(self.cdn_open_max, self.cdn_open)
+            await self._notify()
+            try:
+                await self.cdn_hold.wait()
+            finally:
+                self.cdn_open -= 1
         m = re.match(r"^/cdn/(?:media/)?attachments/\d+/(\d+)/(.+)$", request.path)
         found = self.cdn_files.get((m.group(1), m.group(2))) if m else None
         if found is None or request.method not in ("GET", "HEAD"):

@@ -74,6 +74,8 @@ class _Job:
         return f"{self.width}x{self.height}"
 
     def usage(self, images: int) -> dict[str, Any]:
+        if self.api.usage_override is not None:
+            return dict(self.api.usage_override)
         text = max(1, math.ceil(len(self.prompt) / 4))
         image_in = 0
         inputs = [f.data for f in self.input_images] + ([self.markup] if self.markup is not None else [])
@@ -112,6 +114,9 @@ class _Job:
         if stage >= 1.0 and self.fault is not None and self.fault.kind == "replace":
             raw = self.fault.replacement
             b64 = base64.b64encode(raw).decode("ascii")
+        if stage >= 1.0 and self.api.final_image is not None:
+            final = self.api.final_image
+            raw, b64 = final, await asyncio.to_thread(lambda: base64.b64encode(final).decode("ascii"))
         if stage >= 1.0 and self.fault is not None and self.fault.kind == "truncate":
             raw = raw[: self.fault.keep_bytes]
             b64 = base64.b64encode(raw).decode("ascii")
@@ -194,6 +199,8 @@ class _Job:
             return web.Response(status=500)
         if fault is not None and fault.kind == "mid_stream_error":
             return web.json_response(fault.body, status=500, headers=headers)
+        if fault is not None and fault.kind.startswith("flood_"):
+            return await self._flood(request, headers, fault.kind)
         delay = self.api.delay_first_event if self.api.delay_response is None else self.api.delay_response
         if delay:
             await asyncio.sleep(delay)
@@ -232,6 +239,8 @@ class _Job:
             api.open_streams -= 1
 
     async def _stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        if self.fault is not None and self.fault.kind.startswith("flood_"):
+            return await self._flood(request, headers, self.fault.kind)
         resp = web.StreamResponse(
             status=200, headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -312,6 +321,21 @@ class _Job:
             self._log(kind, None)
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
+        return resp
+
+    async def _flood(self, request: web.Request, headers: dict[str, str], kind: str) -> web.StreamResponse:
+        """An answer without end: one ``data:`` line (``flood_sse_line``) or one JSON string (``flood_json``)
+        that goes on until the client hangs up."""
+        sse = kind == "flood_sse_line"
+        ctype = "text/event-stream" if sse else "application/json"
+        resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": ctype})
+        await resp.prepare(request)
+        head = b'event: image_generation.completed\ndata: {"b64_json": "' if sse else b'{"data": [{"b64_json": "'
+        await resp.write(head)
+        block = b"A" * (256 * 1024)
+        while not self.api._stopping.is_set():
+            await resp.write(block)  # raises once the client has closed the connection
+            self.api.flood_bytes += len(block)
         return resp
 
     async def _hang(self) -> None:

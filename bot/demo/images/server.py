@@ -61,6 +61,13 @@ class FakeImagesAPI(RequestReader):
         self.downloads: list[dict[str, str]] = []  # headers of each GET of an image link
         self.request_ids: list[str] = []  # the request id given to each request, in order
         self._files: dict[str, bytes] = {}
+        self._redirects: dict[str, str] = {}
+        # Hostile-gateway knobs: url items name ``link_to`` instead of the fake's own file link; each final
+        # image is ``final_image`` instead of a drawing; ``flood_bytes`` counts what a flood fault wrote.
+        self.link_to: str | None = None
+        self.final_image: bytes | None = None
+        self.usage_override: dict[str, Any] | None = None  # sent as every answer's ``usage`` when set
+        self.flood_bytes = 0
         self.api_key = api_key
         self.realistic = realistic
         self.done_marker = done_marker
@@ -194,6 +201,11 @@ class FakeImagesAPI(RequestReader):
 
     def drop_connection_next(self, after_partials: int = 0) -> None:
         self._faults.append(Fault("drop", after_partials=after_partials))
+
+    def flood_next(self, kind: str = "sse_line") -> None:
+        """The next answer never ends: ``sse_line`` streams one endless ``data:`` line, ``json`` an endless
+        JSON body (until the client hangs up or the fake stops)."""
+        self._faults.append(Fault(f"flood_{kind}"))
 
     def hang_next(self, after_partials: int = 0) -> None:
         self._faults.append(Fault("hang", after_partials=after_partials))
@@ -383,14 +395,25 @@ class FakeImagesAPI(RequestReader):
     async def _file(self, request: web.Request) -> web.StreamResponse:
         """An image link of a url-only answer (served without any key, as a CDN would)."""
         self.downloads.append(dict(request.headers))
+        location = self._redirects.get(request.match_info["name"])
+        if location is not None:
+            raise web.HTTPFound(location)
         data = self._files.get(request.match_info["name"])
         if data is None:
             return web.Response(status=404, text="not found")
         ctype = "image/png" if data.startswith(b"\x89PNG") else "image/webp" if data[8:12] == b"WEBP" else "image/jpeg"
         return web.Response(body=data, content_type=ctype)
 
+    def redirect_link(self, location: str) -> str:
+        """A link on the fake's own origin that redirects (302) to ``location``."""
+        name = f"{uuid.uuid4().hex}.img"
+        self._redirects[name] = location
+        return f"{self.base_url.rsplit('/v1', 1)[0]}/files/{name}"
+
     def link(self, data: bytes) -> str:
-        """Keep ``data`` and return the image link that serves it."""
+        """Keep ``data`` and return the image link that serves it (``link_to`` when set)."""
+        if self.link_to is not None:
+            return self.link_to
         name = f"{uuid.uuid4().hex}.img"
         self._files[name] = data
         return f"{self.base_url.rsplit('/v1', 1)[0]}/files/{name}"

@@ -85,7 +85,7 @@ def test_a_postgresql_url_has_no_file_and_its_password_is_never_shown(tmp_path: 
     env = {"DISCORD_TOKEN": "t", "OPENAI_API_KEY": "k", "DATABASE_URL": url, "SHARD_COUNT": "4", "SHARD_IDS": "2-3"}
     s = load_settings(env, cwd=tmp_path, env_file=tmp_path / "none")
     assert s.database_url == url and s.database_path is None and s.shard_ids == (2, 3)
-    assert describe(s)["database_url"] == "postgresql://imagebot:***@db:5432/imagebot"
+    assert describe(s)["database_url"] == "postgresql://***@db:5432/imagebot"
     assert "hunter2" not in repr(describe(s)) and "hunter2" not in repr(s)
     with pytest.raises(ConfigError, match="SHARD_IDS names shard 4, but SHARD_COUNT=4"):
         load_settings({**env, "SHARD_IDS": "3-4"}, cwd=tmp_path, env_file=tmp_path / "none")

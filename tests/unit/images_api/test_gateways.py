@@ -259,7 +259,7 @@ async def test_url_downloads_are_keyless_and_bounded(session: aiohttp.ClientSess
     }
     runner, base, seen = await _links_server(routes)
     try:
-        client = ImagesClient(session, "http://127.0.0.1:9/v1", FAKE_API_KEY)
+        client = ImagesClient(session, base + "/v1", FAKE_API_KEY)  # links on the gateway's own origin
         client.download_max_bytes = 4096
         assert await client._download({"url": f"{base}/ok"}, None) == _png()
         assert all("Authorization" not in h for h in seen)
@@ -272,6 +272,7 @@ async def test_url_downloads_are_keyless_and_bounded(session: aiohttp.ClientSess
         with pytest.raises(MalformedResponse):
             await client._download({"url": "file:///etc/passwd"}, None)
     finally:
+        await client.aclose()
         await runner.cleanup()
 
 

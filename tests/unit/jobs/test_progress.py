@@ -282,3 +282,11 @@ async def test_loop_lag_measures_a_blocked_loop() -> None:
         assert seen > 0.08
     finally:
         await lag.stop()
+
+
+def test_an_announced_status_goes_out_at_once_without_waiting_for_the_grace() -> None:
+    pacer = Pacer(1, min_interval=1.0, status_grace=0.7, created=100.0)
+    pacer.status()
+    assert pacer.decide(100.1) == Wait(100.7)  # a plain status waits: a first frame may come with it
+    pacer.announce()
+    assert pacer.decide(100.1) == Send()
