@@ -113,6 +113,10 @@ SETTINGS_ZH: dict[str, str] = {
     "DISCORD_GATEWAY_URL": "覆盖 Discord 网关 URL，用于网关代理（以及测试套件的假 Discord）。通常留空。",
     "LOG_LEVEL": "debug、info、warning 或 error。机密从不写入日志。",
     "LOG_FORMAT": "日志格式：text（每个事件一行可读文字）或 json（每行一个 JSON 对象）。",
+    "USER_HASH_SECRET": (
+        "把 Discord ID 转换为发送给 Images API 的 `user` 所用的 HMAC 密钥。留空：由 DISCORD_TOKEN 派生"
+        "（更换令牌会让每个人得到新的 ID）；设为一个很长的随机值，可在更换令牌后保持 ID 不变。"
+    ),
     "LOG_PROMPTS": "true = 在 info 级别的任务日志中包含提示词（默认关闭：提示词可能是私密的）。",
     "SHUTDOWN_GRACE": (
         "收到 SIGTERM/SIGINT 后，运行中的任务在被取消并退款之前可以完成的秒数。默认值适合 Docker 的 10 秒停止超时；"
