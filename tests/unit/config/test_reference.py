@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -45,3 +47,11 @@ def test_a_changed_declaration_makes_the_page_stale(monkeypatch: pytest.MonkeyPa
 def test_table_cells_cannot_break_the_table() -> None:
     spec = Spec("X", str, "a | b\nc")
     assert reference._cell(spec.doc) == "a \\| b c"
+
+
+def test_the_command_line_checks_the_pages() -> None:
+    """``python -m bot config-docs --check``: what a contributor runs, wired to the same check."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "config-docs", "--check"], cwd=reference.ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
