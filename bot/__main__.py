@@ -24,6 +24,7 @@ import asyncpg
 import discord
 
 from bot.config.exposure import cleartext_warnings
+from bot.config.redaction import RedactingFilter, redact
 from bot.config.settings import ConfigError, Settings, describe, load_settings
 from bot.images_api.client import ImagesClient
 from bot.images_api.io_loop import ImagesLoop
@@ -46,7 +47,6 @@ from bot.ops.metrics import Metrics
 from bot.quota import Quota, defaults_from
 from bot.quota.retention import PromptRetention
 from bot.quota.tenants import TenantStore
-from bot.redaction import RedactingFilter, redact
 from bot.rules import RuleStore
 from bot.storage.connect import open_storage
 from bot.storage.db import kv_get, kv_set

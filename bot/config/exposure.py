@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
+from bot.config.redaction import redact
 from bot.config.settings import Settings
-from bot.redaction import redact
 
 __all__ = ["cleartext_warnings", "is_local_host"]
 

@@ -10,8 +10,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.redaction import redact
-from bot.redaction import shown_value as shown_value  # what an error may echo of a value (settings.py)
+from bot.config.redaction import redact
+from bot.config.redaction import shown_value as shown_value  # what an error may echo of a value (settings.py)
 
 
 def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:

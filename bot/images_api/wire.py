@@ -8,9 +8,9 @@ import re
 import time
 from collections.abc import Mapping
 
-from bot.redaction import redact
+from bot.config.redaction import redact
 
-__all__ = ["cap_message", "parse_retry_after", "redact", "request_id_from"]  # redact: bot/redaction.py
+__all__ = ["cap_message", "parse_retry_after", "redact", "request_id_from"]  # redact: bot/config/redaction.py
 
 # What of a service's message reaches a log line: gateways echo whole bodies (LiteLLM: an SSE stream's base64).
 MAX_MESSAGE_CHARS = 400

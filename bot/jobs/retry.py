@@ -15,8 +15,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from bot.config.redaction import redact
 from bot.quota import JobStateError
-from bot.redaction import redact
 
 if TYPE_CHECKING:
     from bot.jobs.service import JobService

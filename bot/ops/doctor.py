@@ -22,11 +22,11 @@ import aiohttp
 
 from bot.config.exposure import cleartext_warnings
 from bot.config.parsers import without_password
+from bot.config.redaction import redact
 from bot.config.settings import ConfigError, Settings, load_settings
 from bot.images_api.stream_gate import no_stream_key
 from bot.ops import permissions as perms
 from bot.ops.doctor_api import Report, check_images_api, safe_url
-from bot.redaction import redact
 from bot.storage.db import migrations
 
 DISCORD_API = "https://discord.com/api/v10"

@@ -59,7 +59,7 @@ class Report:
 
 
 def safe_url(url: str) -> str:
-    """The URL without any credential (``bot/redaction.py``)."""
+    """The URL without any credential (``bot/config/redaction.py``)."""
     return redact(url)
 
 

@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from bot.config.redaction import redact
 from bot.config.settings import ConfigError, load_settings
-from bot.redaction import redact
 from bot.storage.db import migrations
 
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "*": "127.0.0.1", "::": "::1", "[::]": "::1"}

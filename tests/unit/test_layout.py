@@ -156,3 +156,9 @@ def test_comments_name_no_path_outside_the_repository() -> None:
         if "/work/" in text or "../shared" in text:
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_bot_holds_at_most_a_dozen_entries() -> None:
+    """``bot/`` is grouped by what a reader looks for: a new module joins a package, not the top level."""
+    entries = sorted(p.name for p in (ROOT / "bot").iterdir() if p.name != "__pycache__")
+    assert len(entries) <= 12, entries

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from bot.config.redaction import RedactingFilter, redact, scheme_only
 from bot.ops.job_events import JsonFormatter
-from bot.redaction import RedactingFilter, redact, scheme_only
 
 
 @pytest.mark.parametrize(
