@@ -1,4 +1,4 @@
-# imagebot: the README's install (pip installs the project from pyproject.toml, as ./imagebot run does),
+# imagebot: the same install as ./imagebot (pip installs the project from pyproject.toml, as ./imagebot run does),
 # in two stages: wheels are built in the first, the slim runtime stage installs only those wheels.
 # The bot runs as a non-root user, keeps its SQLite database on the /data volume and starts `python -m bot`.
 # The Python version is the floor of requires-python in pyproject.toml (tests/unit/test_docker.py checks it).

@@ -1,4 +1,4 @@
-"""``python -m bench.baseline``: the bot the burst profile compares against (issue 11).
+"""``python -m bench.baseline``: the bot the burst profile compares against.
 
 What a popular bot that does not stream does, and nothing more: ``/imagine`` defers, makes one non-streaming
 Images API call, decodes the JSON and the base64 (on the event loop, as such bots do), and uploads the bytes

@@ -1,4 +1,4 @@
-"""The burst profile (issue 11): a rush of fast jobs, our bot against a bot that does not stream.
+"""The burst profile: a rush of fast jobs, our bot against a bot that does not stream.
 
 N ``/imagine`` requests at once, each answered with its first partial frame 0.4 s after the request, the
 second at 0.7 s and the result at 1.0 s (no jitter), at 1024x1024 and 1536x1024. In the same run, against the

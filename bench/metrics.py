@@ -1,4 +1,4 @@
-"""From what the fakes recorded to the figures of issue 5 (pure functions: no I/O, no clocks).
+"""From what the fakes recorded to the benchmark's figures (pure functions: no I/O, no clocks).
 
 Times are ``time.monotonic()`` from both fakes (one clock on Linux, whatever the process).
 

@@ -63,7 +63,7 @@ def _mark(fig: dict[str, Any], *names: str) -> str:
 
 
 def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(figure, measured, target, met) for the issue's table."""
+    """(figure, measured, target, met): the spread profile's targets."""
     pv, fl, ack = fig["preview_latency_ms"], fig["final_latency_ms"], fig["ack_latency_ms"]
     calls = fig["calls_per_job"]
     return [
@@ -242,7 +242,7 @@ def burst_table(ours: dict[str, Any], base: dict[str, Any]) -> str:
 
 
 def burst_targets(results: list[dict[str, Any]], size: str = "1024x1024") -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for issue 11's targets, from the burst results of ``size``."""
+    """(target, measured, met) for the burst profile's targets, from the burst results of ``size``."""
     at = {r["jobs"]: r for r in results if r["size"] == size}
     out: list[tuple[str, str, bool | None]] = []
 

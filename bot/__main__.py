@@ -240,7 +240,7 @@ async def run(settings: Settings) -> None:
         elif settings.shard_ids:
             log.warning(
                 "SHARD_IDS is set but DATABASE_URL is SQLite: MAX_CONCURRENT_IMAGES and the fair queue hold for "
-                "this process only; several processes share them through PostgreSQL (README, Scaling out)"
+                "this process only; several processes share them through PostgreSQL (docs/operations/scaling-out.md)"
             )
         jobs = JobService(
             client=client,
@@ -392,6 +392,12 @@ def _env_example(rest: list[str]) -> int:
     return 0
 
 
+def _config_docs(rest: list[str]) -> int:
+    from bot.config.reference import main as reference_main
+
+    return reference_main(rest)
+
+
 def _images_api(rest: list[str]) -> int:
     from bot.demo.images.__main__ import main as images_main
 
@@ -415,6 +421,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "migrate-db": ("copy an SQLite database into an empty PostgreSQL one: SQLITE_URL POSTGRES_URL", _migrate_db),
     "catalogs": ("maintain the message catalogs: extract | update | check", _catalogs),
     "env-example": ("print the .env.example generated from the settings' declarations", _env_example),
+    "config-docs": ("write docs/operations/configuration(.zh).md from the settings' declarations", _config_docs),
     "playground": ("the whole bot in a browser: local Discord and image service, no setup needed", _playground),
     "images-api": ("serve the built-in image service alone (for trying gateways and the benchmark)", _images_api),
 }

@@ -62,7 +62,7 @@ class Settings:
         parse.url(("https", "http")),
         "https://api.openai.com/v1",
         "Base URL of the Images API. Point it at any OpenAI-compatible gateway (e.g. new-api) to use that instead. "
-        'GATEWAY: new-api, one-api and the LiteLLM proxy work as they are (see "Using a gateway" in README.md): '
+        "GATEWAY: new-api, one-api and the LiteLLM proxy work as they are (see docs/setup/gateways.md): "
         "the bot notices a gateway that cannot stream images, falls back to plain requests for that URL, and never "
         "retries a gateway's 5xx (its upstream may already have charged you). new-api: set STREAMING_TIMEOUT=300 "
         "(or more) and STREAM_SCANNER_MAX_BUFFER_MB=64 (or more) on the gateway; one-api cannot edit images.",
@@ -148,7 +148,7 @@ class Settings:
         "SQLite database: sqlite:///relative/path.db (relative to the working directory) or "
         "sqlite:////absolute/path.db. The Docker image sets sqlite:////data/imagebot.db (the /data volume). "
         "Several processes share one PostgreSQL database instead: postgresql://user:password@host:5432/database "
-        '(see "Scaling out" in the README).',
+        "(see docs/operations/scaling-out.md).",
         section="Storage",
     )
     database_path: Path | None = _DEFAULT_DATABASE_PATH

@@ -8,7 +8,7 @@ and whoever needs one buffer joins them, off the loop (``bot/images/client.py`` 
 parses the event; CPython releases the GIL while it joins a megabyte or more). ``raw`` joins on first use,
 ``data`` is the ``str`` form, decoded only if asked for. Measured on a 3.7 MB event: 4.3 ms of loop time per
 event with a growing ``bytearray`` and ``str`` decoding, about 1 ms with one join on the loop; in the burst
-profile at N=64 that join was the largest single cost left on the loop (README, Benchmark).
+profile at N=64 that join was the largest single cost left on the loop (docs/development/performance-history.md).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from bot import CodedError
 from bot.images_api.types import CONTENT_TYPES, InputImage
 from bot.imaging.work import EXTENSIONS, run_blocking, to_rgb
 
-# Members' files are opened with these decoders only (what the README promises: PNG, JPEG (whose decoder
+# Members' files are opened with these decoders only (what docs/guide/editing.md promises: PNG, JPEG (whose decoder
 # also reads the MPO files phones write), WebP, GIF, BMP, TIFF, ICO, TGA, and AVIF where Pillow has it), not every
 # format Pillow ships: each decoder is code that reads hostile bytes. The bomb warning is an error (set in
 # ``bot/imaging/__init__.py``).

@@ -1,6 +1,7 @@
 """End to end behind a gateway: the real bot against the fake Images API imitating new-api, one-api or
-the LiteLLM proxy (``bot/fakeapi/gateways.py``). One test per row of issue 10's table (and the two stream
-rows of issue 9): what the user sees, how many requests the API got (no double billing) and the ledger.
+the LiteLLM proxy (``bot/demo/images/gateways.py``). One test per behaviour docs/setup/gateways.md describes
+(and the two ways a stream can break before or inside its first event): what the user sees, how many requests
+the API got (no double billing) and the ledger.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ async def test_new_api_gets_a_hashed_user_as_well_as_safety_identifier(rig: Rig)
 
 
 async def test_stream_cut_before_the_first_event_is_retried(rig: Rig) -> None:
-    # Issue 9: the stream is cut right after the response headers, before any event.
+    # The stream is cut right after the response headers, before any event: nothing can have been billed.
     rig.images.drop_connection_next(after_partials=0)
     await rig.start_bot(API_MAX_RETRIES="1")
     h = await imagine(rig.discord, "a tin robot")
@@ -266,7 +267,7 @@ async def test_stream_cut_before_the_first_event_is_retried(rig: Rig) -> None:
 
 
 async def test_half_an_event_is_the_services_fault(rig: Rig) -> None:
-    # Issue 9: half an event's JSON, then the end of the stream.
+    # Half an event's JSON, then the end of the stream: the service's fault, not retried.
     rig.images.half_event_next(after_partials=0)
     await rig.start_bot()
     h = await imagine(rig.discord, "a clock tower")

@@ -1,4 +1,4 @@
-"""The Docker image installs the bot the way the README does, without a Docker engine.
+"""The Docker image installs the bot the way ``./imagebot`` does, without a Docker engine.
 
 This machine has no Docker daemon, so the image is not built here. Instead: the Dockerfile is read
 instruction by instruction and held to the project's own facts (``pyproject.toml``, the settings, the

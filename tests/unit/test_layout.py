@@ -1,4 +1,4 @@
-"""The layout rules of the code (README, "How it is built"), checked on the source itself.
+"""The layout rules of the code (docs/development/architecture.md), checked on the source itself.
 
 * Imports run one way: no cycles among the modules of ``bot/`` and ``cogs/``. Imports under
   ``if TYPE_CHECKING:`` (annotations only, never run) are not edges; ``bot/`` may not make them to

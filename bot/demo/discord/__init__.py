@@ -8,10 +8,10 @@ Tests drive it with ``inject_interaction(fd.slash(...))`` / ``inject_message(fd.
 bot sends is validated against ``bot/demo/discord/discord_subset.json``; problems land in
 ``fd.validation_errors`` (and, like Discord, the request is answered 400) and in ``fd.mention_violations``.
 
-Misbehaving on purpose (issue 9): ``fd.fail(method, path_regex, status, code=..., with_files=...,
+Misbehaving on purpose, to test how the bot copes: ``fd.fail(method, path_regex, status, code=..., with_files=...,
 times=...)`` answers matching requests with an error; ``await fd.delete_message(msg)`` deletes as a user
 would; ``handle.expire()`` ends a token; ``await fd.set_bot_permissions(channel_id, deny={...})`` takes
-channel permissions from the bot. Shards (issue 13): ``fd.add_guild(shard=(id, count))``,
+channel permissions from the bot. Shards, for several bot processes: ``fd.add_guild(shard=(id, count))``,
 ``fd.recommended_shards``, ``fd.shards_connected``, ``fd.sessions_for(guild_id)``.
 
 ``FakeDiscord`` is one object built from one layer per concern, each module building on the one before:

@@ -1,8 +1,8 @@
 """Gateway personalities of the fake Images API: new-api, one-api and the LiteLLM proxy.
 
-Each reproduces what the gateway's own source does (read there; the README's gateway sections sum it up): how it
+Each reproduces what the gateway's own source does (read there; docs/setup/gateways.md sums it up): how it
 answers a stream request, which fields it drops or refuses, its error bodies and request-id header. The fake
-(``bot/fakeapi/server.py``) asks the personality before answering; ``None`` means "answer as OpenAI would".
+(``bot/demo/images/server.py``) asks the personality before answering; ``None`` means "answer as OpenAI would".
 """
 
 from __future__ import annotations

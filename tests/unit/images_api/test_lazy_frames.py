@@ -1,4 +1,5 @@
-"""Partial frames stay base64-encoded until a preview of them is rendered (issue 11).
+"""Partial frames stay base64-encoded until a preview of them is rendered: a rush of
+jobs must not pay for decoding frames nobody sees.
 
 * the Images client hands partial frames over still encoded (``PartialImage.b64``) and decodes finals;
 * a frame superseded by a newer one, or by the result, before its render started is never decoded;
