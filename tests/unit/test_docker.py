@@ -106,7 +106,7 @@ def test_build_stage_builds_the_project_from_pyproject_like_imagebot_run() -> No
     runs = BUILD.args("RUN")
     assert any(re.search(r"\bpip wheel\b.*--wheel-dir /wheels \.$", r) for r in runs), runs
     # ./imagebot run installs the same project the same way: pip, from pyproject.toml in the repository root.
-    assert 'pip install --quiet -e "$here"' in (ROOT / "imagebot").read_text(encoding="utf-8")
+    assert 'pip install --quiet "$here"' in (ROOT / "imagebot").read_text(encoding="utf-8")
 
 
 def test_runtime_stage_installs_only_the_built_wheels() -> None:
