@@ -21,12 +21,11 @@ from aiohttp import web
 from PIL import Image
 
 from bot.demo.discord import FakeDiscord, InteractionHandle
-from bot.demo.images import FakeImagesAPI
 from tests.e2e.test_doctor import doctor
 from tests.e2e.test_edit import answer_to, edit_requests, parts
 from tests.helpers.e2e import final_files, has_result, job_rows, poll, results_of
 from tests.helpers.litellm import COOLDOWN_SECONDS, MASTER_KEY, LiteLLMProxy, ensure_litellm, free_port
-from tests.plugins.rig import Rig
+from tests.plugins.rig import Rig, running_rig
 
 # The first test also starts the proxy (20-60 s on a busy machine); the install happens before any test runs.
 pytestmark = pytest.mark.timeout(240)
@@ -67,26 +66,9 @@ async def lrig(tmp_path: Path, proxy: LiteLLMProxy, upstream_port: int) -> Async
     loop = asyncio.get_running_loop()
     if Cooldown.until > loop.time():
         await asyncio.sleep(Cooldown.until - loop.time())
-    fd = FakeDiscord()
-    await fd.start()
-    images = FakeImagesAPI()
-    await images.start(port=upstream_port)
-    r = Rig(fd, images, proxy.base_url, tmp_path)
-    try:
+    async with running_rig(tmp_path, images_port=upstream_port, api_base=proxy.base_url) as (r, problems):
         yield r
-    finally:
-        try:
-            await r.stop_bot()
-        finally:
-            await images.stop()
-            await fd.stop()
-            r.close()
     log = r.log_text()
-    problems = [f"schema violations: {fd.validation_errors[:5]}"] if fd.validation_errors else []
-    if fd.mention_violations:
-        problems.append(f"messages without allowed_mentions parse=[]: {fd.mention_violations[:5]}")
-    if "Traceback" in log:
-        problems.append("Traceback in the bot log")
     if BASE64_RUN.search(log):  # no image bytes in any log line, ever
         problems.append("a run of base64 in the bot log")
     if MASTER_KEY in log:

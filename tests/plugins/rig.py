@@ -215,16 +215,21 @@ class Rig:
             self._log_file = None
 
 
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    """A started fake Discord and fake Images API; the test starts the bot (``await rig.start_bot()``)."""
+@contextlib.asynccontextmanager
+async def running_rig(
+    tmp_path: Path, *, images_port: int = 0, api_base: str | None = None
+) -> AsyncIterator[tuple[Rig, list[str]]]:
+    """A started fake Discord and fake Images API (on ``images_port``; the bot is pointed at ``api_base``, a
+    proxy in front of it, when given), stopped afterwards. The list it yields is filled at the end with what
+    went wrong in every test: schema and mention violations, a Traceback the test did not expect."""
     fd = FakeDiscord()
     await fd.start()
     images = FakeImagesAPI()
-    images_base = await images.start()
-    r = Rig(fd, images, images_base, tmp_path)
+    images_base = await images.start(port=images_port)
+    r = Rig(fd, images, api_base or images_base, tmp_path)
+    problems: list[str] = []
     try:
-        yield r
+        yield r, problems
     finally:
         try:
             await r.stop_bot()
@@ -232,13 +237,18 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             await images.stop()
             await fd.stop()
             r.close()
-    problems: list[str] = []
-    if fd.validation_errors:
-        problems.append("schema violations:\n  " + "\n  ".join(fd.validation_errors[:20]))
-    if fd.mention_violations:
-        problems.append(f"messages without allowed_mentions parse=[]: {fd.mention_violations[:5]}")
-    log = r.log_text()
-    if "Traceback" in log and not r.allow_tracebacks:
-        problems.append("Traceback in the bot log (set rig.allow_tracebacks = True if expected)")
+        if fd.validation_errors:
+            problems.append("schema violations:\n  " + "\n  ".join(fd.validation_errors[:20]))
+        if fd.mention_violations:
+            problems.append(f"messages without allowed_mentions parse=[]: {fd.mention_violations[:5]}")
+        if "Traceback" in r.log_text() and not r.allow_tracebacks:
+            problems.append("Traceback in the bot log (set rig.allow_tracebacks = True if expected)")
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    """A started fake Discord and fake Images API; the test starts the bot (``await rig.start_bot()``)."""
+    async with running_rig(tmp_path) as (r, problems):
+        yield r
     if problems:
         pytest.fail("\n".join(problems) + "\n" + r.log_tail(80), pytrace=False)
