@@ -114,7 +114,8 @@ async def charge(
     Returns the new value, or None when refused. ``exclude_job``: a job this transaction already wrote, which
     a counter started from the ledger must not count twice.
     """
-    for _ in range(2):
+    rechecked = False
+    for _ in range(3):
         if ceiling is None:
             row = await tx.fetchone(_CHARGE, (float(amount), counter.key))
         else:
@@ -125,7 +126,12 @@ async def charge(
         if row is not None:
             return float(row[0])
         if await value(tx, counter) is not None:
-            return None  # the row is there: the limit refused it
+            if rechecked:
+                return None  # the row is there: the limit refused it
+            # On PostgreSQL the row may have been started (and committed) by another transaction after this
+            # UPDATE's snapshot was taken: only a second UPDATE that sees it can refuse.
+            rechecked = True
+            continue
         start = await from_ledger(tx, counter, exclude_job)
         await tx.execute(_START, (counter.key, start, ts(counter.period.end)))
     raise RuntimeError(f"quota counter {counter.key} vanished while charging it")
