@@ -8,7 +8,9 @@ the time of each ``Ledger.reserve`` call is recorded. Two cases: the server with
 server with a (large) monthly budget, which every member's reservation counts against. Prints p50/p99
 and this process's CPU time per reservation for each database, case and concurrency (and JSON with
 ``--json FILE``). Without ``--postgres-url`` it starts a throwaway PostgreSQL server the way the tests
-do (``tests/helpers/pgserver.py``).
+do (``tests/helpers/pgserver.py``), and also reports that server's CPU time per reservation (all its
+processes): on a machine of few cores the server and the bot share them, which bounds how many
+reservations a second fit whatever the locking.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -55,35 +58,57 @@ async def measure(store: Ledger, concurrency: int, per_worker: int, guild: int) 
     return latencies
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(postmaster_pid: int | None) -> float:
+    """CPU seconds used so far by a PostgreSQL server (the postmaster and its children); 0 if unknown."""
+    if postmaster_pid is None:
+        return 0.0
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        pid = int(stat.parent.name)
+        if pid == postmaster_pid or int(fields[1]) == postmaster_pid:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLOCK_TICKS
+
+
 @asynccontextmanager
-async def backend_for(kind: str, postgres_url: str | None, workdir: Path) -> AsyncIterator[Backend]:
+async def backend_for(kind: str, postgres_url: str | None, workdir: Path) -> AsyncIterator[tuple[Backend, int | None]]:
+    """The backend, and the pid of the PostgreSQL server this bench started (None otherwise)."""
     if kind == "sqlite":
         async with open_backend("sqlite:///bench.db", workdir / "bench.db") as backend:
-            yield backend
+            yield backend, None
         return
-    url = postgres_url
+    url, pid = postgres_url, None
     if url is None:
         from tests.helpers.pgserver import server
 
-        url = await server().new_database()
+        pg = server()
+        url = await pg.new_database()
+        pid = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
     async with open_backend(url) as backend:
-        yield backend
+        yield backend, pid
 
 
 async def run(postgres_url: str | None, per_worker: int) -> list[dict[str, float | int | str]]:
     results: list[dict[str, float | int | str]] = []
     for kind in ("sqlite", "postgresql"):
         with tempfile.TemporaryDirectory() as tmp:
-            async with backend_for(kind, postgres_url, Path(tmp)) as backend:
+            async with backend_for(kind, postgres_url, Path(tmp)) as (backend, server_pid):
                 db = Database(backend)
                 await Moderation(db, DEFAULTS).set_budget(BUDGET_GUILD, 1_000_000.0, actor_id=1)
                 store = Ledger(db, DEFAULTS)
                 for case, guild in (("no budget", 1), ("budget", BUDGET_GUILD)):
                     await measure(store, 4, 20, guild)  # warm-up: connections, statement caches
                     for concurrency in CONCURRENCY:
-                        cpu = time.process_time()
+                        cpu, server_cpu = time.process_time(), server_cpu_seconds(server_pid)
                         lat = await measure(store, concurrency, per_worker, guild)
-                        cpu = time.process_time() - cpu
+                        cpu, server_cpu = time.process_time() - cpu, server_cpu_seconds(server_pid) - server_cpu
                         row: dict[str, float | int | str] = {
                             "database": kind,
                             "case": case,
@@ -92,12 +117,14 @@ async def run(postgres_url: str | None, per_worker: int) -> list[dict[str, float
                             "p50_ms": round(statistics.median(lat) * 1000, 2),
                             "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
                             "cpu_ms_per_reservation": round(cpu * 1000 / len(lat), 3),
+                            "server_cpu_ms_per_reservation": round(server_cpu * 1000 / len(lat), 3),
                         }
                         results.append(row)
                         print(
                             f"{kind:<10} {case:<9} concurrent={concurrency:<3} n={len(lat):<5} "
                             f"p50={row['p50_ms']:>7.2f} ms  p99={row['p99_ms']:>7.2f} ms  "
-                            f"cpu={row['cpu_ms_per_reservation']:.3f} ms/reservation",
+                            f"cpu={row['cpu_ms_per_reservation']:.3f} ms/reservation"
+                            + (f" (+ server {server_cpu * 1000 / len(lat):.3f})" if server_pid else ""),
                             flush=True,
                         )
     return results

@@ -20,6 +20,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.storage.sqlite import Backend
+from bot.storage.sqlite_side import BUSY_TIMEOUT_MS, side_connection
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,17 @@ async def open_database(path: Path) -> AsyncIterator[aiosqlite.Connection]:
     conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
+        async with conn.execute("PRAGMA journal_mode=WAL") as cur:
+            mode = await cur.fetchone()
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await migrate(conn)
-        yield conn
+        if mode is None or str(mode[0]).lower() != "wal":  # e.g. an in-memory database: nothing to share
+            yield conn
+            return
+        async with side_connection(conn, path, BUSY_TIMEOUT_MS):
+            yield conn
     finally:
         await conn.close()
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import aiosqlite
 
+from bot.storage.sqlite_side import BUSY_TIMEOUT_MS, side_of
+
 _CONN_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -113,10 +115,8 @@ class DirectSqliteTx(Tx):
 
     Inside ``BEGIN IMMEDIATE`` this connection already holds SQLite's write lock, so a statement never waits
     for another connection; the ledger's are indexed point reads and writes of microseconds, less than one
-    hop to aiosqlite's thread and back costs. A reservation makes about six of them: running them here
-    leaves two hops (BEGIN, which may wait for another process's lock, and COMMIT, which may checkpoint the
-    WAL), so the connection lock is held a fraction as long and callers queue for it less. The connection is
-    opened with ``check_same_thread=False`` and SQLite serialises access to it (``sqlite3.threadsafety`` 3).
+    hop to aiosqlite's thread and back costs. The connection is opened with ``check_same_thread=False`` and
+    SQLite serialises access to it (``sqlite3.threadsafety`` 3).
     """
 
     def __init__(self, raw: sqlite3.Connection) -> None:
@@ -146,47 +146,107 @@ class DirectSqliteTx(Tx):
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.raw.executemany(sql, rows).close()
 
+    def try_begin(self, busy_ms: int) -> bool:
+        """``BEGIN IMMEDIATE`` if the write lock is free now; False (nothing begun) if another connection
+        holds it. Never waits: the busy timeout is 0 for this one statement."""
+        self.raw.execute("PRAGMA busy_timeout=0")
+        try:
+            self.raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise
+        finally:
+            self.raw.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        return True
+
 
 class SqliteBackend(Backend):
-    """One shared aiosqlite connection (opened by ``bot.storage.db.open_database``)."""
+    """One shared aiosqlite connection (opened by ``bot.storage.db.open_database``), and its side
+    connection (``sqlite_side.py``) for reads.
+
+    A write transaction runs whole on the calling thread (the event loop's) when the connection allows it
+    and its side connection has taken the checkpoints over: BEGIN IMMEDIATE, about six indexed statements
+    and COMMIT are ~0.15 ms of CPU together, where each hop to aiosqlite's thread and back cost more than
+    that and held the connection lock meanwhile (32 reservations at once queued ~15 ms behind each other;
+    ``./imagebot bench reservations``). Only a BEGIN that would wait for another connection's write lock
+    goes to aiosqlite's thread, which waits up to the busy timeout off the loop.
+    """
 
     dialect = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, busy_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.conn = conn
         self.lock = connection_lock(conn)
-        self._plain = SqliteTx(conn)
+        self.busy_ms = busy_ms
         self._direct = _direct_tx(conn)
+        self._side = side_of(conn)
+        self._plain = SqliteTx(conn if self._side is None else self._side.reader)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[Tx]:
-        """Hold the connection lock and run the body in one transaction.
+        """Hold the connection's lock and run the body in one transaction.
 
         ``BEGIN IMMEDIATE`` (for writes) takes SQLite's write lock before the first read, so a
         check and the write that depends on it cannot be split by another connection; reads get
-        a deferred transaction, one snapshot. Any exception rolls back. aiosqlite runs statements
-        in order on its thread, so a ROLLBACK sent after a cancelled BEGIN still runs after it
-        (sqlite3's rollback() is a no-op outside one).
+        a deferred transaction, one snapshot, on the side connection. Any exception rolls back.
         """
+        if not write:
+            async with self._reading() as reader, _sqlite_transaction(reader, "BEGIN"):
+                yield SqliteTx(reader)
+            return
         async with self.lock:
-            conn = self.conn
-            try:
-                await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error:
-                raise  # BEGIN itself failed (e.g. busy): there is no transaction of ours to undo
-            except BaseException:
-                await asyncio.shield(conn.rollback())
-                raise
-            try:
-                yield self._direct if write and self._direct is not None else self._plain
-                await conn.commit()
-            except BaseException:
-                await asyncio.shield(conn.rollback())
-                raise
+            side, direct = self._side, self._direct
+            if side is not None and direct is not None and direct.try_begin(self.busy_ms):
+                try:
+                    yield direct
+                    direct.raw.commit()
+                except BaseException:
+                    direct.raw.rollback()
+                    raise
+                side.committed()
+                return
+            async with _sqlite_transaction(self.conn, "BEGIN IMMEDIATE"):
+                yield direct or SqliteTx(self.conn)
+            if side is not None:
+                side.committed()
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._side is None:
+            async with self.lock:
+                yield self.conn
+        else:
+            async with self._side.lock:
+                yield self._side.reader
 
     @asynccontextmanager
     async def plain(self) -> AsyncIterator[Tx]:
-        yield self._plain
+        if self._side is None:
+            yield self._plain
+            return
+        async with self._side.lock:
+            yield self._plain
+
+
+@asynccontextmanager
+async def _sqlite_transaction(conn: aiosqlite.Connection, begin: str) -> AsyncIterator[None]:
+    """``begin`` ... COMMIT through aiosqlite's thread, rolled back on any exception. aiosqlite runs
+    statements in order on its thread, so a ROLLBACK sent after a cancelled BEGIN still runs after it
+    (sqlite3's rollback() is a no-op outside a transaction)."""
+    try:
+        await conn.execute(begin)
+    except sqlite3.Error:
+        raise  # BEGIN itself failed (e.g. busy): there is no transaction of ours to undo
+    except BaseException:
+        await asyncio.shield(conn.rollback())
+        raise
+    try:
+        yield
+        await conn.commit()
+    except BaseException:
+        await asyncio.shield(conn.rollback())
+        raise
 
 
 def _direct_tx(conn: aiosqlite.Connection) -> DirectSqliteTx | None:
