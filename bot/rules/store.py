@@ -132,6 +132,7 @@ class RuleStore:
         self._cache: OrderedDict[int, tuple[float, RuleSet]] = OrderedDict()
         self._generation: dict[int, int] = {}
         self._matching: dict[tuple[int, bool, str], asyncio.Future[Rule | None]] = {}
+        self._loading: dict[tuple[int, int], asyncio.Future[RuleSet]] = {}
 
     # ------------------------------------------------------------------ transactions
 
@@ -198,7 +199,21 @@ class RuleStore:
         if cached is not None and (self.cache_seconds is None or self._monotonic() - cached[0] < self.cache_seconds):
             self._cache.move_to_end(guild_id)
             return cached[1]
-        generation = self._generation.get(guild_id, 0)
+        # One read per server however many ask at once: the first jobs of a rush all miss the cache, and
+        # each reading for itself queued them behind each other's reads before their acknowledgement.
+        key = (guild_id, self._generation.get(guild_id, 0))
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(guild_id, key[1]))
+            loading.add_done_callback(functools.partial(self._loaded, key))
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key: tuple[int, int], future: asyncio.Future[RuleSet]) -> None:
+        self._loading.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # retrieved: every caller may have been cancelled meanwhile
+
+    async def _load(self, guild_id: int, generation: int) -> RuleSet:
         read_at = self._monotonic()
         ruleset = RuleSet(await self.list_rules(guild_id))
         if self._generation.get(guild_id, 0) == generation:  # no change landed while we were reading

@@ -267,6 +267,14 @@ async def test_rules_are_compiled_once_and_the_cache_follows_changes(store: Rule
     await store.check(guild_id=1, user_id=42, channel_id=None, prompt="a cat", nsfw_channel=False)
 
 
+async def test_a_rush_of_first_checks_reads_and_compiles_the_rules_once(store: RuleStore) -> None:
+    await store.add(1, "word", "fox", sfw_only=False, actor_id=7)
+    fresh = RuleStore(store.backend, max_rules=5, max_regex_rules=2, clock=lambda: NOW)  # an empty cache
+    loaded = await asyncio.gather(*(fresh.ruleset(1) for _ in range(20)))
+    assert all(ruleset is loaded[0] for ruleset in loaded) and len(loaded[0]) == 1
+    assert await fresh.ruleset(1) is loaded[0]
+
+
 async def test_a_slow_match_runs_off_the_event_loop(store: RuleStore) -> None:
     await store.add(1, "regex", "(?:[ab]*a[ab]{150}){5}z", sfw_only=False, actor_id=7)
     await store.add(1, "regex", "(?:[ab]*b[ab]{150}){5}z", sfw_only=False, actor_id=7)
