@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="one bot process through --rounds rounds of --round-jobs jobs (imagine, edit, cancel); what grows",
     )
     p.add_argument("--rounds", type=int, default=12, help="long run: rounds (default 12)")
+    p.add_argument("--warmup", type=int, default=2, help="long run: first rounds left out of the slopes (default 2)")
     p.add_argument("--round-jobs", type=int, default=30, help="long run: jobs per round (default 30)")
     p.add_argument("--burst-sizes", default=",".join(burst.SIZES), metavar="WxH,...", help="burst profile sizes")
     p.add_argument(
@@ -266,7 +267,7 @@ async def _long(
 
 async def long_main(args: argparse.Namespace, bot_env: dict[str, str], workdir: Path, info: dict[str, Any]) -> int:
     started = time.monotonic()
-    opts = longrun.LongRunOptions(rounds=args.rounds, per_round=args.round_jobs)
+    opts = longrun.LongRunOptions(rounds=args.rounds, per_round=args.round_jobs, warmup=args.warmup)
     result, broken = await _long(args, bot_env, workdir, opts)
     out = {
         "machine": info,

@@ -42,6 +42,7 @@ from bot.jobs.service import JobService
 from bot.jobs.services import Services
 from bot.ops.health_server import HealthServer
 from bot.ops.job_events import JobEvents, JsonFormatter
+from bot.ops.memory import MemoryTrimmer
 from bot.ops.metrics import Metrics
 from bot.quota import Quota, defaults_from
 from bot.quota.retention import PromptRetention
@@ -66,8 +67,7 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     secrets = [settings.discord_token, settings.openai_api_key, settings.server_key_secret, settings.user_hash_secret]
     handler.addFilter(RedactingFilter([s for s in secrets if s]))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
+    (root := logging.getLogger()).handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # discord.py at DEBUG logs every payload; keep it at INFO unless asked.
     logging.getLogger("discord").setLevel(max(logging.INFO, root.level))
@@ -266,6 +266,7 @@ async def run(settings: Settings) -> None:
                 lag=loop_lag,
             ),
             models=configured,
+            memory=MemoryTrimmer.for_this_system(),
         )
         # This process's own jobs whose settle or refund failed for good: refunded once they outlive the API
         # timeout (a sibling's are the leases' business).

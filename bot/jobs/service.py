@@ -38,6 +38,7 @@ from bot.jobs.scheduler import FairScheduler, SlotScheduler
 from bot.jobs.usage_check import plausible
 from bot.jobs.whole import whole_image
 from bot.ops.job_events import JobEvents
+from bot.ops.memory import MemoryTrimmer
 from bot.quota import Ledger, Reservation
 from bot.rules import RuleStore
 
@@ -127,6 +128,7 @@ class JobService:
     slot_scheduler: SlotScheduler | None = None  # None: the in-process FairScheduler (MAX_CONCURRENT_IMAGES)
     payers: Payers | None = None  # who pays in each server; None: the operator's key everywhere
     models: dict[str, ModelInfo] = field(default_factory=dict)  # every configured model, by name
+    memory: MemoryTrimmer = field(default_factory=MemoryTrimmer)  # gives freed memory back after a rush
     scheduler: SlotScheduler = field(init=False)
     _active: dict[int, int] = field(init=False, default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
@@ -182,12 +184,9 @@ class JobService:
         payer = await self.payer(spec.guild_id)  # ServerNotCovered: refused before anything else
         if self.rules is not None and spec.guild_id is not None:
             await self.rules.check(
-                guild_id=spec.guild_id,
-                user_id=spec.user_id,
-                channel_id=spec.channel_id,
-                prompt=spec.prompt,
-                nsfw_channel=spec.channel_nsfw,
-            )
+                guild_id=spec.guild_id, user_id=spec.user_id, channel_id=spec.channel_id,
+                prompt=spec.prompt, nsfw_channel=spec.channel_nsfw,
+            )  # fmt: skip
         if self._active.get(spec.user_id, 0) >= self.max_jobs_per_user:
             raise TooManyJobs(self.max_jobs_per_user)
         self._active[spec.user_id] = self._active.get(spec.user_id, 0) + 1
@@ -212,6 +211,7 @@ class JobService:
             raise
         self._job_payers[reservation.job_id] = payer
         self.open_jobs.add(reservation.job_id)
+        self.memory.job_started()
         self.events.queued(
             reservation.job_id,
             guild_id=spec.guild_id,
@@ -408,13 +408,11 @@ class JobService:
         self._job_payers.pop(job.id, None)
         self.open_jobs.discard(job.id)  # still unsettled from here on: bot/jobs/retry.py's reclaim_overdue
         self.release_user(job.spec.user_id)
+        self.memory.job_ended(len(self.open_jobs))
 
     def release_user(self, user_id: int) -> None:
-        left = self._active.get(user_id, 0) - 1
-        if left > 0:
+        if (left := self._active.pop(user_id, 0) - 1) > 0:
             self._active[user_id] = left
-        else:
-            self._active.pop(user_id, None)
 
     async def shutdown(self, grace: float = 0.0) -> None:
         """Stop taking jobs, give running ones ``grace`` seconds to finish, then stop the rest.
