@@ -169,7 +169,15 @@ def _round_record(r: int, jobs_total: int, finals: dict[str, float], cancelled: 
         "rss_mb": round(bot.memory_mb()["VmRSS"], 1),
         "threads": _threads(bot),
         "open_files": _open_files(bot),
+        "bench_rss_mb": round(_own_rss_mb(), 1),  # the harness's own memory, to tell its growth from the bot's
     }
+
+
+def _own_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 async def run_long(api: ImagesAPIProcess, opts: LongRunOptions, workdir: Path) -> dict[str, Any]:
@@ -203,6 +211,7 @@ async def run_long(api: ImagesAPIProcess, opts: LongRunOptions, workdir: Path) -
             await asyncio.sleep(opts.settle)
             rounds.append(_round_record(r, job_no, finals, cancelled, bot))
             print(_round_line(rounds[-1]), flush=True)
+            fd.forget_records()  # every round's jobs have ended: nothing left to wait for in them
     finally:
         code = await bot.stop()
         await fd.stop()

@@ -170,6 +170,15 @@ class FakeCore(Checks):
     def guild_commands(self) -> list[dict[str, Any]]:
         return self.commands.get(self.guild_id, [])
 
+    def forget_records(self) -> None:
+        """Let go of what was recorded so far: requests and the files they uploaded, the gateway events sent,
+        message histories and CDN bytes. For a long benchmark, whose harness would otherwise keep every image
+        the bot uploaded (GBs after a few thousand jobs); the messages themselves stay."""
+        self.requests.clear()
+        self.gateway_events_sent.clear()
+        self.message_history.clear()
+        self.cdn_files.clear()
+
     def edits_of(self, token: str) -> list[RecordedRequest]:
         """Successful PATCH requests against the messages of an interaction token, in order."""
         return [r for r in self.requests if r.token == token and r.method == "PATCH" and r.status == 200]
