@@ -11,7 +11,7 @@ import contextlib
 import csv
 import io
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +324,13 @@ async def test_report_and_ledger_csv(store: Quota, clock: Clock) -> None:
     assert parsed[2]["status"] == "cancelled"
     everything = await store.reports.ledger_csv(GUILD, since=datetime(2024, 1, 1, tzinfo=UTC))
     assert len(list(csv.DictReader(io.StringIO(everything)))) == 4
+
+    # The chart's days are the server's (Tokyo) days, summed from per-minute rows on either database.
+    clock.now = datetime(2024, 6, 2, 16, 30, tzinfo=UTC)  # June 3rd 01:30 JST
+    await reserve(store)
+    daily = (await store.reports.report(GUILD)).daily
+    assert [(d.day, d.images) for d in daily] == [(date(2024, 6, 1), 3), (date(2024, 6, 2), 0), (date(2024, 6, 3), 1)]
+    assert [d.spent_usd for d in daily] == pytest.approx([0.11, 0.0, 0.04])
 
 
 async def test_large_ledger_csv(store: Quota) -> None:
