@@ -11,8 +11,9 @@ block the loop, and this connection takes both away from the writing one:
   waits for no writer and blocks none.
 * **Long reads.** One SQLite connection runs one statement at a time: a report's aggregate running on the
   writer's worker thread would hold up the next reservation, on the loop. Read transactions and plain reads
-  go to this connection instead (WAL lets them read beside the writer), under a lock of its own so a plain
-  read never lands inside another coroutine's read snapshot and misses a commit made since.
+  go to this connection instead (WAL lets them read beside the writer). Read transactions hold a lock of
+  their own (one snapshot at a time on the connection); plain reads take none, as before, so one may run
+  inside another coroutine's snapshot and miss a commit made in the milliseconds since it began.
 
 ``open_database`` (``bot/storage/db.py``) starts one per connection it opens; ``side_of(conn)`` finds it.
 """
