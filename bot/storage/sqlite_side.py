@@ -56,7 +56,8 @@ class SideConnection:
         self._wake = asyncio.Event()
 
     def committed(self) -> None:
-        """The writer committed: checkpoint soon after enough commits, or once they stop."""
+        """The writer committed: checkpoint after ``CHECKPOINT_EVERY`` commits, or ``CHECKPOINT_IDLE`` seconds
+        after the first of fewer."""
         self._commits += 1
         if self._commits >= CHECKPOINT_EVERY or self._commits == 1:
             self._wake.set()
@@ -73,7 +74,7 @@ class SideConnection:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._commits < CHECKPOINT_EVERY:  # a first commit after a pause: wait for the burst to end
+            if self._commits < CHECKPOINT_EVERY:  # a first commit: wait for more, up to CHECKPOINT_IDLE
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), CHECKPOINT_IDLE)
                 self._wake.clear()
