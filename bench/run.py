@@ -18,7 +18,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -31,6 +30,7 @@ import aiohttp
 from bench.lag import LagMonitor
 from bot.demo.discord import FakeDiscord, InteractionHandle
 from bot.demo.discord.payloads import FakeUser
+from bot.demo.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -271,19 +271,12 @@ class BotProcess:
         return len(os.listdir(f"/proc/{self.pid}/task"))
 
     async def stop(self, timeout: float = 15.0) -> int | None:  # noqa: ASYNC109
-        proc = self.proc
-        if proc is None:
+        if self.proc is None:
             return None
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, OSError, IndexError):
-                os.kill(self.pid, signal.SIGTERM)  # py-spy, if profiling, ends with its child
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-        return proc.returncode
+        pid = None
+        with contextlib.suppress(OSError, IndexError):  # the bot under py-spy, which ends with its child
+            pid = self.pid
+        return await terminate(self.proc, timeout, pid=pid)
 
     async def stats(self) -> dict[str, Any]:
         """What the bot counted, from its ``/metrics``: ``{"decodes": {"partial": n, "final": n}}``; empty

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 
 from bot.demo.discord import FakeDiscord
 from bot.demo.images import FakeImagesAPI
+from bot.demo.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
@@ -150,21 +150,11 @@ class Rig:
 
     async def stop_bot(self, timeout: float = STOP_TIMEOUT) -> int | None:  # noqa: ASYNC109
         """SIGTERM, wait, then SIGKILL. Returns the exit code (None if no process)."""
-        proc = self.proc
-        if proc is None:
+        if self.proc is None:
             return None
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-        assert proc.returncode is not None
-        self.returncodes.append(proc.returncode)
-        return proc.returncode
+        code = await terminate(self.proc, timeout)
+        self.returncodes.append(code)
+        return code
 
     async def kill_bot(self) -> int | None:
         """SIGKILL (a crash): no chance to clean up."""

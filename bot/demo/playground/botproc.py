@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from bot.demo.processes import terminate
 
 # Settings of the person's own deployment that must not leak into the playground's bot: the real Discord
 # token and endpoints, another database, an .env file elsewhere. OpenAI's are passed on only on purpose.
@@ -83,16 +83,8 @@ class BotProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     async def stop(self, grace: float = 8.0) -> None:
-        proc = self.proc
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        if self.proc is not None:
+            await terminate(self.proc, grace)
         if self._log is not None:
             self._log.close()
             self._log = None
