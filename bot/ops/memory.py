@@ -2,9 +2,9 @@
 
 A job's images pass through buffers of megabytes (base64 text, decoded bytes, uploads) allocated on several
 threads: the event loop's, the Images API's loop, the preview thread, the pools. glibc's allocator keeps what
-such threads free in per-thread arenas for reuse and rarely returns it, so after a rush the bot's resident
-memory stays near its peak: in the long-run benchmark it climbed for ~150 jobs to ~525 MB and stayed there,
-with nothing alive in it. ``malloc_trim(0)`` hands every arena's free pages back.
+such threads free in per-thread arenas for reuse and rarely returns it, so without a trim the bot's resident
+memory stays near the peak of its busiest rush, with nothing alive in it (docs/development/benchmark.md, the
+long run). ``malloc_trim(0)`` hands every arena's free pages back.
 
 ``MemoryTrimmer.job_ended`` is told each time a job ends: when no job is left it trims ``IDLE_DELAY`` seconds
 later (if none started meanwhile), and under load that never pauses, after every ``EVERY_JOBS`` jobs. The

@@ -167,10 +167,10 @@ class SqliteBackend(Backend):
 
     A write transaction runs whole on the calling thread (the event loop's) when the connection allows it
     and its side connection has taken the checkpoints over: BEGIN IMMEDIATE, about six indexed statements
-    and COMMIT are ~0.15 ms of CPU together, where each hop to aiosqlite's thread and back cost more than
-    that and held the connection lock meanwhile (32 reservations at once queued ~15 ms behind each other;
-    ``./imagebot bench reservations``). Only a BEGIN that would wait for another connection's write lock
-    goes to aiosqlite's thread, which waits up to the busy timeout off the loop.
+    and COMMIT are ~0.2 ms of CPU together, less than one hop to aiosqlite's thread and back, and a hop
+    would hold the connection lock while the next reservation waits (``./imagebot bench reservations``).
+    Only a BEGIN that would wait for another connection's write lock goes to aiosqlite's thread, which
+    waits up to the busy timeout off the loop.
     """
 
     dialect = "sqlite"
