@@ -55,7 +55,9 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: 
                 await tx.execute("INSERT INTO kv (key, value) VALUES ('waited', 'yes')")
 
         task = asyncio.create_task(write())
-        await asyncio.sleep(0)  # the fallback BEGIN is now waiting on aiosqlite's thread, not on the loop
+        # Barrier: a read answered while the write waits shows the loop is not the one waiting.
+        async with backend.plain() as tx:
+            assert tuple(await tx.fetchone("SELECT 1") or ()) == (1,)
         assert not task.done()
         other.execute("COMMIT")
         other.close()
