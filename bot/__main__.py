@@ -266,7 +266,7 @@ async def run(settings: Settings) -> None:
                 lag=loop_lag,
             ),
             models=configured,
-            memory=MemoryTrimmer.for_this_system(),
+            memory=MemoryTrimmer.for_this_system(on_trim=metrics.memory_trims.inc),
         )
         # This process's own jobs whose settle or refund failed for good: refunded once they outlive the API
         # timeout (a sibling's are the leases' business).

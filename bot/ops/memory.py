@@ -46,8 +46,10 @@ class MemoryTrimmer:
         *,
         idle_delay: float = IDLE_DELAY,
         every_jobs: int = EVERY_JOBS,
+        on_trim: Callable[[], None] | None = None,
     ) -> None:
         self._trim = trim
+        self._on_trim = on_trim
         self.idle_delay = idle_delay
         self.every_jobs = every_jobs
         self.trims = 0
@@ -56,8 +58,9 @@ class MemoryTrimmer:
         self._running: asyncio.Task[None] | None = None
 
     @classmethod
-    def for_this_system(cls) -> MemoryTrimmer:
-        return cls(glibc_malloc_trim())
+    def for_this_system(cls, on_trim: Callable[[], None] | None = None) -> MemoryTrimmer:
+        """glibc's trim where there is one; ``on_trim`` is told after each (the bot's ``/metrics``)."""
+        return cls(glibc_malloc_trim(), on_trim=on_trim)
 
     def job_ended(self, active: int) -> None:
         """A job ended and ``active`` are still open in this process."""
@@ -91,6 +94,8 @@ class MemoryTrimmer:
         try:
             await asyncio.to_thread(trim)
             self.trims += 1
+            if self._on_trim is not None:
+                self._on_trim()
         except Exception:  # never worth more than a log line
             log.exception("returning freed memory to the system failed")
 

@@ -58,6 +58,9 @@ class Metrics:
         )
         self.decodes.labels("partial")
         self.decodes.labels("final")
+        self.memory_trims = Counter(
+            "imagebot_memory_trims", "Times freed memory was handed back to the system after a rush", registry=r
+        )
         self.loop_lag = Histogram(
             "imagebot_event_loop_lag_seconds",
             "How late the event loop ran a 25 ms timer, sampled continuously",

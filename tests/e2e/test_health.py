@@ -62,6 +62,7 @@ async def test_healthz_and_metrics_while_a_job_runs_and_after(rig: Rig) -> None:
     assert value(during, "imagebot_streams_running") == 1
     assert value(during, "imagebot_queue_length") == 0
     assert math.isnan(value(during, "imagebot_jobs_total", status="done"))  # no job has ended yet
+    assert value(during, "imagebot_memory_trims_total") == 0
     assert (await get(base + "/healthz"))[0] == 200
 
     await h.wait_for(has_result, timeout=20)
@@ -75,6 +76,11 @@ async def test_healthz_and_metrics_while_a_job_runs_and_after(rig: Rig) -> None:
     [job] = job_rows(rig)
     check_metrics_after_the_job(after, job, fd.rate_limited_count)
     check_job_events_logged(rig, job)
+
+    async def trimmed() -> bool:  # freed memory handed back once the last job has ended (bot/ops/memory.py)
+        return value((await get(base + "/metrics"))[2], "imagebot_memory_trims_total") >= 1
+
+    await poll(trimmed, timeout=5, what="a memory trim after the last job")
 
 
 async def until_healthy(base: str) -> None:

@@ -20,14 +20,15 @@ class Trims:
 
 
 async def test_the_last_job_of_a_rush_trims_once_off_the_loop() -> None:
-    trims = Trims()
-    memory = MemoryTrimmer(trims, idle_delay=0.0, every_jobs=100)
+    trims, told = Trims(), []
+    memory = MemoryTrimmer(trims, idle_delay=0.0, every_jobs=100, on_trim=lambda: told.append(1))
     for active in (2, 1):
         memory.job_ended(active)
     memory.job_ended(0)
     await poll(lambda: memory.trims == 1, what="a trim once no job is left")
     await memory.close()
     assert len(trims.threads) == 1 and trims.threads[0] != threading.get_ident()
+    assert told == [1]
 
 
 async def test_a_job_started_before_the_delay_postpones_the_trim() -> None:
